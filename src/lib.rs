@@ -1,6 +1,16 @@
 //! tally: work-safety training returns — checking, ledger, master workbook, reminders.
+//!
+//! The pure core (`plan`, `returns`, `ids`, `dates`, `fold`, `findings`, `count`) never touches
+//! the disk, a clock or the network; the edges (`read`, `ledger`, `intake`, workbooks, `cli`)
+//! do.
 
+pub mod config;
+pub mod dates;
 pub mod findings;
+pub mod fold;
 pub mod form;
 pub mod ids;
+pub mod plan;
+pub mod returns;
 pub mod template;
+pub mod workbook;

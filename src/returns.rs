@@ -1,0 +1,954 @@
+//! A return: raw cells → typed return plus every finding (DESIGN.md §3, §4, §4a). Sheets are
+//! found by content, labels matched after folding, every rule applied and every problem
+//! reported at once. Pure: no disk, no clock (`now` comes in the context).
+
+use crate::config::{Config, Unit};
+use crate::dates;
+use crate::findings::{Code, Finding, a1};
+use crate::fold::{fold, trim};
+use crate::form::{self, Column};
+use crate::ids;
+use crate::plan::YearMonth;
+use crate::workbook::{Cell, Sheet, Workbook, format_number};
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// What a check needs besides the cells.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    /// The unit whose folder the file came from (`--unit`); None: take the cover's word.
+    pub unit: Option<&'a Unit>,
+    pub now: DateTime<Tz>,
+}
+
+/// One counted person-training, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// 1-based row number in the roster sheet.
+    pub line: u32,
+    pub name: String,
+    /// Upper-case, white space removed.
+    pub id: String,
+    pub enterprise: String,
+    pub credit_code: String,
+    /// Canonical category name.
+    pub category: String,
+    pub date: NaiveDate,
+    pub hours: f64,
+    pub passed: bool,
+    pub certificate: String,
+}
+
+/// Where each part of the return was found (sheet names as in the file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Layout {
+    pub cover: Option<String>,
+    pub roster: Option<String>,
+    /// Zero-based header row of the roster.
+    pub header_row: Option<u32>,
+    /// Zero-based column of each known roster column.
+    pub columns: BTreeMap<String, u32>,
+    pub summary: Option<String>,
+}
+
+/// A return after checking.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Return {
+    /// Canonical unit name from the cover, when it names a configured unit.
+    pub unit: Option<String>,
+    pub month: Option<YearMonth>,
+    pub reporter: String,
+    pub phone: String,
+    /// Rows that passed every check; complete when the return is accepted.
+    pub rows: Vec<Row>,
+    /// Non-blank roster rows read.
+    pub row_count: usize,
+    /// Non-blank roster rows per recognised category, valid or not (what 汇总 must state).
+    pub category_rows: BTreeMap<String, u64>,
+    pub layout: Layout,
+    pub findings: Vec<Finding>,
+}
+
+impl Return {
+    pub fn accepted(&self) -> bool {
+        crate::findings::accepted(&self.findings)
+    }
+}
+
+/// Roster header labels other than the template's own that mean the same column.
+const COLUMN_ALIASES: &[(&str, Column)] = &[
+    ("身份证号码", Column::Id),
+    ("公民身份号码", Column::Id),
+    ("身份证", Column::Id),
+    ("单位名称", Column::Enterprise),
+    ("企业(单位)名称", Column::Enterprise),
+    ("所在企业", Column::Enterprise),
+    ("信用代码", Column::CreditCode),
+    ("类别", Column::Category),
+    ("培训类别", Column::Category),
+    ("培训时间", Column::Date),
+    ("学时", Column::Hours),
+    ("考试结果", Column::Result),
+    ("考核情况", Column::Result),
+    ("证书号", Column::Certificate),
+    ("证书号码", Column::Certificate),
+];
+
+fn column_of(label: &str) -> Option<Column> {
+    let f = fold(label);
+    Column::ALL
+        .into_iter()
+        .find(|c| fold(c.header()) == f)
+        .or_else(|| COLUMN_ALIASES.iter().find(|(a, _)| fold(a) == f).map(|(_, c)| *c))
+}
+
+const HEADER_SCAN_ROWS: u32 = 20;
+
+/// Zero-based row of the roster header in `sheet`, if any: the first row in the first 20 with
+/// at least three known headers, 姓名 or 身份证号 among them.
+fn find_roster_header(sheet: &Sheet) -> Option<u32> {
+    (0..sheet.height().min(HEADER_SCAN_ROWS)).find(|&r| {
+        let cols: Vec<Column> = (0..sheet.width(r))
+            .filter_map(|c| match sheet.get(r, c) {
+                Cell::Text(s) => column_of(s),
+                _ => None,
+            })
+            .collect();
+        cols.len() >= 3 && (cols.contains(&Column::Name) || cols.contains(&Column::Id))
+    })
+}
+
+/// (row, category col, count col) of a summary header.
+fn find_summary_header(sheet: &Sheet) -> Option<(u32, u32, u32)> {
+    for r in 0..sheet.height().min(HEADER_SCAN_ROWS) {
+        let mut cat = None;
+        let mut count = None;
+        for c in 0..sheet.width(r) {
+            if let Cell::Text(s) = sheet.get(r, c) {
+                let f = fold(s);
+                if f == fold(form::SUMMARY_CATEGORY) && cat.is_none() {
+                    cat = Some(c);
+                } else if f == fold(form::SUMMARY_COUNT) && count.is_none() {
+                    count = Some(c);
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (cat, count) {
+            return Some((r, a, b));
+        }
+    }
+    None
+}
+
+/// Position of the value cell for each cover label found: label → (row, col of value).
+fn find_cover(sheet: &Sheet) -> HashMap<&'static str, (u32, u32)> {
+    let mut found = HashMap::new();
+    for r in 0..sheet.height().min(40) {
+        for c in 0..sheet.width(r).min(10) {
+            let Cell::Text(s) = sheet.get(r, c) else { continue };
+            let f = fold(s.trim_end_matches([':', '：']));
+            let f = f.trim_end_matches(':');
+            if let Some(label) = form::COVER_LABELS.into_iter().find(|l| fold(l) == f) {
+                // The value is the first non-blank cell to the right (within 3), else the next one.
+                let value_col = (c + 1..=c + 3)
+                    .find(|&vc| !sheet.get(r, vc).is_blank())
+                    .unwrap_or(c + 1);
+                found.entry(label).or_insert((r, value_col));
+            }
+        }
+    }
+    found
+}
+
+/// Pick the sheet for a role: among the sheets that match by content, prefer the one whose
+/// name folds to the expected name.
+fn pick<'w, T>(
+    wb: &'w Workbook,
+    name: &str,
+    mut probe: impl FnMut(&Sheet) -> Option<T>,
+    exclude: Option<&str>,
+) -> Option<(&'w Sheet, T)> {
+    let mut hits: Vec<(&Sheet, T)> = wb
+        .sheets
+        .iter()
+        .filter(|s| Some(s.name.as_str()) != exclude)
+        .filter_map(|s| probe(s).map(|t| (s, t)))
+        .collect();
+    let preferred = hits.iter().position(|(s, _)| fold(&s.name) == fold(name));
+    match preferred {
+        Some(i) => Some(hits.swap_remove(i)),
+        None if !hits.is_empty() => Some(hits.remove(0)),
+        None => None,
+    }
+}
+
+fn text_of(cell: &Cell) -> String {
+    trim(&cell.display()).to_string()
+}
+
+fn number_of(cell: &Cell) -> Option<f64> {
+    match cell {
+        Cell::Number(n) => Some(*n),
+        Cell::Text(s) => {
+            let n: String = unicode_normalization::UnicodeNormalization::nfkc(s.as_str())
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            n.parse::<f64>().ok().filter(|v| v.is_finite())
+        }
+        _ => None,
+    }
+}
+
+/// Check a workbook's cells against the plan.
+pub fn check(wb: &Workbook, ctx: &Context<'_>) -> Return {
+    let mut ret = Return::default();
+    let mut out: Vec<Finding> = Vec::new();
+
+    let roster = pick(wb, form::ROSTER_SHEET, find_roster_header, None);
+    let cover = pick(
+        wb,
+        form::COVER_SHEET,
+        |s| {
+            let f = find_cover(s);
+            f.contains_key(form::COVER_UNIT).then_some(f)
+        },
+        roster.as_ref().map(|(s, _)| s.name.as_str()),
+    );
+    let summary = pick(
+        wb,
+        form::SUMMARY_SHEET,
+        find_summary_header,
+        roster.as_ref().map(|(s, _)| s.name.as_str()),
+    );
+
+    match &cover {
+        Some((sheet, labels)) => {
+            ret.layout.cover = Some(sheet.name.clone());
+            check_cover(sheet, labels, ctx, &mut ret, &mut out);
+        }
+        None => out.push(Finding::new(
+            Code::SheetMissing,
+            "",
+            "",
+            form::COVER_SHEET,
+            format!(
+                "未找到“{}”工作表（A列应有 填报单位、报送月份、填报人、联系电话，B列填写内容）。请使用区里下发的模板填报。",
+                form::COVER_SHEET
+            ),
+        )),
+    }
+
+    match &roster {
+        Some((sheet, header_row)) => {
+            ret.layout.roster = Some(sheet.name.clone());
+            ret.layout.header_row = Some(*header_row);
+            check_roster(sheet, *header_row, ctx, &mut ret, &mut out);
+        }
+        None => out.push(Finding::new(
+            Code::SheetMissing,
+            "",
+            "",
+            form::ROSTER_SHEET,
+            format!(
+                "未找到“{}”工作表（表头应为 序号、姓名、身份证号、企业名称、统一社会信用代码、人员类别、培训日期、培训学时、考核结果、证书编号）。请使用区里下发的模板填报。",
+                form::ROSTER_SHEET
+            ),
+        )),
+    }
+
+    if let (Some((sheet, (r, cat_col, count_col))), Some(_)) = (&summary, &roster) {
+        ret.layout.summary = Some(sheet.name.clone());
+        check_summary(sheet, *r, *cat_col, *count_col, ctx, &ret, &mut out);
+    }
+
+    ret.findings = out;
+    ret
+}
+
+fn check_cover(
+    sheet: &Sheet,
+    labels: &HashMap<&'static str, (u32, u32)>,
+    ctx: &Context<'_>,
+    ret: &mut Return,
+    out: &mut Vec<Finding>,
+) {
+    let name = &sheet.name;
+    let cell_at = |label: &str| labels.get(label).map(|&(r, c)| (sheet.get(r, c), a1(r, c)));
+
+    for label in form::COVER_LABELS {
+        if let Some((Cell::Error(e), at)) = cell_at(label) {
+            out.push(Finding::new(
+                Code::FormulaError,
+                name,
+                at,
+                e.clone(),
+                format!("“{label}”的值是错误值 {e}，请直接填写内容，不要使用公式。"),
+            ));
+        }
+    }
+
+    // 填报单位
+    match cell_at(form::COVER_UNIT) {
+        Some((Cell::Error(_), _)) => {}
+        Some((cell, at)) if !cell.is_blank() => {
+            let written = text_of(cell);
+            match ctx.config.find_unit(&written) {
+                None => out.push(Finding::new(
+                    Code::UnitUnknown,
+                    name,
+                    at,
+                    written.clone(),
+                    format!(
+                        "填报单位“{written}”不在本计划的单位名单中，请填写本单位的全称：{}。",
+                        ctx.config.unit_names().join("、")
+                    ),
+                )),
+                Some(unit) => {
+                    ret.unit = Some(unit.name.clone());
+                    if let Some(expected) = ctx.unit {
+                        if expected.name != unit.name {
+                            out.push(Finding::new(
+                                Code::UnitMismatch,
+                                name,
+                                at,
+                                written.clone(),
+                                format!(
+                                    "此文件放在“{}”的文件夹中，但填报单位写的是“{written}”。各单位只能报送本单位的数据：请改为“{}”，或把文件放到“{}”的文件夹。",
+                                    expected.name, expected.name, unit.name
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        other => {
+            let at = other.map(|(_, at)| at).unwrap_or_default();
+            out.push(Finding::new(
+                Code::MissingCell,
+                name,
+                at,
+                "",
+                "“填报单位”为空，请填写本单位名称。",
+            ));
+        }
+    }
+
+    // 报送月份
+    let plan_year = ctx.config.plan.year;
+    match cell_at(form::COVER_MONTH) {
+        Some((Cell::Error(_), _)) => {}
+        Some((cell, at)) => match dates::month_of(cell) {
+            None => out.push(Finding::new(
+                Code::PeriodInvalid,
+                name,
+                at,
+                cell.display(),
+                if cell.is_blank() {
+                    format!("“报送月份”为空，请填写本次报送的月份，如 {plan_year}-05。")
+                } else {
+                    format!(
+                        "无法识别报送月份“{}”，请按 {plan_year}-05 或 {plan_year}年5月 的格式填写。",
+                        cell.display()
+                    )
+                },
+            )),
+            Some(m) => {
+                ret.month = Some(m);
+                if m.year != plan_year {
+                    out.push(Finding::new(
+                        Code::PeriodOutsidePlan,
+                        name,
+                        at.clone(),
+                        m.to_string(),
+                        format!(
+                            "报送月份 {} 不在计划年度 {plan_year} 年内，请核对月份；本系统只接收 {plan_year} 年的月报。",
+                            m.label_zh()
+                        ),
+                    ));
+                } else if m.first_day() > ctx.now.date_naive() {
+                    out.push(Finding::new(
+                        Code::PeriodFuture,
+                        name,
+                        at,
+                        m.to_string(),
+                        format!(
+                            "报送月份 {} 尚未开始（今天是 {}），不能提前报送，请核对月份。",
+                            m.label_zh(),
+                            dates::iso(ctx.now.date_naive())
+                        ),
+                    ));
+                }
+            }
+        },
+        None => out.push(Finding::new(
+            Code::PeriodInvalid,
+            name,
+            "",
+            "",
+            "未找到“报送月份”一栏，请在A列写“报送月份”、B列填写月份（如 2020-05）。",
+        )),
+    }
+
+    // 填报人, 联系电话
+    for (label, slot) in [
+        (form::COVER_REPORTER, &mut ret.reporter),
+        (form::COVER_PHONE, &mut ret.phone),
+    ] {
+        match cell_at(label) {
+            Some((Cell::Error(_), _)) => {}
+            Some((cell, _)) if !cell.is_blank() => *slot = text_of(cell),
+            other => {
+                let at = other.map(|(_, at)| at).unwrap_or_default();
+                out.push(Finding::new(
+                    Code::MissingCell,
+                    name,
+                    at,
+                    "",
+                    format!("“{label}”为空，请填写，以便区里核对时联系。"),
+                ));
+            }
+        }
+    }
+}
+
+fn check_roster(
+    sheet: &Sheet,
+    header_row: u32,
+    ctx: &Context<'_>,
+    ret: &mut Return,
+    out: &mut Vec<Finding>,
+) {
+    let name = &sheet.name;
+
+    // Merged ranges below the header shift rows in some readers and hide cells: refuse them.
+    for m in &sheet.merged {
+        if m.last_row > header_row {
+            out.push(Finding::new(
+                Code::MergedCells,
+                name,
+                a1(m.first_row, m.first_col),
+                m.a1(),
+                format!(
+                    "培训台账中有合并单元格 {}，请取消合并，并在每一行分别填写完整内容。",
+                    m.a1()
+                ),
+            ));
+        }
+    }
+
+    // Header.
+    let mut columns: BTreeMap<Column, u32> = BTreeMap::new();
+    let mut extra: Vec<u32> = Vec::new();
+    for c in 0..sheet.width(header_row) {
+        let cell = sheet.get(header_row, c);
+        if cell.is_blank() {
+            continue;
+        }
+        let label = text_of(cell);
+        match column_of(&label) {
+            Some(col) => {
+                if let Some(first) = columns.get(&col) {
+                    out.push(Finding::new(
+                        Code::HeaderDuplicate,
+                        name,
+                        a1(header_row, c),
+                        label.clone(),
+                        format!(
+                            "表头“{label}”出现了两次（另一处在 {}），请删除多余的一列。",
+                            a1(header_row, *first)
+                        ),
+                    ));
+                } else {
+                    columns.insert(col, c);
+                }
+            }
+            None => {
+                extra.push(c);
+                out.push(Finding::new(
+                    Code::ExtraColumn,
+                    name,
+                    a1(header_row, c),
+                    label.clone(),
+                    format!("表头“{label}”不是模板中的栏目，该列内容不会被统计；如无必要请删除该列。"),
+                ));
+            }
+        }
+    }
+    for col in Column::ALL {
+        if col.header_required() && !columns.contains_key(&col) {
+            out.push(Finding::new(
+                Code::HeaderMissing,
+                name,
+                "",
+                col.header(),
+                format!(
+                    "培训台账缺少“{}”一列，请按模板在表头加上该列并逐行填写。",
+                    col.header()
+                ),
+            ));
+        }
+    }
+    ret.layout.columns = columns
+        .iter()
+        .map(|(k, v)| (k.header().to_string(), *v))
+        .collect();
+
+    // Rows.
+    let data_rows: Vec<u32> = (header_row + 1..sheet.height())
+        .filter(|&r| !is_blank_row(sheet, r, &columns, &extra))
+        .collect();
+    ret.row_count = data_rows.len();
+    if data_rows.len() > ctx.config.limits.max_rows {
+        out.push(Finding::file(
+            Code::TooLarge,
+            format!(
+                "培训台账有 {} 行，超过单个文件 {} 行的上限，请分文件报送或联系区里。",
+                data_rows.len(),
+                ctx.config.limits.max_rows
+            ),
+        ));
+        return;
+    }
+
+    if let Some(c) = columns.get(&Column::Category) {
+        for &r in &data_rows {
+            if let Some(cat) = ctx.config.find_category(&text_of(sheet.get(r, *c))) {
+                *ret.category_rows.entry(cat.name.clone()).or_default() += 1;
+            }
+        }
+    }
+    let mut seen_ids: HashMap<(String, String), u32> = HashMap::new();
+    for r in data_rows {
+        if let Some(row) = check_row(sheet, r, &columns, &extra, ctx, ret.month, out) {
+            let key = (row.id.clone(), row.category.clone());
+            if let Some(first) = seen_ids.get(&key) {
+                let col = columns[&Column::Id];
+                out.push(Finding::new(
+                    Code::IdDuplicate,
+                    name,
+                    a1(r, col),
+                    ids::mask_id(&row.id),
+                    format!(
+                        "该身份证号在第 {first} 行已填报过（同为“{}”）。同一人在本月报表中只需填一行；如确属两次培训可保留，但按人数统计只计一次。",
+                        row.category
+                    ),
+                ));
+            } else {
+                seen_ids.insert(key, r + 1);
+            }
+            ret.rows.push(row);
+        }
+    }
+}
+
+fn is_blank_row(sheet: &Sheet, r: u32, columns: &BTreeMap<Column, u32>, extra: &[u32]) -> bool {
+    let mut any = false;
+    for (col, c) in columns {
+        if *col == Column::Seq {
+            continue;
+        }
+        if !sheet.get(r, *c).is_blank() {
+            any = true;
+        }
+    }
+    for c in extra {
+        if !sheet.get(r, *c).is_blank() {
+            any = true;
+        }
+    }
+    if !any {
+        return true;
+    }
+    // A 合计/小计 line under the roster is not a person.
+    let id_blank = columns.get(&Column::Id).is_none_or(|c| sheet.get(r, *c).is_blank());
+    id_blank
+        && (0..sheet.width(r)).any(|c| match sheet.get(r, c) {
+            Cell::Text(s) => matches!(fold(s).as_str(), "合计" | "小计" | "总计"),
+            _ => false,
+        })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_row(
+    sheet: &Sheet,
+    r: u32,
+    columns: &BTreeMap<Column, u32>,
+    extra: &[u32],
+    ctx: &Context<'_>,
+    month: Option<YearMonth>,
+    out: &mut Vec<Finding>,
+) -> Option<Row> {
+    let name = &sheet.name;
+    let line = r + 1;
+    let before = out.iter().filter(|f| f.is_error()).count();
+    let mut push = |code: Code, c: u32, value: String, message: String| {
+        out.push(Finding::new(code, name, a1(r, c), value, message));
+    };
+
+    // Error values anywhere in the row.
+    let mut error_cols = Vec::new();
+    for c in columns.values().chain(extra) {
+        if let Cell::Error(e) = sheet.get(r, *c) {
+            error_cols.push(*c);
+            push(
+                Code::FormulaError,
+                *c,
+                e.clone(),
+                format!("第 {line} 行此单元格是错误值 {e}（公式出错），请直接填写正确的内容，不要使用公式。"),
+            );
+        }
+    }
+
+    let cell = |col: Column| -> Option<(&Cell, u32)> {
+        let c = *columns.get(&col)?;
+        if error_cols.contains(&c) {
+            return None;
+        }
+        Some((sheet.get(r, c), c))
+    };
+    // Required cells that are blank.
+    let mut missing = |col: Column, c: u32| {
+        out.push(Finding::new(
+            Code::MissingCell,
+            name,
+            a1(r, c),
+            "",
+            format!("第 {line} 行“{}”为空，请补填。", col.header()),
+        ));
+    };
+    let mut present = |col: Column| -> Option<(&Cell, u32)> {
+        let (v, c) = cell(col)?;
+        if v.is_blank() {
+            if col.cell_required() {
+                missing(col, c);
+            }
+            return None;
+        }
+        Some((v, c))
+    };
+
+    let person = present(Column::Name).map(|(v, _)| text_of(v));
+    let id_cell = present(Column::Id);
+    let enterprise = present(Column::Enterprise).map(|(v, _)| text_of(v));
+    let credit_cell = present(Column::CreditCode);
+    let category_cell = present(Column::Category);
+    let date_cell = present(Column::Date);
+    let hours_cell = present(Column::Hours);
+    let result_cell = present(Column::Result);
+    let certificate = present(Column::Certificate).map(|(v, _)| text_of(v));
+
+    let mut out_push = |code: Code, c: u32, value: String, message: String| {
+        out.push(Finding::new(code, name, a1(r, c), value, message));
+    };
+
+    let id = id_cell.and_then(|(v, c)| match v {
+        Cell::Number(n) => {
+            out_push(
+                Code::IdInvalid,
+                c,
+                format_number(*n),
+                format!(
+                    "第 {line} 行身份证号被存成了数字，Excel 只保留15位有效数字，末尾几位已丢失。请先把该列设为“文本”格式，再重新录入完整的18位身份证号。"
+                ),
+            );
+            None
+        }
+        _ => {
+            let raw = text_of(v);
+            let id: String = unicode_normalization::UnicodeNormalization::nfkc(raw.as_str())
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_uppercase();
+            match ids::check_resident_id(&id) {
+                Ok(()) => Some(id),
+                Err(problem) => {
+                    out_push(
+                        Code::IdInvalid,
+                        c,
+                        raw,
+                        format!("第 {line} 行{}", problem.message_zh()),
+                    );
+                    None
+                }
+            }
+        }
+    });
+
+    let credit_code = credit_cell.map_or(String::new(), |(v, c)| {
+        let raw = text_of(v);
+        let code: String = unicode_normalization::UnicodeNormalization::nfkc(raw.as_str())
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_uppercase();
+        if let Err(problem) = ids::check_credit_code(&code) {
+            out_push(
+                Code::CreditCodeInvalid,
+                c,
+                raw,
+                format!("第 {line} 行{}（仅提醒，不影响接收）", problem.message_zh()),
+            );
+        }
+        code
+    });
+
+    let category = category_cell.and_then(|(v, c)| {
+        let written = text_of(v);
+        match ctx.config.find_category(&written) {
+            Some(cat) => Some(cat.name.clone()),
+            None => {
+                out_push(
+                    Code::CategoryUnknown,
+                    c,
+                    written.clone(),
+                    format!(
+                        "第 {line} 行人员类别“{written}”不在本计划中，请从下拉列表中选择：{}。",
+                        ctx.config.category_names().join("、")
+                    ),
+                );
+                None
+            }
+        }
+    });
+
+    let plan_year = ctx.config.plan.year;
+    let date = date_cell.and_then(|(v, c)| match dates::date_of(v) {
+        None => {
+            out_push(
+                Code::DateInvalid,
+                c,
+                v.display(),
+                format!(
+                    "第 {line} 行培训日期“{}”无法识别，请按 {plan_year}-05-12 的格式填写。",
+                    v.display()
+                ),
+            );
+            None
+        }
+        Some(d) => {
+            if chrono::Datelike::year(&d) != plan_year {
+                out_push(
+                    Code::DateOutsidePlan,
+                    c,
+                    dates::iso(d),
+                    format!(
+                        "第 {line} 行培训日期 {} 不在计划年度 {plan_year} 年内，不能计入本年度，请核对日期。",
+                        dates::iso(d)
+                    ),
+                );
+                None
+            } else {
+                if let Some(m) = month {
+                    if m.year == plan_year && !m.contains(d) {
+                        out_push(
+                            Code::DateOutsidePeriod,
+                            c,
+                            dates::iso(d),
+                            format!(
+                                "第 {line} 行培训日期 {} 不在报送月份 {} 内。已按培训日期计入；如日期填错请更正（仅提醒）。",
+                                dates::iso(d),
+                                m.label_zh()
+                            ),
+                        );
+                    }
+                }
+                Some(d)
+            }
+        }
+    });
+
+    let hours = hours_cell.and_then(|(v, c)| match number_of(v) {
+        Some(h) if h > 0.0 && h <= 200.0 => Some(h),
+        _ => {
+            out_push(
+                Code::HoursInvalid,
+                c,
+                v.display(),
+                format!(
+                    "第 {line} 行培训学时“{}”不是有效的学时数，请填写大于0、不超过200的数字（如 8 或 1.5）。",
+                    v.display()
+                ),
+            );
+            None
+        }
+    });
+
+    let passed = result_cell.and_then(|(v, c)| {
+        let written = text_of(v);
+        match fold(&written).as_str() {
+            f if f == fold(form::RESULT_PASS) => Some(true),
+            f if f == fold(form::RESULT_FAIL) => Some(false),
+            _ => {
+                out_push(
+                    Code::ResultInvalid,
+                    c,
+                    written.clone(),
+                    format!("第 {line} 行考核结果“{written}”无效，请填写“合格”或“不合格”。"),
+                );
+                None
+            }
+        }
+    });
+
+    let errors_now = out.iter().filter(|f| f.is_error()).count();
+    if errors_now > before {
+        return None;
+    }
+    Some(Row {
+        line,
+        name: person?,
+        id: id?,
+        enterprise: enterprise?,
+        credit_code,
+        category: category?,
+        date: date?,
+        hours: hours?,
+        passed: passed?,
+        certificate: certificate.unwrap_or_default(),
+    })
+}
+
+fn check_summary(
+    sheet: &Sheet,
+    header_row: u32,
+    cat_col: u32,
+    count_col: u32,
+    ctx: &Context<'_>,
+    ret: &Return,
+    out: &mut Vec<Finding>,
+) {
+    let name = &sheet.name;
+    let mut lines: Vec<(u32, Option<String>, &Cell)> = Vec::new();
+    let mut total: Option<(u32, &Cell)> = None;
+    for r in header_row + 1..sheet.height() {
+        let label_cell = sheet.get(r, cat_col);
+        if label_cell.is_blank() {
+            continue;
+        }
+        let label = text_of(label_cell);
+        let count = sheet.get(r, count_col);
+        if matches!(fold(&label).as_str(), "合计" | "总计") {
+            total = Some((r, count));
+            continue;
+        }
+        let cat = ctx.config.find_category(&label).map(|c| c.name.clone());
+        if cat.is_none() {
+            out.push(Finding::new(
+                Code::CategoryUnknown,
+                name,
+                a1(r, cat_col),
+                label.clone(),
+                format!(
+                    "汇总表中的人员类别“{label}”不在本计划中，应为：{}。",
+                    ctx.config.category_names().join("、")
+                ),
+            ));
+        }
+        lines.push((r, cat, count));
+    }
+    let filled = lines.iter().any(|(_, _, c)| !c.is_blank())
+        || total.is_some_and(|(_, c)| !c.is_blank());
+    if !filled {
+        return; // The summary is optional: blank means not filled.
+    }
+
+    // Roster rows per category, valid or not, as the clerk sees them.
+    let roster_counts = &ret.category_rows;
+
+    let mut stated_sum: f64 = 0.0;
+    let mut stated_ok = true;
+    let mut listed: Vec<String> = Vec::new();
+    for (r, cat, cell) in &lines {
+        let stated = match cell {
+            Cell::Error(e) => {
+                out.push(Finding::new(
+                    Code::FormulaError,
+                    name,
+                    a1(*r, count_col),
+                    e.clone(),
+                    format!("汇总表此单元格是错误值 {e}，请直接填写人数。"),
+                ));
+                stated_ok = false;
+                continue;
+            }
+            c if c.is_blank() => 0.0,
+            c => match number_of(c) {
+                Some(n) => n,
+                None => {
+                    out.push(Finding::new(
+                        Code::SummaryMismatch,
+                        name,
+                        a1(*r, count_col),
+                        c.display(),
+                        format!("汇总表的人数“{}”不是数字，请填写人数。", c.display()),
+                    ));
+                    stated_ok = false;
+                    continue;
+                }
+            },
+        };
+        stated_sum += stated;
+        if let Some(cat) = cat {
+            listed.push(cat.clone());
+            let actual = roster_counts.get(cat).copied().unwrap_or(0);
+            if stated != actual as f64 {
+                out.push(Finding::new(
+                    Code::SummaryMismatch,
+                    name,
+                    a1(*r, count_col),
+                    format_number(stated),
+                    format!(
+                        "汇总表中“{cat}”填的是 {}，但培训台账中该类别有 {actual} 行。请按台账改正汇总数（或补全台账）。",
+                        format_number(stated)
+                    ),
+                ));
+            }
+        }
+    }
+    for (cat, actual) in roster_counts {
+        if *actual > 0 && !listed.contains(cat) {
+            out.push(Finding::new(
+                Code::SummaryMismatch,
+                name,
+                "",
+                cat.clone(),
+                format!("培训台账中有 {actual} 行“{cat}”，但汇总表中没有这一类别，请在汇总表中补上。"),
+            ));
+        }
+    }
+    if let Some((r, cell)) = total {
+        match cell {
+            Cell::Error(e) => out.push(Finding::new(
+                Code::FormulaError,
+                name,
+                a1(r, count_col),
+                e.clone(),
+                format!("汇总表合计是错误值 {e}，请直接填写合计人数。"),
+            )),
+            c if c.is_blank() => {}
+            c => match number_of(c) {
+                Some(stated) if stated_ok && stated != stated_sum => out.push(Finding::new(
+                    Code::TotalMismatch,
+                    name,
+                    a1(r, count_col),
+                    format_number(stated),
+                    format!(
+                        "汇总表合计填的是 {}，但各类别相加为 {}。请改正合计数。",
+                        format_number(stated),
+                        format_number(stated_sum)
+                    ),
+                )),
+                Some(_) => {}
+                None => out.push(Finding::new(
+                    Code::TotalMismatch,
+                    name,
+                    a1(r, count_col),
+                    c.display(),
+                    format!("汇总表合计“{}”不是数字，请填写人数。", c.display()),
+                )),
+            },
+        }
+    }
+}
