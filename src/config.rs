@@ -592,7 +592,7 @@ mod tests {
 
     #[test]
     fn a_target_for_an_unknown_unit_names_key_and_line() {
-        let src = format!("{REFERENCE}\n[targets.\"西湖街道\"]\n企业主要负责人 = 1\n");
+        let src = format!("{REFERENCE}\n[targets.\"西湖街道\"]\n\"企业主要负责人\" = 1\n");
         let err = parse(&src).unwrap_err();
         let ConfigError::Invalid { line, key, .. } = &err else {
             panic!("{err}")

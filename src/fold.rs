@@ -7,8 +7,10 @@ use unicode_normalization::UnicodeNormalization;
 /// Chinese, all white space removed (U+3000 included), ASCII lowercased.
 pub fn fold(label: &str) -> String {
     let nfkc: String = label.nfkc().filter(|c| !c.is_whitespace()).collect();
-    let simplified = fast2s::convert(&nfkc);
-    simplified.to_lowercase()
+    let simplified = fast2s::convert(&nfkc).to_lowercase();
+    // Removing white space can strand a combining mark (NFKC turns ´ into space + U+0301):
+    // normalize once more so that folding is idempotent.
+    simplified.nfkc().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// Whether two labels are the same after folding.

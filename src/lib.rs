@@ -4,13 +4,18 @@
 //! the disk, a clock or the network; the edges (`read`, `ledger`, `intake`, workbooks, `cli`)
 //! do.
 
+pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod dates;
 pub mod findings;
 pub mod fold;
 pub mod form;
 pub mod ids;
+pub mod logging;
 pub mod plan;
+pub mod read;
 pub mod returns;
+pub mod table;
 pub mod template;
 pub mod workbook;

@@ -151,10 +151,8 @@ fn find_cover(sheet: &Sheet) -> HashMap<&'static str, (u32, u32)> {
             let f = fold(s.trim_end_matches([':', '：']));
             let f = f.trim_end_matches(':');
             if let Some(label) = form::COVER_LABELS.into_iter().find(|l| fold(l) == f) {
-                // The value is the first non-blank cell to the right (within 3), else the next one.
-                let value_col = (c + 1..=c + 3)
-                    .find(|&vc| !sheet.get(r, vc).is_blank())
-                    .unwrap_or(c + 1);
+                // The value sits in the next column (template: label in A, value in B).
+                let value_col = c + 1;
                 found.entry(label).or_insert((r, value_col));
             }
         }

@@ -1,0 +1,109 @@
+//! `tally check FILE`: read (sandboxed) and validate one return; print the findings as a
+//! table or as the JSON of DESIGN.md §4. Writes nothing anywhere.
+
+use crate::cli::{CheckArgs, ExitStatus, Settings};
+use crate::findings::{Finding, Severity};
+use crate::returns::{self, Context, Return};
+use serde::Serialize;
+use std::path::Path;
+
+/// The `check --json` object (DESIGN.md §4).
+#[derive(Debug, Serialize)]
+pub struct CheckReport<'a> {
+    pub file: String,
+    pub unit: Option<String>,
+    pub month: Option<String>,
+    pub accepted: bool,
+    pub rows: usize,
+    pub findings: &'a [Finding],
+}
+
+/// Read and check one file as the daemon would, for a given folder unit.
+pub fn check_file(settings: &Settings, file: &Path, unit: Option<&crate::config::Unit>) -> Return {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "tally".into());
+    match crate::read::read_sandboxed(&exe, Some(&settings.config_path), file, &settings.config.limits) {
+        Ok(wb) => returns::check(
+            &wb,
+            &Context {
+                config: &settings.config,
+                unit,
+                now: settings.now,
+            },
+        ),
+        Err(finding) => Return {
+            findings: vec![finding],
+            ..Return::default()
+        },
+    }
+}
+
+pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> {
+    let unit = match &args.unit {
+        Some(u) => Some(settings.unit_arg(u)?),
+        None => settings.unit_of_folder(&args.file),
+    };
+    if !args.file.is_file() {
+        return Err(crate::cli::UsageError(format!("{}: no such file", args.file.display())).into());
+    }
+    let ret = check_file(settings, &args.file, unit);
+    let accepted = ret.accepted();
+    let report = CheckReport {
+        file: args.file.display().to_string(),
+        unit: unit.map(|u| u.name.clone()).or_else(|| ret.unit.clone()),
+        month: ret.month.map(|m| m.to_string()),
+        accepted,
+        rows: ret.row_count,
+        findings: &ret.findings,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(if accepted { ExitStatus::Success } else { ExitStatus::Failure })
+}
+
+/// The human-readable report: a verdict line, then one line per finding.
+pub fn render_text(report: &CheckReport<'_>) -> String {
+    let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = report.findings.len() - errors;
+    let mut out = format!(
+        "{}: {} — {} row(s), unit {}, month {}; {} error(s), {} warning(s)\n",
+        report.file,
+        if report.accepted { "accepted (可以接收)" } else { "rejected (将被退回)" },
+        report.rows,
+        report.unit.as_deref().unwrap_or("?"),
+        report.month.as_deref().unwrap_or("?"),
+        errors,
+        warnings,
+    );
+    if !report.findings.is_empty() {
+        let rows: Vec<Vec<String>> = report
+            .findings
+            .iter()
+            .map(|f| {
+                vec![
+                    f.severity.label().to_string(),
+                    f.location(),
+                    f.code.to_string(),
+                    shorten(&f.value, 24),
+                    f.message.clone(),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&crate::table::render(&["级别", "位置", "代码", "内容", "说明"], &rows));
+    }
+    out
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let s = s.replace(['\n', '\r'], " ");
+    if s.chars().count() <= max {
+        s
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}

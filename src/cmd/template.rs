@@ -1,0 +1,42 @@
+//! `tally template`: write the blank return workbook for the plan (optionally for one unit).
+
+use crate::cli::{ExitStatus, Settings, TemplateArgs};
+use crate::template::{DEFAULT_INSTRUCTIONS, TemplateSpec, render};
+use anyhow::Context as _;
+use std::path::PathBuf;
+
+pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatus> {
+    let config = &settings.config;
+    let unit = match &args.unit {
+        Some(u) => Some(settings.unit_arg(u)?.name.clone()),
+        None => None,
+    };
+    // The bureau may edit the wording without recompiling: templates/填报说明.txt beside the plan.
+    let custom = config.base_dir.join("templates").join("填报说明.txt");
+    let instructions = std::fs::read_to_string(&custom).unwrap_or_else(|_| DEFAULT_INSTRUCTIONS.to_string());
+    let units = config.unit_names();
+    let categories = config.category_names();
+    let bytes = render(&TemplateSpec {
+        plan_title: &config.plan.title,
+        year: config.plan.year,
+        unit: unit.as_deref(),
+        units: &units,
+        categories: &categories,
+        instructions: &instructions,
+    })
+    .context("cannot build the template workbook")?;
+    let path = match &args.output {
+        Some(p) => p.clone(),
+        None => {
+            let p = PathBuf::from(match &unit {
+                Some(u) => format!("培训情况月报模板-{u}.xlsx"),
+                None => "培训情况月报模板.xlsx".to_string(),
+            });
+            crate::cli::ensure_absent(&p)?;
+            p
+        }
+    };
+    crate::cli::write_file(&path, &bytes)?;
+    println!("wrote {}", path.display());
+    Ok(ExitStatus::Success)
+}

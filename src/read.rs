@@ -1,0 +1,461 @@
+//! Reading untrusted return files (DESIGN.md §7): size check, zip container check, then
+//! calamine — all in a child process (`tally` re-invoked) with a memory cap and a time limit,
+//! so a hostile file becomes a finding, never a crash of the caller. calamine's types stop here.
+
+use crate::config::Limits;
+use crate::findings::{Code, Finding};
+use crate::workbook::{Cell, Range, Sheet, Workbook};
+use calamine::{Data, Reader};
+use serde::{Deserialize, Serialize};
+use std::io::{Cursor, Read, Seek};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The hidden subcommand the parent runs in the child.
+pub const CHILD_COMMAND: &str = "__read";
+
+/// Test hook: when this variable is `panic`, the reader child panics (to test the crash path).
+pub const FAULT_ENV: &str = "TALLY_FAULT_READER";
+
+/// What the child prints on stdout, as one JSON document.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ChildOutput {
+    Ok(Workbook),
+    Refused(Finding),
+}
+
+/// How the bytes are packaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Zip,
+    Cfb,
+    Other,
+}
+
+fn container(bytes: &[u8]) -> Container {
+    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+        Container::Zip
+    } else if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        Container::Cfb
+    } else {
+        Container::Other
+    }
+}
+
+fn unreadable(message: impl Into<String>) -> Finding {
+    Finding::file(Code::FileUnreadable, message)
+}
+
+fn too_large(message: impl Into<String>) -> Finding {
+    Finding::file(Code::TooLarge, message)
+}
+
+/// Check a zip container before any XML is parsed: entry count, declared and real inflated
+/// sizes, inflate ratio. Inflates each entry into a sink, never into memory.
+pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+        unreadable(format!(
+            "文件已损坏，无法作为 Excel 文件打开（{e}）。请用 Excel 或 WPS 重新另存为 .xlsx 后再报送。"
+        ))
+    })?;
+    if archive.len() > limits.zip_max_entries {
+        return Err(too_large(format!(
+            "文件内部包含 {} 个部件，超过上限 {}，不像正常的报表文件。请用模板重新填写后报送。",
+            archive.len(),
+            limits.zip_max_entries
+        )));
+    }
+    let mut declared_total: u64 = 0;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(|e| {
+            unreadable(format!("文件已损坏（第 {} 个部件无法读取：{e}），请重新保存后报送。", i + 1))
+        })?;
+        declared_total = declared_total.saturating_add(entry.size());
+        let compressed = entry.compressed_size().max(1);
+        if entry.size() > 1024 * 1024 && entry.size() / compressed > limits.zip_max_ratio {
+            return Err(too_large(format!(
+                "文件内部部件“{}”解压后达 {} 字节（压缩比 {}:1），超过安全上限，不像正常的报表文件，未予读取。",
+                entry.name().map(|n| n.into_owned()).unwrap_or_default(),
+                entry.size(),
+                entry.size() / compressed
+            )));
+        }
+    }
+    if declared_total > limits.zip_max_inflated_bytes {
+        return Err(too_large(format!(
+            "文件解压后共 {declared_total} 字节，超过上限 {} 字节，未予读取。请删除无关的工作表或分文件报送。",
+            limits.zip_max_inflated_bytes
+        )));
+    }
+    // Declared sizes can lie: inflate for real, counting, with the same budget.
+    let mut budget = limits.zip_max_inflated_bytes;
+    for i in 0..archive.len() {
+        let mut entry = match archive.by_index(i) {
+            Ok(e) => e,
+            Err(zip::result::ZipError::UnsupportedArchive(msg)) => {
+                return Err(unreadable(format!(
+                    "文件使用了不支持的压缩或加密方式（{msg}）。请取消密码、用 Excel 或 WPS 另存为 .xlsx 后再报送。"
+                )));
+            }
+            Err(e) => {
+                return Err(unreadable(format!("文件已损坏（{e}），请重新保存后报送。")));
+            }
+        };
+        let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+        let mut limited = (&mut entry).take(budget + 1);
+        let n = std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| {
+            unreadable(format!("文件已损坏（部件“{name}”无法解压：{e}），请重新保存后报送。"))
+        })?;
+        if n > budget {
+            return Err(too_large(format!(
+                "文件解压后超过上限 {} 字节，未予读取。",
+                limits.zip_max_inflated_bytes
+            )));
+        }
+        budget -= n;
+    }
+    Ok(())
+}
+
+/// Read a workbook in this process. Call only where a crash cannot hurt (the child).
+pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Finding> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(too_large(format!(
+            "文件大小 {} 字节，超过上限 {} 字节。请删除无关的工作表、图片后重新保存，或分文件报送。",
+            bytes.len(),
+            limits.max_file_bytes
+        )));
+    }
+    match container(bytes) {
+        Container::Zip => {
+            check_zip(bytes, limits)?;
+            if is_ods(bytes) {
+                let mut wb: calamine::Ods<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
+                    .map_err(|e| unreadable(format!("无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。")))?;
+                collect(&mut wb, limits, |_, _| Ok(Vec::new()))
+            } else {
+                let mut wb: calamine::Xlsx<_> =
+                    calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| {
+                        unreadable(format!(
+                            "文件不是有效的 Excel 工作簿（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
+                        ))
+                    })?;
+                collect(&mut wb, limits, |wb, name| {
+                    wb.merge_cells_by_sheet_name(name).map_err(|e| e.to_string())
+                })
+            }
+        }
+        Container::Cfb => {
+            if is_encrypted_ooxml(bytes) {
+                return Err(unreadable(
+                    "文件设置了打开密码，系统无法读取。请在 Excel 或 WPS 中取消密码（文件→信息→保护工作簿）后重新保存再报送。",
+                ));
+            }
+            let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
+                .map_err(|e| match e {
+                    calamine::XlsError::Password => unreadable(
+                        "文件设置了打开密码，系统无法读取。请取消密码后重新保存再报送。",
+                    ),
+                    e => unreadable(format!(
+                        "无法读取 .xls 文件（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
+                    )),
+                })?;
+            collect(&mut wb, limits, |wb, name| {
+                wb.merge_cells_by_sheet_name(name).map_err(|e| e.to_string())
+            })
+        }
+        Container::Other => Err(unreadable(
+            "文件不是 Excel 工作簿（.xlsx/.xls/.ods），可能是改了扩展名的其他文件。请用区里下发的模板填写，并在 Excel 或 WPS 中保存为 .xlsx 后报送。",
+        )),
+    }
+}
+
+fn is_ods(bytes: &[u8]) -> bool {
+    let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        return false;
+    };
+    let Ok(mut entry) = archive.by_name("mimetype") else {
+        return false;
+    };
+    let mut s = String::new();
+    (&mut entry).take(200).read_to_string(&mut s).is_ok()
+        && s.trim() == "application/vnd.oasis.opendocument.spreadsheet"
+}
+
+/// An encrypted .xlsx is a compound file holding an `EncryptedPackage` stream.
+fn is_encrypted_ooxml(bytes: &[u8]) -> bool {
+    let needle: Vec<u8> = "EncryptedPackage"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    bytes.windows(needle.len()).any(|w| w == needle.as_slice())
+}
+
+fn collect<R, RS>(
+    wb: &mut R,
+    limits: &Limits,
+    merges: impl Fn(&mut R, &str) -> Result<Vec<calamine::Dimensions>, String>,
+) -> Result<Workbook, Finding>
+where
+    RS: Read + Seek,
+    R: Reader<RS>,
+    R::Error: std::fmt::Display,
+{
+    let mut out = Workbook::default();
+    for name in wb.sheet_names() {
+        let range = wb.worksheet_range(&name).map_err(|e| {
+            unreadable(format!("工作表“{name}”无法读取（{e}），请重新保存后报送。"))
+        })?;
+        let mut sheet = Sheet {
+            name: name.clone(),
+            ..Sheet::default()
+        };
+        if let (Some((r0, c0)), Some((r1, _))) = (range.start(), range.end()) {
+            if (r1 as usize) > limits.max_rows + 1000 {
+                return Err(too_large(format!(
+                    "工作表“{name}”有 {} 行，超过上限 {}。请删除多余的行或分文件报送。",
+                    r1 + 1,
+                    limits.max_rows
+                )));
+            }
+            sheet.rows = vec![Vec::new(); r0 as usize];
+            for row in range.rows() {
+                let mut cells = vec![Cell::Empty; c0 as usize];
+                cells.extend(row.iter().map(convert));
+                while cells.last().is_some_and(|c| *c == Cell::Empty) {
+                    cells.pop();
+                }
+                sheet.rows.push(cells);
+            }
+            while sheet.rows.last().is_some_and(Vec::is_empty) {
+                sheet.rows.pop();
+            }
+        }
+        sheet.merged = merges(wb, &name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| Range {
+                first_row: d.start.0,
+                first_col: d.start.1,
+                last_row: d.end.0,
+                last_col: d.end.1,
+            })
+            .collect();
+        out.sheets.push(sheet);
+    }
+    Ok(out)
+}
+
+fn convert(data: &Data) -> Cell {
+    match data {
+        Data::Empty => Cell::Empty,
+        Data::Int(i) => Cell::Number(*i as f64),
+        Data::Float(f) => Cell::Number(*f),
+        Data::String(s) => Cell::Text(s.clone()),
+        Data::Bool(b) => Cell::Bool(*b),
+        Data::DateTime(dt) if dt.is_duration() => Cell::Number(dt.as_f64()),
+        Data::DateTime(dt) => {
+            let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
+            Cell::Date(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"))
+        }
+        Data::DateTimeIso(s) => Cell::Date(s.clone()),
+        Data::DurationIso(s) => Cell::Text(s.clone()),
+        Data::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+/// Entry point of the child: cap memory, read, print one JSON document on stdout.
+pub fn child_main(path: &Path, limits: &Limits) -> i32 {
+    cap_memory(limits.reader_memory_mb);
+    if std::env::var(FAULT_ENV).as_deref() == Ok("panic") {
+        panic!("reader fault injected by {FAULT_ENV}");
+    }
+    let result = match std::fs::read(path) {
+        Ok(bytes) => read_in_process(&bytes, limits),
+        Err(e) => Err(unreadable(format!("文件无法打开（{e}）。"))),
+    };
+    let out = match result {
+        Ok(wb) => ChildOutput::Ok(wb),
+        Err(f) => ChildOutput::Refused(f),
+    };
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    match serde_json::to_writer(&mut lock, &out) {
+        Ok(()) => 0,
+        Err(_) => 3,
+    }
+}
+
+#[cfg(unix)]
+fn cap_memory(mb: u64) {
+    let bytes = mb.saturating_mul(1024 * 1024) as libc::rlim_t;
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit only reads the struct we pass; failure leaves the process uncapped,
+    // which the parent's time limit still bounds.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_AS, &limit);
+    }
+}
+
+#[cfg(not(unix))]
+fn cap_memory(_mb: u64) {}
+
+/// Read a return through a child process of `exe` (the `tally` binary). Every outcome is a
+/// workbook or a finding; nothing the file does can crash the caller.
+pub fn read_sandboxed(exe: &Path, config_path: Option<&Path>, path: &Path, limits: &Limits) -> Result<Workbook, Finding> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > limits.max_file_bytes => {
+            return Err(too_large(format!(
+                "文件大小 {} 字节，超过上限 {} 字节。请删除无关的工作表、图片后重新保存，或分文件报送。",
+                m.len(),
+                limits.max_file_bytes
+            )));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(unreadable(format!("文件无法打开（{e}）。"))),
+    }
+    let mut cmd = Command::new(exe);
+    if let Some(c) = config_path {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.arg("-q")
+        .arg(CHILD_COMMAND)
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(Finding::file(
+                Code::InternalError,
+                format!("系统无法启动读取程序（{e}），文件已保留，请联系区安监局处理。"),
+            ));
+        }
+    };
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break None,
+        }
+    };
+    let out = out_thread.join().unwrap_or_default();
+    let err = err_thread.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Err(too_large(format!(
+            "读取该文件超过了 {} 秒的时间上限，文件过大或过于复杂。请删除无关内容后重新保存，或分文件报送。",
+            limits.reader_seconds
+        )));
+    };
+    if status.success() {
+        if let Ok(parsed) = serde_json::from_slice::<ChildOutput>(&out) {
+            return match parsed {
+                ChildOutput::Ok(wb) => Ok(wb),
+                ChildOutput::Refused(f) => Err(f),
+            };
+        }
+    }
+    let stderr_text = String::from_utf8_lossy(&err);
+    tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
+    if status.code() == Some(101) {
+        return Err(Finding::file(
+            Code::InternalError,
+            "系统读取此文件时发生内部错误，文件已保留。请联系区安监局处理，或用 Excel/WPS 另存为 .xlsx 后重新报送。",
+        ));
+    }
+    Err(unreadable(
+        "读取该文件时超出了内存上限或遇到损坏的数据，无法读取。请用 Excel 或 WPS 打开后另存为 .xlsx 再报送。",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn plain_text_is_not_a_workbook() {
+        let f = read_in_process(b"hello, this is not excel", &limits()).unwrap_err();
+        assert_eq!(f.code, Code::FileUnreadable);
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_before_parsing() {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            z.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
+            let zeros = vec![0u8; 1024 * 1024];
+            for _ in 0..64 {
+                z.write_all(&zeros).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        let f = read_in_process(buf.get_ref(), &limits()).unwrap_err();
+        assert_eq!(f.code, Code::TooLarge, "{}", f.message);
+    }
+
+    #[test]
+    fn too_many_entries_are_refused() {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default();
+            for i in 0..50 {
+                z.start_file(format!("f{i}"), opts).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        let mut l = limits();
+        l.zip_max_entries = 10;
+        let f = check_zip(buf.get_ref(), &l).unwrap_err();
+        assert_eq!(f.code, Code::TooLarge);
+    }
+
+    #[test]
+    fn the_template_reads_back() {
+        let cats = vec!["企业主要负责人".to_string()];
+        let units = vec!["西兴街道".to_string()];
+        let bytes = crate::template::render(&crate::template::TemplateSpec {
+            plan_title: "计划",
+            year: 2020,
+            unit: Some("西兴街道"),
+            units: &units,
+            categories: &cats,
+            instructions: "说明",
+        })
+        .unwrap();
+        let wb = read_in_process(&bytes, &limits()).unwrap();
+        let names: Vec<_> = wb.sheets.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"培训台账"), "{names:?}");
+    }
+}
