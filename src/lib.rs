@@ -7,11 +7,13 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod count;
 pub mod dates;
 pub mod findings;
 pub mod fold;
 pub mod form;
 pub mod ids;
+pub mod ledger;
 pub mod logging;
 pub mod plan;
 pub mod read;

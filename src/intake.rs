@@ -1,0 +1,452 @@
+//! Taking one file in (DESIGN.md §8): hash → duplicate check → sandboxed read → validate →
+//! archive copy (fsync'd) → one ledger transaction → feedback workbook → move into 已接收/ or
+//! 退回/. Every step can be redone after a crash; nothing is deleted or overwritten.
+
+use crate::config::{Config, Unit};
+use crate::findings::{Code, Finding};
+use crate::ids::mask_id;
+use crate::ledger::{Ledger, LedgerError, NewMessage, NewSubmission, Submission, SubmissionStatus};
+use crate::returns::{self, Return};
+use crate::workbook::Workbook;
+use chrono::DateTime;
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Sub-folder of a unit's folder for accepted (and duplicate) returns.
+pub const ACCEPTED_DIR: &str = "已接收";
+/// Sub-folder of a unit's folder for rejected returns and their feedback.
+pub const REJECTED_DIR: &str = "退回";
+/// Suffix of the feedback workbook: `X.xlsx` → `X.错误说明.xlsx`.
+pub const FEEDBACK_SUFFIX: &str = ".错误说明.xlsx";
+
+/// A file that could not be taken in; it stays where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> IntakeError + 'a {
+    move |source| IntakeError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    }
+}
+
+/// Everything intake needs besides the ledger.
+pub struct IntakeContext<'a> {
+    pub config: &'a Config,
+    pub config_path: &'a Path,
+    /// The `tally` binary, re-invoked to read untrusted files.
+    pub exe: &'a Path,
+    pub now: DateTime<Tz>,
+    /// Builds the messages stored with a submission (receipt, rejection, alert).
+    pub compose: &'a dyn Fn(&Submission, &[Finding]) -> Vec<NewMessage>,
+}
+
+/// What happened to one file.
+#[derive(Debug)]
+pub struct Outcome {
+    pub submission: Submission,
+    pub findings: Vec<Finding>,
+    /// True when this call only finished the move of an earlier, interrupted intake.
+    pub resumed: bool,
+}
+
+/// sha256 of a file, streamed.
+pub fn hash_file(path: &Path) -> Result<String, IntakeError> {
+    let mut f = std::fs::File::open(path).map_err(io(path, "cannot open"))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io(path, "cannot read"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// `name`, or `stem (2).ext`, `stem (3).ext`, … — the first for which `taken` is false.
+pub fn free_name(dir: &Path, name: &str, taken: impl Fn(&Path) -> bool) -> PathBuf {
+    let (stem, ext) = split_name(name);
+    let mut candidate = dir.join(name);
+    let mut n = 2;
+    while taken(&candidate) {
+        candidate = dir.join(format!("{stem} ({n}){ext}"));
+        n += 1;
+    }
+    candidate
+}
+
+/// (`2020-05`, `.xlsx`) from `2020-05.xlsx`; a name without extension has an empty one.
+fn split_name(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    }
+}
+
+/// The feedback workbook path for a rejected file at `dest`.
+pub fn feedback_path_for(dest: &Path) -> PathBuf {
+    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("return");
+    let (stem, _) = split_name(name);
+    dest.with_file_name(format!("{stem}{FEEDBACK_SUFFIX}"))
+}
+
+/// Whether a file name in a drop folder is our own feedback output.
+pub fn is_feedback_name(name: &str) -> bool {
+    name.ends_with(FEEDBACK_SUFFIX)
+}
+
+/// Copy `src` to `dst` durably: write to a temp file beside it, fsync, rename, fsync the folder.
+pub fn copy_durable(src: &Path, dst: &Path) -> Result<(), IntakeError> {
+    let dir = dst.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
+    let mut input = std::fs::File::open(src).map_err(io(src, "cannot open"))?;
+    std::io::copy(&mut input, tmp.as_file_mut()).map_err(io(dst, "cannot copy into"))?;
+    tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
+    tmp.persist(dst).map_err(|e| IntakeError::Io {
+        path: dst.to_path_buf(),
+        what: "cannot rename into place",
+        source: e.error,
+    })?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Write bytes durably (temp file, fsync, rename).
+pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
+    let dir = dst.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
+    tmp.write_all(bytes).map_err(io(dst, "cannot write"))?;
+    tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
+    tmp.persist(dst).map_err(|e| IntakeError::Io {
+        path: dst.to_path_buf(),
+        what: "cannot rename into place",
+        source: e.error,
+    })?;
+    sync_dir(dir);
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Move a file without ever overwriting: rename, or copy + remove across file systems.
+fn move_file(src: &Path, dst: &Path) -> Result<(), IntakeError> {
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
+    }
+    if dst.exists() {
+        return Err(IntakeError::Io {
+            path: dst.to_path_buf(),
+            what: "refusing to overwrite",
+            source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        });
+    }
+    match std::fs::rename(src, dst) {
+        Ok(()) => {
+            if let Some(dir) = dst.parent() {
+                sync_dir(dir);
+            }
+            Ok(())
+        }
+        Err(_) => {
+            copy_durable(src, dst)?;
+            std::fs::remove_file(src).map_err(io(src, "cannot remove after copying"))
+        }
+    }
+}
+
+fn stamp(now: DateTime<Tz>) -> String {
+    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// Take one file in for `unit`.
+pub fn ingest(ctx: &IntakeContext<'_>, ledger: &mut Ledger, unit: &Unit, path: &Path) -> Result<Outcome, IntakeError> {
+    let config = ctx.config;
+    let sha = hash_file(path)?;
+    let source = path.to_string_lossy().to_string();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "return.xlsx".into());
+
+    // An interrupted intake of these very bytes from this very path: finish it.
+    if let Some(s) = ledger
+        .unmoved()?
+        .into_iter()
+        .find(|s| s.sha256 == sha && s.source_path == source)
+    {
+        let findings = ledger.findings(s.id)?;
+        let s = finish(ctx, ledger, s)?;
+        return Ok(Outcome { submission: s, findings, resumed: true });
+    }
+
+    let unit_dir = config.unit_dir(unit);
+    let received_at = stamp(ctx.now);
+
+    // The same bytes again: recorded as a duplicate, counted nothing.
+    if let Some(original) = ledger.find_by_hash(&unit.name, &sha)? {
+        let dest = free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists());
+        let new = NewSubmission {
+            sha256: sha,
+            unit: unit.name.clone(),
+            month: original.month,
+            file_name,
+            source_path: source,
+            archive_path: original.archive_path.clone(),
+            received_at,
+            status: SubmissionStatus::Duplicate,
+            duplicate_of: Some(original.id),
+            rows: original.rows,
+            reporter: original.reporter.clone(),
+            phone: original.phone.clone(),
+            destination: dest.to_string_lossy().to_string(),
+            feedback_path: None,
+            counted_rows: Vec::new(),
+            findings: Vec::new(),
+        };
+        let s = record(ctx, ledger, &new)?;
+        let s = finish(ctx, ledger, s)?;
+        return Ok(Outcome { submission: s, findings: Vec::new(), resumed: false });
+    }
+
+    // Read and check.
+    let started = std::time::Instant::now();
+    let (workbook, mut ret) = match crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), path, &config.limits) {
+        Ok(wb) => {
+            let ret = returns::check(
+                &wb,
+                &returns::Context {
+                    config,
+                    unit: Some(unit),
+                    now: ctx.now,
+                },
+            );
+            (Some(wb), ret)
+        }
+        Err(f) => (
+            None,
+            Return {
+                findings: vec![f],
+                ..Return::default()
+            },
+        ),
+    };
+    if ret.accepted() {
+        let doubles = double_reported(ledger, config, unit, &ret)?;
+        ret.findings.extend(doubles);
+    }
+    let accepted = ret.accepted();
+
+    // Archive copy first: a received file is never lost.
+    let month_dir = ret.month.map_or("未识别月份".to_string(), |m| m.to_string());
+    let archive_rel = PathBuf::from(unit.folder())
+        .join(&month_dir)
+        .join(format!("{}-{}-{}", ctx.now.format("%Y%m%dT%H%M%S"), &sha[..12], file_name));
+    let archive_abs = config.archive_dir().join(&archive_rel);
+    if !archive_abs.exists() {
+        copy_durable(path, &archive_abs)?;
+    }
+
+    let (dest, feedback) = if accepted {
+        (free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists()), None)
+    } else {
+        let dest = free_name(&unit_dir.join(REJECTED_DIR), &file_name, |p| {
+            p.exists() || feedback_path_for(p).exists()
+        });
+        let fb = feedback_path_for(&dest);
+        (dest, Some(fb))
+    };
+    let new = NewSubmission {
+        sha256: sha,
+        unit: unit.name.clone(),
+        month: ret.month,
+        file_name,
+        source_path: source,
+        archive_path: archive_rel.to_string_lossy().to_string(),
+        received_at,
+        status: if accepted { SubmissionStatus::Accepted } else { SubmissionStatus::Rejected },
+        duplicate_of: None,
+        rows: ret.row_count as i64,
+        reporter: ret.reporter.clone(),
+        phone: ret.phone.clone(),
+        destination: dest.to_string_lossy().to_string(),
+        feedback_path: feedback.as_ref().map(|p| p.to_string_lossy().to_string()),
+        counted_rows: if accepted { ret.rows.clone() } else { Vec::new() },
+        findings: ret.findings.clone(),
+    };
+    let s = record(ctx, ledger, &new)?;
+    if let Some(fb) = &feedback {
+        write_feedback(&s, workbook.as_ref(), &ret.findings, fb)?;
+    }
+    let s = finish(ctx, ledger, s)?;
+    tracing::info!(
+        unit = %unit.name,
+        file = %s.file_name,
+        result = s.status.as_str(),
+        rows = s.rows,
+        errors = s.errors,
+        warnings = s.warnings,
+        ms = started.elapsed().as_millis() as u64,
+        "return processed"
+    );
+    Ok(Outcome { submission: s, findings: ret.findings, resumed: false })
+}
+
+fn record(ctx: &IntakeContext<'_>, ledger: &mut Ledger, new: &NewSubmission) -> Result<Submission, IntakeError> {
+    // The messages need the submission's id for their keys: compose against a provisional
+    // record, then store both in one transaction.
+    let provisional = Submission {
+        id: 0,
+        sha256: new.sha256.clone(),
+        unit: new.unit.clone(),
+        month: new.month,
+        file_name: new.file_name.clone(),
+        source_path: new.source_path.clone(),
+        archive_path: new.archive_path.clone(),
+        received_at: new.received_at.clone(),
+        status: new.status,
+        duplicate_of: new.duplicate_of,
+        superseded_by: None,
+        rows: new.rows,
+        errors: new.findings.iter().filter(|f| f.is_error()).count() as i64,
+        warnings: new.findings.iter().filter(|f| !f.is_error()).count() as i64,
+        reporter: new.reporter.clone(),
+        phone: new.phone.clone(),
+        destination: new.destination.clone(),
+        feedback_path: new.feedback_path.clone(),
+        moved: false,
+    };
+    let messages = (ctx.compose)(&provisional, &new.findings);
+    Ok(ledger.record(new, &messages)?)
+}
+
+fn write_feedback(s: &Submission, wb: Option<&Workbook>, findings: &[Finding], path: &Path) -> Result<(), IntakeError> {
+    let month = s.month.map(|m| m.to_string());
+    let received = s.received_at.replace('T', " ");
+    let bytes = crate::feedback::render(&crate::feedback::FeedbackInput {
+        file_name: &s.file_name,
+        unit: Some(&s.unit),
+        month: month.as_deref(),
+        received_at: received.get(..16).unwrap_or(&received),
+        workbook: wb,
+        findings,
+    })
+    .map_err(|e| IntakeError::Io {
+        path: path.to_path_buf(),
+        what: "cannot build the feedback workbook",
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    write_durable(path, &bytes)
+}
+
+/// Move the dropped file to its recorded destination (renumbering on a clash) and mark it.
+fn finish(ctx: &IntakeContext<'_>, ledger: &mut Ledger, s: Submission) -> Result<Submission, IntakeError> {
+    let src = PathBuf::from(&s.source_path);
+    let at = stamp(ctx.now);
+    if !src.exists() {
+        if Path::new(&s.destination).exists() {
+            ledger.mark_moved(s.id, &s.destination, &at)?;
+        } else {
+            ledger.mark_source_gone(s.id, &at)?;
+        }
+        return Ok(ledger.submission(s.id)?.unwrap_or(s));
+    }
+    if let Some(fb) = &s.feedback_path {
+        if !Path::new(fb).exists() {
+            // Interrupted before the feedback was written: rebuild it from the archived copy.
+            let archived = ctx.config.archive_dir().join(&s.archive_path);
+            let wb = crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), &archived, &ctx.config.limits).ok();
+            let findings = ledger.findings(s.id)?;
+            write_feedback(&s, wb.as_ref(), &findings, Path::new(fb))?;
+        }
+    }
+    let mut dest = PathBuf::from(&s.destination);
+    if dest.exists() {
+        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        dest = free_name(&dir, &name, |p| p.exists());
+    }
+    move_file(&src, &dest)?;
+    ledger.mark_moved(s.id, &dest.to_string_lossy(), &at)?;
+    Ok(ledger.submission(s.id)?.unwrap_or(s))
+}
+
+/// Finish every intake a crash interrupted (files recorded but not moved).
+pub fn resume_pending(ctx: &IntakeContext<'_>, ledger: &mut Ledger) -> Result<Vec<Submission>, IntakeError> {
+    let mut done = Vec::new();
+    for s in ledger.unmoved()? {
+        done.push(finish(ctx, ledger, s)?);
+    }
+    Ok(done)
+}
+
+/// double-reported warnings: people of this return already counted for another unit, or for
+/// this unit in the same category in another month.
+fn double_reported(ledger: &Ledger, config: &Config, unit: &Unit, ret: &Return) -> Result<Vec<Finding>, IntakeError> {
+    let mut out = Vec::new();
+    let Some(month) = ret.month else { return Ok(out) };
+    let id_col = ret
+        .layout
+        .columns
+        .get(crate::form::Column::Id.header())
+        .copied()
+        .unwrap_or(2);
+    let sheet = ret.layout.roster.clone().unwrap_or_default();
+    let earlier = ledger.reports_of_ids(ret.rows.iter().map(|r| r.id.as_str()))?;
+    for row in &ret.rows {
+        let Some(reports) = earlier.get(&row.id) else { continue };
+        for (other_unit, other_month, other_cat) in reports {
+            let same_unit = other_unit == &unit.name;
+            if same_unit && (*other_month == month || other_cat != &row.category) {
+                continue; // the same month is being replaced; another category is not a double
+            }
+            let message = if same_unit {
+                format!(
+                    "第 {} 行人员（{}）已在本单位 {} 的报表中作为“{}”报送过。按人数统计只计一次；如是重复填报，无需处理（仅提醒）。",
+                    row.line,
+                    mask_id(&row.id),
+                    other_month.label_zh(),
+                    other_cat
+                )
+            } else {
+                format!(
+                    "第 {} 行人员（{}）已由“{}”在 {} 的报表中作为“{}”报送过。请核实该人员是否确由本单位培训（仅提醒，已列入区里的核查清单）。",
+                    row.line,
+                    mask_id(&row.id),
+                    other_unit,
+                    other_month.label_zh(),
+                    other_cat
+                )
+            };
+            out.push(Finding::new(
+                Code::DoubleReported,
+                &sheet,
+                crate::findings::a1(row.line - 1, id_col),
+                mask_id(&row.id),
+                message,
+            ));
+            break;
+        }
+    }
+    let _ = config;
+    Ok(out)
+}

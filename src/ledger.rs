@@ -1,0 +1,738 @@
+//! The ledger (SQLite via rusqlite, WAL, synchronous=FULL): submissions, their rows, findings,
+//! provenance events and the mail outbox. Every change that belongs together is one
+//! transaction. Lives on local disk only (DESIGN.md §7).
+
+use crate::count::CountedRow;
+use crate::findings::{Code, Finding, Severity};
+use crate::plan::YearMonth;
+use crate::returns::Row;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Ledger failures; all name the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// SQLite refused an operation.
+    #[error("{path}: ledger error: {source}")]
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The folder of the database could not be created.
+    #[error("{path}: cannot create the ledger folder: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The database was written by a newer tally.
+    #[error("{path}: ledger schema version {found} is newer than this tally ({supported}); upgrade tally")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+}
+
+/// What happened to a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmissionStatus {
+    /// Counted (unless a later return for the month replaced it).
+    Accepted,
+    /// At least one error: nothing counted.
+    Rejected,
+    /// The same bytes were received before: nothing counted.
+    Duplicate,
+    /// Accepted once, then replaced by a later accepted return for the same unit and month.
+    Superseded,
+}
+
+impl SubmissionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionStatus::Accepted => "accepted",
+            SubmissionStatus::Rejected => "rejected",
+            SubmissionStatus::Duplicate => "duplicate",
+            SubmissionStatus::Superseded => "superseded",
+        }
+    }
+    fn parse(s: &str) -> SubmissionStatus {
+        match s {
+            "accepted" => SubmissionStatus::Accepted,
+            "duplicate" => SubmissionStatus::Duplicate,
+            "superseded" => SubmissionStatus::Superseded,
+            _ => SubmissionStatus::Rejected,
+        }
+    }
+    /// Chinese label: 已采用 / 已退回 / 重复 / 已被替代.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            SubmissionStatus::Accepted => "已采用",
+            SubmissionStatus::Rejected => "已退回",
+            SubmissionStatus::Duplicate => "重复",
+            SubmissionStatus::Superseded => "已被替代",
+        }
+    }
+}
+
+/// A submission as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub id: i64,
+    pub sha256: String,
+    /// The folder's unit (canonical).
+    pub unit: String,
+    pub month: Option<YearMonth>,
+    pub file_name: String,
+    /// Where the file was dropped.
+    pub source_path: String,
+    /// The archived copy, relative to the archive folder.
+    pub archive_path: String,
+    pub received_at: String,
+    pub status: SubmissionStatus,
+    pub duplicate_of: Option<i64>,
+    pub superseded_by: Option<i64>,
+    pub rows: i64,
+    pub errors: i64,
+    pub warnings: i64,
+    pub reporter: String,
+    pub phone: String,
+    /// Where the file is moved in the unit's folder (已接收/ or 退回/).
+    pub destination: String,
+    /// The feedback workbook beside a rejected return.
+    pub feedback_path: Option<String>,
+    /// Whether the move has been done.
+    pub moved: bool,
+}
+
+/// A submission to record (id and supersession are assigned by the ledger).
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    pub sha256: String,
+    pub unit: String,
+    pub month: Option<YearMonth>,
+    pub file_name: String,
+    pub source_path: String,
+    pub archive_path: String,
+    pub received_at: String,
+    pub status: SubmissionStatus,
+    pub duplicate_of: Option<i64>,
+    pub rows: i64,
+    pub reporter: String,
+    pub phone: String,
+    pub destination: String,
+    pub feedback_path: Option<String>,
+    pub counted_rows: Vec<Row>,
+    pub findings: Vec<Finding>,
+}
+
+/// A message to store in the outbox in the same transaction as the event that causes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// Unique per logical message: a second insert with the same key is ignored.
+    pub idempotency_key: String,
+    pub kind: String,
+    pub unit: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// (file name shown, path on disk) of each attachment.
+    pub attachments: Vec<(String, String)>,
+}
+
+/// One provenance event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub submission: i64,
+    pub at: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: submissions, rows, findings, events, outbox.
+    r#"
+    CREATE TABLE submissions (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        month TEXT,
+        file_name TEXT NOT NULL,
+        source_path TEXT NOT NULL,
+        archive_path TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('accepted','rejected','duplicate','superseded')),
+        duplicate_of INTEGER REFERENCES submissions(id),
+        superseded_by INTEGER REFERENCES submissions(id),
+        rows INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        warnings INTEGER NOT NULL,
+        reporter TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        feedback_path TEXT,
+        moved INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX submissions_unit_sha ON submissions(unit, sha256);
+    CREATE INDEX submissions_unit_month ON submissions(unit, month, status);
+    CREATE TABLE rows (
+        submission_id INTEGER NOT NULL REFERENCES submissions(id),
+        line INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        id_number TEXT NOT NULL,
+        enterprise TEXT NOT NULL,
+        credit_code TEXT NOT NULL,
+        category TEXT NOT NULL,
+        date TEXT NOT NULL,
+        hours REAL NOT NULL,
+        passed INTEGER NOT NULL,
+        certificate TEXT NOT NULL,
+        PRIMARY KEY (submission_id, line)
+    );
+    CREATE INDEX rows_id_number ON rows(id_number);
+    CREATE TABLE findings (
+        submission_id INTEGER NOT NULL REFERENCES submissions(id),
+        seq INTEGER NOT NULL,
+        code TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        sheet TEXT NOT NULL,
+        cell TEXT NOT NULL,
+        value TEXT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (submission_id, seq)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        submission_id INTEGER NOT NULL REFERENCES submissions(id),
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        unit TEXT,
+        created_at TEXT NOT NULL,
+        to_addrs TEXT NOT NULL,
+        cc_addrs TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attachments TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued','sent','failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        sent_at TEXT
+    );
+    "#,
+];
+
+/// The open ledger.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Open (creating if needed) and migrate the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut ledger = Ledger {
+            conn,
+            path: path.to_path_buf(),
+        };
+        ledger.setup()?;
+        Ok(ledger)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn setup(&mut self) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql)?;
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+        self.conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(LedgerError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                supported,
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(sql)?;
+            tx.execute_batch(m).map_err(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(sql)?;
+            tx.commit().map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    /// The underlying connection, for modules that own their own tables (the outbox).
+    pub fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The first non-duplicate submission of these bytes for this unit.
+    pub fn find_by_hash(&self, unit: &str, sha256: &str) -> Result<Option<Submission>, LedgerError> {
+        self.conn
+            .query_row(
+                &format!("{SELECT_SUBMISSION} WHERE unit = ?1 AND sha256 = ?2 AND status != 'duplicate' ORDER BY id LIMIT 1"),
+                params![unit, sha256],
+                submission_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Any submission (duplicates included) of these bytes from this exact source path that
+    /// has not been moved yet: the work a crash interrupted.
+    pub fn unmoved(&self) -> Result<Vec<Submission>, LedgerError> {
+        self.select(&format!("{SELECT_SUBMISSION} WHERE moved = 0 ORDER BY id"), [])
+    }
+
+    /// Record a submission with its rows, findings and events, supersede older accepted
+    /// returns of the same unit and month, and queue messages — one transaction.
+    pub fn record(
+        &mut self,
+        new: &NewSubmission,
+        messages: &[NewMessage],
+    ) -> Result<Submission, LedgerError> {
+        let path = self.path.clone();
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let id = insert_submission(&tx, new).map_err(sql)?;
+        insert_event(&tx, id, &new.received_at, "received", &new.source_path).map_err(sql)?;
+        let verdict = format!(
+            "{} rows, {} errors, {} warnings",
+            new.rows,
+            new.findings.iter().filter(|f| f.is_error()).count(),
+            new.findings.iter().filter(|f| !f.is_error()).count()
+        );
+        insert_event(&tx, id, &new.received_at, "checked", &verdict).map_err(sql)?;
+        insert_event(&tx, id, &new.received_at, new.status.as_str(), &new.destination).map_err(sql)?;
+        if new.status == SubmissionStatus::Accepted {
+            let month = new.month.map(|m| m.to_string());
+            let older: Vec<i64> = {
+                let mut stmt = tx
+                    .prepare("SELECT id FROM submissions WHERE unit = ?1 AND month = ?2 AND status = 'accepted' AND id != ?3")
+                    .map_err(sql)?;
+                stmt.query_map(params![new.unit, month, id], |r| r.get(0))
+                    .map_err(sql)?
+                    .collect::<Result<_, _>>()
+                    .map_err(sql)?
+            };
+            for old in older {
+                tx.execute(
+                    "UPDATE submissions SET status = 'superseded', superseded_by = ?1 WHERE id = ?2",
+                    params![id, old],
+                )
+                .map_err(sql)?;
+                insert_event(&tx, old, &new.received_at, "superseded", &format!("by submission {id}")).map_err(sql)?;
+            }
+        }
+        for m in messages {
+            queue_message(&tx, m, &new.received_at).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        self.submission(id)?.ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// Mark a submission's file as moved to its destination (which may have been renamed on
+    /// a clash).
+    pub fn mark_moved(&mut self, id: i64, destination: &str, at: &str) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute(
+            "UPDATE submissions SET moved = 1, destination = ?1 WHERE id = ?2",
+            params![destination, id],
+        )
+        .map_err(sql)?;
+        insert_event(&tx, id, at, "moved", destination).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Record that the dropped file vanished before it could be moved (someone took it back).
+    pub fn mark_source_gone(&mut self, id: i64, at: &str) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute("UPDATE submissions SET moved = 1 WHERE id = ?1", params![id])
+            .map_err(sql)?;
+        insert_event(&tx, id, at, "source-gone", "the dropped file was gone before it could be moved; the archive copy is kept").map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    pub fn submission(&self, id: i64) -> Result<Option<Submission>, LedgerError> {
+        self.conn
+            .query_row(&format!("{SELECT_SUBMISSION} WHERE id = ?1"), params![id], submission_from_row)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every submission in ledger order.
+    pub fn submissions(&self) -> Result<Vec<Submission>, LedgerError> {
+        self.select(&format!("{SELECT_SUBMISSION} ORDER BY id"), [])
+    }
+
+    fn select<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<Submission>, LedgerError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        stmt.query_map(p, submission_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Findings of one submission, in order.
+    pub fn findings(&self, submission: i64) -> Result<Vec<Finding>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT code, severity, sheet, cell, value, message FROM findings WHERE submission_id = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![submission], finding_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every finding of every submission: (submission id, finding), in ledger order.
+    pub fn all_findings(&self) -> Result<Vec<(i64, Finding)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT submission_id, code, severity, sheet, cell, value, message FROM findings ORDER BY submission_id, seq")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| {
+            let id: i64 = r.get(0)?;
+            let f = Finding {
+                code: Code::parse(&r.get::<_, String>(1)?).unwrap_or(Code::InternalError),
+                severity: if r.get::<_, String>(2)? == "warning" { Severity::Warning } else { Severity::Error },
+                sheet: r.get(3)?,
+                cell: r.get(4)?,
+                value: r.get(5)?,
+                message: r.get(6)?,
+            };
+            Ok((id, f))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Provenance events of one submission, in order.
+    pub fn events(&self, submission: i64) -> Result<Vec<Event>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT submission_id, at, kind, detail FROM events WHERE submission_id = ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![submission], |r| {
+            Ok(Event {
+                submission: r.get(0)?,
+                at: r.get(1)?,
+                kind: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Rows of accepted (not superseded) returns, in ledger order.
+    pub fn counted_rows(&self) -> Result<Vec<CountedRow>, LedgerError> {
+        let mut out = Vec::new();
+        self.for_each_counted_row(|r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Stream the counted rows without holding them all (for the master's roster).
+    pub fn for_each_counted_row(
+        &self,
+        mut f: impl FnMut(CountedRow) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.id, s.unit, s.month, r.line, r.name, r.id_number, r.enterprise, r.credit_code,
+                        r.category, r.date, r.hours, r.passed, r.certificate
+                 FROM rows r JOIN submissions s ON s.id = r.submission_id
+                 WHERE s.status = 'accepted' ORDER BY s.id, r.line",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let row = (|| -> rusqlite::Result<CountedRow> {
+                let month: String = r.get(2)?;
+                let date: String = r.get(9)?;
+                Ok(CountedRow {
+                    submission: r.get(0)?,
+                    unit: r.get(1)?,
+                    month: YearMonth::parse(&month).ok_or(rusqlite::Error::InvalidQuery)?,
+                    row: Row {
+                        line: r.get(3)?,
+                        name: r.get(4)?,
+                        id: r.get(5)?,
+                        enterprise: r.get(6)?,
+                        credit_code: r.get(7)?,
+                        category: r.get(8)?,
+                        date: chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                            .map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        hours: r.get(10)?,
+                        passed: r.get(11)?,
+                        certificate: r.get(12)?,
+                    },
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            f(row)?;
+        }
+        Ok(())
+    }
+
+    /// For each given 身份证号, the counted reports of it: (unit, month, category).
+    pub fn reports_of_ids<'a>(
+        &self,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<std::collections::HashMap<String, Vec<(String, YearMonth, String)>>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT s.unit, s.month, r.category FROM rows r JOIN submissions s ON s.id = r.submission_id
+                 WHERE r.id_number = ?1 AND s.status = 'accepted' ORDER BY s.id, r.line",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            if out.contains_key(id) {
+                continue;
+            }
+            let found: Vec<(String, String, String)> = stmt
+                .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(e))?;
+            let found: Vec<(String, YearMonth, String)> = found
+                .into_iter()
+                .filter_map(|(u, m, c)| YearMonth::parse(&m).map(|m| (u, m, c)))
+                .collect();
+            if !found.is_empty() {
+                out.insert(id.to_string(), found);
+            }
+        }
+        Ok(out)
+    }
+
+    /// (unit, month) of every accepted return, superseded ones included (a month with any
+    /// accepted return is not missing).
+    pub fn accepted_months(&self) -> Result<BTreeSet<(String, YearMonth)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT unit, month FROM submissions WHERE status IN ('accepted','superseded') AND month IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let pairs: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(pairs
+            .into_iter()
+            .filter_map(|(u, m)| YearMonth::parse(&m).map(|m| (u, m)))
+            .collect())
+    }
+
+    /// Queue messages outside an intake (reminders, digests), idempotently.
+    pub fn queue(&mut self, messages: &[NewMessage], at: &str) -> Result<usize, LedgerError> {
+        let path = self.path.clone();
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let mut n = 0;
+        for m in messages {
+            n += queue_message(&tx, m, at).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(n)
+    }
+}
+
+const SELECT_SUBMISSION: &str = "SELECT id, sha256, unit, month, file_name, source_path, archive_path, received_at, status, duplicate_of, superseded_by, rows, errors, warnings, reporter, phone, destination, feedback_path, moved FROM submissions";
+
+fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Submission> {
+    let month: Option<String> = r.get(3)?;
+    let status: String = r.get(8)?;
+    Ok(Submission {
+        id: r.get(0)?,
+        sha256: r.get(1)?,
+        unit: r.get(2)?,
+        month: month.as_deref().and_then(YearMonth::parse),
+        file_name: r.get(4)?,
+        source_path: r.get(5)?,
+        archive_path: r.get(6)?,
+        received_at: r.get(7)?,
+        status: SubmissionStatus::parse(&status),
+        duplicate_of: r.get(9)?,
+        superseded_by: r.get(10)?,
+        rows: r.get(11)?,
+        errors: r.get(12)?,
+        warnings: r.get(13)?,
+        reporter: r.get(14)?,
+        phone: r.get(15)?,
+        destination: r.get(16)?,
+        feedback_path: r.get(17)?,
+        moved: r.get(18)?,
+    })
+}
+
+fn finding_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
+    Ok(Finding {
+        code: Code::parse(&r.get::<_, String>(0)?).unwrap_or(Code::InternalError),
+        severity: if r.get::<_, String>(1)? == "warning" { Severity::Warning } else { Severity::Error },
+        sheet: r.get(2)?,
+        cell: r.get(3)?,
+        value: r.get(4)?,
+        message: r.get(5)?,
+    })
+}
+
+fn insert_submission(tx: &Transaction<'_>, s: &NewSubmission) -> rusqlite::Result<i64> {
+    let errors = s.findings.iter().filter(|f| f.is_error()).count() as i64;
+    let warnings = s.findings.len() as i64 - errors;
+    tx.execute(
+        "INSERT INTO submissions (sha256, unit, month, file_name, source_path, archive_path, received_at, status, duplicate_of, rows, errors, warnings, reporter, phone, destination, feedback_path)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            s.sha256,
+            s.unit,
+            s.month.map(|m| m.to_string()),
+            s.file_name,
+            s.source_path,
+            s.archive_path,
+            s.received_at,
+            s.status.as_str(),
+            s.duplicate_of,
+            s.rows,
+            errors,
+            warnings,
+            s.reporter,
+            s.phone,
+            s.destination,
+            s.feedback_path,
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO rows (submission_id, line, name, id_number, enterprise, credit_code, category, date, hours, passed, certificate)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for r in &s.counted_rows {
+            stmt.execute(params![
+                id,
+                r.line,
+                r.name,
+                r.id,
+                r.enterprise,
+                r.credit_code,
+                r.category,
+                r.date.format("%Y-%m-%d").to_string(),
+                r.hours,
+                r.passed,
+                r.certificate
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO findings (submission_id, seq, code, severity, sheet, cell, value, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for (i, f) in s.findings.iter().enumerate() {
+            stmt.execute(params![
+                id,
+                i as i64,
+                f.code.as_str(),
+                if f.is_error() { "error" } else { "warning" },
+                f.sheet,
+                f.cell,
+                f.value,
+                f.message
+            ])?;
+        }
+    }
+    Ok(id)
+}
+
+fn insert_event(tx: &Transaction<'_>, id: i64, at: &str, kind: &str, detail: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO events (submission_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![id, at, kind, detail],
+    )?;
+    Ok(())
+}
+
+/// Insert a message unless one with its idempotency key exists; returns 1 when inserted.
+fn queue_message(tx: &Transaction<'_>, m: &NewMessage, at: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT OR IGNORE INTO outbox (idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)",
+        params![
+            m.idempotency_key,
+            m.kind,
+            m.unit,
+            at,
+            serde_json::to_string(&m.to).unwrap_or_default(),
+            serde_json::to_string(&m.cc).unwrap_or_default(),
+            m.subject,
+            m.body,
+            serde_json::to_string(&m.attachments).unwrap_or_default(),
+        ],
+    )
+}
