@@ -78,6 +78,10 @@ pub enum Command {
     Template(TemplateArgs),
     /// Validate a return; writes nothing. Exit 1 when it would be rejected.
     Check(CheckArgs),
+    /// Take returns in by hand, as the daemon would (archive, ledger, move, feedback).
+    Ingest(IngestArgs),
+    /// Progress per unit and category at --now.
+    Status(StatusArgs),
     /// Internal: read a return in a sandboxed child process.
     #[command(name = "__read", hide = true)]
     Read { file: PathBuf },
@@ -108,6 +112,23 @@ pub struct CheckArgs {
     #[arg(long, value_name = "U")]
     pub unit: Option<String>,
     /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Return files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The unit whose returns these are (its folder receives them).
+    #[arg(long, value_name = "U")]
+    pub unit: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object (DESIGN.md §6) instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -176,6 +197,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Check(args) => {
             let settings = Settings::load(&cli.global)?;
             crate::cmd::check::run(&settings, args)
+        }
+        Command::Ingest(args) => {
+            let settings = Settings::load(&cli.global)?;
+            crate::cmd::ingest::run(&settings, args)
+        }
+        Command::Status(args) => {
+            let settings = Settings::load(&cli.global)?;
+            crate::cmd::status::run(&settings, args)
         }
     }
 }

@@ -1,0 +1,63 @@
+//! `tally ingest FILE... --unit U`: take returns in by hand, exactly as the daemon would.
+
+use crate::cli::{ExitStatus, IngestArgs, Settings};
+use crate::intake::{self, IntakeContext};
+use crate::ledger::{Ledger, SubmissionStatus};
+use crate::lock::StateLock;
+use anyhow::Context as _;
+
+pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus> {
+    let config = &settings.config;
+    let unit = settings.unit_arg(&args.unit)?;
+    for f in &args.files {
+        if !f.is_file() {
+            return Err(crate::cli::UsageError(format!("{}: no such file", f.display())).into());
+        }
+    }
+    let _lock = StateLock::acquire(&config.state_path())?;
+    let mut ledger = Ledger::open(&config.state_path())?;
+    let exe = std::env::current_exe().context("cannot locate the tally binary")?;
+    // Mail is composed by the mail module once configured; without it nothing is queued.
+    let compose = |_: &crate::ledger::Submission, _: &[crate::findings::Finding]| Vec::new();
+    let ctx = IntakeContext {
+        config,
+        config_path: &settings.config_path,
+        exe: &exe,
+        now: settings.now,
+        compose: &compose,
+    };
+    intake::resume_pending(&ctx, &mut ledger)?;
+    let mut status = ExitStatus::Success;
+    let mut failed = 0;
+    for file in &args.files {
+        match intake::ingest(&ctx, &mut ledger, unit, file) {
+            Ok(outcome) => {
+                let s = &outcome.submission;
+                println!(
+                    "{}: {} ({}) — {} row(s), {} error(s), {} warning(s) → {}",
+                    file.display(),
+                    s.status.as_str(),
+                    s.status.label_zh(),
+                    s.rows,
+                    s.errors,
+                    s.warnings,
+                    s.destination
+                );
+                if let Some(fb) = &s.feedback_path {
+                    println!("  feedback: {fb}");
+                }
+                if s.status == SubmissionStatus::Rejected && status == ExitStatus::Success {
+                    status = ExitStatus::Failure;
+                }
+            }
+            Err(e) => {
+                eprintln!("tally: {}: not taken in (the file stays where it is): {e}", file.display());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Ok(ExitStatus::Error);
+    }
+    Ok(status)
+}

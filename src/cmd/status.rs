@@ -1,0 +1,71 @@
+//! `tally status [--json]`: progress per unit and category at `--now` (DESIGN.md §6).
+
+use crate::cli::{ExitStatus, Settings, StatusArgs};
+use crate::count::{self, Status};
+use crate::ledger::Ledger;
+use std::io::IsTerminal;
+
+/// The status of the plan from the ledger at the settings' clock.
+pub fn load(settings: &Settings, ledger: &Ledger) -> anyhow::Result<Status> {
+    let rows = ledger.counted_rows()?;
+    let accepted = ledger.accepted_months()?;
+    Ok(count::status(&settings.config, settings.now, &rows, &accepted))
+}
+
+pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitStatus> {
+    let ledger = Ledger::open(&settings.config.state_path())?;
+    let status = load(settings, &ledger)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&status)?);
+    } else {
+        print!("{}", render_text(&status, std::io::stdout().is_terminal()));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The status as a table; lagging lines in red when `colour`.
+pub fn render_text(status: &Status, colour: bool) -> String {
+    let mut out = format!("{} ({}) — as of {}\n\n", status.plan, status.year, status.as_of);
+    let mut rows = Vec::new();
+    let mut lagging_rows = Vec::new();
+    for u in &status.units {
+        for (i, c) in u.categories.iter().enumerate() {
+            let rate = if c.target == 0 { 0.0 } else { c.completed as f64 * 100.0 / f64::from(c.target) };
+            if c.lagging {
+                lagging_rows.push(rows.len());
+            }
+            rows.push(vec![
+                if i == 0 { u.unit.clone() } else { String::new() },
+                c.category.clone(),
+                c.target.to_string(),
+                c.completed.to_string(),
+                format!("{rate:.1}%"),
+                format!("{:.1}", c.expected),
+                if c.lagging { "滞后".into() } else { "正常".into() },
+            ]);
+        }
+        if !u.missing_months.is_empty() {
+            lagging_rows.push(rows.len());
+            rows.push(vec![
+                String::new(),
+                format!("未报送: {}", u.missing_months.join(", ")),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "未报送".into(),
+            ]);
+        }
+    }
+    let table = crate::table::render(&["单位", "人员类别", "指标", "完成", "完成率", "序时进度", "状态"], &rows);
+    for (i, line) in table.lines().enumerate() {
+        let red = colour && i > 0 && lagging_rows.contains(&(i - 1));
+        if red {
+            out.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}

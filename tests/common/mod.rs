@@ -1,0 +1,185 @@
+//! Shared helpers for end-to-end tests: a temp work folder holding a copy of the reference
+//! plan, the real `tally` binary run in it, and returns built from the template's layout.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tally");
+pub const REFERENCE_PLAN: &str = include_str!("../../tally.toml");
+
+/// A temporary folder with `tally.toml` (the reference plan) and its drop folders.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir::with_plan(REFERENCE_PLAN)
+    }
+
+    pub fn with_plan(plan: &str) -> Workdir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("tally.toml"), plan).unwrap();
+        for u in ["西兴街道", "长河街道", "浦沿街道", "江北科技园"] {
+            std::fs::create_dir_all(dir.path().join("watch-dirs").join(u)).unwrap();
+        }
+        Workdir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn unit_dir(&self, unit: &str) -> PathBuf {
+        self.join("watch-dirs").join(unit)
+    }
+
+    /// Run tally with `--config <this>/tally.toml` and the given args.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.path())
+            .arg("--config")
+            .arg(self.join("tally.toml"))
+            .args(args)
+            .env_remove("TALLY_NOW")
+            .env_remove("TALLY_SMTP_URL")
+            .env("RUST_LOG", "tally=warn");
+        cmd.output().expect("run tally")
+    }
+
+    /// Run and return stdout, asserting the exit code.
+    pub fn stdout(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "tally {args:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let s = self.stdout(args, code);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+    }
+
+    /// Files directly in a folder, sorted by name.
+    pub fn files_in(&self, dir: impl AsRef<Path>) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.join(dir))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+/// A valid 18-character resident ID from a seed (Hangzhou Binjiang region, born 1980-1999).
+pub fn valid_id(seed: u32) -> String {
+    let year = 1980 + (seed % 20);
+    let month = 1 + (seed / 20) % 12;
+    let day = 1 + (seed / 240) % 28;
+    let seq = seed % 1000;
+    let first17 = format!("330108{year:04}{month:02}{day:02}{seq:03}");
+    let check = tally::ids::resident_id_check_char(&first17).unwrap();
+    format!("{first17}{check}")
+}
+
+/// A valid 统一社会信用代码 from a seed.
+pub fn valid_credit_code(seed: u32) -> String {
+    let first17 = format!("91330108MA{:07}", seed % 10_000_000);
+    let check = tally::ids::credit_code_check_char(&first17).unwrap();
+    format!("{first17}{check}")
+}
+
+/// One roster row.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub name: String,
+    pub id: String,
+    pub category: String,
+    pub date: String,
+    pub hours: f64,
+    pub result: String,
+}
+
+impl Person {
+    pub fn new(seed: u32, category: &str, date: &str) -> Person {
+        Person {
+            name: format!("员工{seed}"),
+            id: valid_id(seed),
+            category: category.into(),
+            date: date.into(),
+            hours: 8.0,
+            result: "合格".into(),
+        }
+    }
+    pub fn failed(mut self) -> Person {
+        self.result = "不合格".into();
+        self
+    }
+}
+
+/// Build a return in the template's layout (rust_xlsxwriter; IDs as text, dates as dates).
+pub fn return_xlsx(unit: &str, month: &str, people: &[Person]) -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut wb = Workbook::new();
+    let date_fmt = Format::new().set_num_format("yyyy-mm-dd");
+    let cover = wb.add_worksheet();
+    cover.set_name("填报信息").unwrap();
+    cover.write_string(0, 0, "培训情况月报").unwrap();
+    for (i, (label, value)) in [("填报单位", unit), ("报送月份", month), ("填报人", "王芳"), ("联系电话", "0571-87654321")]
+        .iter()
+        .enumerate()
+    {
+        cover.write_string(i as u32 + 1, 0, *label).unwrap();
+        cover.write_string(i as u32 + 1, 1, *value).unwrap();
+    }
+    let roster = wb.add_worksheet();
+    roster.set_name("培训台账").unwrap();
+    let headers = ["序号", "姓名", "身份证号", "企业名称", "统一社会信用代码", "人员类别", "培训日期", "培训学时", "考核结果", "证书编号"];
+    for (c, h) in headers.iter().enumerate() {
+        roster.write_string(0, c as u16, *h).unwrap();
+    }
+    for (i, p) in people.iter().enumerate() {
+        let r = i as u32 + 1;
+        roster.write_number(r, 0, (i + 1) as f64).unwrap();
+        roster.write_string(r, 1, &p.name).unwrap();
+        roster.write_string(r, 2, &p.id).unwrap();
+        roster.write_string(r, 3, "杭州滨江示例科技有限公司").unwrap();
+        roster.write_string(r, 4, valid_credit_code(7)).unwrap();
+        roster.write_string(r, 5, &p.category).unwrap();
+        match ExcelDateTime::parse_from_str(&p.date) {
+            Ok(d) => {
+                roster.write_datetime_with_format(r, 6, &d, &date_fmt).unwrap();
+            }
+            Err(_) => {
+                roster.write_string(r, 6, &p.date).unwrap();
+            }
+        }
+        roster.write_number(r, 7, p.hours).unwrap();
+        roster.write_string(r, 8, &p.result).unwrap();
+        roster.write_string(r, 9, format!("ZS{:06}", i + 1)).unwrap();
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+/// Write a return into a unit's drop folder (or anywhere) and return its path.
+pub fn drop_return(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
