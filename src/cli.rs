@@ -46,7 +46,11 @@ impl ExitStatus {
 pub struct UsageError(pub String);
 
 #[derive(Debug, Parser)]
-#[command(name = "tally", version, about = "Work-safety training returns: check, ledger, master workbook, reminders")]
+#[command(
+    name = "tally",
+    version,
+    about = "Work-safety training returns: check, ledger, master workbook, reminders"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -188,7 +192,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 .map(|c| c.limits)
                 .unwrap_or_default();
             let code = crate::read::child_main(file, &limits);
-            Ok(if code == 0 { ExitStatus::Success } else { ExitStatus::Error })
+            Ok(if code == 0 {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Error
+            })
         }
         Command::Template(args) => {
             let settings = Settings::load(&cli.global)?;
@@ -223,7 +231,8 @@ pub fn ensure_absent(path: &Path) -> anyhow::Result<()> {
 /// Write bytes to a new or named file, with the path in any error.
 pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
     }
     std::fs::write(path, bytes).with_context(|| format!("{}: cannot write", path.display()))
 }
@@ -234,9 +243,21 @@ mod tests {
 
     #[test]
     fn check_flags_parse() {
-        let cli = Cli::try_parse_from(["tally", "--now", "2020-07-01", "check", "a.xlsx", "--unit", "西兴街道", "--json"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "tally",
+            "--now",
+            "2020-07-01",
+            "check",
+            "a.xlsx",
+            "--unit",
+            "西兴街道",
+            "--json",
+        ])
+        .unwrap();
         assert_eq!(cli.global.now.as_deref(), Some("2020-07-01"));
-        let Command::Check(args) = cli.command else { panic!() };
+        let Command::Check(args) = cli.command else {
+            panic!()
+        };
         assert!(args.json);
         assert_eq!(args.unit.as_deref(), Some("西兴街道"));
     }
@@ -245,7 +266,9 @@ mod tests {
     fn config_defaults_to_tally_toml_and_is_global() {
         let cli = Cli::try_parse_from(["tally", "template"]).unwrap();
         assert_eq!(cli.global.config, PathBuf::from("tally.toml"));
-        let cli = Cli::try_parse_from(["tally", "template", "--config", "x/t.toml", "-o", "f.xlsx"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["tally", "template", "--config", "x/t.toml", "-o", "f.xlsx"])
+                .unwrap();
         assert_eq!(cli.global.config, PathBuf::from("x/t.toml"));
     }
 

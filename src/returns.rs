@@ -101,7 +101,12 @@ fn column_of(label: &str) -> Option<Column> {
     Column::ALL
         .into_iter()
         .find(|c| fold(c.header()) == f)
-        .or_else(|| COLUMN_ALIASES.iter().find(|(a, _)| fold(a) == f).map(|(_, c)| *c))
+        .or_else(|| {
+            COLUMN_ALIASES
+                .iter()
+                .find(|(a, _)| fold(a) == f)
+                .map(|(_, c)| *c)
+        })
 }
 
 const HEADER_SCAN_ROWS: u32 = 20;
@@ -147,7 +152,9 @@ fn find_cover(sheet: &Sheet) -> HashMap<&'static str, (u32, u32)> {
     let mut found = HashMap::new();
     for r in 0..sheet.height().min(40) {
         for c in 0..sheet.width(r).min(10) {
-            let Cell::Text(s) = sheet.get(r, c) else { continue };
+            let Cell::Text(s) = sheet.get(r, c) else {
+                continue;
+            };
             let f = fold(s.trim_end_matches([':', '：']));
             let f = f.trim_end_matches(':');
             if let Some(label) = form::COVER_LABELS.into_iter().find(|l| fold(l) == f) {
@@ -470,7 +477,9 @@ fn check_roster(
                     name,
                     a1(header_row, c),
                     label.clone(),
-                    format!("表头“{label}”不是模板中的栏目，该列内容不会被统计；如无必要请删除该列。"),
+                    format!(
+                        "表头“{label}”不是模板中的栏目，该列内容不会被统计；如无必要请删除该列。"
+                    ),
                 ));
             }
         }
@@ -561,7 +570,9 @@ fn is_blank_row(sheet: &Sheet, r: u32, columns: &BTreeMap<Column, u32>, extra: &
         return true;
     }
     // A 合计/小计 line under the roster is not a person.
-    let id_blank = columns.get(&Column::Id).is_none_or(|c| sheet.get(r, *c).is_blank());
+    let id_blank = columns
+        .get(&Column::Id)
+        .is_none_or(|c| sheet.get(r, *c).is_blank());
     id_blank
         && (0..sheet.width(r)).any(|c| match sheet.get(r, c) {
             Cell::Text(s) => matches!(fold(s).as_str(), "合计" | "小计" | "总计"),
@@ -581,7 +592,7 @@ fn check_row(
 ) -> Option<Row> {
     let name = &sheet.name;
     let line = r + 1;
-    let before = out.iter().filter(|f| f.is_error()).count();
+    let before = out.len();
     let mut push = |code: Code, c: u32, value: String, message: String| {
         out.push(Finding::new(code, name, a1(r, c), value, message));
     };
@@ -595,7 +606,9 @@ fn check_row(
                 Code::FormulaError,
                 *c,
                 e.clone(),
-                format!("第 {line} 行此单元格是错误值 {e}（公式出错），请直接填写正确的内容，不要使用公式。"),
+                format!(
+                    "第 {line} 行此单元格是错误值 {e}（公式出错），请直接填写正确的内容，不要使用公式。"
+                ),
             );
         }
     }
@@ -790,8 +803,7 @@ fn check_row(
         }
     });
 
-    let errors_now = out.iter().filter(|f| f.is_error()).count();
-    if errors_now > before {
+    if out[before..].iter().any(Finding::is_error) {
         return None;
     }
     Some(Row {
@@ -846,8 +858,8 @@ fn check_summary(
         }
         lines.push((r, cat, count));
     }
-    let filled = lines.iter().any(|(_, _, c)| !c.is_blank())
-        || total.is_some_and(|(_, c)| !c.is_blank());
+    let filled =
+        lines.iter().any(|(_, _, c)| !c.is_blank()) || total.is_some_and(|(_, c)| !c.is_blank());
     if !filled {
         return; // The summary is optional: blank means not filled.
     }
@@ -912,7 +924,9 @@ fn check_summary(
                 name,
                 "",
                 cat.clone(),
-                format!("培训台账中有 {actual} 行“{cat}”，但汇总表中没有这一类别，请在汇总表中补上。"),
+                format!(
+                    "培训台账中有 {actual} 行“{cat}”，但汇总表中没有这一类别，请在汇总表中补上。"
+                ),
             ));
         }
     }

@@ -21,7 +21,12 @@ pub struct CheckReport<'a> {
 /// Read and check one file as the daemon would, for a given folder unit.
 pub fn check_file(settings: &Settings, file: &Path, unit: Option<&crate::config::Unit>) -> Return {
     let exe = std::env::current_exe().unwrap_or_else(|_| "tally".into());
-    match crate::read::read_sandboxed(&exe, Some(&settings.config_path), file, &settings.config.limits) {
+    match crate::read::read_sandboxed(
+        &exe,
+        Some(&settings.config_path),
+        file,
+        &settings.config.limits,
+    ) {
         Ok(wb) => returns::check(
             &wb,
             &Context {
@@ -43,7 +48,9 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> 
         None => settings.unit_of_folder(&args.file),
     };
     if !args.file.is_file() {
-        return Err(crate::cli::UsageError(format!("{}: no such file", args.file.display())).into());
+        return Err(
+            crate::cli::UsageError(format!("{}: no such file", args.file.display())).into(),
+        );
     }
     let ret = check_file(settings, &args.file, unit);
     let accepted = ret.accepted();
@@ -60,17 +67,29 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> 
     } else {
         print!("{}", render_text(&report));
     }
-    Ok(if accepted { ExitStatus::Success } else { ExitStatus::Failure })
+    Ok(if accepted {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }
 
 /// The human-readable report: a verdict line, then one line per finding.
 pub fn render_text(report: &CheckReport<'_>) -> String {
-    let errors = report.findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let errors = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     let warnings = report.findings.len() - errors;
     let mut out = format!(
         "{}: {} — {} row(s), unit {}, month {}; {} error(s), {} warning(s)\n",
         report.file,
-        if report.accepted { "accepted (可以接收)" } else { "rejected (将被退回)" },
+        if report.accepted {
+            "accepted (可以接收)"
+        } else {
+            "rejected (将被退回)"
+        },
         report.rows,
         report.unit.as_deref().unwrap_or("?"),
         report.month.as_deref().unwrap_or("?"),
@@ -92,7 +111,10 @@ pub fn render_text(report: &CheckReport<'_>) -> String {
             })
             .collect();
         out.push('\n');
-        out.push_str(&crate::table::render(&["级别", "位置", "代码", "内容", "说明"], &rows));
+        out.push_str(&crate::table::render(
+            &["级别", "位置", "代码", "内容", "说明"],
+            &rows,
+        ));
     }
     out
 }

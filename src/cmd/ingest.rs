@@ -51,7 +51,10 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 }
             }
             Err(e) => {
-                eprintln!("tally: {}: not taken in (the file stays where it is): {e}", file.display());
+                eprintln!(
+                    "tally: {}: not taken in (the file stays where it is): {e}",
+                    file.display()
+                );
                 failed += 1;
             }
         }

@@ -26,6 +26,11 @@ pub fn run(args: &crate::cli::InitArgs) -> anyhow::Result<ExitStatus> {
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("{}: cannot create", folder.display()))?;
     }
-    println!("wrote {} and {} drop folders under {}", path.display(), config.units.len(), config.watch_root().display());
+    println!(
+        "wrote {} and {} drop folders under {}",
+        path.display(),
+        config.units.len(),
+        config.watch_root().display()
+    );
     Ok(ExitStatus::Success)
 }

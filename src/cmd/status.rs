@@ -9,7 +9,12 @@ use std::io::IsTerminal;
 pub fn load(settings: &Settings, ledger: &Ledger) -> anyhow::Result<Status> {
     let rows = ledger.counted_rows()?;
     let accepted = ledger.accepted_months()?;
-    Ok(count::status(&settings.config, settings.now, &rows, &accepted))
+    Ok(count::status(
+        &settings.config,
+        settings.now,
+        &rows,
+        &accepted,
+    ))
 }
 
 pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitStatus> {
@@ -25,23 +30,38 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitStatus>
 
 /// The status as a table; lagging lines in red when `colour`.
 pub fn render_text(status: &Status, colour: bool) -> String {
-    let mut out = format!("{} ({}) — as of {}\n\n", status.plan, status.year, status.as_of);
+    let mut out = format!(
+        "{} ({}) — as of {}\n\n",
+        status.plan, status.year, status.as_of
+    );
     let mut rows = Vec::new();
     let mut lagging_rows = Vec::new();
     for u in &status.units {
         for (i, c) in u.categories.iter().enumerate() {
-            let rate = if c.target == 0 { 0.0 } else { c.completed as f64 * 100.0 / f64::from(c.target) };
+            let rate = if c.target == 0 {
+                0.0
+            } else {
+                c.completed as f64 * 100.0 / f64::from(c.target)
+            };
             if c.lagging {
                 lagging_rows.push(rows.len());
             }
             rows.push(vec![
-                if i == 0 { u.unit.clone() } else { String::new() },
+                if i == 0 {
+                    u.unit.clone()
+                } else {
+                    String::new()
+                },
                 c.category.clone(),
                 c.target.to_string(),
                 c.completed.to_string(),
                 format!("{rate:.1}%"),
                 format!("{:.1}", c.expected),
-                if c.lagging { "滞后".into() } else { "正常".into() },
+                if c.lagging {
+                    "滞后".into()
+                } else {
+                    "正常".into()
+                },
             ]);
         }
         if !u.missing_months.is_empty() {
@@ -57,7 +77,18 @@ pub fn render_text(status: &Status, colour: bool) -> String {
             ]);
         }
     }
-    let table = crate::table::render(&["单位", "人员类别", "指标", "完成", "完成率", "序时进度", "状态"], &rows);
+    let table = crate::table::render(
+        &[
+            "单位",
+            "人员类别",
+            "指标",
+            "完成",
+            "完成率",
+            "序时进度",
+            "状态",
+        ],
+        &rows,
+    );
     for (i, line) in table.lines().enumerate() {
         let red = colour && i > 0 && lagging_rows.contains(&(i - 1));
         if red {

@@ -13,7 +13,8 @@ pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatu
     };
     // The bureau may edit the wording without recompiling: templates/填报说明.txt beside the plan.
     let custom = config.base_dir.join("templates").join("填报说明.txt");
-    let instructions = std::fs::read_to_string(&custom).unwrap_or_else(|_| DEFAULT_INSTRUCTIONS.to_string());
+    let instructions =
+        std::fs::read_to_string(&custom).unwrap_or_else(|_| DEFAULT_INSTRUCTIONS.to_string());
     let units = config.unit_names();
     let categories = config.category_names();
     let bytes = render(&TemplateSpec {
