@@ -86,6 +86,19 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Progress per unit and category at --now.
     Status(StatusArgs),
+    /// Quota tables: `targets import FILE` reads the plan's attachment into [targets].
+    #[command(subcommand)]
+    Targets(TargetsCommand),
+    /// The daemon: take returns dropped into the units' folders, keep the master current.
+    /// --once: process what is pending, rebuild the master, run due mail work, exit.
+    Watch(crate::cmd::watch::WatchArgs),
+    /// Rewrite the master workbook from the ledger (the previous version is archived).
+    Rebuild,
+    /// Who is lagging; queue and send the reminders, deadline reminders and digest due now
+    /// (at most one per unit and schedule window). --dry-run: show them, send nothing.
+    Remind(crate::cmd::remind::RemindArgs),
+    /// Mail waiting or failed: `list` it (the default), or `retry` it now.
+    Outbox(crate::cmd::outbox::OutboxArgs),
     /// Internal: read a return in a sandboxed child process.
     #[command(name = "__read", hide = true)]
     Read { file: PathBuf },
@@ -128,6 +141,12 @@ pub struct IngestArgs {
     /// The unit whose returns these are (its folder receives them).
     #[arg(long, value_name = "U")]
     pub unit: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetsCommand {
+    /// Import a quota breakdown table (序号 | 单位 | categories… | 合计) into [targets].
+    Import(crate::targets::ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +205,7 @@ impl Settings {
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         Command::Init(args) => crate::cmd::init::run(args),
+        Command::Targets(TargetsCommand::Import(args)) => crate::targets::run(&cli.global.config, args),
         Command::Read { file } => {
             // The child must never fail on config: fall back to default limits.
             let limits = Config::load(&cli.global.config)
@@ -213,6 +233,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Status(args) => {
             let settings = Settings::load(&cli.global)?;
             crate::cmd::status::run(&settings, args)
+        }
+        Command::Watch(args) => {
+            let settings = Settings::load(&cli.global)?;
+            crate::cmd::watch::run(&settings, &cli.global, args)
+        }
+        Command::Rebuild => {
+            let settings = Settings::load(&cli.global)?;
+            crate::cmd::rebuild::run(&settings)
+        }
+        Command::Remind(args) => {
+            let settings = Settings::load(&cli.global)?;
+            crate::cmd::remind::run(&settings, args)
+        }
+        Command::Outbox(args) => {
+            let settings = Settings::load(&cli.global)?;
+            crate::cmd::outbox::run(&settings, args)
         }
     }
 }

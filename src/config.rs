@@ -43,6 +43,12 @@ pub struct Config {
     pub paths: Paths,
     #[serde(default)]
     pub limits: Limits,
+    /// The daemon: how it watches and when a dropped file counts as complete.
+    #[serde(default)]
+    pub watch: crate::watch::WatchConfig,
+    /// Mail: transport, addresses, the reminder and digest schedule, retries.
+    #[serde(default)]
+    pub mail: crate::mail::MailConfig,
     /// Folder of the config file; every relative path is resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -245,7 +251,11 @@ impl Config {
                 message,
             });
         }
-        config.tz = config.plan.time_zone.parse().unwrap_or_else(|_| default_tz());
+        config.tz = config
+            .plan
+            .time_zone
+            .parse()
+            .unwrap_or_else(|_| default_tz());
         Ok(config)
     }
 
@@ -305,14 +315,19 @@ impl Config {
             if !(0.0..=1.0).contains(fraction) || *fraction < last {
                 out.push((
                     at,
-                    format!("fraction {fraction} must be within [0, 1] and not below the month before"),
+                    format!(
+                        "fraction {fraction} must be within [0, 1] and not below the month before"
+                    ),
                 ));
             }
             last = *fraction;
         }
 
         if self.categories.is_empty() {
-            out.push((vec![Seg::Key("categories")], "at least one category is needed".into()));
+            out.push((
+                vec![Seg::Key("categories")],
+                "at least one category is needed".into(),
+            ));
         }
         let mut seen: HashMap<String, String> = HashMap::new();
         for (i, c) in self.categories.iter().enumerate() {
@@ -326,14 +341,20 @@ impl Config {
                     out.push((at, "a category name or alias is empty".into()));
                 } else if let Some(prev) = seen.insert(fold(label), c.name.clone()) {
                     if prev != c.name || j == 0 {
-                        out.push((at, format!("{label:?} is already used by category {prev:?}")));
+                        out.push((
+                            at,
+                            format!("{label:?} is already used by category {prev:?}"),
+                        ));
                     }
                 }
             }
         }
 
         if self.units.is_empty() {
-            out.push((vec![Seg::Key("units")], "at least one unit is needed".into()));
+            out.push((
+                vec![Seg::Key("units")],
+                "at least one unit is needed".into(),
+            ));
         }
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut folders: HashMap<String, String> = HashMap::new();
@@ -360,9 +381,15 @@ impl Config {
                 || folder == ".."
                 || folder.starts_with('.')
             {
-                out.push((at, format!("folder {folder:?} must be one plain folder name")));
+                out.push((
+                    at,
+                    format!("folder {folder:?} must be one plain folder name"),
+                ));
             } else if let Some(prev) = folders.insert(fold(folder), u.name.clone()) {
-                out.push((at, format!("folder {folder:?} is already used by unit {prev:?}")));
+                out.push((
+                    at,
+                    format!("folder {folder:?} is already used by unit {prev:?}"),
+                ));
             }
             for (k, addr) in u.contacts.iter().enumerate() {
                 if addr.parse::<lettre::Address>().is_err() {
@@ -385,13 +412,20 @@ impl Config {
         for (unit, per_cat) in &self.targets {
             let at = vec![Seg::Key("targets"), Seg::Key(unit.as_str())];
             if !self.units.iter().any(|u| &u.name == unit) {
-                out.push((at.clone(), format!("{unit:?} is not the name of a unit in [[units]]")));
+                out.push((
+                    at.clone(),
+                    format!("{unit:?} is not the name of a unit in [[units]]"),
+                ));
                 continue;
             }
             for cat in per_cat.keys() {
                 if !self.categories.iter().any(|c| &c.name == cat) {
                     out.push((
-                        vec![Seg::Key("targets"), Seg::Key(unit.as_str()), Seg::Key(cat.as_str())],
+                        vec![
+                            Seg::Key("targets"),
+                            Seg::Key(unit.as_str()),
+                            Seg::Key(cat.as_str()),
+                        ],
                         format!("{cat:?} is not the name of a category in [[categories]]"),
                     ));
                 }
@@ -419,8 +453,30 @@ impl Config {
             ("zip_max_ratio", l.zip_max_ratio == 0),
         ] {
             if zero {
-                out.push((vec![Seg::Key("limits"), Seg::Key(key)], "must be above 0".into()));
+                out.push((
+                    vec![Seg::Key("limits"), Seg::Key(key)],
+                    "must be above 0".into(),
+                ));
             }
+        }
+        let w = &self.watch;
+        for (key, value, min) in [
+            ("poll_interval_secs", w.poll_interval_secs, 0.1),
+            ("rescan_secs", w.rescan_secs, 1.0),
+            ("settle_secs", w.settle_secs, 0.05),
+            ("min_age_secs", w.min_age_secs, 0.0),
+        ] {
+            if !(value.is_finite() && (min..=86_400.0).contains(&value)) {
+                out.push((
+                    vec![Seg::Key("watch"), Seg::Key(key)],
+                    format!("must be a number of seconds from {min} to 86400, found {value}"),
+                ));
+            }
+        }
+        for (path, message) in self.mail.problems() {
+            let mut at = vec![Seg::Key("mail")];
+            at.extend(path.split('.').map(Seg::Key));
+            out.push((at, message));
         }
         out
     }
@@ -443,7 +499,9 @@ impl Config {
 
     /// The unit whose drop folder has this name.
     pub fn unit_by_folder(&self, folder: &str) -> Option<&Unit> {
-        self.units.iter().find(|u| u.folder() == folder)
+        self.units
+            .iter()
+            .find(|u| u.folder() == folder)
             .or_else(|| self.units.iter().find(|u| fold(u.folder()) == fold(folder)))
     }
 
@@ -569,15 +627,24 @@ mod tests {
     fn the_reference_plan_loads() {
         let c = parse(REFERENCE).unwrap();
         assert_eq!(c.plan.year, 2020);
-        assert_eq!(c.unit_names(), ["西兴街道", "长河街道", "浦沿街道", "江北科技园"]);
-        assert_eq!(c.category_names(), ["企业主要负责人", "安全生产管理人员", "其他从业人员"]);
+        assert_eq!(
+            c.unit_names(),
+            ["西兴街道", "长河街道", "浦沿街道", "江北科技园"]
+        );
+        assert_eq!(
+            c.category_names(),
+            ["企业主要负责人", "安全生产管理人员", "其他从业人员"]
+        );
         for u in c.unit_names() {
             assert_eq!(c.target(&u, "企业主要负责人"), Some(70));
             assert_eq!(c.target(&u, "安全生产管理人员"), Some(80));
             assert_eq!(c.target(&u, "其他从业人员"), Some(5000));
         }
         assert_eq!(c.find_unit("西興街道").unwrap().name, "西兴街道");
-        assert_eq!(c.find_category("企業主要負責人").unwrap().name, "企业主要负责人");
+        assert_eq!(
+            c.find_category("企業主要負責人").unwrap().name,
+            "企业主要负责人"
+        );
         assert_eq!(c.master_path(), Path::new("/base/output/master.xlsx"));
         assert_eq!(c.tz, chrono_tz::Asia::Shanghai);
     }
@@ -619,7 +686,11 @@ mod tests {
         for (from, to, key) in [
             ("deadline_day = 5", "deadline_day = 31", "plan.deadline_day"),
             ("tolerance = 0.10", "tolerance = 1.5", "plan.tolerance"),
-            ("time_zone = \"Asia/Shanghai\"", "time_zone = \"Mars/Base\"", "plan.time_zone"),
+            (
+                "time_zone = \"Asia/Shanghai\"",
+                "time_zone = \"Mars/Base\"",
+                "plan.time_zone",
+            ),
         ] {
             assert!(REFERENCE.contains(from), "{from}");
             let err = parse(&REFERENCE.replacen(from, to, 1)).unwrap_err();

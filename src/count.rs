@@ -81,7 +81,10 @@ pub fn completed(config: &Config, rows: &[CountedRow]) -> BTreeMap<(String, Stri
 
 /// Completed per (unit, category) at the end of each month of the plan year (index 0 = Jan):
 /// a person counts from the date of their first qualifying training.
-pub fn monthly_cumulative(config: &Config, rows: &[CountedRow]) -> BTreeMap<(String, String), [u64; 12]> {
+pub fn monthly_cumulative(
+    config: &Config,
+    rows: &[CountedRow],
+) -> BTreeMap<(String, String), [u64; 12]> {
     let mut first_seen: HashMap<(String, String, &str), u32> = HashMap::new();
     let mut per_month: HashMap<(String, String), [u64; 12]> = HashMap::new();
     for r in rows.iter().filter(|r| qualifies(config, &r.row)) {
@@ -149,7 +152,10 @@ pub fn status(
                 .iter()
                 .map(|c| {
                     let target = config.target(&u.name, &c.name).unwrap_or(0);
-                    let completed = done.get(&(u.name.clone(), c.name.clone())).copied().unwrap_or(0);
+                    let completed = done
+                        .get(&(u.name.clone(), c.name.clone()))
+                        .copied()
+                        .unwrap_or(0);
                     let expected = f64::from(target) * fraction;
                     CategoryStatus {
                         category: c.name.clone(),
@@ -207,7 +213,9 @@ pub fn doubles(rows: &[CountedRow]) -> Vec<Double> {
         let repeated_in_category = {
             let mut subs: HashMap<(&str, &str), BTreeSet<i64>> = HashMap::new();
             for r in &reports {
-                subs.entry((&r.unit, &r.row.category)).or_default().insert(r.submission);
+                subs.entry((&r.unit, &r.row.category))
+                    .or_default()
+                    .insert(r.submission);
             }
             subs.values().any(|s| s.len() > 1)
         };
@@ -218,7 +226,14 @@ pub fn doubles(rows: &[CountedRow]) -> Vec<Double> {
                 across_units,
                 reports: reports
                     .iter()
-                    .map(|r| (r.unit.clone(), r.month, r.row.category.clone(), r.submission))
+                    .map(|r| {
+                        (
+                            r.unit.clone(),
+                            r.month,
+                            r.row.category.clone(),
+                            r.submission,
+                        )
+                    })
                     .collect(),
             });
         }
@@ -233,10 +248,23 @@ mod tests {
     use std::path::Path;
 
     fn config() -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new(".")).unwrap()
+        Config::parse(
+            include_str!("../tally.toml"),
+            Path::new("tally.toml"),
+            Path::new("."),
+        )
+        .unwrap()
     }
 
-    fn row(sub: i64, unit: &str, month: u32, id: &str, cat: &str, day: u32, passed: bool) -> CountedRow {
+    fn row(
+        sub: i64,
+        unit: &str,
+        month: u32,
+        id: &str,
+        cat: &str,
+        day: u32,
+        passed: bool,
+    ) -> CountedRow {
         CountedRow {
             submission: sub,
             unit: unit.into(),
@@ -282,8 +310,14 @@ mod tests {
             row(1, "西兴街道", 5, "A", "企业主要负责人", 3, true),
             row(2, "西兴街道", 6, "A", "企业主要负责人", 3, true),
         ];
-        assert_eq!(completed(&c, &rows)[&("西兴街道".into(), "企业主要负责人".into())], 2);
-        assert_eq!(monthly_cumulative(&c, &rows)[&("西兴街道".into(), "企业主要负责人".into())][5], 2);
+        assert_eq!(
+            completed(&c, &rows)[&("西兴街道".into(), "企业主要负责人".into())],
+            2
+        );
+        assert_eq!(
+            monthly_cumulative(&c, &rows)[&("西兴街道".into(), "企业主要负责人".into())][5],
+            2
+        );
     }
 
     #[test]
@@ -305,15 +339,29 @@ mod tests {
     fn status_at_1_july_matches_the_design_example() {
         let c = config();
         let rows: Vec<CountedRow> = (0..12)
-            .map(|i| row(1, "西兴街道", 5, &format!("ID{i}"), "企业主要负责人", 3, true))
+            .map(|i| {
+                row(
+                    1,
+                    "西兴街道",
+                    5,
+                    &format!("ID{i}"),
+                    "企业主要负责人",
+                    3,
+                    true,
+                )
+            })
             .collect();
-        let accepted: BTreeSet<_> = [("西兴街道".to_string(), YearMonth::new(2020, 1).unwrap())].into();
+        let accepted: BTreeSet<_> =
+            [("西兴街道".to_string(), YearMonth::new(2020, 1).unwrap())].into();
         let now = plan::parse_now("2020-07-01", c.tz).unwrap();
         let s = status(&c, now, &rows, &accepted);
         assert_eq!(s.as_of, "2020-07-01T00:00:00+08:00");
         let x = &s.units[0];
         assert_eq!(x.unit, "西兴街道");
-        assert_eq!(x.missing_months, ["2020-02", "2020-03", "2020-04", "2020-05"]);
+        assert_eq!(
+            x.missing_months,
+            ["2020-02", "2020-03", "2020-04", "2020-05"]
+        );
         assert_eq!(x.categories[0].completed, 12);
         assert_eq!(x.categories[0].expected, 34.8);
         assert!(x.categories[0].lagging && x.lagging);

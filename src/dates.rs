@@ -57,14 +57,16 @@ fn parse_iso_prefix(s: &str) -> Option<NaiveDate> {
 }
 
 fn normalize(s: &str) -> String {
-    s.nfkc()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
+    s.nfkc().filter(|c| !c.is_whitespace()).collect::<String>()
 }
 
 fn parse_compact(s: &str) -> Option<NaiveDate> {
     if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
-        NaiveDate::from_ymd_opt(s[..4].parse().ok()?, s[4..6].parse().ok()?, s[6..].parse().ok()?)
+        NaiveDate::from_ymd_opt(
+            s[..4].parse().ok()?,
+            s[4..6].parse().ok()?,
+            s[6..].parse().ok()?,
+        )
     } else {
         None
     }
@@ -146,20 +148,43 @@ mod tests {
 
     #[test]
     fn every_text_form_of_the_design() {
-        for s in ["2020-05-12", "2020/5/12", "2020年5月12日", "20200512", " 2020-5-12 ", "2020.05.12", "２０２０－０５－１２", "2020-05-12 09:30"] {
+        for s in [
+            "2020-05-12",
+            "2020/5/12",
+            "2020年5月12日",
+            "20200512",
+            " 2020-5-12 ",
+            "2020.05.12",
+            "２０２０－０５－１２",
+            "2020-05-12 09:30",
+        ] {
             assert_eq!(parse_date_text(s), Some(d(2020, 5, 12)), "{s}");
         }
-        for s in ["五月十二日", "2020-13-45", "2020-02-30", "12/05/2020", "", "2020年5月12日上午", "abc"] {
+        for s in [
+            "五月十二日",
+            "2020-13-45",
+            "2020-02-30",
+            "12/05/2020",
+            "",
+            "2020年5月12日上午",
+            "abc",
+        ] {
             assert_eq!(parse_date_text(s), None, "{s}");
         }
     }
 
     #[test]
     fn cells_of_every_kind() {
-        assert_eq!(date_of(&Cell::Date("2020-05-12T00:00:00".into())), Some(d(2020, 5, 12)));
+        assert_eq!(
+            date_of(&Cell::Date("2020-05-12T00:00:00".into())),
+            Some(d(2020, 5, 12))
+        );
         assert_eq!(date_of(&Cell::Number(43963.0)), Some(d(2020, 5, 12)));
         assert_eq!(date_of(&Cell::Number(20200512.0)), Some(d(2020, 5, 12)));
-        assert_eq!(date_of(&Cell::Text("2020/5/12".into())), Some(d(2020, 5, 12)));
+        assert_eq!(
+            date_of(&Cell::Text("2020/5/12".into())),
+            Some(d(2020, 5, 12))
+        );
         assert_eq!(date_of(&Cell::Bool(true)), None);
         assert_eq!(date_of(&Cell::Number(-3.0)), None);
     }
@@ -167,7 +192,15 @@ mod tests {
     #[test]
     fn months() {
         let may = YearMonth::new(2020, 5);
-        for s in ["2020-05", "2020-5", "2020年5月", "2020年05月份", "202005", "2020/05", "2020-05-01"] {
+        for s in [
+            "2020-05",
+            "2020-5",
+            "2020年5月",
+            "2020年05月份",
+            "202005",
+            "2020/05",
+            "2020-05-01",
+        ] {
             assert_eq!(parse_month_text(s), may, "{s}");
         }
         for s in ["五月份", "2020", "2020-13", "", "05-2020"] {

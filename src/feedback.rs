@@ -40,7 +40,7 @@ pub const TABLE_HEADER_ROW: u32 = 8;
 
 const TABLE_WIDTHS: [f64; 7] = [6.0, 6.0, 12.0, 9.0, 20.0, 26.0, 64.0];
 const HINT: &str = "后面各工作表是您报送的原表：有问题的单元格已标红（错误）或标黄（提醒），\
-                    鼠标移到单元格上可看到说明；点击上表“单元格”一栏可直接跳到该单元格。";
+                    鼠标移到单元格上可看到说明；点击下表“单元格”一栏可直接跳到该单元格。";
 const UNKNOWN: &str = "未能识别";
 const NOTE_AUTHOR: &str = "报表审核";
 
@@ -407,7 +407,7 @@ fn write_copy(
     }
 
     for (c, width) in (0u16..).zip(widths) {
-        let width = (width as f64 + 2.0).min(MAX_WIDTH);
+        let width = (width as f64 * 1.1 + 2.0).min(MAX_WIDTH);
         if width > DEFAULT_WIDTH {
             ws.set_column_width(c, width)?;
         }

@@ -99,7 +99,10 @@ fn split_name(name: &str) -> (&str, &str) {
 
 /// The feedback workbook path for a rejected file at `dest`.
 pub fn feedback_path_for(dest: &Path) -> PathBuf {
-    let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("return");
+    let name = dest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("return");
     let (stem, _) = split_name(name);
     dest.with_file_name(format!("{stem}{FEEDBACK_SUFFIX}"))
 }
@@ -113,7 +116,8 @@ pub fn is_feedback_name(name: &str) -> bool {
 pub fn copy_durable(src: &Path, dst: &Path) -> Result<(), IntakeError> {
     let dir = dst.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
     let mut input = std::fs::File::open(src).map_err(io(src, "cannot open"))?;
     std::io::copy(&mut input, tmp.as_file_mut()).map_err(io(dst, "cannot copy into"))?;
     tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
@@ -130,7 +134,8 @@ pub fn copy_durable(src: &Path, dst: &Path) -> Result<(), IntakeError> {
 pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
     let dir = dst.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
     tmp.write_all(bytes).map_err(io(dst, "cannot write"))?;
     tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
     tmp.persist(dst).map_err(|e| IntakeError::Io {
@@ -179,7 +184,12 @@ fn stamp(now: DateTime<Tz>) -> String {
 }
 
 /// Take one file in for `unit`.
-pub fn ingest(ctx: &IntakeContext<'_>, ledger: &mut Ledger, unit: &Unit, path: &Path) -> Result<Outcome, IntakeError> {
+pub fn ingest(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    unit: &Unit,
+    path: &Path,
+) -> Result<Outcome, IntakeError> {
     let config = ctx.config;
     let sha = hash_file(path)?;
     let source = path.to_string_lossy().to_string();
@@ -196,7 +206,11 @@ pub fn ingest(ctx: &IntakeContext<'_>, ledger: &mut Ledger, unit: &Unit, path: &
     {
         let findings = ledger.findings(s.id)?;
         let s = finish(ctx, ledger, s)?;
-        return Ok(Outcome { submission: s, findings, resumed: true });
+        return Ok(Outcome {
+            submission: s,
+            findings,
+            resumed: true,
+        });
     }
 
     let unit_dir = config.unit_dir(unit);
@@ -225,31 +239,36 @@ pub fn ingest(ctx: &IntakeContext<'_>, ledger: &mut Ledger, unit: &Unit, path: &
         };
         let s = record(ctx, ledger, &new)?;
         let s = finish(ctx, ledger, s)?;
-        return Ok(Outcome { submission: s, findings: Vec::new(), resumed: false });
+        return Ok(Outcome {
+            submission: s,
+            findings: Vec::new(),
+            resumed: false,
+        });
     }
 
     // Read and check.
     let started = std::time::Instant::now();
-    let (workbook, mut ret) = match crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), path, &config.limits) {
-        Ok(wb) => {
-            let ret = returns::check(
-                &wb,
-                &returns::Context {
-                    config,
-                    unit: Some(unit),
-                    now: ctx.now,
+    let (workbook, mut ret) =
+        match crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), path, &config.limits) {
+            Ok(wb) => {
+                let ret = returns::check(
+                    &wb,
+                    &returns::Context {
+                        config,
+                        unit: Some(unit),
+                        now: ctx.now,
+                    },
+                );
+                (Some(wb), ret)
+            }
+            Err(f) => (
+                None,
+                Return {
+                    findings: vec![f],
+                    ..Return::default()
                 },
-            );
-            (Some(wb), ret)
-        }
-        Err(f) => (
-            None,
-            Return {
-                findings: vec![f],
-                ..Return::default()
-            },
-        ),
-    };
+            ),
+        };
     if ret.accepted() {
         let doubles = double_reported(ledger, config, unit, &ret)?;
         ret.findings.extend(doubles);
@@ -257,17 +276,25 @@ pub fn ingest(ctx: &IntakeContext<'_>, ledger: &mut Ledger, unit: &Unit, path: &
     let accepted = ret.accepted();
 
     // Archive copy first: a received file is never lost.
-    let month_dir = ret.month.map_or("未识别月份".to_string(), |m| m.to_string());
-    let archive_rel = PathBuf::from(unit.folder())
-        .join(&month_dir)
-        .join(format!("{}-{}-{}", ctx.now.format("%Y%m%dT%H%M%S"), &sha[..12], file_name));
+    let month_dir = ret
+        .month
+        .map_or("未识别月份".to_string(), |m| m.to_string());
+    let archive_rel = PathBuf::from(unit.folder()).join(&month_dir).join(format!(
+        "{}-{}-{}",
+        ctx.now.format("%Y%m%dT%H%M%S"),
+        &sha[..12],
+        file_name
+    ));
     let archive_abs = config.archive_dir().join(&archive_rel);
     if !archive_abs.exists() {
         copy_durable(path, &archive_abs)?;
     }
 
     let (dest, feedback) = if accepted {
-        (free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists()), None)
+        (
+            free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists()),
+            None,
+        )
     } else {
         let dest = free_name(&unit_dir.join(REJECTED_DIR), &file_name, |p| {
             p.exists() || feedback_path_for(p).exists()
@@ -283,14 +310,22 @@ pub fn ingest(ctx: &IntakeContext<'_>, ledger: &mut Ledger, unit: &Unit, path: &
         source_path: source,
         archive_path: archive_rel.to_string_lossy().to_string(),
         received_at,
-        status: if accepted { SubmissionStatus::Accepted } else { SubmissionStatus::Rejected },
+        status: if accepted {
+            SubmissionStatus::Accepted
+        } else {
+            SubmissionStatus::Rejected
+        },
         duplicate_of: None,
         rows: ret.row_count as i64,
         reporter: ret.reporter.clone(),
         phone: ret.phone.clone(),
         destination: dest.to_string_lossy().to_string(),
         feedback_path: feedback.as_ref().map(|p| p.to_string_lossy().to_string()),
-        counted_rows: if accepted { ret.rows.clone() } else { Vec::new() },
+        counted_rows: if accepted {
+            ret.rows.clone()
+        } else {
+            Vec::new()
+        },
         findings: ret.findings.clone(),
     };
     let s = record(ctx, ledger, &new)?;
@@ -308,10 +343,18 @@ pub fn ingest(ctx: &IntakeContext<'_>, ledger: &mut Ledger, unit: &Unit, path: &
         ms = started.elapsed().as_millis() as u64,
         "return processed"
     );
-    Ok(Outcome { submission: s, findings: ret.findings, resumed: false })
+    Ok(Outcome {
+        submission: s,
+        findings: ret.findings,
+        resumed: false,
+    })
 }
 
-fn record(ctx: &IntakeContext<'_>, ledger: &mut Ledger, new: &NewSubmission) -> Result<Submission, IntakeError> {
+fn record(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    new: &NewSubmission,
+) -> Result<Submission, IntakeError> {
     // The messages need the submission's id for their keys: compose against a provisional
     // record, then store both in one transaction.
     let provisional = Submission {
@@ -339,7 +382,12 @@ fn record(ctx: &IntakeContext<'_>, ledger: &mut Ledger, new: &NewSubmission) -> 
     Ok(ledger.record(new, &messages)?)
 }
 
-fn write_feedback(s: &Submission, wb: Option<&Workbook>, findings: &[Finding], path: &Path) -> Result<(), IntakeError> {
+fn write_feedback(
+    s: &Submission,
+    wb: Option<&Workbook>,
+    findings: &[Finding],
+    path: &Path,
+) -> Result<(), IntakeError> {
     let month = s.month.map(|m| m.to_string());
     let received = s.received_at.replace('T', " ");
     let bytes = crate::feedback::render(&crate::feedback::FeedbackInput {
@@ -359,7 +407,11 @@ fn write_feedback(s: &Submission, wb: Option<&Workbook>, findings: &[Finding], p
 }
 
 /// Move the dropped file to its recorded destination (renumbering on a clash) and mark it.
-fn finish(ctx: &IntakeContext<'_>, ledger: &mut Ledger, s: Submission) -> Result<Submission, IntakeError> {
+fn finish(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    s: Submission,
+) -> Result<Submission, IntakeError> {
     let src = PathBuf::from(&s.source_path);
     let at = stamp(ctx.now);
     if !src.exists() {
@@ -374,7 +426,13 @@ fn finish(ctx: &IntakeContext<'_>, ledger: &mut Ledger, s: Submission) -> Result
         if !Path::new(fb).exists() {
             // Interrupted before the feedback was written: rebuild it from the archived copy.
             let archived = ctx.config.archive_dir().join(&s.archive_path);
-            let wb = crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), &archived, &ctx.config.limits).ok();
+            let wb = crate::read::read_sandboxed(
+                ctx.exe,
+                Some(ctx.config_path),
+                &archived,
+                &ctx.config.limits,
+            )
+            .ok();
             let findings = ledger.findings(s.id)?;
             write_feedback(&s, wb.as_ref(), &findings, Path::new(fb))?;
         }
@@ -382,7 +440,10 @@ fn finish(ctx: &IntakeContext<'_>, ledger: &mut Ledger, s: Submission) -> Result
     let mut dest = PathBuf::from(&s.destination);
     if dest.exists() {
         let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
-        let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         dest = free_name(&dir, &name, |p| p.exists());
     }
     move_file(&src, &dest)?;
@@ -391,7 +452,10 @@ fn finish(ctx: &IntakeContext<'_>, ledger: &mut Ledger, s: Submission) -> Result
 }
 
 /// Finish every intake a crash interrupted (files recorded but not moved).
-pub fn resume_pending(ctx: &IntakeContext<'_>, ledger: &mut Ledger) -> Result<Vec<Submission>, IntakeError> {
+pub fn resume_pending(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+) -> Result<Vec<Submission>, IntakeError> {
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
         done.push(finish(ctx, ledger, s)?);
@@ -401,9 +465,16 @@ pub fn resume_pending(ctx: &IntakeContext<'_>, ledger: &mut Ledger) -> Result<Ve
 
 /// double-reported warnings: people of this return already counted for another unit, or for
 /// this unit in the same category in another month.
-fn double_reported(ledger: &Ledger, config: &Config, unit: &Unit, ret: &Return) -> Result<Vec<Finding>, IntakeError> {
+fn double_reported(
+    ledger: &Ledger,
+    config: &Config,
+    unit: &Unit,
+    ret: &Return,
+) -> Result<Vec<Finding>, IntakeError> {
     let mut out = Vec::new();
-    let Some(month) = ret.month else { return Ok(out) };
+    let Some(month) = ret.month else {
+        return Ok(out);
+    };
     let id_col = ret
         .layout
         .columns
@@ -413,7 +484,9 @@ fn double_reported(ledger: &Ledger, config: &Config, unit: &Unit, ret: &Return) 
     let sheet = ret.layout.roster.clone().unwrap_or_default();
     let earlier = ledger.reports_of_ids(ret.rows.iter().map(|r| r.id.as_str()))?;
     for row in &ret.rows {
-        let Some(reports) = earlier.get(&row.id) else { continue };
+        let Some(reports) = earlier.get(&row.id) else {
+            continue;
+        };
         for (other_unit, other_month, other_cat) in reports {
             let same_unit = other_unit == &unit.name;
             if same_unit && (*other_month == month || other_cat != &row.category) {

@@ -27,7 +27,9 @@ pub enum LedgerError {
         source: std::io::Error,
     },
     /// The database was written by a newer tally.
-    #[error("{path}: ledger schema version {found} is newer than this tally ({supported}); upgrade tally")]
+    #[error(
+        "{path}: ledger schema version {found} is newer than this tally ({supported}); upgrade tally"
+    )]
     TooNew {
         path: PathBuf,
         found: i64,
@@ -229,6 +231,37 @@ const MIGRATIONS: &[&str] = &[
         sent_at TEXT
     );
     "#,
+    // 2: the daemon's listing state (src/watch.rs): files seen in the drop folders, being
+    // taken, failed, or outside any unit folder; and small key/value state (master_stale).
+    r#"
+    CREATE TABLE watch_files (
+        path TEXT PRIMARY KEY,
+        unit TEXT,
+        state TEXT NOT NULL CHECK (state IN ('seen','taking','failed','outside')),
+        size INTEGER NOT NULL DEFAULT 0,
+        mtime_ns INTEGER NOT NULL DEFAULT 0,
+        crashes INTEGER NOT NULL DEFAULT 0,
+        first_seen TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE watch_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+    // 3: reminder windows (src/mail.rs): per unit and schedule window, whether the unit was
+    // found lagging (and reminded) and how many reminders in a row that made.
+    r#"
+    CREATE TABLE reminder_windows (
+        unit TEXT NOT NULL,
+        window_id TEXT NOT NULL,
+        evaluated_at TEXT NOT NULL,
+        lagging INTEGER NOT NULL,
+        streak INTEGER NOT NULL,
+        PRIMARY KEY (unit, window_id)
+    );
+    "#,
 ];
 
 /// The open ledger.
@@ -315,7 +348,11 @@ impl Ledger {
     }
 
     /// The first non-duplicate submission of these bytes for this unit.
-    pub fn find_by_hash(&self, unit: &str, sha256: &str) -> Result<Option<Submission>, LedgerError> {
+    pub fn find_by_hash(
+        &self,
+        unit: &str,
+        sha256: &str,
+    ) -> Result<Option<Submission>, LedgerError> {
         self.conn
             .query_row(
                 &format!("{SELECT_SUBMISSION} WHERE unit = ?1 AND sha256 = ?2 AND status != 'duplicate' ORDER BY id LIMIT 1"),
@@ -329,7 +366,10 @@ impl Ledger {
     /// Any submission (duplicates included) of these bytes from this exact source path that
     /// has not been moved yet: the work a crash interrupted.
     pub fn unmoved(&self) -> Result<Vec<Submission>, LedgerError> {
-        self.select(&format!("{SELECT_SUBMISSION} WHERE moved = 0 ORDER BY id"), [])
+        self.select(
+            &format!("{SELECT_SUBMISSION} WHERE moved = 0 ORDER BY id"),
+            [],
+        )
     }
 
     /// Record a submission with its rows, findings and events, supersede older accepted
@@ -354,7 +394,14 @@ impl Ledger {
             new.findings.iter().filter(|f| !f.is_error()).count()
         );
         insert_event(&tx, id, &new.received_at, "checked", &verdict).map_err(sql)?;
-        insert_event(&tx, id, &new.received_at, new.status.as_str(), &new.destination).map_err(sql)?;
+        insert_event(
+            &tx,
+            id,
+            &new.received_at,
+            new.status.as_str(),
+            &new.destination,
+        )
+        .map_err(sql)?;
         if new.status == SubmissionStatus::Accepted {
             let month = new.month.map(|m| m.to_string());
             let older: Vec<i64> = {
@@ -372,14 +419,22 @@ impl Ledger {
                     params![id, old],
                 )
                 .map_err(sql)?;
-                insert_event(&tx, old, &new.received_at, "superseded", &format!("by submission {id}")).map_err(sql)?;
+                insert_event(
+                    &tx,
+                    old,
+                    &new.received_at,
+                    "superseded",
+                    &format!("by submission {id}"),
+                )
+                .map_err(sql)?;
             }
         }
         for m in messages {
             queue_message(&tx, m, &new.received_at).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
-        self.submission(id)?.ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
+        self.submission(id)?
+            .ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
     }
 
     /// Mark a submission's file as moved to its destination (which may have been renamed on
@@ -408,15 +463,29 @@ impl Ledger {
             source,
         };
         let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute("UPDATE submissions SET moved = 1 WHERE id = ?1", params![id])
-            .map_err(sql)?;
-        insert_event(&tx, id, at, "source-gone", "the dropped file was gone before it could be moved; the archive copy is kept").map_err(sql)?;
+        tx.execute(
+            "UPDATE submissions SET moved = 1 WHERE id = ?1",
+            params![id],
+        )
+        .map_err(sql)?;
+        insert_event(
+            &tx,
+            id,
+            at,
+            "source-gone",
+            "the dropped file was gone before it could be moved; the archive copy is kept",
+        )
+        .map_err(sql)?;
         tx.commit().map_err(sql)
     }
 
     pub fn submission(&self, id: i64) -> Result<Option<Submission>, LedgerError> {
         self.conn
-            .query_row(&format!("{SELECT_SUBMISSION} WHERE id = ?1"), params![id], submission_from_row)
+            .query_row(
+                &format!("{SELECT_SUBMISSION} WHERE id = ?1"),
+                params![id],
+                submission_from_row,
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -454,7 +523,11 @@ impl Ledger {
             let id: i64 = r.get(0)?;
             let f = Finding {
                 code: Code::parse(&r.get::<_, String>(1)?).unwrap_or(Code::InternalError),
-                severity: if r.get::<_, String>(2)? == "warning" { Severity::Warning } else { Severity::Error },
+                severity: if r.get::<_, String>(2)? == "warning" {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
                 sheet: r.get(3)?,
                 cell: r.get(4)?,
                 value: r.get(5)?,
@@ -542,7 +615,8 @@ impl Ledger {
     pub fn reports_of_ids<'a>(
         &self,
         ids: impl Iterator<Item = &'a str>,
-    ) -> Result<std::collections::HashMap<String, Vec<(String, YearMonth, String)>>, LedgerError> {
+    ) -> Result<std::collections::HashMap<String, Vec<(String, YearMonth, String)>>, LedgerError>
+    {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -635,7 +709,11 @@ fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Submission> {
 fn finding_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
     Ok(Finding {
         code: Code::parse(&r.get::<_, String>(0)?).unwrap_or(Code::InternalError),
-        severity: if r.get::<_, String>(1)? == "warning" { Severity::Warning } else { Severity::Error },
+        severity: if r.get::<_, String>(1)? == "warning" {
+            Severity::Warning
+        } else {
+            Severity::Error
+        },
         sheet: r.get(2)?,
         cell: r.get(3)?,
         value: r.get(4)?,
@@ -710,7 +788,13 @@ fn insert_submission(tx: &Transaction<'_>, s: &NewSubmission) -> rusqlite::Resul
     Ok(id)
 }
 
-fn insert_event(tx: &Transaction<'_>, id: i64, at: &str, kind: &str, detail: &str) -> rusqlite::Result<()> {
+fn insert_event(
+    tx: &Transaction<'_>,
+    id: i64,
+    at: &str,
+    kind: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO events (submission_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
         params![id, at, kind, detail],

@@ -16,7 +16,9 @@ pub struct StateLock {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another tally holds the lock.
-    #[error("{path}: another tally process ({holder}) is working on this state; stop it first or wait for it to finish")]
+    #[error(
+        "{path}: another tally process ({holder}) is working on this state; stop it first or wait for it to finish"
+    )]
     Busy { path: PathBuf, holder: String },
     /// The lock file could not be opened.
     #[error("{path}: cannot open the lock file: {source}")]
@@ -55,7 +57,9 @@ impl StateLock {
                     holder: holder.trim().to_string(),
                 });
             }
-            Err(std::fs::TryLockError::Error(source)) => return Err(LockError::Io { path, source }),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(LockError::Io { path, source });
+            }
         }
         let _ = file.set_len(0);
         let _ = write!(file, "pid {}", std::process::id());

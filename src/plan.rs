@@ -43,9 +43,15 @@ impl YearMonth {
 
     pub fn next(self) -> YearMonth {
         if self.month == 12 {
-            YearMonth { year: self.year + 1, month: 1 }
+            YearMonth {
+                year: self.year + 1,
+                month: 1,
+            }
         } else {
-            YearMonth { year: self.year, month: self.month + 1 }
+            YearMonth {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 
@@ -117,8 +123,14 @@ pub fn current_month(now: DateTime<Tz>) -> YearMonth {
 /// Fraction of the yearly target expected to be done at `now`, in [0, 1].
 pub fn expected_fraction(config: &Config, now: DateTime<Tz>) -> f64 {
     let year = config.plan.year;
-    let start = start_of_day(config.tz, NaiveDate::from_ymd_opt(year, 1, 1).expect("Jan 1"));
-    let end = start_of_day(config.tz, NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("Jan 1"));
+    let start = start_of_day(
+        config.tz,
+        NaiveDate::from_ymd_opt(year, 1, 1).expect("Jan 1"),
+    );
+    let end = start_of_day(
+        config.tz,
+        NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("Jan 1"),
+    );
     let secs = |a: DateTime<Tz>, b: DateTime<Tz>| (b - a).num_milliseconds() as f64 / 1000.0;
     let fraction = match config.plan.schedule {
         ScheduleKind::Linear => secs(start, now) / secs(start, end),
@@ -135,7 +147,11 @@ pub fn expected_fraction(config: &Config, now: DateTime<Tz>) -> f64 {
                 let ((t0, f0), (t1, f1)) = (pair[0], pair[1]);
                 if now < t1 {
                     let span = secs(t0, t1);
-                    let x = if span > 0.0 { secs(t0, now) / span } else { 1.0 };
+                    let x = if span > 0.0 {
+                        secs(t0, now) / span
+                    } else {
+                        1.0
+                    };
                     value = f0 + (f1 - f0) * x.clamp(0.0, 1.0);
                     break;
                 }
@@ -172,8 +188,12 @@ mod tests {
     use std::path::Path;
 
     fn reference() -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new("."))
-            .unwrap()
+        Config::parse(
+            include_str!("../tally.toml"),
+            Path::new("tally.toml"),
+            Path::new("."),
+        )
+        .unwrap()
     }
 
     fn at(s: &str) -> DateTime<Tz> {
@@ -214,12 +234,17 @@ mod tests {
     fn deadline_is_inclusive_of_day_d() {
         let c = reference();
         let may = YearMonth::parse("2020-05").unwrap();
-        assert_eq!(deadline_date(&c, may), NaiveDate::from_ymd_opt(2020, 6, 5).unwrap());
+        assert_eq!(
+            deadline_date(&c, may),
+            NaiveDate::from_ymd_opt(2020, 6, 5).unwrap()
+        );
         assert!(!overdue_months(&c, at("2020-06-05T23:59:59+08:00")).contains(&may));
         assert!(overdue_months(&c, at("2020-06-06")).contains(&may));
         let due = overdue_months(&c, at("2020-07-01"));
-        assert_eq!(due.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                   ["2020-01", "2020-02", "2020-03", "2020-04", "2020-05"]);
+        assert_eq!(
+            due.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            ["2020-01", "2020-02", "2020-03", "2020-04", "2020-05"]
+        );
         assert_eq!(overdue_months(&c, at("2021-02-01")).len(), 12);
     }
 
@@ -238,6 +263,9 @@ mod tests {
         assert_eq!(m.label_zh(), "2020年5月");
         assert!(YearMonth::parse("2020-13").is_none());
         assert!(YearMonth::parse("20-05").is_none());
-        assert_eq!(YearMonth::parse("2020-12").unwrap().next().to_string(), "2021-01");
+        assert_eq!(
+            YearMonth::parse("2020-12").unwrap().next().to_string(),
+            "2021-01"
+        );
     }
 }

@@ -69,7 +69,10 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
     let mut declared_total: u64 = 0;
     for i in 0..archive.len() {
         let entry = archive.by_index_raw(i).map_err(|e| {
-            unreadable(format!("文件已损坏（第 {} 个部件无法读取：{e}），请重新保存后报送。", i + 1))
+            unreadable(format!(
+                "文件已损坏（第 {} 个部件无法读取：{e}），请重新保存后报送。",
+                i + 1
+            ))
         })?;
         declared_total = declared_total.saturating_add(entry.size());
         let compressed = entry.compressed_size().max(1);
@@ -105,7 +108,9 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
         let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
         let mut limited = (&mut entry).take(budget + 1);
         let n = std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| {
-            unreadable(format!("文件已损坏（部件“{name}”无法解压：{e}），请重新保存后报送。"))
+            unreadable(format!(
+                "文件已损坏（部件“{name}”无法解压：{e}），请重新保存后报送。"
+            ))
         })?;
         if n > budget {
             return Err(too_large(format!(
@@ -132,7 +137,11 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
             check_zip(bytes, limits)?;
             if is_ods(bytes) {
                 let mut wb: calamine::Ods<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
-                    .map_err(|e| unreadable(format!("无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。")))?;
+                    .map_err(|e| {
+                        unreadable(format!(
+                            "无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。"
+                        ))
+                    })?;
                 collect(&mut wb, limits, |_, _| Ok(Vec::new()))
             } else {
                 let mut wb: calamine::Xlsx<_> =
@@ -142,7 +151,8 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
                         ))
                     })?;
                 collect(&mut wb, limits, |wb, name| {
-                    wb.merge_cells_by_sheet_name(name).map_err(|e| e.to_string())
+                    wb.merge_cells_by_sheet_name(name)
+                        .map_err(|e| e.to_string())
                 })
             }
         }
@@ -154,15 +164,16 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
             }
             let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
                 .map_err(|e| match e {
-                    calamine::XlsError::Password => unreadable(
-                        "文件设置了打开密码，系统无法读取。请取消密码后重新保存再报送。",
-                    ),
+                    calamine::XlsError::Password => {
+                        unreadable("文件设置了打开密码，系统无法读取。请取消密码后重新保存再报送。")
+                    }
                     e => unreadable(format!(
                         "无法读取 .xls 文件（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
                     )),
                 })?;
             collect(&mut wb, limits, |wb, name| {
-                wb.merge_cells_by_sheet_name(name).map_err(|e| e.to_string())
+                wb.merge_cells_by_sheet_name(name)
+                    .map_err(|e| e.to_string())
             })
         }
         Container::Other => Err(unreadable(
@@ -306,7 +317,12 @@ fn cap_memory(_mb: u64) {}
 
 /// Read a return through a child process of `exe` (the `tally` binary). Every outcome is a
 /// workbook or a finding; nothing the file does can crash the caller.
-pub fn read_sandboxed(exe: &Path, config_path: Option<&Path>, path: &Path, limits: &Limits) -> Result<Workbook, Finding> {
+pub fn read_sandboxed(
+    exe: &Path,
+    config_path: Option<&Path>,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Workbook, Finding> {
     match std::fs::metadata(path) {
         Ok(m) if m.len() > limits.max_file_bytes => {
             return Err(too_large(format!(

@@ -35,7 +35,13 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn aligns_by_display_width() {
-        let s = super::render(&["a", "b"], &[vec!["西兴".into(), "x".into()], vec!["ab".into(), "y".into()]]);
+        let s = super::render(
+            &["a", "b"],
+            &[
+                vec!["西兴".into(), "x".into()],
+                vec!["ab".into(), "y".into()],
+            ],
+        );
         assert_eq!(s, "a     b\n西兴  x\nab    y\n");
     }
 }

@@ -10,27 +10,63 @@ const M: &str = "安全生产管理人员";
 const O: &str = "其他从业人员";
 
 fn completed(status: &Value, unit: &str, category: &str) -> u64 {
-    let u = status["units"].as_array().unwrap().iter().find(|u| u["unit"] == unit).unwrap();
-    let c = u["categories"].as_array().unwrap().iter().find(|c| c["category"] == category).unwrap();
+    let u = status["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == unit)
+        .unwrap();
+    let c = u["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == category)
+        .unwrap();
     c["completed"].as_u64().unwrap()
 }
 
 fn unit<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["units"].as_array().unwrap().iter().find(|u| u["unit"] == name).unwrap()
+    status["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == name)
+        .unwrap()
 }
 
 fn ingest(w: &Workdir, unit: &str, name: &str, bytes: &[u8], now: &str, code: i32) -> String {
     let dir = w.join("incoming");
     let p = drop_return(&dir, name, bytes);
-    w.stdout(&["--now", now, "ingest", p.to_str().unwrap(), "--unit", unit], code)
+    w.stdout(
+        &["--now", now, "ingest", p.to_str().unwrap(), "--unit", unit],
+        code,
+    )
 }
 
 #[test]
 fn an_accepted_return_is_counted_archived_and_moved() {
     let w = Workdir::new();
-    let people = vec![Person::new(1, P, "2020-05-06"), Person::new(2, M, "2020-05-07"), Person::new(3, O, "2020-05-08")];
-    let src = drop_return(&w.unit_dir("西兴街道"), "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &people));
-    let out = w.stdout(&["--now", "2020-06-02", "ingest", src.to_str().unwrap(), "--unit", "西兴街道"], 0);
+    let people = vec![
+        Person::new(1, P, "2020-05-06"),
+        Person::new(2, M, "2020-05-07"),
+        Person::new(3, O, "2020-05-08"),
+    ];
+    let src = drop_return(
+        &w.unit_dir("西兴街道"),
+        "2020-05.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &people),
+    );
+    let out = w.stdout(
+        &[
+            "--now",
+            "2020-06-02",
+            "ingest",
+            src.to_str().unwrap(),
+            "--unit",
+            "西兴街道",
+        ],
+        0,
+    );
     assert!(out.contains("accepted"), "{out}");
     assert!(!src.exists(), "the dropped file is moved");
     assert_eq!(w.files_in("watch-dirs/西兴街道/已接收"), ["2020-05.xlsx"]);
@@ -51,7 +87,10 @@ fn the_same_bytes_twice_count_once() {
     ingest(&w, "西兴街道", "a.xlsx", &bytes, "2020-06-02", 0);
     let out = ingest(&w, "西兴街道", "a.xlsx", &bytes, "2020-06-03", 0);
     assert!(out.contains("duplicate") && out.contains("重复"), "{out}");
-    assert_eq!(w.files_in("watch-dirs/西兴街道/已接收"), ["a (2).xlsx", "a.xlsx"]);
+    assert_eq!(
+        w.files_in("watch-dirs/西兴街道/已接收"),
+        ["a (2).xlsx", "a.xlsx"]
+    );
     let s = w.json(&["--now", "2020-06-03", "status", "--json"], 0);
     assert_eq!(completed(&s, "西兴街道", P), 1);
 }
@@ -59,16 +98,30 @@ fn the_same_bytes_twice_count_once() {
 #[test]
 fn a_resubmission_supersedes_the_earlier_return_of_the_month() {
     let w = Workdir::new();
-    let first = return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06"), Person::new(2, P, "2020-05-06")]);
+    let first = return_xlsx(
+        "西兴街道",
+        "2020-05",
+        &[
+            Person::new(1, P, "2020-05-06"),
+            Person::new(2, P, "2020-05-06"),
+        ],
+    );
     let second = return_xlsx("西兴街道", "2020-05", &[Person::new(3, P, "2020-05-06")]);
     ingest(&w, "西兴街道", "2020-05.xlsx", &first, "2020-06-02", 0);
     let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
     assert_eq!(completed(&s, "西兴街道", P), 2);
     ingest(&w, "西兴街道", "2020-05.xlsx", &second, "2020-06-03", 0);
     let s = w.json(&["--now", "2020-06-03", "status", "--json"], 0);
-    assert_eq!(completed(&s, "西兴街道", P), 1, "only the newer return counts");
+    assert_eq!(
+        completed(&s, "西兴街道", P),
+        1,
+        "only the newer return counts"
+    );
     // Both stay on record: two files in 已接收/, two archive copies.
-    assert_eq!(w.files_in("watch-dirs/西兴街道/已接收"), ["2020-05 (2).xlsx", "2020-05.xlsx"]);
+    assert_eq!(
+        w.files_in("watch-dirs/西兴街道/已接收"),
+        ["2020-05 (2).xlsx", "2020-05.xlsx"]
+    );
     assert_eq!(w.files_in("archive/西兴街道/2020-05").len(), 2);
 }
 
@@ -76,17 +129,40 @@ fn a_resubmission_supersedes_the_earlier_return_of_the_month() {
 fn a_nil_return_stops_the_month_from_being_missing() {
     let w = Workdir::new();
     let s = w.json(&["--now", "2020-02-06", "status", "--json"], 0);
-    assert_eq!(unit(&s, "西兴街道")["missing_months"], serde_json::json!(["2020-01"]));
-    ingest(&w, "西兴街道", "2020-01.xlsx", &return_xlsx("西兴街道", "2020-01", &[]), "2020-02-06", 0);
+    assert_eq!(
+        unit(&s, "西兴街道")["missing_months"],
+        serde_json::json!(["2020-01"])
+    );
+    ingest(
+        &w,
+        "西兴街道",
+        "2020-01.xlsx",
+        &return_xlsx("西兴街道", "2020-01", &[]),
+        "2020-02-06",
+        0,
+    );
     let s = w.json(&["--now", "2020-02-06", "status", "--json"], 0);
-    assert_eq!(unit(&s, "西兴街道")["missing_months"], serde_json::json!([]));
-    assert_eq!(unit(&s, "长河街道")["missing_months"], serde_json::json!(["2020-01"]));
+    assert_eq!(
+        unit(&s, "西兴街道")["missing_months"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        unit(&s, "长河街道")["missing_months"],
+        serde_json::json!(["2020-01"])
+    );
 }
 
 #[test]
 fn a_failed_person_is_not_counted() {
     let w = Workdir::new();
-    let bytes = return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06").failed(), Person::new(2, P, "2020-05-06")]);
+    let bytes = return_xlsx(
+        "西兴街道",
+        "2020-05",
+        &[
+            Person::new(1, P, "2020-05-06").failed(),
+            Person::new(2, P, "2020-05-06"),
+        ],
+    );
     ingest(&w, "西兴街道", "a.xlsx", &bytes, "2020-06-02", 0);
     let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
     assert_eq!(completed(&s, "西兴街道", P), 1);
@@ -97,14 +173,35 @@ fn persons_count_once_across_months_and_person_times_twice() {
     for (rule, expected) in [("persons", 1), ("person-times", 2)] {
         let plan = REFERENCE_PLAN.replacen(
             "name = \"企业主要负责人\"\naliases = [\"主要负责人\"]\ncounting = \"persons\"",
-            &format!("name = \"企业主要负责人\"\naliases = [\"主要负责人\"]\ncounting = \"{rule}\""),
+            &format!(
+                "name = \"企业主要负责人\"\naliases = [\"主要负责人\"]\ncounting = \"{rule}\""
+            ),
             1,
         );
-        assert!(plan.contains(&format!("name = \"企业主要负责人\"\naliases = [\"主要负责人\"]\ncounting = \"{rule}\"")));
+        assert!(plan.contains(&format!(
+            "name = \"企业主要负责人\"\naliases = [\"主要负责人\"]\ncounting = \"{rule}\""
+        )));
         let w = Workdir::with_plan(&plan);
-        ingest(&w, "西兴街道", "05.xlsx", &return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]), "2020-07-01", 0);
-        let out = ingest(&w, "西兴街道", "06.xlsx", &return_xlsx("西兴街道", "2020-06", &[Person::new(1, P, "2020-06-06")]), "2020-07-01", 0);
-        assert!(out.contains("1 warning"), "double-reported warning expected: {out}");
+        ingest(
+            &w,
+            "西兴街道",
+            "05.xlsx",
+            &return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]),
+            "2020-07-01",
+            0,
+        );
+        let out = ingest(
+            &w,
+            "西兴街道",
+            "06.xlsx",
+            &return_xlsx("西兴街道", "2020-06", &[Person::new(1, P, "2020-06-06")]),
+            "2020-07-01",
+            0,
+        );
+        assert!(
+            out.contains("1 warning"),
+            "double-reported warning expected: {out}"
+        );
         let s = w.json(&["--now", "2020-07-01", "status", "--json"], 0);
         assert_eq!(completed(&s, "西兴街道", P), expected, "{rule}");
     }
@@ -113,8 +210,22 @@ fn persons_count_once_across_months_and_person_times_twice() {
 #[test]
 fn a_person_in_two_units_is_flagged_and_counted_by_each() {
     let w = Workdir::new();
-    ingest(&w, "西兴街道", "a.xlsx", &return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]), "2020-06-02", 0);
-    let out = ingest(&w, "长河街道", "b.xlsx", &return_xlsx("长河街道", "2020-05", &[Person::new(1, P, "2020-05-07")]), "2020-06-02", 0);
+    ingest(
+        &w,
+        "西兴街道",
+        "a.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]),
+        "2020-06-02",
+        0,
+    );
+    let out = ingest(
+        &w,
+        "长河街道",
+        "b.xlsx",
+        &return_xlsx("长河街道", "2020-05", &[Person::new(1, P, "2020-05-07")]),
+        "2020-06-02",
+        0,
+    );
     assert!(out.contains("1 warning"), "{out}");
     let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
     assert_eq!(completed(&s, "西兴街道", P), 1);
@@ -126,27 +237,55 @@ fn status_before_and_after_a_deadline() {
     let w = Workdir::new();
     for m in 1..=4 {
         let month = format!("2020-{m:02}");
-        ingest(&w, "西兴街道", &format!("{month}.xlsx"), &return_xlsx("西兴街道", &month, &[]), "2020-06-01", 0);
+        ingest(
+            &w,
+            "西兴街道",
+            &format!("{month}.xlsx"),
+            &return_xlsx("西兴街道", &month, &[]),
+            "2020-06-01",
+            0,
+        );
     }
     // May's return is due by the end of 5 June.
-    let s = w.json(&["--now", "2020-06-05T23:59:59+08:00", "status", "--json"], 0);
-    assert_eq!(unit(&s, "西兴街道")["missing_months"], serde_json::json!([]));
+    let s = w.json(
+        &["--now", "2020-06-05T23:59:59+08:00", "status", "--json"],
+        0,
+    );
+    assert_eq!(
+        unit(&s, "西兴街道")["missing_months"],
+        serde_json::json!([])
+    );
     let s = w.json(&["--now", "2020-06-06", "status", "--json"], 0);
-    assert_eq!(unit(&s, "西兴街道")["missing_months"], serde_json::json!(["2020-05"]));
+    assert_eq!(
+        unit(&s, "西兴街道")["missing_months"],
+        serde_json::json!(["2020-05"])
+    );
     assert_eq!(unit(&s, "西兴街道")["lagging"], true);
 }
 
 #[test]
 fn status_json_has_the_design_shape() {
     let w = Workdir::new();
-    let people: Vec<Person> = (0..12).map(|i| Person::new(100 + i, P, "2020-05-10")).collect();
-    ingest(&w, "西兴街道", "a.xlsx", &return_xlsx("西兴街道", "2020-05", &people), "2020-06-02", 0);
+    let people: Vec<Person> = (0..12)
+        .map(|i| Person::new(100 + i, P, "2020-05-10"))
+        .collect();
+    ingest(
+        &w,
+        "西兴街道",
+        "a.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &people),
+        "2020-06-02",
+        0,
+    );
     let s = w.json(&["--now", "2020-07-01", "status", "--json"], 0);
     assert_eq!(s["as_of"], "2020-07-01T00:00:00+08:00");
     assert_eq!(s["year"], 2020);
     assert!(s["plan"].as_str().unwrap().contains("2020"));
     let x = unit(&s, "西兴街道");
-    assert_eq!(x["missing_months"], serde_json::json!(["2020-01", "2020-02", "2020-03", "2020-04"]));
+    assert_eq!(
+        x["missing_months"],
+        serde_json::json!(["2020-01", "2020-02", "2020-03", "2020-04"])
+    );
     let c = &x["categories"][0];
     assert_eq!(c["category"], P);
     assert_eq!(c["target"], 70);
@@ -159,20 +298,40 @@ fn status_json_has_the_design_shape() {
 fn a_rejected_return_goes_to_tui_hui_with_its_feedback_and_counts_nothing() {
     let w = Workdir::new();
     let mut bad = Person::new(1, P, "2020-05-06");
-    bad.id.replace_range(17..18, if bad.id.ends_with('1') { "2" } else { "1" });
-    let bytes = return_xlsx("西兴街道", "2020-05", &[bad, Person::new(2, P, "2020-05-06")]);
+    bad.id
+        .replace_range(17..18, if bad.id.ends_with('1') { "2" } else { "1" });
+    let bytes = return_xlsx(
+        "西兴街道",
+        "2020-05",
+        &[bad, Person::new(2, P, "2020-05-06")],
+    );
     let out = ingest(&w, "西兴街道", "2020-05.xlsx", &bytes, "2020-06-02", 1);
     assert!(out.contains("rejected"), "{out}");
-    assert_eq!(w.files_in("watch-dirs/西兴街道/退回"), ["2020-05.xlsx", "2020-05.错误说明.xlsx"]);
+    assert_eq!(
+        w.files_in("watch-dirs/西兴街道/退回"),
+        ["2020-05.xlsx", "2020-05.错误说明.xlsx"]
+    );
     let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
     assert_eq!(completed(&s, "西兴街道", P), 0);
     // A second rejected file of the same name never overwrites the first.
     let mut bad2 = Person::new(3, P, "2020-05-06");
     bad2.date = "五月".into();
-    ingest(&w, "西兴街道", "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &[bad2]), "2020-06-03", 1);
+    ingest(
+        &w,
+        "西兴街道",
+        "2020-05.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &[bad2]),
+        "2020-06-03",
+        1,
+    );
     assert_eq!(
         w.files_in("watch-dirs/西兴街道/退回"),
-        ["2020-05 (2).xlsx", "2020-05 (2).错误说明.xlsx", "2020-05.xlsx", "2020-05.错误说明.xlsx"]
+        [
+            "2020-05 (2).xlsx",
+            "2020-05 (2).错误说明.xlsx",
+            "2020-05.xlsx",
+            "2020-05.错误说明.xlsx"
+        ]
     );
 }
 
@@ -182,18 +341,41 @@ fn the_feedback_workbook_marks_the_offending_cell() {
     let w = Workdir::new();
     let mut bad = Person::new(1, P, "2020-05-06");
     bad.result = "通过".into();
-    ingest(&w, "西兴街道", "r.xlsx", &return_xlsx("西兴街道", "2020-05", &[Person::new(2, P, "2020-05-06"), bad]), "2020-06-02", 1);
+    ingest(
+        &w,
+        "西兴街道",
+        "r.xlsx",
+        &return_xlsx(
+            "西兴街道",
+            "2020-05",
+            &[Person::new(2, P, "2020-05-06"), bad],
+        ),
+        "2020-06-02",
+        1,
+    );
     let fb = w.join("watch-dirs/西兴街道/退回/r.错误说明.xlsx");
     let mut wb: calamine::Xlsx<_> = calamine::open_workbook(&fb).unwrap();
     let names = wb.sheet_names();
     assert_eq!(names[0], "错误说明");
     assert!(names.contains(&"培训台账".to_string()), "{names:?}");
     let summary = wb.worksheet_range("错误说明").unwrap();
-    let text: Vec<String> = summary.rows().flat_map(|r| r.iter().map(|c| c.to_string())).collect();
-    assert!(text.iter().any(|t| t == "I3"), "the finding names cell I3: {text:?}");
-    assert!(text.iter().any(|t| t.contains("result-invalid")), "{text:?}");
+    let text: Vec<String> = summary
+        .rows()
+        .flat_map(|r| r.iter().map(|c| c.to_string()))
+        .collect();
+    assert!(
+        text.iter().any(|t| t == "I3"),
+        "the finding names cell I3: {text:?}"
+    );
+    assert!(
+        text.iter().any(|t| t.contains("result-invalid")),
+        "{text:?}"
+    );
     let roster = wb.worksheet_range("培训台账").unwrap();
-    assert_eq!(roster.get_value((2, 8)).map(|v| v.to_string()), Some("通过".to_string()));
+    assert_eq!(
+        roster.get_value((2, 8)).map(|v| v.to_string()),
+        Some("通过".to_string())
+    );
     // The comment on I3 carries the code and how to fix it.
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&fb).unwrap()).unwrap();
     let mut comments = String::new();
@@ -203,6 +385,9 @@ fn the_feedback_workbook_marks_the_offending_cell() {
             std::io::Read::read_to_string(&mut f, &mut comments).unwrap();
         }
     }
-    assert!(comments.contains("result-invalid") && comments.contains("合格"), "{comments}");
+    assert!(
+        comments.contains("result-invalid") && comments.contains("合格"),
+        "{comments}"
+    );
     assert!(comments.contains("ref=\"I3\""), "{comments}");
 }

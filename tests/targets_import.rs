@@ -133,7 +133,10 @@ fn the_reference_attachment_is_refused_naming_the_grand_total_cell() {
         "{out}"
     );
     assert!(out.contains("refused"), "{out}");
-    assert!(out.contains("--use-computed") && out.contains("--accept-stated"), "{out}");
+    assert!(
+        out.contains("--use-computed") && out.contains("--accept-stated"),
+        "{out}"
+    );
     assert_eq!(wd.config_text().as_bytes(), REFERENCE.as_bytes());
     assert_eq!(wd.entries(), ["tally.toml"]);
 }
@@ -144,7 +147,10 @@ fn the_reference_attachment_with_accept_stated_is_imported() {
     let run = wd.import("reference-attachment.xlsx", &["--accept-stated"]);
     run.expect_code(0);
     let out = run.stdout();
-    assert!(out.contains("附件!F7: 合计 stated 26000, columns add to 20600"), "{out}");
+    assert!(
+        out.contains("附件!F7: 合计 stated 26000, columns add to 20600"),
+        "{out}"
+    );
     assert!(out.contains("accepted as stated"), "{out}");
     assert!(out.contains("2 target(s) changed"), "{out}");
     assert_eq!(wd.targets(), reference_targets());
@@ -159,7 +165,10 @@ fn the_reference_attachment_with_use_computed_is_imported() {
     let run = wd.import("reference-attachment.xlsx", &["--use-computed"]);
     run.expect_code(0);
     let out = run.stdout();
-    assert!(out.contains("附件!F7: 合计 stated 26000, columns add to 20600"), "{out}");
+    assert!(
+        out.contains("附件!F7: 合计 stated 26000, columns add to 20600"),
+        "{out}"
+    );
     assert!(out.contains("computed"), "{out}");
     assert_eq!(wd.targets(), reference_targets());
     assert_eq!(wd.config_text(), REFERENCE);
@@ -193,11 +202,16 @@ fn a_consistent_table_is_imported_keeping_comments_and_layout() {
     assert_eq!(wd.targets(), expected);
 
     let text = wd.config_text();
-    for figure in ["= 60", "= 90", "= 4000", "= 65", "= 85", "= 4500", "= 5200", "= 3000"] {
+    for figure in [
+        "= 60", "= 90", "= 4000", "= 65", "= 85", "= 4500", "= 5200", "= 3000",
+    ] {
         assert!(text.contains(figure), "{figure} missing:\n{text}");
     }
     let new_lines: Vec<&str> = text.lines().collect();
-    for line in REFERENCE.lines().filter(|l| l.trim_start().starts_with('#')) {
+    for line in REFERENCE
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+    {
         assert!(new_lines.contains(&line), "comment line lost: {line}");
     }
     // Line for line the same file, except the target values.
@@ -207,7 +221,10 @@ fn a_consistent_table_is_imported_keeping_comments_and_layout() {
         if old != new {
             let key = |l: &str| l.split(" = ").next().unwrap_or_default().to_string();
             assert_eq!(key(old), key(new), "{old} → {new}");
-            assert!(new.starts_with('"') && new.split(" = ").nth(1).unwrap().parse::<u32>().is_ok(), "{new}");
+            assert!(
+                new.starts_with('"') && new.split(" = ").nth(1).unwrap().parse::<u32>().is_ok(),
+                "{new}"
+            );
         }
     }
     assert_eq!(wd.entries(), ["tally.toml"]);
@@ -215,7 +232,11 @@ fn a_consistent_table_is_imported_keeping_comments_and_layout() {
     // A second import of the same table has nothing to do.
     let again = wd.import("consistent.xlsx", &[]);
     again.expect_code(0);
-    assert!(again.stdout().contains("nothing written"), "{}", again.stdout());
+    assert!(
+        again.stdout().contains("nothing written"),
+        "{}",
+        again.stdout()
+    );
     assert_eq!(wd.config_text(), text);
 }
 
@@ -233,8 +254,11 @@ fn an_unknown_unit_is_refused_naming_its_cell() {
 #[test]
 fn both_flags_at_once_are_a_usage_error() {
     let wd = Workdir::new();
-    wd.import("reference-attachment.xlsx", &["--use-computed", "--accept-stated"])
-        .expect_code(2);
+    wd.import(
+        "reference-attachment.xlsx",
+        &["--use-computed", "--accept-stated"],
+    )
+    .expect_code(2);
     assert_eq!(wd.config_text().as_bytes(), REFERENCE.as_bytes());
 }
 
@@ -243,7 +267,11 @@ fn a_missing_file_is_a_usage_error() {
     let wd = Workdir::new();
     let run = wd.import("no-such-table.xlsx", &[]);
     run.expect_code(2);
-    assert!(run.stderr().contains("no-such-table.xlsx"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("no-such-table.xlsx"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
@@ -261,6 +289,10 @@ fn a_file_that_is_not_a_workbook_is_refused() {
     let wd = Workdir::new();
     let run = wd.import("make_targets.py", &[]);
     run.expect_code(1);
-    assert!(run.stdout().contains("cannot be read as a workbook"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("cannot be read as a workbook"),
+        "{}",
+        run.stdout()
+    );
     assert_eq!(wd.config_text().as_bytes(), REFERENCE.as_bytes());
 }

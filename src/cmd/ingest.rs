@@ -17,8 +17,8 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     let _lock = StateLock::acquire(&config.state_path())?;
     let mut ledger = Ledger::open(&config.state_path())?;
     let exe = std::env::current_exe().context("cannot locate the tally binary")?;
-    // Mail is composed by the mail module once configured; without it nothing is queued.
-    let compose = |_: &crate::ledger::Submission, _: &[crate::findings::Finding]| Vec::new();
+    // Receipts, rejection notices and alerts are stored with each submission.
+    let compose = crate::messages::composer(config);
     let ctx = IntakeContext {
         config,
         config_path: &settings.config_path,
@@ -58,6 +58,12 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 failed += 1;
             }
         }
+    }
+    // The mail just stored goes out now; a server that is down only delays it (outbox).
+    match crate::mail::send_due(config, &mut ledger, settings.now) {
+        Ok(r) if r.sent.is_empty() && r.deferred.is_empty() && r.failed.is_empty() => {}
+        Ok(r) => println!("{}", r.summary()),
+        Err(e) => eprintln!("tally: mail stays in the outbox for now: {e}"),
     }
     if failed > 0 {
         return Ok(ExitStatus::Error);

@@ -140,16 +140,32 @@ pub fn return_xlsx(unit: &str, month: &str, people: &[Person]) -> Vec<u8> {
     let cover = wb.add_worksheet();
     cover.set_name("填报信息").unwrap();
     cover.write_string(0, 0, "培训情况月报").unwrap();
-    for (i, (label, value)) in [("填报单位", unit), ("报送月份", month), ("填报人", "王芳"), ("联系电话", "0571-87654321")]
-        .iter()
-        .enumerate()
+    for (i, (label, value)) in [
+        ("填报单位", unit),
+        ("报送月份", month),
+        ("填报人", "王芳"),
+        ("联系电话", "0571-87654321"),
+    ]
+    .iter()
+    .enumerate()
     {
         cover.write_string(i as u32 + 1, 0, *label).unwrap();
         cover.write_string(i as u32 + 1, 1, *value).unwrap();
     }
     let roster = wb.add_worksheet();
     roster.set_name("培训台账").unwrap();
-    let headers = ["序号", "姓名", "身份证号", "企业名称", "统一社会信用代码", "人员类别", "培训日期", "培训学时", "考核结果", "证书编号"];
+    let headers = [
+        "序号",
+        "姓名",
+        "身份证号",
+        "企业名称",
+        "统一社会信用代码",
+        "人员类别",
+        "培训日期",
+        "培训学时",
+        "考核结果",
+        "证书编号",
+    ];
     for (c, h) in headers.iter().enumerate() {
         roster.write_string(0, c as u16, *h).unwrap();
     }
@@ -158,12 +174,16 @@ pub fn return_xlsx(unit: &str, month: &str, people: &[Person]) -> Vec<u8> {
         roster.write_number(r, 0, (i + 1) as f64).unwrap();
         roster.write_string(r, 1, &p.name).unwrap();
         roster.write_string(r, 2, &p.id).unwrap();
-        roster.write_string(r, 3, "杭州滨江示例科技有限公司").unwrap();
+        roster
+            .write_string(r, 3, "杭州滨江示例科技有限公司")
+            .unwrap();
         roster.write_string(r, 4, valid_credit_code(7)).unwrap();
         roster.write_string(r, 5, &p.category).unwrap();
         match ExcelDateTime::parse_from_str(&p.date) {
             Ok(d) => {
-                roster.write_datetime_with_format(r, 6, &d, &date_fmt).unwrap();
+                roster
+                    .write_datetime_with_format(r, 6, &d, &date_fmt)
+                    .unwrap();
             }
             Err(_) => {
                 roster.write_string(r, 6, &p.date).unwrap();
@@ -171,7 +191,9 @@ pub fn return_xlsx(unit: &str, month: &str, people: &[Person]) -> Vec<u8> {
         }
         roster.write_number(r, 7, p.hours).unwrap();
         roster.write_string(r, 8, &p.result).unwrap();
-        roster.write_string(r, 9, format!("ZS{:06}", i + 1)).unwrap();
+        roster
+            .write_string(r, 9, format!("ZS{:06}", i + 1))
+            .unwrap();
     }
     wb.save_to_buffer().unwrap()
 }

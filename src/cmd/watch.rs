@@ -1,0 +1,170 @@
+//! `tally watch [--once]`: the daemon. Resolves its options (flags over `[watch]` in
+//! tally.toml), sets up its logger and the signal handler, and runs [`crate::watch::Daemon`];
+//! the watching itself lives in `watch` and `settle`.
+
+use crate::cli::{ExitStatus, Global, Settings, UsageError};
+use crate::logging::LogFormat;
+use crate::watch::{Clock, Daemon, Mode, Options, secs};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Process what is pending (waiting for files to settle), rebuild the master, run the
+    /// mail work that is due, then exit 0: for cron or the Windows Task Scheduler.
+    #[arg(long)]
+    pub once: bool,
+    /// How new files are noticed: native events, poll (for SMB/CIFS and NFS shares, which
+    /// send no events), or auto = native events plus a periodic rescan [watch.mode; auto].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<Mode>,
+    /// Seconds between looks in poll mode [watch.poll_interval_secs; 30].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub poll_interval: Option<f64>,
+    /// A file is taken when its size and mtime are unchanged across two looks this many
+    /// seconds apart [watch.settle_secs; 2].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub settle: Option<f64>,
+    /// Log lines as readable text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+    /// Log to this file instead of stderr, rotated daily (tally.log → tally.2020-07-01.log).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// Seconds: a number from 0.01 to 86400, fractions allowed.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.01..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds from 0.01 to 86400"
+        )),
+    }
+}
+
+pub fn run(settings: &Settings, global: &Global, args: &WatchArgs) -> anyhow::Result<ExitStatus> {
+    let dispatch = crate::logging::daemon(global, args.log_format, args.log_file.as_deref())
+        .map_err(|e| UsageError(format!("--log-file: {e}")))?;
+    let _log = tracing::dispatcher::set_default(&dispatch);
+    log_panics();
+
+    let config = &settings.config;
+    let clock = if global.now.is_some() {
+        Clock::Fixed(settings.now)
+    } else {
+        Clock::Wall(config.tz)
+    };
+    let mut opts = Options::from_config(&config.watch, clock);
+    opts.once = args.once;
+    if let Some(m) = args.mode {
+        opts.mode = m;
+    }
+    if let Some(s) = args.poll_interval {
+        opts.poll_interval = secs(s);
+    }
+    if let Some(s) = args.settle {
+        opts.timing.settle = secs(s);
+    }
+
+    let daemon = Daemon::start(config, &settings.config_path, opts)?;
+    let stopper = daemon.stopper();
+    let signals = AtomicUsize::new(0);
+    if let Err(e) = ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+            stopper.stop();
+        } else {
+            // A second signal: stop now. The ledger is transactional; a restart finishes.
+            std::process::exit(130);
+        }
+    }) {
+        tracing::warn!(error = %e, "cannot handle SIGINT/SIGTERM; stopping may interrupt a file (a restart finishes it)");
+    }
+    let summary = daemon.run()?;
+    if args.once {
+        println!(
+            "{} accepted, {} rejected, {} duplicate, {} not taken in, {} left for the next run",
+            summary.accepted, summary.rejected, summary.duplicate, summary.failed, summary.left
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Send panic messages to the daemon's log (a file, for a service) as well as stderr's default.
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, panic = %info, "panic");
+        default(info);
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn watch(args: &[&str]) -> Result<super::WatchArgs, clap::Error> {
+        let mut v = vec!["tally", "watch"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).map(|c| match c.command {
+            Command::Watch(a) => a,
+            _ => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn defaults_come_from_the_config() {
+        let a = watch(&[]).unwrap();
+        assert!(!a.once);
+        assert_eq!(a.mode, None);
+        assert_eq!(a.settle, None);
+        assert_eq!(a.poll_interval, None);
+        assert_eq!(a.log_format, super::LogFormat::Text);
+        assert_eq!(a.log_file, None);
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let a = watch(&[
+            "--once",
+            "--mode",
+            "poll",
+            "--poll-interval",
+            "0.5",
+            "--settle",
+            "0.3",
+            "--log-format",
+            "json",
+            "--log-file",
+            "/var/log/tally/tally.log",
+        ])
+        .unwrap();
+        assert!(a.once);
+        assert_eq!(a.mode, Some(super::Mode::Poll));
+        assert_eq!(a.poll_interval, Some(0.5));
+        assert_eq!(a.settle, Some(0.3));
+        assert_eq!(a.log_format, super::LogFormat::Json);
+        assert_eq!(
+            a.log_file.as_deref(),
+            Some(std::path::Path::new("/var/log/tally/tally.log"))
+        );
+        for m in ["native", "auto"] {
+            assert!(watch(&["--mode", m]).is_ok(), "{m}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(watch(&["--mode", "inotify"]).is_err());
+        assert!(watch(&["--settle", "-1"]).is_err());
+        assert!(watch(&["--settle", "NaN"]).is_err());
+        assert!(watch(&["--poll-interval", "0"]).is_err());
+        assert!(watch(&["--log-format", "xml"]).is_err());
+    }
+}

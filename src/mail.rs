@@ -1,0 +1,1552 @@
+//! Mail (DESIGN.md §8): the `[mail]` configuration, the outbox kept in the ledger, the
+//! schedule applied to the ledger (reminders, deadline reminders, digest) and the sender that
+//! delivers through lettre — SMTP, or one .eml file per message when no server is configured.
+//! Headers are built only through lettre's typed builders; a message is claimed before it is
+//! sent and marked sent only after the server (or the file system) accepted it.
+
+use crate::config::Config;
+use crate::count::Status;
+use crate::ledger::{Ledger, LedgerError, NewMessage};
+use crate::remind::{self, Closed, Phase};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Weekday};
+use chrono_tz::Tz;
+use lettre::message::header::{ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::SmtpTransport;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Message, Transport as _};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// `[mail]`: where mail goes, who gets it and when scheduled mail is sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// SMTP server (`smtps://user@host:465`, `smtp+starttls://host:587`, `smtp://localhost:25`);
+    /// absent: every message is written as an .eml file into the outbox folder.
+    pub smtp_url: Option<String>,
+    /// File holding the SMTP password (relative to the config's folder); env
+    /// `TALLY_SMTP_PASSWORD` wins. Never the password itself.
+    pub smtp_password_file: Option<PathBuf>,
+    /// Allow unencrypted `smtp://` to a host other than this machine.
+    pub allow_plain: bool,
+    /// Sender: `名称 <address>` or a bare address.
+    pub from: String,
+    /// Where replies go (default: the sender).
+    pub reply_to: Option<String>,
+    /// The bureau's addresses: the digest and alerts go here.
+    pub bureau: Vec<String>,
+    /// No scheduled mail (reminders, digest) in this span of local time, e.g. "20:00-08:00".
+    pub quiet_hours: Option<QuietHours>,
+    /// Days without scheduled mail: "2020-10-01" or a span "2020-10-01..2020-10-08".
+    pub skip_dates: Vec<DateSpan>,
+    /// Days after the plan year during which reminders go on (late returns still count);
+    /// after them reminders stop and one final digest is sent.
+    pub grace_days: u32,
+    pub reminders: RemindersConfig,
+    pub digest: DigestConfig,
+    pub retry: RetryConfig,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: None,
+            smtp_password_file: None,
+            allow_plain: false,
+            from: "tally <tally@localhost>".into(),
+            reply_to: None,
+            bureau: Vec::new(),
+            quiet_hours: None,
+            skip_dates: Vec::new(),
+            grace_days: 31,
+            reminders: RemindersConfig::default(),
+            digest: DigestConfig::default(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+/// `[mail.reminders]`: 催办 to lagging units and 未报送提醒 before a deadline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemindersConfig {
+    pub enabled: bool,
+    /// Weekly on this day ("monday", "mon", "周一", "星期一")…
+    pub weekday: Option<Day>,
+    /// …or every N days from 1 January of the plan year.
+    pub every_days: Option<u32>,
+    /// Local time at which a reminder window opens ("09:00"); also the earliest time of day
+    /// for deadline reminders.
+    pub time: ClockTime,
+    /// After this many reminders in a row the next ones copy the unit's leader (0: never).
+    pub leader_after: u32,
+    /// 未报送提醒: daily on the last N days up to a month's deadline (0: never).
+    pub deadline_days: u32,
+}
+
+impl Default for RemindersConfig {
+    fn default() -> Self {
+        RemindersConfig {
+            enabled: true,
+            weekday: None,
+            every_days: None,
+            time: ClockTime(NaiveTime::from_hms_opt(9, 0, 0).expect("valid time")),
+            leader_after: 2,
+            deadline_days: 3,
+        }
+    }
+}
+
+/// `[mail.digest]`: 周报 to the bureau.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    pub enabled: bool,
+    pub weekday: Option<Day>,
+    pub every_days: Option<u32>,
+    pub time: ClockTime,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            enabled: true,
+            weekday: None,
+            every_days: None,
+            time: ClockTime(NaiveTime::from_hms_opt(8, 30, 0).expect("valid time")),
+        }
+    }
+}
+
+/// `[mail.retry]`: transient failures are retried after backoff × 2^(attempt−1), at most
+/// `max_backoff_seconds` apart, `max_attempts` times in all; then the message is failed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub backoff_seconds: u64,
+    pub max_backoff_seconds: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 50,
+            backoff_seconds: 60,
+            max_backoff_seconds: 3600,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Delay before the attempt after `attempts` failed ones.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let secs = self
+            .backoff_seconds
+            .saturating_mul(1u64 << exp)
+            .min(self.max_backoff_seconds);
+        Duration::seconds(secs.min(i64::MAX as u64) as i64)
+    }
+}
+
+/// How often a schedule's windows open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cadence {
+    Weekly(Weekday),
+    EveryDays(u32),
+}
+
+impl RemindersConfig {
+    pub fn cadence(&self) -> Cadence {
+        cadence(self.weekday, self.every_days)
+    }
+}
+
+impl DigestConfig {
+    pub fn cadence(&self) -> Cadence {
+        cadence(self.weekday, self.every_days)
+    }
+}
+
+fn cadence(weekday: Option<Day>, every_days: Option<u32>) -> Cadence {
+    match (every_days, weekday) {
+        (Some(n), _) => Cadence::EveryDays(n.max(1)),
+        (None, Some(d)) => Cadence::Weekly(d.0),
+        (None, None) => Cadence::Weekly(Weekday::Mon),
+    }
+}
+
+/// A local time of day written "HH:MM".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ClockTime(pub NaiveTime);
+
+impl TryFrom<String> for ClockTime {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        parse_clock(&s).map(ClockTime)
+    }
+}
+
+fn parse_clock(s: &str) -> Result<NaiveTime, String> {
+    let t = s.trim();
+    NaiveTime::parse_from_str(t, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M:%S"))
+        .map_err(|_| format!("{s:?} is not a time of day; write it as \"09:00\""))
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Day(pub Weekday);
+
+impl TryFrom<String> for Day {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim().to_lowercase();
+        let zh = ["一", "二", "三", "四", "五", "六", "日"];
+        let days = [
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+            Weekday::Sat,
+            Weekday::Sun,
+        ];
+        if let Ok(d) = t.parse::<Weekday>() {
+            return Ok(Day(d));
+        }
+        for (name, day) in zh.iter().zip(days) {
+            if t == format!("周{name}") || t == format!("星期{name}") {
+                return Ok(Day(day));
+            }
+        }
+        if t == "周天" || t == "星期天" {
+            return Ok(Day(Weekday::Sun));
+        }
+        Err(format!(
+            "{s:?} is not a day of the week; write \"monday\" … \"sunday\" (or 周一 … 周日)"
+        ))
+    }
+}
+
+/// A span of local time during which no scheduled mail is sent; may run past midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct QuietHours {
+    pub from: NaiveTime,
+    pub to: NaiveTime,
+}
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a span of time; write it as \"20:00-08:00\"");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let (from, to) = (parse_clock(a).map_err(|_| bad())?, parse_clock(b).map_err(|_| bad())?);
+        if from == to {
+            return Err(format!("{s:?}: the quiet hours start and end at the same time"));
+        }
+        Ok(QuietHours { from, to })
+    }
+}
+
+impl QuietHours {
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        if self.from < self.to {
+            self.from <= t && t < self.to
+        } else {
+            t >= self.from || t < self.to
+        }
+    }
+}
+
+/// One skipped date or an inclusive span of dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DateSpan {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+}
+
+impl TryFrom<String> for DateSpan {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || {
+            format!("{s:?} is not a date; write \"2020-10-01\" or a span \"2020-10-01..2020-10-08\"")
+        };
+        let date = |x: &str| NaiveDate::parse_from_str(x.trim(), "%Y-%m-%d").map_err(|_| bad());
+        let (first, last) = match s.split_once("..") {
+            Some((a, b)) => (date(a)?, date(b)?),
+            None => (date(&s)?, date(&s)?),
+        };
+        if last < first {
+            return Err(format!("{s:?}: the span ends before it begins"));
+        }
+        Ok(DateSpan { first, last })
+    }
+}
+
+impl DateSpan {
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.first <= d && d <= self.last
+    }
+}
+
+impl MailConfig {
+    /// Problems with the `[mail]` values: (key path below `mail`, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.from.parse::<Mailbox>().is_err() {
+            out.push((
+                "from",
+                format!("{:?} is not an e-mail address (write \"名称 <address>\" or an address)", self.from),
+            ));
+        }
+        if let Some(r) = &self.reply_to {
+            if r.parse::<Mailbox>().is_err() {
+                out.push(("reply_to", format!("{r:?} is not an e-mail address")));
+            }
+        }
+        for (k, addr) in self.bureau.iter().enumerate() {
+            if addr.parse::<Mailbox>().is_err() {
+                out.push(("bureau", format!("address #{} {addr:?} is not an e-mail address", k + 1)));
+            }
+        }
+        if let Some(url) = &self.smtp_url {
+            if let Err(e) = SmtpUrl::parse(url).and_then(|u| u.check_plain(self.allow_plain).map(|_| u)) {
+                out.push(("smtp_url", e));
+            }
+        }
+        for (key_weekday, key_every, weekday, every) in [
+            (
+                "reminders.weekday",
+                "reminders.every_days",
+                self.reminders.weekday,
+                self.reminders.every_days,
+            ),
+            (
+                "digest.weekday",
+                "digest.every_days",
+                self.digest.weekday,
+                self.digest.every_days,
+            ),
+        ] {
+            if weekday.is_some() && every.is_some() {
+                out.push((key_weekday, "give either weekday or every_days, not both".into()));
+            }
+            if every == Some(0) {
+                out.push((key_every, "must be 1 or more days".into()));
+            }
+        }
+        if self.reminders.deadline_days > 28 {
+            out.push((
+                "reminders.deadline_days",
+                format!("must be 0..=28 days, found {}", self.reminders.deadline_days),
+            ));
+        }
+        if self.grace_days > 366 {
+            out.push(("grace_days", format!("must be 0..=366 days, found {}", self.grace_days)));
+        }
+        let r = &self.retry;
+        if r.max_attempts == 0 {
+            out.push(("retry.max_attempts", "must be 1 or more".into()));
+        }
+        if r.backoff_seconds == 0 {
+            out.push(("retry.backoff_seconds", "must be 1 or more seconds".into()));
+        }
+        if r.max_backoff_seconds < r.backoff_seconds {
+            out.push((
+                "retry.max_backoff_seconds",
+                format!("must not be below backoff_seconds ({})", r.backoff_seconds),
+            ));
+        }
+        out
+    }
+
+    /// The sender's mailbox (validated at load; a default when not).
+    pub fn from_mailbox(&self) -> Mailbox {
+        self.from
+            .parse()
+            .unwrap_or_else(|_| "tally <tally@localhost>".parse().expect("valid default"))
+    }
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// No encryption: only to this machine unless `allow_plain`.
+    Plain,
+    /// STARTTLS, required (`smtp+starttls://`, or `smtp://` on port 587).
+    StartTls,
+    /// TLS from the first byte (`smtps://`, or `smtp://` on port 465).
+    Tls,
+}
+
+/// A parsed SMTP URL; it never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    pub security: Security,
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+}
+
+impl SmtpUrl {
+    /// Parse `scheme://[user@]host[:port]`; a password in the URL is refused.
+    pub fn parse(url: &str) -> Result<SmtpUrl, String> {
+        let bad = |why: &str| format!("{url:?}: {why}");
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("not an SMTP URL; write smtps://host:465, smtp+starttls://host:587 or smtp://localhost:25"))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#']) {
+            return Err(bad("an SMTP URL has no path or query; write scheme://[user@]host[:port]"));
+        }
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => {
+                if u.contains(':') {
+                    return Err(bad(&format!(
+                        "the password must not be written in the URL; put it in env {} or mail.smtp_password_file",
+                        crate::cli::env::SMTP_PASSWORD
+                    )));
+                }
+                (Some(percent_decode(u).ok_or_else(|| bad("the user name is not valid percent-encoding"))?), h)
+            }
+            None => (None, rest),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in the host"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(bad("unexpected text after the host")),
+            };
+            (h.to_string(), port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (hostport.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port is not a number 1..=65535"))?),
+            None => None,
+        };
+        let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "smtps" => (Security::Tls, 465),
+            "smtp+starttls" | "submission" => (Security::StartTls, 587),
+            "smtp" => match port {
+                Some(587) => (Security::StartTls, 587),
+                Some(465) => (Security::Tls, 465),
+                _ => (Security::Plain, 25),
+            },
+            _ => {
+                return Err(bad(
+                    "unknown scheme; use smtps:// (TLS, port 465), smtp+starttls:// (port 587) or smtp:// (plain, this machine only)",
+                ));
+            }
+        };
+        Ok(SmtpUrl {
+            security,
+            host,
+            port: port.unwrap_or(default_port),
+            user: user.filter(|u| !u.is_empty()),
+        })
+    }
+
+    /// Whether the host is this machine.
+    pub fn is_local(&self) -> bool {
+        let h = self.host.to_ascii_lowercase();
+        h == "localhost" || h == "::1" || h.starts_with("127.")
+    }
+
+    /// Plain SMTP is only for this machine unless the config allows it.
+    pub fn check_plain(&self, allow_plain: bool) -> Result<(), String> {
+        if self.security == Security::Plain && !self.is_local() && !allow_plain {
+            return Err(format!(
+                "smtp://{}:{} would send mail (and the password) unencrypted; use smtps:// (port 465) or smtp+starttls:// (port 587), or set mail.allow_plain = true",
+                self.host, self.port
+            ));
+        }
+        Ok(())
+    }
+
+    /// The URL as shown in logs and messages (it never holds a password).
+    pub fn display(&self) -> String {
+        let scheme = match self.security {
+            Security::Plain => "smtp",
+            Security::StartTls => "smtp+starttls",
+            Security::Tls => "smtps",
+        };
+        let user = self.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{user}{host}:{}", self.port)
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// Mail failures that stop a command (a single message's failure is recorded, not raised).
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The SMTP settings cannot be used: bad `TALLY_SMTP_URL`, unreadable password file, a
+    /// user without a password.
+    #[error("{0}")]
+    Config(String),
+    /// The ledger refused an outbox operation.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// SQLite refused an outbox query.
+    #[error("{path}: outbox: {source}")]
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+fn sql(ledger: &Ledger) -> impl Fn(rusqlite::Error) -> MailError + '_ {
+    move |source| MailError::Sql {
+        path: ledger.path().to_path_buf(),
+        source,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transports
+// ---------------------------------------------------------------------------------------------
+
+/// Where mail goes.
+pub enum Transport {
+    /// An SMTP server; `describe` is its URL without secrets.
+    Smtp {
+        transport: Box<SmtpTransport>,
+        describe: String,
+    },
+    /// One .eml file per message in this folder.
+    Files(PathBuf),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Transport {
+    /// The transport configured for `config`, with env `TALLY_SMTP_URL` and
+    /// `TALLY_SMTP_PASSWORD` read here (and only here).
+    pub fn from_env(config: &Config) -> Result<Transport, MailError> {
+        let url = std::env::var(crate::cli::env::SMTP_URL)
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        let password = std::env::var(crate::cli::env::SMTP_PASSWORD).ok();
+        Transport::resolve(config, url, password)
+    }
+
+    /// The transport for `config` given the environment's URL and password.
+    pub fn resolve(config: &Config, env_url: Option<String>, env_password: Option<String>) -> Result<Transport, MailError> {
+        let mail = &config.mail;
+        let (url, source) = match (env_url, &mail.smtp_url) {
+            (Some(u), _) => (u, crate::cli::env::SMTP_URL.to_string()),
+            (None, Some(u)) => (u.clone(), "mail.smtp_url".to_string()),
+            (None, None) => return Ok(Transport::Files(config.outbox_dir())),
+        };
+        let parsed = SmtpUrl::parse(url.trim())
+            .and_then(|u| u.check_plain(mail.allow_plain).map(|_| u))
+            .map_err(|e| MailError::Config(format!("{source}: {e}")))?;
+        let password = match (&parsed.user, env_password) {
+            (None, _) => None,
+            (Some(_), Some(p)) if !p.is_empty() => Some(p),
+            (Some(user), _) => match &mail.smtp_password_file {
+                Some(file) => {
+                    let path = config.resolve(file);
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        MailError::Config(format!(
+                            "{}: mail.smtp_password_file: cannot read the SMTP password: {e}",
+                            path.display()
+                        ))
+                    })?;
+                    Some(text.trim_end_matches(['\r', '\n']).to_string())
+                }
+                None => {
+                    return Err(MailError::Config(format!(
+                        "{source}: SMTP user {user:?} needs a password: set env {} or mail.smtp_password_file",
+                        crate::cli::env::SMTP_PASSWORD
+                    )));
+                }
+            },
+        };
+        let builder = match parsed.security {
+            Security::Plain => SmtpTransport::builder_dangerous(parsed.host.clone()),
+            Security::StartTls => SmtpTransport::starttls_relay(&parsed.host)
+                .map_err(|e| MailError::Config(format!("{source}: {e}")))?,
+            Security::Tls => {
+                SmtpTransport::relay(&parsed.host).map_err(|e| MailError::Config(format!("{source}: {e}")))?
+            }
+        };
+        let mut builder = builder
+            .port(parsed.port)
+            .timeout(Some(std::time::Duration::from_secs(30)));
+        if let (Some(user), Some(password)) = (&parsed.user, password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password));
+        }
+        Ok(Transport::Smtp {
+            transport: Box::new(builder.build()),
+            describe: parsed.display(),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Smtp { describe, .. } => describe.clone(),
+            Transport::Files(dir) => format!("files in {}", dir.display()),
+        }
+    }
+}
+
+/// Why one message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The server answered 4xx: try this message again later.
+    Transient(String),
+    /// The server answered 5xx, or the message cannot be built: keep it as failed.
+    Permanent(String),
+    /// The server (or the outbox folder) could not be reached: try again later, and stop
+    /// this round — the other messages would fail the same way.
+    Unreachable(String),
+}
+
+impl Failure {
+    fn text(&self) -> &str {
+        match self {
+            Failure::Transient(s) | Failure::Permanent(s) | Failure::Unreachable(s) => s,
+        }
+    }
+}
+
+impl Transport {
+    /// Deliver one built message.
+    fn deliver(&self, row: &OutboxRow, message: &Message) -> Result<(), Failure> {
+        match self {
+            Transport::Smtp { transport, .. } => match transport.send(message) {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_permanent() => Err(Failure::Permanent(e.to_string())),
+                Err(e) if e.is_transient() => Err(Failure::Transient(e.to_string())),
+                Err(e) => Err(Failure::Unreachable(e.to_string())),
+            },
+            Transport::Files(dir) => {
+                let path = dir.join(eml_name(row));
+                if path.exists() {
+                    // Written before a crash kept it from being marked: delivered already.
+                    return Ok(());
+                }
+                crate::intake::write_durable(&path, &message.formatted())
+                    .map_err(|e| Failure::Unreachable(e.to_string()))
+            }
+        }
+    }
+}
+
+/// File name of a message in the outbox folder: `000012-回执-西兴街道.eml`.
+pub fn eml_name(row: &OutboxRow) -> String {
+    let unit: String = row
+        .unit
+        .as_deref()
+        .unwrap_or("区局")
+        .chars()
+        .map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c })
+        .take(40)
+        .collect();
+    format!("{:06}-{}-{}.eml", row.id, kind_label(&row.kind), unit)
+}
+
+/// Chinese label of a message kind, as in its subject tag.
+pub fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "receipt" => "回执",
+        "rejection" => "退回",
+        "reminder" => "催办",
+        "deadline" => "未报送提醒",
+        "digest" => "周报",
+        "alert" => "异常",
+        _ => "邮件",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building messages (typed headers only)
+// ---------------------------------------------------------------------------------------------
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): keeps auto-responders from answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".into())
+    }
+}
+
+/// The Message-ID of a message: derived from its idempotency key, so every retry carries the
+/// same one and a receiving system can tell a repeat.
+pub fn message_id(key: &str, from: &Mailbox) -> String {
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    format!("<{}.tally@{}>", &hash[..32], from.email.domain())
+}
+
+/// Text fit for one header line: control characters (CR, LF, tabs) become spaces.
+pub fn one_line(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    while out.contains("  ") {
+        out = out.replace("  ", " ");
+    }
+    out.trim().to_string()
+}
+
+/// Build the message for an outbox row. Attachments missing on disk are left off with a note
+/// at the end of the body (a unit may have taken its feedback file away).
+/// `eight_bit`: the text as 8-bit UTF-8 (for .eml files) rather than base64.
+pub fn build(config: &Config, row: &OutboxRow, now: DateTime<Tz>, eight_bit: bool) -> Result<Message, Failure> {
+    let mail = &config.mail;
+    let from = mail.from_mailbox();
+    let mut b = Message::builder()
+        .from(from.clone())
+        .subject(one_line(&row.subject))
+        .message_id(Some(message_id(&row.key, &from)))
+        .date(std::time::SystemTime::from(now.with_timezone(&chrono::Utc)))
+        .header(AutoSubmitted);
+    if let Some(r) = mail.reply_to.as_deref().and_then(|r| r.parse::<Mailbox>().ok()) {
+        b = b.reply_to(r);
+    }
+    let parse = |a: &str| {
+        a.parse::<Mailbox>()
+            .map_err(|e| Failure::Permanent(format!("{a:?} is not an e-mail address: {e}")))
+    };
+    if row.to.is_empty() {
+        return Err(Failure::Permanent("the message has no recipient".into()));
+    }
+    for a in &row.to {
+        b = b.to(parse(a)?);
+    }
+    for a in &row.cc {
+        b = b.cc(parse(a)?);
+    }
+    let mut body = row.body.clone();
+    let mut parts = Vec::new();
+    for (name, path) in &row.attachments {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let ct = content_type_for(name);
+                parts.push(Attachment::new(one_line(name)).body(bytes, ct));
+            }
+            Err(e) => {
+                tracing::warn!(id = row.id, file = %path, error = %e, "attachment left off");
+                body.push_str(&format!("\n\n（附件“{name}”未能附上：{e}。）\n"));
+            }
+        }
+    }
+    // An .eml file is written as 8-bit UTF-8, readable even in a text editor; over SMTP the
+    // text goes base64 (no 8BITMIME needed).
+    let text = match eight_bit_body(&body).filter(|_| eight_bit) {
+        Some(b) => SinglePart::plain(b),
+        None => SinglePart::plain(body),
+    };
+    let result = if parts.is_empty() {
+        b.singlepart(text)
+    } else {
+        let boundary = format!("tally-{}", &hex::encode(Sha256::digest(row.key.as_bytes()))[..24]);
+        let mut mp = MultiPart::mixed().boundary(boundary).singlepart(text);
+        for p in parts {
+            mp = mp.singlepart(p);
+        }
+        b.multipart(mp)
+    };
+    result.map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))
+}
+
+/// The text as an 8-bit body (CRLF lines) when RFC 5322 allows it: no NUL, no bare CR, no
+/// line over 998 octets. Otherwise None, and lettre picks base64 or quoted-printable.
+fn eight_bit_body(text: &str) -> Option<Body> {
+    if text.contains(['\0', '\r']) || text.lines().any(|l| l.len() > 998) {
+        return None;
+    }
+    let mut crlf = text.replace('\n', "\r\n");
+    if !crlf.ends_with("\r\n") {
+        crlf.push_str("\r\n");
+    }
+    Some(Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit))
+}
+
+fn content_type_for(name: &str) -> ContentType {
+    let lower = name.to_lowercase();
+    let mime = if lower.ends_with(".xlsx") {
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    } else if lower.ends_with(".xls") {
+        "application/vnd.ms-excel"
+    } else {
+        "application/octet-stream"
+    };
+    ContentType::parse(mime).unwrap_or(ContentType::TEXT_PLAIN)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox
+// ---------------------------------------------------------------------------------------------
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key: String,
+    pub kind: String,
+    pub unit: Option<String>,
+    pub created_at: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<(String, String)>,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+const SELECT_OUTBOX: &str = "SELECT id, idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, status, attempts, next_attempt_at, last_error, sent_at FROM outbox";
+
+fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        kind: r.get(2)?,
+        unit: r.get(3)?,
+        created_at: r.get(4)?,
+        to: serde_json::from_str(&json(5)?).unwrap_or_default(),
+        cc: serde_json::from_str(&json(6)?).unwrap_or_default(),
+        subject: r.get(7)?,
+        body: r.get(8)?,
+        attachments: serde_json::from_str(&json(9)?).unwrap_or_default(),
+        status: r.get(10)?,
+        attempts: r.get(11)?,
+        next_attempt_at: r.get(12)?,
+        last_error: r.get(13)?,
+        sent_at: r.get(14)?,
+    })
+}
+
+/// Timestamps in the outbox: RFC 3339 in the plan's zone, as the ledger writes them.
+pub fn stamp(t: DateTime<Tz>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+fn parse_stamp(s: &str, tz: Tz) -> Option<DateTime<Tz>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&tz))
+}
+
+/// Messages in the outbox, oldest first; `all` includes those already sent.
+pub fn list(ledger: &mut Ledger, all: bool) -> Result<Vec<OutboxRow>, MailError> {
+    let q = if all {
+        format!("{SELECT_OUTBOX} ORDER BY id")
+    } else {
+        format!("{SELECT_OUTBOX} WHERE status != 'sent' ORDER BY id")
+    };
+    let conn = ledger.conn();
+    let rows = conn
+        .prepare(&q)
+        .and_then(|mut s| s.query_map([], outbox_from_row)?.collect::<Result<Vec<_>, _>>());
+    rows.map_err(sql(ledger))
+}
+
+/// Whether a message with this idempotency key is stored.
+pub fn exists(ledger: &mut Ledger, key: &str) -> Result<bool, MailError> {
+    let found: Option<i64> = ledger
+        .conn()
+        .query_row("SELECT id FROM outbox WHERE idempotency_key = ?1", params![key], |r| r.get(0))
+        .optional()
+        .map_err(sql(ledger))?;
+    Ok(found.is_some())
+}
+
+/// Insert a message unless its key is stored; 1 when inserted. Same statement as the ledger's.
+fn insert_message(tx: &rusqlite::Transaction<'_>, m: &NewMessage, at: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT OR IGNORE INTO outbox (idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)",
+        params![
+            m.idempotency_key,
+            m.kind,
+            m.unit,
+            at,
+            serde_json::to_string(&m.to).unwrap_or_default(),
+            serde_json::to_string(&m.cc).unwrap_or_default(),
+            m.subject,
+            m.body,
+            serde_json::to_string(&m.attachments).unwrap_or_default(),
+        ],
+    )
+}
+
+/// Re-queue failed messages (all, or those with the given ids) and make every queued one due
+/// now; returns how many were re-queued or rescheduled.
+pub fn requeue(ledger: &mut Ledger, ids: &[i64], now: DateTime<Tz>) -> Result<usize, MailError> {
+    let at = stamp(now);
+    let path = ledger.path().to_path_buf();
+    let conn = ledger.conn();
+    let mut run = || -> rusqlite::Result<usize> {
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        if ids.is_empty() {
+            n += tx.execute(
+                "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ?1 WHERE status = 'failed'",
+                params![at],
+            )?;
+            n += tx.execute(
+                "UPDATE outbox SET next_attempt_at = ?1 WHERE status = 'queued' AND attempts > 0",
+                params![at],
+            )?;
+        } else {
+            for id in ids {
+                n += tx.execute(
+                    "UPDATE outbox SET status = 'queued', attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, next_attempt_at = ?1 WHERE id = ?2 AND status != 'sent'",
+                    params![at, id],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    };
+    run().map_err(|source| MailError::Sql { path, source })
+}
+
+/// What one sending round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SendReport {
+    /// Where mail went.
+    pub transport: String,
+    pub sent: Vec<i64>,
+    /// Transient failures: queued again for later.
+    pub deferred: Vec<(i64, String)>,
+    /// Permanent failures (or the attempt cap reached): kept as failed.
+    pub failed: Vec<(i64, String)>,
+    /// Queued messages not yet due or not tried because the server was unreachable.
+    pub waiting: usize,
+}
+
+impl SendReport {
+    /// One line for the terminal.
+    pub fn summary(&self) -> String {
+        let mut s = format!("mail: {} sent", self.sent.len());
+        if !self.deferred.is_empty() {
+            s.push_str(&format!(", {} to retry", self.deferred.len()));
+        }
+        if !self.failed.is_empty() {
+            s.push_str(&format!(", {} failed", self.failed.len()));
+        }
+        if self.waiting > 0 {
+            s.push_str(&format!(", {} waiting", self.waiting));
+        }
+        s.push_str(&format!(" ({})", self.transport));
+        if let Some((_, e)) = self.deferred.first().or(self.failed.first()) {
+            s.push_str(&format!(" — {e}"));
+        }
+        s
+    }
+}
+
+/// Send every queued message that is due at `now`, through the configured transport.
+pub fn send_due(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>) -> Result<SendReport, MailError> {
+    let transport = Transport::from_env(config)?;
+    send_due_with(config, ledger, now, &transport)
+}
+
+/// Send every queued message that is due at `now` through `transport`.
+pub fn send_due_with(
+    config: &Config,
+    ledger: &mut Ledger,
+    now: DateTime<Tz>,
+    transport: &Transport,
+) -> Result<SendReport, MailError> {
+    finish_receipts(config, ledger, now)?;
+    let mut report = SendReport {
+        transport: transport.describe(),
+        ..SendReport::default()
+    };
+    let queued: Vec<OutboxRow> = {
+        let conn = ledger.conn();
+        conn.prepare(&format!("{SELECT_OUTBOX} WHERE status = 'queued' ORDER BY id"))
+            .and_then(|mut s| s.query_map([], outbox_from_row)?.collect::<Result<Vec<_>, _>>())
+            .map_err(sql(ledger))?
+    };
+    let retry = &config.mail.retry;
+    let mut stop = false;
+    for row in queued {
+        let due = row
+            .next_attempt_at
+            .as_deref()
+            .and_then(|s| parse_stamp(s, config.tz))
+            .is_none_or(|t| t <= now);
+        if !due || stop {
+            report.waiting += 1;
+            continue;
+        }
+        // Claim: count the attempt and push the next one out, so that a second sender (or a
+        // crash mid-send) cannot send it again before the backoff has passed.
+        let attempts = row.attempts + 1;
+        let lease = stamp(now + retry.backoff(attempts));
+        let claimed = ledger
+            .conn()
+            .execute(
+                "UPDATE outbox SET attempts = ?1, next_attempt_at = ?2 WHERE id = ?3 AND status = 'queued' AND attempts = ?4",
+                params![attempts, lease, row.id, row.attempts],
+            )
+            .map_err(sql(ledger))?;
+        if claimed == 0 {
+            continue; // another sender has it
+        }
+        let eight_bit = matches!(transport, Transport::Files(_));
+        let outcome = build(config, &row, now, eight_bit).and_then(|m| transport.deliver(&row, &m));
+        match outcome {
+            Ok(()) => {
+                ledger
+                    .conn()
+                    .execute(
+                        "UPDATE outbox SET status = 'sent', sent_at = ?1, last_error = NULL, next_attempt_at = NULL WHERE id = ?2",
+                        params![stamp(now), row.id],
+                    )
+                    .map_err(sql(ledger))?;
+                tracing::info!(id = row.id, kind = %row.kind, unit = row.unit.as_deref().unwrap_or(""), "mail sent");
+                report.sent.push(row.id);
+            }
+            Err(failure) => {
+                let give_up = matches!(failure, Failure::Permanent(_)) || attempts >= retry.max_attempts;
+                let status = if give_up { "failed" } else { "queued" };
+                let text = one_line(failure.text());
+                ledger
+                    .conn()
+                    .execute(
+                        "UPDATE outbox SET status = ?1, last_error = ?2 WHERE id = ?3",
+                        params![status, text, row.id],
+                    )
+                    .map_err(sql(ledger))?;
+                tracing::warn!(id = row.id, kind = %row.kind, attempts, error = %text, status, "mail not sent");
+                if give_up {
+                    report.failed.push((row.id, text));
+                } else {
+                    report.deferred.push((row.id, text));
+                }
+                if matches!(failure, Failure::Unreachable(_)) {
+                    stop = true;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Receipts are stored with the submission, before its rows count; the progress section is
+/// filled in here, from the ledger that now holds the return, before the first attempt.
+fn finish_receipts(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>) -> Result<(), MailError> {
+    let pending: Vec<(i64, String, Option<String>, String)> = {
+        let conn = ledger.conn();
+        conn.prepare("SELECT id, idempotency_key, unit, body FROM outbox WHERE status = 'queued' AND kind = 'receipt' AND instr(body, ?1) > 0")
+            .and_then(|mut s| {
+                s.query_map(params![crate::messages::PROGRESS_MARKER], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(sql(ledger))?
+    };
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let status = current_status(config, ledger, now)?;
+    for (id, key, unit, body) in pending {
+        let Some(unit) = unit else { continue };
+        let sha = key.split('/').nth(2).unwrap_or_default().to_string();
+        let this_return: Vec<(String, i64, i64)> = ledger
+            .conn()
+            .prepare(
+                "SELECT r.category, COUNT(*), SUM(r.passed) FROM rows r JOIN submissions s ON s.id = r.submission_id
+                 WHERE s.unit = ?1 AND s.sha256 = ?2 AND s.status IN ('accepted', 'superseded') GROUP BY r.category",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![unit, sha], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(sql(ledger))?;
+        let duplicate = key.starts_with("receipt/duplicate/");
+        let section = crate::messages::progress_section(config, &status, &unit, &this_return, duplicate);
+        let body = body.replace(crate::messages::PROGRESS_MARKER, &section);
+        ledger
+            .conn()
+            .execute("UPDATE outbox SET body = ?1 WHERE id = ?2", params![body, id])
+            .map_err(sql(ledger))?;
+    }
+    Ok(())
+}
+
+/// Progress at `now` from the ledger, exactly as `status --json` computes it.
+pub fn current_status(config: &Config, ledger: &Ledger, now: DateTime<Tz>) -> Result<Status, MailError> {
+    let rows = ledger.counted_rows()?;
+    let accepted = ledger.accepted_months()?;
+    Ok(crate::count::status(config, now, &rows, &accepted))
+}
+
+/// Status and received time of an earlier submission (for the receipt of a duplicate).
+pub fn submission_status(config: &Config, id: i64) -> Option<(String, String)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        config.state_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ok()?;
+    conn.query_row(
+        "SELECT status, received_at FROM submissions WHERE id = ?1",
+        params![id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduled mail: reminders, deadline reminders, digest
+// ---------------------------------------------------------------------------------------------
+
+/// One scheduled message, planned or stored.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub message: NewMessage,
+    /// False when a message with its key was stored before (this window is done).
+    pub new: bool,
+}
+
+/// A unit passed over by the reminder schedule, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passed {
+    pub unit: String,
+    pub reason: String,
+}
+
+/// What the schedule decided at `now`.
+#[derive(Debug, Clone)]
+pub struct ScheduleReport {
+    pub status: Status,
+    pub phase: Phase,
+    /// Why scheduled mail may not go now (quiet hours, skipped date).
+    pub closed: Option<Closed>,
+    /// The reminder window `now` falls in (local start, end).
+    pub window: Option<remind::Window>,
+    pub planned: Vec<Planned>,
+    pub passed: Vec<Passed>,
+}
+
+/// Evaluate the schedule at `now`: which reminders, deadline reminders and digest are due.
+/// Unless `dry_run`, store them in the outbox together with the reminder record, in one
+/// transaction; a key already stored is not stored again (at most one per unit and window).
+pub fn schedule(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>, dry_run: bool) -> Result<ScheduleReport, MailError> {
+    let status = current_status(config, ledger, now)?;
+    let accepted = ledger.accepted_months()?;
+    let submissions = ledger.submissions()?;
+    let eval = remind::evaluate(config, now);
+    let mut report = ScheduleReport {
+        status: status.clone(),
+        phase: eval.phase,
+        closed: eval.closed.clone(),
+        window: eval.reminder_window.clone(),
+        planned: Vec::new(),
+        passed: Vec::new(),
+    };
+    if eval.closed.is_some() {
+        return Ok(report);
+    }
+    let at = stamp(now);
+    let path = ledger.path().to_path_buf();
+    let conn = ledger.conn();
+    let err = |source| MailError::Sql {
+        path: path.clone(),
+        source,
+    };
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let key_stored = |tx: &rusqlite::Transaction<'_>, key: &str| -> rusqlite::Result<bool> {
+        tx.query_row("SELECT 1 FROM outbox WHERE idempotency_key = ?1", params![key], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+    };
+
+    // 催办: one per lagging unit and window.
+    if let Some(window) = &eval.reminder_window {
+        let wid = window.id();
+        for u in &status.units {
+            let Some(unit) = config.units.iter().find(|x| x.name == u.unit) else { continue };
+            let current = window_record(&tx, &u.unit, Some(&wid), true).map_err(err)?;
+            let previous = window_record(&tx, &u.unit, Some(&wid), false).map_err(err)?;
+            let history = remind::UnitHistory { current, previous };
+            match remind::decide_reminder(u, !unit.contacts.is_empty(), &history, config.mail.reminders.leader_after) {
+                remind::ReminderDecision::NotLagging => {
+                    if !dry_run {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO reminder_windows (unit, window_id, evaluated_at, lagging, streak) VALUES (?1, ?2, ?3, 0, 0)",
+                            params![u.unit, wid, at],
+                        )
+                        .map_err(err)?;
+                    }
+                }
+                remind::ReminderDecision::NoContacts => report.passed.push(Passed {
+                    unit: u.unit.clone(),
+                    reason: "滞后，但 units.contacts 中没有邮箱，无法催办".into(),
+                }),
+                remind::ReminderDecision::AlreadySent => {
+                    let key = crate::messages::reminder_key(&wid, &u.unit);
+                    report.passed.push(Passed {
+                        unit: u.unit.clone(),
+                        reason: format!("本轮（{} 起）已催办过{}", window.label(), if key_stored(&tx, &key).map_err(err)? { "" } else { "（记录在案）" }),
+                    });
+                }
+                remind::ReminderDecision::Send { streak, copy_leader } => {
+                    let lines = remind::lines(u, now, config.plan.year);
+                    let message = crate::messages::reminder(config, unit, u, &lines, streak, copy_leader, window, now);
+                    let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
+                    if !dry_run {
+                        insert_message(&tx, &message, &at).map_err(err)?;
+                        tx.execute(
+                            "INSERT INTO reminder_windows (unit, window_id, evaluated_at, lagging, streak) VALUES (?1, ?2, ?3, 1, ?4)
+                             ON CONFLICT (unit, window_id) DO UPDATE SET lagging = 1, streak = excluded.streak, evaluated_at = excluded.evaluated_at
+                             WHERE reminder_windows.lagging = 0",
+                            params![u.unit, wid, at, streak],
+                        )
+                        .map_err(err)?;
+                    }
+                    report.planned.push(Planned { message, new });
+                }
+            }
+        }
+    }
+
+    // 未报送提醒: daily on the last days before a month's deadline.
+    for due in &eval.deadlines {
+        for unit in &config.units {
+            if accepted.contains(&(unit.name.clone(), due.month)) {
+                continue;
+            }
+            if unit.contacts.is_empty() {
+                report.passed.push(Passed {
+                    unit: unit.name.clone(),
+                    reason: format!("{} 未报送，但没有联系邮箱", due.month.label_zh()),
+                });
+                continue;
+            }
+            let message = crate::messages::deadline_reminder(config, unit, due, now);
+            let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
+            if !dry_run {
+                insert_message(&tx, &message, &at).map_err(err)?;
+            }
+            report.planned.push(Planned { message, new });
+        }
+    }
+
+    // 周报 to the bureau.
+    if let Some(digest) = &eval.digest {
+        if !config.mail.bureau.is_empty() {
+            let since = digest.since.and_then(|t| remind::local_to_tz(config.tz, t));
+            let failed: i64 = tx
+                .query_row("SELECT COUNT(*) FROM outbox WHERE status = 'failed'", [], |r| r.get(0))
+                .map_err(err)?;
+            let received: Vec<&crate::ledger::Submission> = submissions
+                .iter()
+                .filter(|s| {
+                    let t = parse_stamp(&s.received_at, config.tz);
+                    match (since, t) {
+                        (Some(since), Some(t)) => t >= since && t <= now,
+                        (None, Some(t)) => t <= now,
+                        _ => false,
+                    }
+                })
+                .collect();
+            let extras = crate::messages::DigestExtras {
+                since,
+                received: &received,
+                failed_mail: failed,
+                master: Some(config.master_path()).filter(|p| p.exists()),
+            };
+            let message = crate::messages::digest(config, &status, eval.phase, digest, &extras, now);
+            let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
+            if !dry_run {
+                insert_message(&tx, &message, &at).map_err(err)?;
+            }
+            report.planned.push(Planned { message, new });
+        }
+    }
+    if dry_run {
+        tx.rollback().map_err(err)?;
+    } else {
+        tx.commit().map_err(err)?;
+    }
+    Ok(report)
+}
+
+/// The reminder record of a unit in window `wid` (`current`), or the latest one before it.
+fn window_record(
+    tx: &rusqlite::Transaction<'_>,
+    unit: &str,
+    wid: Option<&str>,
+    current: bool,
+) -> rusqlite::Result<Option<remind::Record>> {
+    let q = if current {
+        "SELECT window_id, lagging, streak FROM reminder_windows WHERE unit = ?1 AND window_id = ?2"
+    } else {
+        "SELECT window_id, lagging, streak FROM reminder_windows WHERE unit = ?1 AND window_id < ?2 ORDER BY window_id DESC LIMIT 1"
+    };
+    tx.query_row(q, params![unit, wid.unwrap_or("")], |r| {
+        Ok(remind::Record {
+            window: r.get(0)?,
+            lagging: r.get(1)?,
+            streak: r.get(2)?,
+        })
+    })
+    .optional()
+}
+
+/// What the daemon does on each tick: store what the schedule says is due, then send.
+pub fn tick(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>) -> Result<(ScheduleReport, SendReport), MailError> {
+    let report = schedule(config, ledger, now, false)?;
+    let sent = send_due(config, ledger, now)?;
+    Ok((report, sent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config() -> Config {
+        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new("/base")).unwrap()
+    }
+
+    fn row(subject: &str, to: &[&str]) -> OutboxRow {
+        OutboxRow {
+            id: 7,
+            key: "receipt/accepted/abc/西兴街道".into(),
+            kind: "receipt".into(),
+            unit: Some("西兴街道".into()),
+            created_at: "2020-07-01T00:00:00+08:00".into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            cc: Vec::new(),
+            subject: subject.into(),
+            body: "正文".into(),
+            attachments: Vec::new(),
+            status: "queued".into(),
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            sent_at: None,
+        }
+    }
+
+    fn now() -> DateTime<Tz> {
+        crate::plan::parse_now("2020-07-01T09:00:00", chrono_tz::Asia::Shanghai).unwrap()
+    }
+
+    #[test]
+    fn smtp_urls_parse_with_their_security() {
+        let u = SmtpUrl::parse("smtps://tally%40example.org@mail.example.org").unwrap();
+        assert_eq!((u.security, u.port, u.user.as_deref()), (Security::Tls, 465, Some("tally@example.org")));
+        let u = SmtpUrl::parse("smtp+starttls://mail.example.org").unwrap();
+        assert_eq!((u.security, u.port), (Security::StartTls, 587));
+        let u = SmtpUrl::parse("smtp://mail.example.org:587").unwrap();
+        assert_eq!(u.security, Security::StartTls);
+        let u = SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!((u.security, u.port), (Security::Plain, 2525));
+        assert!(u.check_plain(false).is_ok());
+        let u = SmtpUrl::parse("smtp://[::1]:2525").unwrap();
+        assert_eq!(u.host, "::1");
+        assert!(u.is_local());
+        assert_eq!(u.display(), "smtp://[::1]:2525");
+    }
+
+    #[test]
+    fn plain_smtp_to_another_host_needs_allow_plain() {
+        let u = SmtpUrl::parse("smtp://mail.example.org").unwrap();
+        let e = u.check_plain(false).unwrap_err();
+        assert!(e.contains("allow_plain"), "{e}");
+        assert!(u.check_plain(true).is_ok());
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_refused() {
+        let e = SmtpUrl::parse("smtps://tally:secret@mail.example.org").unwrap_err();
+        assert!(e.contains("TALLY_SMTP_PASSWORD"), "{e}");
+        assert!(SmtpUrl::parse("http://x").is_err());
+        assert!(SmtpUrl::parse("smtp://x:99999").is_err());
+        assert!(SmtpUrl::parse("smtp://x/path").is_err());
+    }
+
+    #[test]
+    fn a_user_without_password_is_a_config_error_and_the_env_url_wins() {
+        let c = config();
+        let e = Transport::resolve(&c, Some("smtps://u@mail.example.org".into()), None).unwrap_err();
+        assert!(e.to_string().contains("TALLY_SMTP_PASSWORD"), "{e}");
+        let t = Transport::resolve(&c, Some("smtps://u@mail.example.org".into()), Some("pw".into())).unwrap();
+        assert_eq!(t.describe(), "smtps://u@mail.example.org:465");
+        assert!(!format!("{t:?}").contains("pw"));
+        let t = Transport::resolve(&c, None, None).unwrap();
+        assert!(matches!(t, Transport::Files(ref d) if d == Path::new("/base/outbox")));
+    }
+
+    #[test]
+    fn crlf_in_a_subject_cannot_add_a_header() {
+        let c = config();
+        let m = build(&c, &row("【回执】西兴街道\r\nBcc: evil@example.org\r\nX-Evil: 1", &["a@example.org"]), now(), false).unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        for line in text.lines() {
+            assert!(!line.to_ascii_lowercase().starts_with("bcc:"), "{text}");
+            assert!(!line.starts_with("X-Evil"), "{text}");
+        }
+        assert!(m.envelope().to().iter().all(|a| a.to_string() == "a@example.org"));
+    }
+
+    #[test]
+    fn message_id_is_stable_and_from_the_key() {
+        let c = config();
+        let a = build(&c, &row("x", &["a@example.org"]), now(), false).unwrap();
+        let b = build(&c, &row("x", &["a@example.org"]), now() + Duration::hours(3), true).unwrap();
+        let id = |m: &Message| m.headers().get_raw("Message-ID").unwrap().to_string();
+        assert_eq!(id(&a), id(&b));
+        assert!(id(&a).starts_with('<') && id(&a).ends_with('>'));
+        assert!(a.headers().get_raw("Auto-Submitted").is_some());
+    }
+
+    #[test]
+    fn a_missing_attachment_is_noted_not_fatal() {
+        let c = config();
+        let mut r = row("x", &["a@example.org"]);
+        r.attachments = vec![("x.错误说明.xlsx".into(), "/nonexistent/x.xlsx".into())];
+        let m = build(&c, &r, now(), true).unwrap();
+        let text = String::from_utf8_lossy(&m.formatted()).to_string();
+        assert!(!text.contains("Content-Disposition: attachment"), "{text}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let r = RetryConfig::default();
+        assert_eq!(r.backoff(1), Duration::seconds(60));
+        assert_eq!(r.backoff(2), Duration::seconds(120));
+        assert_eq!(r.backoff(7), Duration::seconds(3600));
+        assert_eq!(r.backoff(200), Duration::seconds(3600));
+    }
+
+    #[test]
+    fn schedule_values_parse() {
+        assert_eq!(Day::try_from("周五".to_string()).unwrap().0, Weekday::Fri);
+        assert_eq!(Day::try_from("Monday".to_string()).unwrap().0, Weekday::Mon);
+        assert!(Day::try_from("someday".to_string()).is_err());
+        let q = QuietHours::try_from("20:00-08:00".to_string()).unwrap();
+        assert!(q.contains(NaiveTime::from_hms_opt(23, 0, 0).unwrap()));
+        assert!(q.contains(NaiveTime::from_hms_opt(7, 59, 0).unwrap()));
+        assert!(!q.contains(NaiveTime::from_hms_opt(8, 0, 0).unwrap()));
+        let s = DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap();
+        assert!(s.contains(NaiveDate::from_ymd_opt(2020, 10, 8).unwrap()));
+        assert!(DateSpan::try_from("2020-10-08..2020-10-01".to_string()).is_err());
+        assert!(ClockTime::try_from("25:00".to_string()).is_err());
+    }
+
+    fn invalid(from: &str, to: &str) -> (String, usize, String) {
+        let reference = include_str!("../tally.toml");
+        assert!(reference.contains(from), "{from}");
+        let src = reference.replacen(from, to, 1);
+        match Config::parse(&src, Path::new("tally.toml"), Path::new("/base")) {
+            Err(crate::config::ConfigError::Invalid { key, line, message, .. }) => {
+                let expected = src.lines().position(|l| l.contains(to.lines().last().unwrap())).unwrap() + 1;
+                assert_eq!(line, expected, "{key}: {message}");
+                (key, line, message)
+            }
+            Err(e) => (String::new(), 0, e.to_string()),
+            Ok(_) => panic!("{to:?} was accepted"),
+        }
+    }
+
+    #[test]
+    fn mail_settings_are_checked_with_key_and_line() {
+        let (key, _, _) = invalid("bureau = [\"anquan@example.org\"]", "bureau = [\"anquan at example.org\"]");
+        assert_eq!(key, "mail.bureau");
+        let (key, _, msg) = invalid("from = \"", "smtp_url = \"smtps://tally:secret@mail.example.org\"\nfrom = \"");
+        assert_eq!(key, "mail.smtp_url");
+        assert!(msg.contains("TALLY_SMTP_PASSWORD") && !msg.contains("secret@"), "{msg}");
+        let (key, _, msg) = invalid("from = \"", "smtp_url = \"smtp://mail.example.org\"\nfrom = \"");
+        assert_eq!(key, "mail.smtp_url");
+        assert!(msg.contains("allow_plain"), "{msg}");
+        let (key, _, _) = invalid("weekday = \"monday\"                   # 催办", "every_days = 7\nweekday = \"monday\"");
+        assert_eq!(key, "mail.reminders.weekday");
+        let (key, _, _) = invalid("from = \"滨江区应急管理局安全培训 <tally@example.org>\"", "from = \"tally at example\"");
+        assert_eq!(key, "mail.from");
+    }
+
+    #[test]
+    fn bad_schedule_values_name_the_key_and_line() {
+        let reference = include_str!("../tally.toml");
+        for (from, to, needle) in [
+            ("time = \"09:00\"", "time = \"9点\"", "time"),
+            ("weekday = \"monday\"                   # 催办", "weekday = \"someday\"", "weekday"),
+            ("grace_days = 31", "grace_days = 31\nquiet_hours = \"20:00\"", "quiet_hours"),
+            ("leader_after = 2", "leader_after = 2\ncolour = 1", "colour"),
+        ] {
+            assert!(reference.contains(from), "{from}");
+            let err = Config::parse(&reference.replacen(from, to, 1), Path::new("tally.toml"), Path::new("/b"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle) && err.contains("line"), "{err}");
+        }
+    }
+
+    #[test]
+    fn eml_names_are_safe_file_names() {
+        let mut r = row("x", &["a@example.org"]);
+        r.unit = Some("西兴/街道\r\n".into());
+        assert_eq!(eml_name(&r), "000007-回执-西兴_街道__.eml");
+    }
+}

@@ -1,0 +1,372 @@
+//! End-to-end mail tests: the real binary sending to a real SMTP server (aiosmtpd on
+//! 127.0.0.1, started here on a free port), and the file transport of the shipped reference
+//! plan. What arrives is parsed (mail-parser) and read as a clerk would read it.
+
+mod common;
+mod smtp;
+
+use common::*;
+use serde_json::Value;
+use smtp::{Mail, Server};
+use std::collections::BTreeSet;
+
+const P: &str = "企业主要负责人";
+const M: &str = "安全生产管理人员";
+const O: &str = "其他从业人员";
+const UNITS: [&str; 4] = ["西兴街道", "长河街道", "浦沿街道", "江北科技园"];
+
+/// The reference plan sending through `url`.
+fn plan_with_smtp(url: &str) -> String {
+    assert!(REFERENCE_PLAN.contains("[mail]\n"));
+    REFERENCE_PLAN.replacen("[mail]\n", &format!("[mail]\nsmtp_url = \"{url}\"\n"), 1)
+}
+
+fn ingest(w: &Workdir, unit: &str, name: &str, bytes: &[u8], now: &str) -> std::process::Output {
+    let p = drop_return(&w.join("incoming"), name, bytes);
+    w.run(&["--now", now, "ingest", p.to_str().unwrap(), "--unit", unit])
+}
+
+fn ok(out: &std::process::Output, code: i32) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A resident ID whose check character is wrong.
+fn bad_id(seed: u32) -> String {
+    let good = valid_id(seed);
+    let last = if good.ends_with('0') { '1' } else { '0' };
+    format!("{}{last}", &good[..17])
+}
+
+fn unit_status<'a>(status: &'a Value, unit: &str) -> &'a Value {
+    status["units"].as_array().unwrap().iter().find(|u| u["unit"] == unit).unwrap()
+}
+
+fn tagged<'a>(mails: &'a [Mail], tag: &str) -> Vec<&'a Mail> {
+    mails.iter().filter(|m| m.subject.starts_with(tag)).collect()
+}
+
+/// The unit named right after a subject's tag.
+fn subject_unit(subject: &str) -> String {
+    let rest = subject.split_once('】').unwrap().1;
+    UNITS.iter().find(|u| rest.starts_with(*u)).unwrap_or(&"").to_string()
+}
+
+/// The number after `label` and before the next `人` in `line`.
+fn figure(line: &str, label: &str) -> Option<String> {
+    let rest = line.split_once(label)?.1;
+    Some(rest.split_once(" 人")?.0.trim().to_string())
+}
+
+/// (category → (target, completed, expected)) as a reminder states them.
+fn reminder_figures(body: &str) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in body.lines() {
+        if let Some(cat) = [P, M, O].iter().find(|c| line.starts_with(**c)) {
+            current = Some(cat.to_string());
+            continue;
+        }
+        if let (Some(cat), Some(target)) = (&current, figure(line, "全年指标 ")) {
+            let completed = figure(line, "已完成 ").unwrap();
+            let expected = figure(line, "应完成 ").unwrap();
+            out.push((cat.clone(), target, completed, expected));
+            current = None;
+        }
+    }
+    out
+}
+
+fn assert_figures_match_status(body: &str, status: &Value, unit: &str) {
+    let figures = reminder_figures(body);
+    let cats = unit_status(status, unit)["categories"].as_array().unwrap();
+    assert_eq!(figures.len(), cats.len(), "{body}");
+    for c in cats {
+        let name = c["category"].as_str().unwrap();
+        let (_, target, completed, expected) = figures.iter().find(|f| f.0 == name).unwrap();
+        assert_eq!(target, &c["target"].to_string(), "{unit} {name}: {body}");
+        assert_eq!(completed, &c["completed"].to_string(), "{unit} {name}: {body}");
+        assert_eq!(expected, &c["expected"].to_string(), "{unit} {name}: {body}");
+    }
+}
+
+#[test]
+fn receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook() {
+    if !smtp::available("receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook") {
+        return;
+    }
+    let server = Server::start();
+    let w = Workdir::with_plan(&plan_with_smtp(&server.url()));
+    let now = "2020-06-02T10:00:00";
+    let people = vec![
+        Person::new(1, P, "2020-05-06"),
+        Person::new(2, P, "2020-05-06").failed(),
+        Person::new(3, M, "2020-05-07"),
+        Person::new(4, O, "2020-05-08"),
+    ];
+    let out = ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &people), now), 0);
+    assert!(out.contains("mail: 1 sent"), "{out}");
+
+    let mails = server.received();
+    assert_eq!(mails.len(), 1);
+    let r = &mails[0];
+    assert!(r.subject.starts_with("【回执】西兴街道"), "{}", r.subject);
+    assert_eq!(r.to, ["xixing@example.org"]);
+    assert_eq!(r.from, "tally@example.org");
+    assert!(r.body.contains("2020-05.xlsx") && r.body.contains("已通过校验并采用"), "{}", r.body);
+    assert!(r.body.contains(&format!("{P}：2 行，其中考核合格 1 行")), "{}", r.body);
+    // Cumulative progress equals `status --json` at the same time.
+    let status = w.json(&["--now", now, "status", "--json"], 0);
+    for c in unit_status(&status, "西兴街道")["categories"].as_array().unwrap() {
+        let line = format!(
+            "{}：已完成 {} 人 / 全年指标 {} 人",
+            c["category"].as_str().unwrap(),
+            c["completed"],
+            c["target"]
+        );
+        assert!(r.body.contains(&line), "{line}\n{}", r.body);
+        assert!(r.body.contains(&format!("按序时进度应完成 {} 人", c["expected"])), "{}", r.body);
+    }
+    assert!(!r.body.contains("[[tally:"), "{}", r.body);
+
+    // A rejected return: every finding, the feedback workbook attached, IDs masked.
+    let id = bad_id(5);
+    let bad = return_xlsx("浦沿街道", "2020-05", &[Person { id: id.clone(), ..Person::new(5, P, "2020-05-06") }]);
+    ok(&ingest(&w, "浦沿街道", "五月.xlsx", &bad, now), 1);
+    let mails = server.received();
+    assert_eq!(mails.len(), 2);
+    let n = &mails[1];
+    assert!(n.subject.starts_with("【退回】浦沿街道"), "{}", n.subject);
+    assert_eq!(n.to, ["puyan@example.org"]);
+    assert!(n.body.contains("培训台账!C2"), "{}", n.body);
+    assert!(!n.body.contains(&id) && !n.subject.contains(&id), "IDs are masked in mail: {}", n.body);
+    assert_eq!(n.attachments.len(), 1, "{:?}", n.attachments.iter().map(|a| &a.0).collect::<Vec<_>>());
+    let (name, bytes) = &n.attachments[0];
+    assert_eq!(name, "五月.错误说明.xlsx");
+    let on_disk = std::fs::read(w.unit_dir("浦沿街道").join("退回").join("五月.错误说明.xlsx")).unwrap();
+    assert_eq!(bytes, &on_disk, "the attachment is the feedback workbook");
+    assert_ne!(r.message_id, n.message_id);
+    assert!(r.header_names.iter().any(|h| h == "Auto-Submitted"), "{:?}", r.header_names);
+
+    let outbox = w.json(&["outbox", "list", "--all", "--json"], 0);
+    let rows = outbox.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["status"] == "sent" && r["attempts"] == 1), "{outbox}");
+}
+
+#[test]
+fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
+    if !smtp::available("reminders_match_status_copy_the_leader_after_n_and_come_once_per_window") {
+        return;
+    }
+    let server = Server::start();
+    let w = Workdir::with_plan(&plan_with_smtp(&server.url()));
+    let people: Vec<Person> = (0..5).map(|i| Person::new(10 + i, P, "2020-05-06")).collect();
+    ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &people), "2020-06-02T10:00:00"), 0);
+    let receipts = server.received().len();
+
+    // Monday 2020-07-06 09:30: every unit lags (months not reported), one reminder each.
+    let now = "2020-07-06T09:30:00";
+    let dry = w.stdout(&["--now", now, "remind", "--dry-run"], 0);
+    assert!(dry.contains("将发送 5 封邮件"), "{dry}");
+    assert_eq!(server.received().len(), receipts, "--dry-run sends nothing");
+    ok(&w.run(&["--now", now, "remind"]), 0);
+    let mails = server.received();
+    let reminders = tagged(&mails, "【催办】");
+    assert_eq!(reminders.len(), 4, "{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let status = w.json(&["--now", now, "status", "--json"], 0);
+    for r in &reminders {
+        let unit = subject_unit(&r.subject);
+        assert!(unit_status(&status, &unit)["lagging"].as_bool().unwrap());
+        assert_figures_match_status(&r.body, &status, &unit);
+        assert!(r.cc.is_empty(), "no leader on the first reminder: {:?}", r.cc);
+        assert!(r.body.contains("2020年1月"), "missing months are listed: {}", r.body);
+    }
+    let dry_body = dry.split("【催办】西兴街道").nth(1).unwrap();
+    let sent_body = &reminders.iter().find(|r| r.subject.contains("西兴街道")).unwrap().body;
+    assert!(dry_body.contains(sent_body.lines().find(|l| l.contains("全年指标")).unwrap()));
+
+    // The digest: to the bureau, the status table, the master workbook attached.
+    let digests = tagged(&mails, "【周报】");
+    assert_eq!(digests.len(), 1);
+    let d = digests[0];
+    assert_eq!(d.to, ["anquan@example.org"]);
+    assert!(UNITS.iter().all(|u| d.body.contains(u)), "{}", d.body);
+    assert_eq!(d.attachments.len(), 1, "the master is attached");
+    assert_eq!(d.attachments[0].0, "master.xlsx");
+    assert!(d.attachments[0].1.starts_with(b"PK"), "an xlsx (zip) workbook");
+
+    // A second run in the same window sends nothing new.
+    let again = w.stdout(&["--now", "2020-07-08T15:00:00", "remind"], 0);
+    assert!(again.contains("本轮已发过") || again.contains("已催办过"), "{again}");
+    assert_eq!(server.received().len(), mails.len(), "one reminder per unit and window");
+
+    // Two more weekly windows: the third reminder in a row copies the leader.
+    ok(&w.run(&["--now", "2020-07-13T09:30:00", "remind"]), 0);
+    ok(&w.run(&["--now", "2020-07-20T09:30:00", "remind"]), 0);
+    let mails = server.received();
+    let xixing: Vec<&Mail> = tagged(&mails, "【催办】西兴街道");
+    assert_eq!(xixing.len(), 3);
+    assert!(xixing[0].cc.is_empty() && xixing[1].cc.is_empty(), "{:?}", xixing[1].cc);
+    assert_eq!(xixing[2].cc, ["xixing-leader@example.org"]);
+    assert!(xixing[2].body.contains("连续第 3 次催办"), "{}", xixing[2].body);
+    let status = w.json(&["--now", "2020-07-20T09:30:00", "status", "--json"], 0);
+    assert_figures_match_status(&xixing[2].body, &status, "西兴街道");
+}
+
+#[test]
+fn a_server_that_is_down_delays_mail_and_loses_none_nor_sends_twice() {
+    if !smtp::available("a_server_that_is_down_delays_mail_and_loses_none_nor_sends_twice") {
+        return;
+    }
+    let port = smtp::free_port();
+    let w = Workdir::with_plan(&plan_with_smtp(&format!("smtp://127.0.0.1:{port}")));
+    let bytes = return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]);
+    let out = ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &bytes, "2020-06-02T10:00:00"), 0);
+    assert!(out.contains("1 to retry"), "the return is taken in all the same: {out}");
+    let queued = w.json(&["outbox", "list", "--json"], 0);
+    let row = &queued.as_array().unwrap()[0];
+    assert_eq!(row["status"], "queued");
+    assert_eq!(row["attempts"], 1);
+    assert!(!row["last_error"].as_str().unwrap().is_empty());
+    let table = w.stdout(&["outbox"], 0);
+    assert!(table.contains("待发送") && table.contains("【回执】西兴街道"), "{table}");
+    // Still down: retry says so and keeps it.
+    ok(&w.run(&["--now", "2020-06-02T10:01:00", "outbox", "retry"]), 1);
+
+    let server = Server::start_on(port);
+    let out = ok(&w.run(&["--now", "2020-06-02T10:02:00", "outbox", "retry"]), 0);
+    assert!(out.contains("1 sent"), "{out}");
+    assert_eq!(server.received().len(), 1);
+    ok(&w.run(&["--now", "2020-06-02T10:03:00", "outbox", "retry"]), 0);
+    // A later intake sends its own receipt, and not the first one again.
+    let second = return_xlsx("长河街道", "2020-05", &[Person::new(2, P, "2020-05-06")]);
+    ok(&ingest(&w, "长河街道", "2020-05.xlsx", &second, "2020-06-02T11:00:00"), 0);
+    let mails = server.received();
+    assert_eq!(mails.len(), 2, "{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    assert!(mails[0].subject.starts_with("【回执】西兴街道"));
+    assert!(mails[1].subject.starts_with("【回执】长河街道"));
+    let all = w.json(&["outbox", "list", "--all", "--json"], 0);
+    assert!(all.as_array().unwrap().iter().all(|r| r["status"] == "sent"), "{all}");
+    assert_eq!(w.stdout(&["outbox"], 0).trim(), "发件箱中没有待发送或发送失败的邮件。");
+}
+
+#[test]
+fn cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header() {
+    if !smtp::available("cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header") {
+        return;
+    }
+    let server = Server::start();
+    let evil = "西兴街道\r\nBcc: evil@example.org";
+    let plan = plan_with_smtp(&server.url())
+        .replacen("name = \"西兴街道\"", "name = \"西兴街道\\r\\nBcc: evil@example.org\"", 1)
+        .replacen("[targets.\"西兴街道\"]", "[targets.\"西兴街道\\r\\nBcc: evil@example.org\"]", 1);
+    let w = Workdir::with_plan(&plan);
+    let now = "2020-06-02T10:00:00";
+    let loads = w.run(&["--now", now, "status", "--json"]);
+    if loads.status.code() == Some(0) {
+        let bytes = return_xlsx(evil, "2020-05", &[Person::new(1, P, "2020-05-06")]);
+        ok(&ingest(&w, evil, "2020-05.xlsx", &bytes, now), 0);
+    } else {
+        // A config that refuses such a name is just as safe.
+        let err = String::from_utf8_lossy(&loads.stderr);
+        assert!(err.contains("units[0].name"), "{err}");
+    }
+    let name = "五月\r\nBcc: evil@example.org.xlsx";
+    let bad = return_xlsx("长河街道", "2020-05", &[Person { id: bad_id(3), ..Person::new(3, P, "2020-05-06") }]);
+    ok(&ingest(&Workdir::with_plan(&plan_with_smtp(&server.url())), "长河街道", name, &bad, now), 1);
+
+    let mails = server.received();
+    assert!(!mails.is_empty());
+    for m in &mails {
+        assert!(
+            !m.header_names.iter().any(|h| h.eq_ignore_ascii_case("bcc")),
+            "{:?}\n{}",
+            m.header_names,
+            String::from_utf8_lossy(&m.raw)
+        );
+        assert!(m.bcc.is_empty());
+        assert!(!m.rcpt_to.contains("evil"), "envelope: {}", m.rcpt_to);
+        assert!(m.to.iter().all(|a| !a.contains("evil")), "{:?}", m.to);
+    }
+    let rejection = tagged(&mails, "【退回】长河街道")[0];
+    assert_eq!(rejection.attachments.len(), 1);
+    assert!(rejection.attachments[0].0.contains("Bcc: evil@example.org"), "the name stays a name");
+}
+
+#[test]
+fn the_reference_plan_leaves_readable_eml_files_in_the_outbox() {
+    // No SMTP server: the shipped plan writes every message into outbox/ as an .eml file.
+    let w = Workdir::new();
+    let june = "2020-06-02T10:00:00";
+    // 西兴街道 reports every month and is on pace; 长河街道 reports May only; 浦沿街道's
+    // return is rejected; 江北科技园 sends nothing.
+    for m in ["2020-01", "2020-02", "2020-03", "2020-04"] {
+        ok(&ingest(&w, "西兴街道", &format!("{m}.xlsx"), &return_xlsx("西兴街道", m, &[]), june), 0);
+    }
+    let mut seed = 100;
+    let mut people = Vec::new();
+    for (cat, n) in [(P, 33), (M, 37), (O, 2300)] {
+        for _ in 0..n {
+            people.push(Person::new(seed, cat, "2020-05-10"));
+            seed += 1;
+        }
+    }
+    ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &people), june), 0);
+    let few: Vec<Person> = (0..3).map(|i| Person::new(5000 + i, P, "2020-05-12")).collect();
+    ok(&ingest(&w, "长河街道", "5月报表.xlsx", &return_xlsx("长河街道", "2020-05", &few), june), 0);
+    let bad = return_xlsx("浦沿街道", "2020-05", &[Person { id: bad_id(7), ..Person::new(7, M, "2020-05-12") }]);
+    ok(&ingest(&w, "浦沿街道", "浦沿5月.xlsx", &bad, june), 1);
+
+    let now = "2020-07-01";
+    let out = ok(&w.run(&["--now", now, "remind"]), 0);
+    assert!(out.contains("files in"), "{out}");
+    let status = w.json(&["--now", now, "status", "--json"], 0);
+    let lagging: BTreeSet<String> = status["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["lagging"] == true)
+        .map(|u| u["unit"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(lagging, ["江北科技园", "浦沿街道", "长河街道"].iter().map(|s| s.to_string()).collect());
+
+    let mails = smtp::read_dir_mails(&w.join("outbox"), ".eml");
+    let files = w.files_in("outbox");
+    assert!(files.iter().all(|f| f.ends_with(".eml")), "{files:?}");
+    assert_eq!(tagged(&mails, "【回执】西兴街道").len(), 5);
+    assert_eq!(tagged(&mails, "【回执】长河街道").len(), 1);
+    let rejection = tagged(&mails, "【退回】浦沿街道");
+    assert_eq!(rejection.len(), 1);
+    assert_eq!(rejection[0].attachments[0].0, "浦沿5月.错误说明.xlsx");
+    let reminded: BTreeSet<String> = tagged(&mails, "【催办】").iter().map(|m| subject_unit(&m.subject)).collect();
+    assert_eq!(reminded, lagging, "reminders go to exactly the units that lag");
+    for r in tagged(&mails, "【催办】") {
+        assert_figures_match_status(&r.body, &status, &subject_unit(&r.subject));
+    }
+    assert_eq!(tagged(&mails, "【周报】").len(), 1);
+
+    // Read a few as a clerk would.
+    for tag in ["【回执】长河街道", "【退回】浦沿街道", "【催办】长河街道", "【周报】"] {
+        let m = tagged(&mails, tag)[0];
+        println!(
+            "===== {}\nTo: {}\nCc: {}\nSubject: {}\nAttachments: {:?}\n\n{}",
+            m.file.file_name().unwrap().to_string_lossy(),
+            m.to.join(", "),
+            m.cc.join(", "),
+            m.subject,
+            m.attachments.iter().map(|a| &a.0).collect::<Vec<_>>(),
+            m.body
+        );
+    }
+
+    // Running remind again in the same window adds nothing.
+    ok(&w.run(&["--now", "2020-07-01T15:00:00", "remind"]), 0);
+    assert_eq!(w.files_in("outbox"), files);
+}

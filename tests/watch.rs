@@ -1,0 +1,661 @@
+//! End-to-end tests of `tally watch` on the real binary: a daemon process on a temp folder,
+//! files dropped into the units' folders, its JSON log lines and the ledger read back. Times
+//! here are generous deadlines for things to happen, never assertions about speed (that is
+//! scripts/watch-latency.sh).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const P: &str = "企业主要负责人";
+const O: &str = "其他从业人员";
+const XX: &str = "西兴街道";
+const CH: &str = "长河街道";
+const NOW: &str = "2020-06-02";
+/// How long anything may take before a test gives up (not a speed requirement).
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// The reference plan with a fast [watch] section for tests: no minimum age, and a rescan so
+/// rare that only the mode under test can find a file.
+fn plan() -> String {
+    format!("{REFERENCE_PLAN}\n[watch]\nmin_age_secs = 0\nrescan_secs = 3600\n")
+}
+
+fn workdir() -> Workdir {
+    Workdir::with_plan(&plan())
+}
+
+fn a_return(unit: &str, month: &str, seed: u32, rows: u32) -> Vec<u8> {
+    let people: Vec<Person> = (0..rows)
+        .map(|i| {
+            Person::new(
+                seed * 1000 + i,
+                if i % 2 == 0 { P } else { O },
+                &format!("{month}-06"),
+            )
+        })
+        .collect();
+    return_xlsx(unit, month, &people)
+}
+
+/// A running `tally watch`, its stderr (JSON log lines) in a file.
+struct Daemon {
+    child: std::cell::RefCell<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(w: &Workdir, extra: &[&str]) -> Daemon {
+        Daemon::start_env(w, extra, &[])
+    }
+
+    fn start_env(w: &Workdir, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let n = std::fs::read_dir(w.path()).unwrap().count();
+        let log = w.join(format!("daemon-{n}.log"));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(w.path())
+            .arg("--config")
+            .arg(w.join("tally.toml"))
+            .args(["--now", NOW, "watch"])
+            .args(extra);
+        // Defaults for what `extra` does not set.
+        for (flag, value) in [("--settle", "0.3"), ("--log-format", "json")] {
+            if !extra.contains(&flag) {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.env_remove("TALLY_NOW")
+            .env_remove("TALLY_SMTP_URL")
+            .env("RUST_LOG", "tally=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start tally watch");
+        let d = Daemon {
+            child: std::cell::RefCell::new(child),
+            log,
+        };
+        match extra.iter().position(|a| *a == "--log-file") {
+            None => d.wait_for("the daemon to watch", |d| d.lines("watching") > 0),
+            Some(i) => {
+                let dir = Path::new(extra[i + 1]).parent().unwrap().to_path_buf();
+                wait_until("the daemon to watch", || {
+                    std::fs::read_dir(&dir).is_ok_and(|rd| {
+                        rd.flatten().any(|e| {
+                            std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("watching"))
+                        })
+                    })
+                });
+            }
+        }
+        d
+    }
+
+    /// The JSON log lines so far.
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn lines(&self, message: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e["message"] == message)
+            .count()
+    }
+
+    fn taken(&self) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["message"] == "file taken")
+            .collect()
+    }
+
+    fn wait_for(&self, what: &str, ok: impl Fn(&Daemon) -> bool) {
+        let start = Instant::now();
+        while !ok(self) {
+            if start.elapsed() > PATIENCE {
+                panic!("gave up waiting for {what}; log:\n{}", self.log_text());
+            }
+            if let Ok(Some(status)) = self.child.borrow_mut().try_wait() {
+                panic!(
+                    "the daemon exited ({status}) while waiting for {what}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(self) -> (i32, Daemon) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.borrow().id() as i32, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        loop {
+            let status = self.child.borrow_mut().try_wait().unwrap();
+            if let Some(status) = status {
+                return (status.code().unwrap_or(-1), self);
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = self.child.borrow_mut().kill();
+                panic!(
+                    "the daemon did not stop on SIGTERM; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let child = self.child.get_mut();
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_until(what: &str, ok: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ledger(w: &Workdir) -> rusqlite::Connection {
+    rusqlite::Connection::open(w.join("state/tally.db")).unwrap()
+}
+
+fn count(w: &Workdir, sql: &str) -> i64 {
+    ledger(w).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn accepted_in(w: &Workdir, unit: &str) -> usize {
+    w.files_in(format!("watch-dirs/{unit}/已接收")).len()
+}
+
+#[test]
+fn a_file_written_slowly_in_chunks_is_taken_once_and_complete() {
+    let w = workdir();
+    // A longer settle than the gaps between chunks, with room for a slow machine.
+    let d = Daemon::start(&w, &["--settle", "1.5"]);
+    let bytes = a_return(XX, "2020-05", 1, 300);
+    let path = w.unit_dir(XX).join("2020-05.xlsx");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for chunk in bytes.chunks(bytes.len() / 8 + 1) {
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    drop(f);
+    d.wait_for("the return to be taken", |d| !d.taken().is_empty());
+    std::thread::sleep(Duration::from_millis(2_000));
+    let taken = d.taken();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let t = &taken[0];
+    assert_eq!(t["unit"], XX);
+    assert_eq!(t["file"], "2020-05.xlsx");
+    assert_eq!(t["result"], "accepted", "{t}");
+    assert_eq!(t["rows"], 300);
+    assert!(t["ms"].is_u64(), "{t}");
+    assert_eq!(
+        w.files_in(format!("watch-dirs/{XX}/已接收")),
+        ["2020-05.xlsx"]
+    );
+    assert!(w.files_in(format!("watch-dirs/{XX}/退回")).is_empty());
+    let archived = w.files_in(format!("archive/{XX}/2020-05"));
+    assert_eq!(
+        std::fs::read(w.join(format!("archive/{XX}/2020-05")).join(&archived[0])).unwrap(),
+        bytes
+    );
+    d.wait_for("the master", |_| w.join("output/master.xlsx").is_file());
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn fifty_files_dropped_at_once_are_all_taken_with_few_master_rebuilds() {
+    let w = workdir();
+    let d = Daemon::start(&w, &[]);
+    let units = ["西兴街道", "长河街道", "浦沿街道", "江北科技园"];
+    let files: Vec<(PathBuf, Vec<u8>)> = (0..50u32)
+        .map(|i| {
+            let unit = units[i as usize % 4];
+            let month = format!("2020-0{}", 1 + (i / 4) % 5);
+            (
+                w.unit_dir(unit).join(format!("return-{i:02}.xlsx")),
+                a_return(unit, &month, i + 1, 3),
+            )
+        })
+        .collect();
+    // Dropped as a copy program would: written beside, renamed in.
+    let staging = w.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    for (i, (dest, bytes)) in files.iter().enumerate() {
+        let tmp = staging.join(format!("{i}.xlsx"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, dest).unwrap();
+    }
+    d.wait_for("all 50 files", |d| d.taken().len() >= 50);
+    d.wait_for("the master after the burst", |d| {
+        d.lines("burst finished") >= 1
+    });
+    std::thread::sleep(Duration::from_millis(1_000));
+    let taken = d.taken();
+    assert_eq!(taken.len(), 50);
+    assert!(taken.iter().all(|t| t["result"] == "accepted"), "{taken:?}");
+    let total: usize = units.iter().map(|u| accepted_in(&w, u)).sum();
+    assert_eq!(total, 50);
+    assert_eq!(count(&w, "SELECT count(*) FROM submissions"), 50);
+    let rebuilds = d.lines("burst finished");
+    assert!(
+        (1..=3).contains(&rebuilds),
+        "{rebuilds} master rebuilds for one burst"
+    );
+    assert!(w.join("output/master.xlsx").is_file());
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
+fn lock_temp_hidden_and_stray_files_are_ignored() {
+    let w = workdir();
+    let d = Daemon::start(&w, &[]);
+    let junk = [
+        "~$其他.xlsx",
+        ".~lock.其他.xlsx#",
+        "a.tmp",
+        "b.xlsx.part",
+        "c.xlsx.crdownload",
+        ".hidden.xlsx",
+        "1A2B3C4D",
+        "其他.错误说明.xlsx",
+    ];
+    for name in junk {
+        std::fs::write(w.unit_dir(XX).join(name), b"not a return").unwrap();
+    }
+    std::fs::write(
+        w.join("watch-dirs/stray.xlsx"),
+        a_return(XX, "2020-05", 9, 1),
+    )
+    .unwrap();
+    std::fs::create_dir_all(w.join("watch-dirs/西湖街道")).unwrap();
+    std::fs::write(w.join("watch-dirs/西湖街道/a.xlsx"), b"x").unwrap();
+    std::fs::create_dir_all(w.unit_dir(XX).join("五月")).unwrap();
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    d.wait_for("the return", |d| d.taken().len() == 1);
+    // Give the junk every chance to be (wrongly) taken.
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(d.taken().len(), 1, "{:?}", d.taken());
+    for name in junk {
+        assert!(w.unit_dir(XX).join(name).exists(), "{name} was touched");
+    }
+    assert!(w.join("watch-dirs/stray.xlsx").exists());
+    assert!(w.files_in(format!("watch-dirs/{XX}/退回")).is_empty());
+    let (code, d) = d.terminate();
+    assert_eq!(code, 0);
+    let log = d.log_text();
+    let not_counted: Vec<&str> = log.lines().filter(|l| l.contains("not counted")).collect();
+    assert_eq!(
+        not_counted
+            .iter()
+            .filter(|l| l.contains("stray.xlsx"))
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        not_counted
+            .iter()
+            .filter(|l| l.contains("西湖街道"))
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        not_counted.iter().filter(|l| l.contains("五月")).count(),
+        1,
+        "{log}"
+    );
+    // Logged once: a restart does not repeat it.
+    let d = Daemon::start(&w, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, d) = d.terminate();
+    assert!(!d.log_text().contains("not counted"), "{}", d.log_text());
+}
+
+#[test]
+fn a_return_open_in_excel_waits_for_its_lock_file() {
+    let w = workdir();
+    let d = Daemon::start(&w, &[]);
+    let lock = w.unit_dir(XX).join("~$2020-05.xlsx");
+    std::fs::write(&lock, b"owner").unwrap();
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(d.taken().is_empty(), "taken while open in Excel");
+    std::fs::remove_file(&lock).unwrap();
+    d.wait_for("the return once Excel closed it", |d| d.taken().len() == 1);
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
+fn files_dropped_while_the_daemon_was_down_are_taken_at_restart() {
+    let w = workdir();
+    let d = Daemon::start(&w, &[]);
+    assert_eq!(d.terminate().0, 0);
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-04.xlsx",
+        &a_return(XX, "2020-04", 1, 2),
+    );
+    drop_return(
+        &w.unit_dir(CH),
+        "2020-04.xlsx",
+        &a_return(CH, "2020-04", 2, 2),
+    );
+    let d = Daemon::start(&w, &[]);
+    d.wait_for("both returns", |d| d.taken().len() == 2);
+    assert_eq!(accepted_in(&w, XX) + accepted_in(&w, CH), 2);
+    assert_eq!(d.terminate().0, 0);
+    // A third start finds nothing to do and repeats nothing.
+    let d = Daemon::start(&w, &[]);
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(d.taken().is_empty());
+    assert_eq!(d.terminate().0, 0);
+    assert_eq!(count(&w, "SELECT count(*) FROM submissions"), 2);
+}
+
+#[test]
+fn poll_mode_sees_files() {
+    let w = workdir();
+    let d = Daemon::start(&w, &["--mode", "poll", "--poll-interval", "0.2"]);
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    d.wait_for("the return", |d| d.taken().len() == 1);
+    assert_eq!(accepted_in(&w, XX), 1);
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
+fn the_inotify_limit_is_explained_and_polling_takes_over() {
+    let w = workdir();
+    let d = Daemon::start_env(
+        &w,
+        &["--mode", "native", "--poll-interval", "0.2"],
+        &[("TALLY_FAULT_WATCH", "enospc")],
+    );
+    let log = d.log_text();
+    assert!(log.contains("sysctl fs.inotify.max_user_watches="), "{log}");
+    assert!(log.contains("falling back to polling"), "{log}");
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    d.wait_for("the return", |d| d.taken().len() == 1);
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
+fn sigterm_in_the_middle_of_a_batch_loses_nothing_and_a_restart_finishes_it() {
+    let w = workdir();
+    let d = Daemon::start(&w, &[]);
+    let n = 30;
+    let staging = w.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    for i in 0..n {
+        let tmp = staging.join(format!("{i}.xlsx"));
+        std::fs::write(
+            &tmp,
+            a_return(XX, &format!("2020-0{}", 1 + i % 5), i + 1, 200),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, w.unit_dir(XX).join(format!("r{i:02}.xlsx"))).unwrap();
+    }
+    d.wait_for("the batch to start", |d| !d.taken().is_empty());
+    let (code, d) = d.terminate();
+    assert_eq!(code, 0, "{}", d.log_text());
+    let before = d.taken().len();
+    assert!(d.lines("stopped") == 1, "{}", d.log_text());
+    assert!(
+        w.join("output/master.xlsx").is_file(),
+        "the master is written on the way out"
+    );
+    // Nothing lost: every file is either taken (in 已接收/) or still in the folder.
+    let waiting = w
+        .files_in(format!("watch-dirs/{XX}"))
+        .iter()
+        .filter(|f| f.starts_with('r'))
+        .count();
+    assert_eq!(accepted_in(&w, XX), before);
+    assert_eq!(
+        before + waiting,
+        n as usize,
+        "taken {before}, waiting {waiting}"
+    );
+    assert_eq!(count(&w, "SELECT count(*) FROM submissions"), before as i64);
+    // The restart finishes the batch, taking nothing twice.
+    let d = Daemon::start(&w, &[]);
+    d.wait_for("the rest of the batch", |d| d.taken().len() == waiting);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.taken().len(), waiting);
+    assert_eq!(accepted_in(&w, XX), n as usize);
+    assert_eq!(count(&w, "SELECT count(*) FROM submissions"), n as i64);
+    assert_eq!(
+        count(&w, "SELECT count(*) FROM submissions WHERE moved = 0"),
+        0
+    );
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
+fn once_takes_what_is_complete_rebuilds_the_master_and_exits_0() {
+    let w = workdir();
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    drop_return(&w.unit_dir(CH), "bad.xlsx", b"this is not a workbook");
+    let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 accepted, 1 rejected"), "{stdout}");
+    assert_eq!(accepted_in(&w, XX), 1);
+    assert_eq!(
+        w.files_in(format!("watch-dirs/{CH}/退回")),
+        ["bad.xlsx", "bad.错误说明.xlsx"]
+    );
+    assert!(w.join("output/master.xlsx").is_file());
+    // Nothing pending: exits at once, still 0, master rewritten (unchanged).
+    let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.3"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 accepted"));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_is_refused_with_exit_2() {
+    let w = workdir();
+    let d = Daemon::start(&w, &[]);
+    let out = w.run(&["--now", NOW, "watch", "--once"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another tally process"), "{stderr}");
+    assert_eq!(d.terminate().0, 0);
+}
+
+fn findings_of(w: &Workdir, file: &str) -> Vec<String> {
+    let conn = ledger(w);
+    let mut stmt = conn
+        .prepare("SELECT f.code FROM findings f JOIN submissions s ON s.id = f.submission_id WHERE s.file_name = ?1")
+        .unwrap();
+    stmt.query_map([file], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[test]
+fn a_panic_while_taking_a_file_becomes_its_internal_error_rejection() {
+    for (var, file) in [
+        ("TALLY_FAULT_WATCH", "daemon.xlsx"),
+        ("TALLY_FAULT_READER", "reader.xlsx"),
+    ] {
+        let w = workdir();
+        drop_return(&w.unit_dir(XX), file, &a_return(XX, "2020-05", 1, 2));
+        let out = Command::new(BIN)
+            .current_dir(w.path())
+            .arg("--config")
+            .arg(w.join("tally.toml"))
+            .args(["--now", NOW, "watch", "--once", "--settle", "0.3"])
+            .env(var, "panic")
+            .env("RUST_LOG", "tally=info")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{var}: {stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 rejected"),
+            "{var}: {stderr}"
+        );
+        let stem = file.trim_end_matches(".xlsx");
+        assert_eq!(
+            w.files_in(format!("watch-dirs/{XX}/退回")),
+            [file.to_string(), format!("{stem}.错误说明.xlsx")],
+            "{var}: the file is kept, with its feedback"
+        );
+        assert_eq!(findings_of(&w, file), ["internal-error"], "{var}");
+        assert_eq!(
+            w.files_in(format!("archive/{XX}/未识别月份")).len(),
+            1,
+            "{var}: archived"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_killed_tally_twice_is_rejected_unread() {
+    let w = workdir();
+    w.stdout(&["--now", NOW, "status"], 0); // creates the ledger
+    let path = drop_return(
+        &w.unit_dir(XX),
+        "poison.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    let abs = std::path::absolute(&path).unwrap();
+    ledger(&w)
+        .execute(
+            "INSERT INTO watch_files (path, unit, state, crashes, first_seen, updated_at) VALUES (?1, ?2, 'taking', 1, 'x', 'x')",
+            rusqlite::params![abs.to_string_lossy(), XX],
+        )
+        .unwrap();
+    let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(findings_of(&w, "poison.xlsx"), ["internal-error"]);
+    assert!(w.unit_dir(XX).join("退回/poison.xlsx").is_file());
+}
+
+#[test]
+fn a_unit_folder_that_disappears_is_recreated() {
+    let w = workdir();
+    let d = Daemon::start(&w, &[]);
+    std::fs::remove_dir_all(w.unit_dir(XX)).unwrap();
+    wait_until("the folder to be recreated", || w.unit_dir(XX).is_dir());
+    d.wait_for("the recreation to be logged", |d| {
+        d.log_text().contains("recreated")
+    });
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    d.wait_for("the return in the recreated folder", |d| {
+        d.taken().len() == 1
+    });
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
+fn a_log_file_is_written_when_asked() {
+    let w = workdir();
+    let logs = w.join("logs");
+    let file = logs.join("tally.log");
+    let d = Daemon::start(
+        &w,
+        &["--log-format", "text", "--log-file", file.to_str().unwrap()],
+    );
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    wait_until("the return", || accepted_in(&w, XX) == 1);
+    let (code, _) = d.terminate();
+    assert_eq!(code, 0);
+    let written: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(
+        written[0].starts_with("tally.") && written[0].ends_with(".log"),
+        "{written:?}"
+    );
+    let text = std::fs::read_to_string(logs.join(&written[0])).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("file taken"))
+        .expect(&text);
+    for field in [
+        "unit=西兴街道",
+        "file=2020-05.xlsx",
+        "result=accepted",
+        "rows=2",
+        "ms=",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+}
