@@ -142,7 +142,11 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
                             "无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。"
                         ))
                     })?;
-                collect(&mut wb, limits, |_, _| Ok(Vec::new()))
+                // calamine does not report merged cells in .ods: find them in content.xml.
+                let merges = ods_merges(bytes);
+                collect(&mut wb, limits, |_, name| {
+                    Ok(merges.get(name).cloned().unwrap_or_default())
+                })
             } else {
                 let mut wb: calamine::Xlsx<_> =
                     calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| {
@@ -192,6 +196,80 @@ fn is_ods(bytes: &[u8]) -> bool {
     let mut s = String::new();
     (&mut entry).take(200).read_to_string(&mut s).is_ok()
         && s.trim() == "application/vnd.oasis.opendocument.spreadsheet"
+}
+
+/// Merged ranges per sheet of an .ods file, from the spans in content.xml (streamed).
+fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::Dimensions>> {
+    use quick_xml::events::{BytesStart, Event};
+    fn attr(e: &BytesStart<'_>, key: &str) -> Option<String> {
+        e.attributes()
+            .flatten()
+            .find(|a| a.key.local_name().as_ref() == key)
+            .map(|a| a.value.into_owned())
+    }
+    fn num(e: &BytesStart<'_>, key: &str) -> u64 {
+        attr(e, key).and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+    }
+    let mut out: std::collections::HashMap<String, Vec<calamine::Dimensions>> = Default::default();
+    let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        return out;
+    };
+    let Ok(entry) = archive.by_name("content.xml") else {
+        return out;
+    };
+    let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(entry));
+    let mut buf = Vec::new();
+    let (mut sheet, mut row, mut col, mut row_repeat): (Option<String>, u64, u64, u64) = (None, 0, 0, 1);
+    loop {
+        let (e, empty) = match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => (e.into_owned(), false),
+            Ok(Event::Empty(e)) => (e.into_owned(), true),
+            Ok(Event::End(e)) => {
+                match e.local_name().as_ref() {
+                    "table-row" => row += row_repeat,
+                    "table" => sheet = None,
+                    _ => {}
+                }
+                buf.clear();
+                continue;
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {
+                buf.clear();
+                continue;
+            }
+        };
+        match e.local_name().as_ref() {
+            "table" => {
+                sheet = attr(&e, "name");
+                row = 0;
+            }
+            "table-row" => {
+                col = 0;
+                row_repeat = num(&e, "number-rows-repeated");
+                if empty {
+                    row += row_repeat;
+                }
+            }
+            local @ ("table-cell" | "covered-table-cell") => {
+                let rs = num(&e, "number-rows-spanned");
+                let cs = num(&e, "number-columns-spanned");
+                if local == "table-cell" && (rs > 1 || cs > 1) {
+                    if let Some(name) = &sheet {
+                        let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+                        out.entry(name.clone()).or_default().push(calamine::Dimensions {
+                            start: (clamp(row), clamp(col)),
+                            end: (clamp(row + rs - 1), clamp(col + cs - 1)),
+                        });
+                    }
+                }
+                col += num(&e, "number-columns-repeated");
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
 }
 
 /// An encrypted .xlsx is a compound file holding an `EncryptedPackage` stream.
