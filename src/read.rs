@@ -108,9 +108,17 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
         let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
         let mut limited = (&mut entry).take(budget + 1);
         let n = std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| {
-            unreadable(format!(
-                "文件已损坏（部件“{name}”无法解压：{e}），请重新保存后报送。"
-            ))
+            // The zip reader stops an entry that inflates past its declared size: a lying
+            // header is a bomb, not a damaged file.
+            if e.to_string().contains("declared") {
+                too_large(format!(
+                    "文件内部部件“{name}”解压后超过了它声明的大小，不像正常的报表文件，未予读取。"
+                ))
+            } else {
+                unreadable(format!(
+                    "文件已损坏（部件“{name}”无法解压：{e}），请重新保存后报送。"
+                ))
+            }
         })?;
         if n > budget {
             return Err(too_large(format!(

@@ -527,9 +527,22 @@ fn check_roster(
             }
         }
     }
+    // Cells hidden under a merged range (all but its top-left) are reported once, as
+    // merged-cells, not again as blank.
+    let covered: std::collections::HashSet<(u32, u32)> = sheet
+        .merged
+        .iter()
+        .filter(|m| m.last_row > header_row)
+        .flat_map(|m| {
+            (m.first_row..=m.last_row.min(m.first_row + 10_000)).flat_map(move |r| {
+                (m.first_col..=m.last_col.min(m.first_col + 100)).map(move |c| (r, c))
+            })
+        })
+        .filter(|&(r, c)| !sheet.merged.iter().any(|m| m.first_row == r && m.first_col == c))
+        .collect();
     let mut seen_ids: HashMap<(String, String), u32> = HashMap::new();
     for r in data_rows {
-        if let Some(row) = check_row(sheet, r, &columns, &extra, ctx, ret.month, out) {
+        if let Some(row) = check_row(sheet, r, &columns, &extra, &covered, ctx, ret.month, out) {
             let key = (row.id.clone(), row.category.clone());
             if let Some(first) = seen_ids.get(&key) {
                 let col = columns[&Column::Id];
@@ -586,6 +599,7 @@ fn check_row(
     r: u32,
     columns: &BTreeMap<Column, u32>,
     extra: &[u32],
+    covered: &std::collections::HashSet<(u32, u32)>,
     ctx: &Context<'_>,
     month: Option<YearMonth>,
     out: &mut Vec<Finding>,
@@ -633,7 +647,7 @@ fn check_row(
     let mut present = |col: Column| -> Option<(&Cell, u32)> {
         let (v, c) = cell(col)?;
         if v.is_blank() {
-            if col.cell_required() {
+            if col.cell_required() && !covered.contains(&(r, c)) {
                 missing(col, c);
             }
             return None;
