@@ -978,3 +978,204 @@ fn check_summary(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workbook::Range;
+    use std::path::Path;
+
+    fn config() -> Config {
+        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new(".")).unwrap()
+    }
+
+    fn t(s: &str) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    fn id(seed: u32) -> String {
+        let first17 = format!("3301081990010{:04}", 1000 + seed);
+        let first17 = &first17[..17];
+        format!("{first17}{}", ids::resident_id_check_char(first17).unwrap())
+    }
+
+    const HEADER: [&str; 10] = ["序号", "姓名", "身份证号", "企业名称", "统一社会信用代码", "人员类别", "培训日期", "培训学时", "考核结果", "证书编号"];
+
+    fn person(seed: u32) -> Vec<Cell> {
+        vec![
+            Cell::Number(f64::from(seed)),
+            t("张伟"),
+            t(&id(seed)),
+            t("杭州某某科技有限公司"),
+            Cell::Empty,
+            t("企业主要负责人"),
+            Cell::Date("2020-05-12T00:00:00".into()),
+            Cell::Number(8.0),
+            t("合格"),
+            Cell::Empty,
+        ]
+    }
+
+    fn workbook(unit: &str, month: Cell, rows: Vec<Vec<Cell>>) -> Workbook {
+        let cover = Sheet {
+            name: "填报信息".into(),
+            rows: vec![
+                vec![t("月报")],
+                vec![t("填报单位"), t(unit)],
+                vec![t("报送月份"), month],
+                vec![t("填报人"), t("王芳")],
+                vec![t("联系电话"), t("12345")],
+            ],
+            merged: vec![],
+        };
+        let mut roster_rows = vec![HEADER.iter().map(|h| t(h)).collect::<Vec<_>>()];
+        roster_rows.extend(rows);
+        let roster = Sheet {
+            name: "培训台账".into(),
+            rows: roster_rows,
+            merged: vec![],
+        };
+        Workbook { sheets: vec![cover, roster] }
+    }
+
+    fn check_wb(wb: &Workbook) -> Return {
+        let c = config();
+        let now = crate::plan::parse_now("2020-07-01", c.tz).unwrap();
+        let unit = c.find_unit("西兴街道").cloned();
+        check(wb, &Context { config: &c, unit: unit.as_ref(), now })
+    }
+
+    fn codes(r: &Return) -> Vec<(&'static str, String)> {
+        r.findings.iter().map(|f| (f.code.as_str(), f.cell.clone())).collect()
+    }
+
+    fn with_cell(col: usize, value: Cell) -> Return {
+        let mut p = person(1);
+        p[col] = value;
+        check_wb(&workbook("西兴街道", t("2020-05"), vec![p]))
+    }
+
+    #[test]
+    fn a_clean_return_is_accepted_with_its_rows() {
+        let r = check_wb(&workbook("西兴街道", t("2020-05"), vec![person(1), person(2)]));
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.unit.as_deref(), Some("西兴街道"));
+        assert_eq!(r.month.unwrap().to_string(), "2020-05");
+        assert_eq!(r.rows[0].line, 2);
+    }
+
+    #[test]
+    fn each_cell_rule_names_its_cell() {
+        let mut bad_id = id(1);
+        bad_id.replace_range(17..18, if bad_id.ends_with('1') { "2" } else { "1" });
+        for (col, value, code, cell) in [
+            (2, t(&bad_id), "id-invalid", "C2"),
+            (2, Cell::Number(330108199001011000.0), "id-invalid", "C2"),
+            (4, t("91330108MA27XXXX01"), "credit-code-invalid", "E2"),
+            (5, t("特种作业人员"), "category-unknown", "F2"),
+            (6, t("五月十二日"), "date-invalid", "G2"),
+            (6, t("2021-01-05"), "date-outside-plan", "G2"),
+            (6, t("2020-04-30"), "date-outside-period", "G2"),
+            (7, t("八"), "hours-invalid", "H2"),
+            (7, Cell::Number(0.0), "hours-invalid", "H2"),
+            (8, t("通过"), "result-invalid", "I2"),
+            (1, Cell::Empty, "missing-cell", "B2"),
+            (9, Cell::Error("#DIV/0!".into()), "formula-error", "J2"),
+        ] {
+            let r = with_cell(col, value.clone());
+            assert_eq!(codes(&r), [(code, cell.to_string())], "{value:?}");
+        }
+    }
+
+    #[test]
+    fn id_stored_as_a_number_says_to_enter_it_as_text() {
+        let r = with_cell(2, Cell::Number(330108199001011000.0));
+        assert!(r.findings[0].message.contains("文本"), "{}", r.findings[0].message);
+    }
+
+    #[test]
+    fn cover_rules() {
+        let r = check_wb(&workbook("长河街道", t("2020-05"), vec![]));
+        assert_eq!(codes(&r), [("unit-mismatch", "B2".to_string())]);
+        let r = check_wb(&workbook("西湖街道", t("2020-05"), vec![]));
+        assert_eq!(codes(&r), [("unit-unknown", "B2".to_string())]);
+        let r = check_wb(&workbook("西興街道", t("五月"), vec![]));
+        assert_eq!(codes(&r), [("period-invalid", "B3".to_string())]);
+        let r = check_wb(&workbook("西兴街道", t("2020-08"), vec![]));
+        assert_eq!(codes(&r), [("period-future", "B3".to_string())]);
+        let r = check_wb(&workbook("西兴街道", t("2019-12"), vec![]));
+        assert_eq!(codes(&r), [("period-outside-plan", "B3".to_string())]);
+        let r = check_wb(&workbook("西兴街道", t("2020年7月"), vec![]));
+        assert!(r.findings.is_empty(), "the current month may be reported: {:?}", r.findings);
+    }
+
+    #[test]
+    fn header_rules() {
+        let mut wb = workbook("西兴街道", t("2020-05"), vec![person(1)]);
+        wb.sheets[1].rows[0][3] = t("备注");
+        wb.sheets[1].rows[0].push(t("姓名"));
+        let r = check_wb(&wb);
+        let mut got: Vec<&str> = r.findings.iter().map(|f| f.code.as_str()).collect();
+        got.sort();
+        assert_eq!(got, ["extra-column", "header-duplicate", "header-missing"]);
+        let missing = r.findings.iter().find(|f| f.code == Code::HeaderMissing).unwrap();
+        assert_eq!(missing.value, "企业名称");
+    }
+
+    #[test]
+    fn id_duplicate_is_a_warning_at_the_second_row() {
+        let r = check_wb(&workbook("西兴街道", t("2020-05"), vec![person(1), person(1)]));
+        assert_eq!(codes(&r), [("id-duplicate", "C3".to_string())]);
+        assert!(r.accepted());
+    }
+
+    #[test]
+    fn merged_ranges_below_the_header_are_refused_once() {
+        let mut wb = workbook("西兴街道", t("2020-05"), vec![person(1), person(2)]);
+        wb.sheets[1].rows[2][3] = Cell::Empty;
+        wb.sheets[1].merged = vec![Range { first_row: 1, first_col: 3, last_row: 2, last_col: 3 }];
+        let r = check_wb(&wb);
+        assert_eq!(codes(&r), [("merged-cells", "D2".to_string())]);
+        assert_eq!(r.findings[0].value, "D2:D3");
+    }
+
+    #[test]
+    fn summary_and_total() {
+        let mut wb = workbook("西兴街道", t("2020-05"), vec![person(1), person(2)]);
+        wb.sheets.push(Sheet {
+            name: "汇总".into(),
+            rows: vec![
+                vec![t("人员类别"), t("本月培训人数")],
+                vec![t("企业主要负责人"), Cell::Number(3.0)],
+                vec![t("安全生产管理人员"), Cell::Empty],
+                vec![t("合计"), Cell::Number(4.0)],
+            ],
+            merged: vec![],
+        });
+        let r = check_wb(&wb);
+        assert_eq!(codes(&r), [("summary-mismatch", "B2".to_string()), ("total-mismatch", "B4".to_string())]);
+    }
+
+    #[test]
+    fn sheets_are_found_by_content_and_traditional_labels() {
+        let mut wb = workbook("西興街道", t("2020-05"), vec![person(1)]);
+        wb.sheets[0].name = "Sheet1".into();
+        wb.sheets[1].name = "Sheet2".into();
+        wb.sheets[1].rows[0][5] = t("人員類別");
+        wb.sheets[1].rows[0][2] = t("身份證號");
+        wb.sheets[1].rows.insert(0, vec![t("2020年5月培训台账")]);
+        wb.sheets[1].rows.insert(2, vec![]);
+        let r = check_wb(&wb);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].line, 4);
+    }
+
+    #[test]
+    fn a_workbook_without_cover_or_roster_names_both() {
+        let r = check_wb(&Workbook { sheets: vec![Sheet { name: "Sheet1".into(), rows: vec![vec![t("x")]], merged: vec![] }] });
+        let got: Vec<&str> = r.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(got, ["sheet-missing", "sheet-missing"]);
+    }
+}
