@@ -1,22 +1,24 @@
 //! The `tally` binary: parse, set up logging, run, map the outcome to an exit code.
 
 use clap::Parser;
-use tally::cli::{Cli, ExitStatus, UsageError};
+use tally::cli::{Cli, ExitStatus};
 
 fn main() {
     let cli = Cli::parse();
     tally::logging::init(&cli.global);
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "tally: internal error: {info}\n\
+             tally: nothing was half-written (every change is one ledger transaction); \
+             please report this message to the maintainers"
+        );
+    }));
     let status = match tally::cli::run(cli) {
         Ok(status) => status,
         Err(err) => {
+            // Configuration, usage and I/O errors: every message names its file, key or cell.
             eprintln!("tally: error: {err:#}");
-            if err.downcast_ref::<UsageError>().is_some()
-                || err.downcast_ref::<tally::config::ConfigError>().is_some()
-            {
-                ExitStatus::Error
-            } else {
-                ExitStatus::Error
-            }
+            ExitStatus::Error
         }
     };
     std::process::exit(status.code());
