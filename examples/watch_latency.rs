@@ -45,7 +45,10 @@ fn parse_args() -> Args {
             "--settle" => a.settle = Some(value()),
             "--mode" => a.mode = Some(value()),
             "--poll-interval" => a.poll_interval = Some(value()),
-            "--tally" => a.tally = PathBuf::from(value()),
+            "--tally" => {
+                let p = PathBuf::from(value());
+                a.tally = std::path::absolute(&p).unwrap_or(p);
+            }
             _ => usage(&format!("unknown argument {flag}")),
         }
     }

@@ -216,9 +216,19 @@ pub fn ingest(
     let unit_dir = config.unit_dir(unit);
     let received_at = stamp(ctx.now);
 
-    // The same bytes again: recorded as a duplicate, counted nothing.
+    // The same bytes again: recorded as a duplicate, counted nothing. A copy of a rejected
+    // return goes back to 退回/ with the same feedback, so the clerk is not told it was taken.
     if let Some(original) = ledger.find_by_hash(&unit.name, &sha)? {
-        let dest = free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists());
+        let rejected = original.status == SubmissionStatus::Rejected;
+        let (dest, feedback) = if rejected {
+            let dest = free_name(&unit_dir.join(REJECTED_DIR), &file_name, |p| {
+                p.exists() || feedback_path_for(p).exists()
+            });
+            let fb = feedback_path_for(&dest);
+            (dest, Some(fb))
+        } else {
+            (free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists()), None)
+        };
         let new = NewSubmission {
             sha256: sha,
             unit: unit.name.clone(),
@@ -233,15 +243,16 @@ pub fn ingest(
             reporter: original.reporter.clone(),
             phone: original.phone.clone(),
             destination: dest.to_string_lossy().to_string(),
-            feedback_path: None,
+            feedback_path: feedback.as_ref().map(|p| p.to_string_lossy().to_string()),
             counted_rows: Vec::new(),
             findings: Vec::new(),
         };
         let s = record(ctx, ledger, &new)?;
         let s = finish(ctx, ledger, s)?;
+        let findings = if rejected { ledger.findings(original.id)? } else { Vec::new() };
         return Ok(Outcome {
             submission: s,
-            findings: Vec::new(),
+            findings,
             resumed: false,
         });
     }
@@ -433,7 +444,8 @@ fn finish(
                 &ctx.config.limits,
             )
             .ok();
-            let findings = ledger.findings(s.id)?;
+            // A duplicate of a rejected return carries its original's findings.
+            let findings = ledger.findings(s.duplicate_of.unwrap_or(s.id))?;
             write_feedback(&s, wb.as_ref(), &findings, Path::new(fb))?;
         }
     }

@@ -10,7 +10,9 @@ use crate::ledger::{Ledger, LedgerError, NewMessage};
 use crate::remind::{self, Closed, Phase};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Weekday};
 use chrono_tz::Tz;
-use lettre::message::header::{ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::SmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
@@ -252,9 +254,14 @@ impl TryFrom<String> for QuietHours {
     fn try_from(s: String) -> Result<Self, String> {
         let bad = || format!("{s:?} is not a span of time; write it as \"20:00-08:00\"");
         let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let (from, to) = (parse_clock(a).map_err(|_| bad())?, parse_clock(b).map_err(|_| bad())?);
+        let (from, to) = (
+            parse_clock(a).map_err(|_| bad())?,
+            parse_clock(b).map_err(|_| bad())?,
+        );
         if from == to {
-            return Err(format!("{s:?}: the quiet hours start and end at the same time"));
+            return Err(format!(
+                "{s:?}: the quiet hours start and end at the same time"
+            ));
         }
         Ok(QuietHours { from, to })
     }
@@ -282,7 +289,9 @@ impl TryFrom<String> for DateSpan {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         let bad = || {
-            format!("{s:?} is not a date; write \"2020-10-01\" or a span \"2020-10-01..2020-10-08\"")
+            format!(
+                "{s:?} is not a date; write \"2020-10-01\" or a span \"2020-10-01..2020-10-08\""
+            )
         };
         let date = |x: &str| NaiveDate::parse_from_str(x.trim(), "%Y-%m-%d").map_err(|_| bad());
         let (first, last) = match s.split_once("..") {
@@ -309,23 +318,29 @@ impl MailConfig {
         if self.from.parse::<Mailbox>().is_err() {
             out.push((
                 "from",
-                format!("{:?} is not an e-mail address (write \"名称 <address>\" or an address)", self.from),
+                format!(
+                    "{:?} is not an e-mail address (write \"名称 <address>\" or an address)",
+                    self.from
+                ),
             ));
         }
-        if let Some(r) = &self.reply_to {
-            if r.parse::<Mailbox>().is_err() {
-                out.push(("reply_to", format!("{r:?} is not an e-mail address")));
-            }
+        if let Some(r) = &self.reply_to
+            && r.parse::<Mailbox>().is_err()
+        {
+            out.push(("reply_to", format!("{r:?} is not an e-mail address")));
         }
         for (k, addr) in self.bureau.iter().enumerate() {
             if addr.parse::<Mailbox>().is_err() {
-                out.push(("bureau", format!("address #{} {addr:?} is not an e-mail address", k + 1)));
+                out.push((
+                    "bureau",
+                    format!("address #{} {addr:?} is not an e-mail address", k + 1),
+                ));
             }
         }
-        if let Some(url) = &self.smtp_url {
-            if let Err(e) = SmtpUrl::parse(url).and_then(|u| u.check_plain(self.allow_plain).map(|_| u)) {
-                out.push(("smtp_url", e));
-            }
+        if let Some(url) = &self.smtp_url
+            && let Err(e) = SmtpUrl::parse(url).and_then(|u| u.check_plain(self.allow_plain))
+        {
+            out.push(("smtp_url", e));
         }
         for (key_weekday, key_every, weekday, every) in [
             (
@@ -342,7 +357,10 @@ impl MailConfig {
             ),
         ] {
             if weekday.is_some() && every.is_some() {
-                out.push((key_weekday, "give either weekday or every_days, not both".into()));
+                out.push((
+                    key_weekday,
+                    "give either weekday or every_days, not both".into(),
+                ));
             }
             if every == Some(0) {
                 out.push((key_every, "must be 1 or more days".into()));
@@ -351,11 +369,17 @@ impl MailConfig {
         if self.reminders.deadline_days > 28 {
             out.push((
                 "reminders.deadline_days",
-                format!("must be 0..=28 days, found {}", self.reminders.deadline_days),
+                format!(
+                    "must be 0..=28 days, found {}",
+                    self.reminders.deadline_days
+                ),
             ));
         }
         if self.grace_days > 366 {
-            out.push(("grace_days", format!("must be 0..=366 days, found {}", self.grace_days)));
+            out.push((
+                "grace_days",
+                format!("must be 0..=366 days, found {}", self.grace_days),
+            ));
         }
         let r = &self.retry;
         if r.max_attempts == 0 {
@@ -404,13 +428,16 @@ pub struct SmtpUrl {
 impl SmtpUrl {
     /// Parse `scheme://[user@]host[:port]`; a password in the URL is refused.
     pub fn parse(url: &str) -> Result<SmtpUrl, String> {
-        let bad = |why: &str| format!("{url:?}: {why}");
+        let shown = redact(url);
+        let bad = |why: &str| format!("{shown:?}: {why}");
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("not an SMTP URL; write smtps://host:465, smtp+starttls://host:587 or smtp://localhost:25"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains(['/', '?', '#']) {
-            return Err(bad("an SMTP URL has no path or query; write scheme://[user@]host[:port]"));
+            return Err(bad(
+                "an SMTP URL has no path or query; write scheme://[user@]host[:port]",
+            ));
         }
         let (user, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => {
@@ -420,12 +447,20 @@ impl SmtpUrl {
                         crate::cli::env::SMTP_PASSWORD
                     )));
                 }
-                (Some(percent_decode(u).ok_or_else(|| bad("the user name is not valid percent-encoding"))?), h)
+                (
+                    Some(
+                        percent_decode(u)
+                            .ok_or_else(|| bad("the user name is not valid percent-encoding"))?,
+                    ),
+                    h,
+                )
             }
             None => (None, rest),
         };
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in the host"))?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed [ in the host"))?;
             let port = match after.strip_prefix(':') {
                 Some(p) => Some(p),
                 None if after.is_empty() => None,
@@ -442,7 +477,10 @@ impl SmtpUrl {
             return Err(bad("no host"));
         }
         let port = match port {
-            Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port is not a number 1..=65535"))?),
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number 1..=65535"))?,
+            ),
             None => None,
         };
         let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
@@ -491,13 +529,31 @@ impl SmtpUrl {
             Security::StartTls => "smtp+starttls",
             Security::Tls => "smtps",
         };
-        let user = self.user.as_deref().map(|u| format!("{u}@")).unwrap_or_default();
+        let user = self
+            .user
+            .as_deref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
         format!("{scheme}://{user}{host}:{}", self.port)
+    }
+}
+
+/// The URL with any password in it replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -580,7 +636,11 @@ impl Transport {
     }
 
     /// The transport for `config` given the environment's URL and password.
-    pub fn resolve(config: &Config, env_url: Option<String>, env_password: Option<String>) -> Result<Transport, MailError> {
+    pub fn resolve(
+        config: &Config,
+        env_url: Option<String>,
+        env_password: Option<String>,
+    ) -> Result<Transport, MailError> {
         let mail = &config.mail;
         let (url, source) = match (env_url, &mail.smtp_url) {
             (Some(u), _) => (u, crate::cli::env::SMTP_URL.to_string()),
@@ -616,9 +676,8 @@ impl Transport {
             Security::Plain => SmtpTransport::builder_dangerous(parsed.host.clone()),
             Security::StartTls => SmtpTransport::starttls_relay(&parsed.host)
                 .map_err(|e| MailError::Config(format!("{source}: {e}")))?,
-            Security::Tls => {
-                SmtpTransport::relay(&parsed.host).map_err(|e| MailError::Config(format!("{source}: {e}")))?
-            }
+            Security::Tls => SmtpTransport::relay(&parsed.host)
+                .map_err(|e| MailError::Config(format!("{source}: {e}")))?,
         };
         let mut builder = builder
             .port(parsed.port)
@@ -690,7 +749,13 @@ pub fn eml_name(row: &OutboxRow) -> String {
         .as_deref()
         .unwrap_or("区局")
         .chars()
-        .map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || "/\\:*?\"<>|".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .take(40)
         .collect();
     format!("{:06}-{}-{}.eml", row.id, kind_label(&row.kind), unit)
@@ -738,7 +803,10 @@ pub fn message_id(key: &str, from: &Mailbox) -> String {
 
 /// Text fit for one header line: control characters (CR, LF, tabs) become spaces.
 pub fn one_line(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     while out.contains("  ") {
         out = out.replace("  ", " ");
     }
@@ -748,7 +816,12 @@ pub fn one_line(s: &str) -> String {
 /// Build the message for an outbox row. Attachments missing on disk are left off with a note
 /// at the end of the body (a unit may have taken its feedback file away).
 /// `eight_bit`: the text as 8-bit UTF-8 (for .eml files) rather than base64.
-pub fn build(config: &Config, row: &OutboxRow, now: DateTime<Tz>, eight_bit: bool) -> Result<Message, Failure> {
+pub fn build(
+    config: &Config,
+    row: &OutboxRow,
+    now: DateTime<Tz>,
+    eight_bit: bool,
+) -> Result<Message, Failure> {
     let mail = &config.mail;
     let from = mail.from_mailbox();
     let mut b = Message::builder()
@@ -757,7 +830,11 @@ pub fn build(config: &Config, row: &OutboxRow, now: DateTime<Tz>, eight_bit: boo
         .message_id(Some(message_id(&row.key, &from)))
         .date(std::time::SystemTime::from(now.with_timezone(&chrono::Utc)))
         .header(AutoSubmitted);
-    if let Some(r) = mail.reply_to.as_deref().and_then(|r| r.parse::<Mailbox>().ok()) {
+    if let Some(r) = mail
+        .reply_to
+        .as_deref()
+        .and_then(|r| r.parse::<Mailbox>().ok())
+    {
         b = b.reply_to(r);
     }
     let parse = |a: &str| {
@@ -796,7 +873,10 @@ pub fn build(config: &Config, row: &OutboxRow, now: DateTime<Tz>, eight_bit: boo
     let result = if parts.is_empty() {
         b.singlepart(text)
     } else {
-        let boundary = format!("tally-{}", &hex::encode(Sha256::digest(row.key.as_bytes()))[..24]);
+        let boundary = format!(
+            "tally-{}",
+            &hex::encode(Sha256::digest(row.key.as_bytes()))[..24]
+        );
         let mut mp = MultiPart::mixed().boundary(boundary).singlepart(text);
         for p in parts {
             mp = mp.singlepart(p);
@@ -816,7 +896,10 @@ fn eight_bit_body(text: &str) -> Option<Body> {
     if !crlf.ends_with("\r\n") {
         crlf.push_str("\r\n");
     }
-    Some(Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit))
+    Some(Body::dangerous_pre_encoded(
+        crlf.into_bytes(),
+        ContentTransferEncoding::EightBit,
+    ))
 }
 
 fn content_type_for(name: &str) -> ContentType {
@@ -884,7 +967,9 @@ pub fn stamp(t: DateTime<Tz>) -> String {
 }
 
 fn parse_stamp(s: &str, tz: Tz) -> Option<DateTime<Tz>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&tz))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&tz))
 }
 
 /// Messages in the outbox, oldest first; `all` includes those already sent.
@@ -895,9 +980,10 @@ pub fn list(ledger: &mut Ledger, all: bool) -> Result<Vec<OutboxRow>, MailError>
         format!("{SELECT_OUTBOX} WHERE status != 'sent' ORDER BY id")
     };
     let conn = ledger.conn();
-    let rows = conn
-        .prepare(&q)
-        .and_then(|mut s| s.query_map([], outbox_from_row)?.collect::<Result<Vec<_>, _>>());
+    let rows = conn.prepare(&q).and_then(|mut s| {
+        s.query_map([], outbox_from_row)?
+            .collect::<Result<Vec<_>, _>>()
+    });
     rows.map_err(sql(ledger))
 }
 
@@ -905,14 +991,22 @@ pub fn list(ledger: &mut Ledger, all: bool) -> Result<Vec<OutboxRow>, MailError>
 pub fn exists(ledger: &mut Ledger, key: &str) -> Result<bool, MailError> {
     let found: Option<i64> = ledger
         .conn()
-        .query_row("SELECT id FROM outbox WHERE idempotency_key = ?1", params![key], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM outbox WHERE idempotency_key = ?1",
+            params![key],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(sql(ledger))?;
     Ok(found.is_some())
 }
 
 /// Insert a message unless its key is stored; 1 when inserted. Same statement as the ledger's.
-fn insert_message(tx: &rusqlite::Transaction<'_>, m: &NewMessage, at: &str) -> rusqlite::Result<usize> {
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &NewMessage,
+    at: &str,
+) -> rusqlite::Result<usize> {
     tx.execute(
         "INSERT OR IGNORE INTO outbox (idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)",
@@ -998,7 +1092,14 @@ impl SendReport {
 }
 
 /// Send every queued message that is due at `now`, through the configured transport.
-pub fn send_due(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>) -> Result<SendReport, MailError> {
+pub fn send_due(
+    config: &Config,
+    ledger: &mut Ledger,
+    now: DateTime<Tz>,
+) -> Result<SendReport, MailError> {
+    // Receipts get their figures now, right after their returns, even when the transport
+    // cannot be used yet.
+    finish_receipts(config, ledger, now)?;
     let transport = Transport::from_env(config)?;
     send_due_with(config, ledger, now, &transport)
 }
@@ -1017,9 +1118,14 @@ pub fn send_due_with(
     };
     let queued: Vec<OutboxRow> = {
         let conn = ledger.conn();
-        conn.prepare(&format!("{SELECT_OUTBOX} WHERE status = 'queued' ORDER BY id"))
-            .and_then(|mut s| s.query_map([], outbox_from_row)?.collect::<Result<Vec<_>, _>>())
-            .map_err(sql(ledger))?
+        conn.prepare(&format!(
+            "{SELECT_OUTBOX} WHERE status = 'queued' ORDER BY id"
+        ))
+        .and_then(|mut s| {
+            s.query_map([], outbox_from_row)?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sql(ledger))?
     };
     let retry = &config.mail.retry;
     let mut stop = false;
@@ -1062,7 +1168,8 @@ pub fn send_due_with(
                 report.sent.push(row.id);
             }
             Err(failure) => {
-                let give_up = matches!(failure, Failure::Permanent(_)) || attempts >= retry.max_attempts;
+                let give_up =
+                    matches!(failure, Failure::Permanent(_)) || attempts >= retry.max_attempts;
                 let status = if give_up { "failed" } else { "queued" };
                 let text = one_line(failure.text());
                 ledger
@@ -1089,7 +1196,11 @@ pub fn send_due_with(
 
 /// Receipts are stored with the submission, before its rows count; the progress section is
 /// filled in here, from the ledger that now holds the return, before the first attempt.
-fn finish_receipts(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>) -> Result<(), MailError> {
+fn finish_receipts(
+    config: &Config,
+    ledger: &mut Ledger,
+    now: DateTime<Tz>,
+) -> Result<(), MailError> {
     let pending: Vec<(i64, String, Option<String>, String)> = {
         let conn = ledger.conn();
         conn.prepare("SELECT id, idempotency_key, unit, body FROM outbox WHERE status = 'queued' AND kind = 'receipt' AND instr(body, ?1) > 0")
@@ -1120,18 +1231,26 @@ fn finish_receipts(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>) -> R
             })
             .map_err(sql(ledger))?;
         let duplicate = key.starts_with("receipt/duplicate/");
-        let section = crate::messages::progress_section(config, &status, &unit, &this_return, duplicate);
+        let section =
+            crate::messages::progress_section(config, &status, &unit, &this_return, duplicate);
         let body = body.replace(crate::messages::PROGRESS_MARKER, &section);
         ledger
             .conn()
-            .execute("UPDATE outbox SET body = ?1 WHERE id = ?2", params![body, id])
+            .execute(
+                "UPDATE outbox SET body = ?1 WHERE id = ?2",
+                params![body, id],
+            )
             .map_err(sql(ledger))?;
     }
     Ok(())
 }
 
 /// Progress at `now` from the ledger, exactly as `status --json` computes it.
-pub fn current_status(config: &Config, ledger: &Ledger, now: DateTime<Tz>) -> Result<Status, MailError> {
+pub fn current_status(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+) -> Result<Status, MailError> {
     let rows = ledger.counted_rows()?;
     let accepted = ledger.accepted_months()?;
     Ok(crate::count::status(config, now, &rows, &accepted))
@@ -1187,7 +1306,12 @@ pub struct ScheduleReport {
 /// Evaluate the schedule at `now`: which reminders, deadline reminders and digest are due.
 /// Unless `dry_run`, store them in the outbox together with the reminder record, in one
 /// transaction; a key already stored is not stored again (at most one per unit and window).
-pub fn schedule(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>, dry_run: bool) -> Result<ScheduleReport, MailError> {
+pub fn schedule(
+    config: &Config,
+    ledger: &mut Ledger,
+    now: DateTime<Tz>,
+    dry_run: bool,
+) -> Result<ScheduleReport, MailError> {
     let status = current_status(config, ledger, now)?;
     let accepted = ledger.accepted_months()?;
     let submissions = ledger.submissions()?;
@@ -1214,20 +1338,31 @@ pub fn schedule(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>, dry_run
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(err)?;
     let key_stored = |tx: &rusqlite::Transaction<'_>, key: &str| -> rusqlite::Result<bool> {
-        tx.query_row("SELECT 1 FROM outbox WHERE idempotency_key = ?1", params![key], |_| Ok(()))
-            .optional()
-            .map(|o| o.is_some())
+        tx.query_row(
+            "SELECT 1 FROM outbox WHERE idempotency_key = ?1",
+            params![key],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|o| o.is_some())
     };
 
     // 催办: one per lagging unit and window.
     if let Some(window) = &eval.reminder_window {
         let wid = window.id();
         for u in &status.units {
-            let Some(unit) = config.units.iter().find(|x| x.name == u.unit) else { continue };
+            let Some(unit) = config.units.iter().find(|x| x.name == u.unit) else {
+                continue;
+            };
             let current = window_record(&tx, &u.unit, Some(&wid), true).map_err(err)?;
             let previous = window_record(&tx, &u.unit, Some(&wid), false).map_err(err)?;
             let history = remind::UnitHistory { current, previous };
-            match remind::decide_reminder(u, !unit.contacts.is_empty(), &history, config.mail.reminders.leader_after) {
+            match remind::decide_reminder(
+                u,
+                !unit.contacts.is_empty(),
+                &history,
+                config.mail.reminders.leader_after,
+            ) {
                 remind::ReminderDecision::NotLagging => {
                     if !dry_run {
                         tx.execute(
@@ -1245,12 +1380,32 @@ pub fn schedule(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>, dry_run
                     let key = crate::messages::reminder_key(&wid, &u.unit);
                     report.passed.push(Passed {
                         unit: u.unit.clone(),
-                        reason: format!("本轮（{} 起）已催办过{}", window.label(), if key_stored(&tx, &key).map_err(err)? { "" } else { "（记录在案）" }),
+                        reason: format!(
+                            "本轮（{} 起）已催办过{}",
+                            window.label(),
+                            if key_stored(&tx, &key).map_err(err)? {
+                                ""
+                            } else {
+                                "（记录在案）"
+                            }
+                        ),
                     });
                 }
-                remind::ReminderDecision::Send { streak, copy_leader } => {
+                remind::ReminderDecision::Send {
+                    streak,
+                    copy_leader,
+                } => {
                     let lines = remind::lines(u, now, config.plan.year);
-                    let message = crate::messages::reminder(config, unit, u, &lines, streak, copy_leader, window, now);
+                    let message = crate::messages::reminder(
+                        config,
+                        unit,
+                        u,
+                        &lines,
+                        streak,
+                        copy_leader,
+                        window,
+                        now,
+                    );
                     let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
                     if !dry_run {
                         insert_message(&tx, &message, &at).map_err(err)?;
@@ -1291,36 +1446,40 @@ pub fn schedule(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>, dry_run
     }
 
     // 周报 to the bureau.
-    if let Some(digest) = &eval.digest {
-        if !config.mail.bureau.is_empty() {
-            let since = digest.since.and_then(|t| remind::local_to_tz(config.tz, t));
-            let failed: i64 = tx
-                .query_row("SELECT COUNT(*) FROM outbox WHERE status = 'failed'", [], |r| r.get(0))
-                .map_err(err)?;
-            let received: Vec<&crate::ledger::Submission> = submissions
-                .iter()
-                .filter(|s| {
-                    let t = parse_stamp(&s.received_at, config.tz);
-                    match (since, t) {
-                        (Some(since), Some(t)) => t >= since && t <= now,
-                        (None, Some(t)) => t <= now,
-                        _ => false,
-                    }
-                })
-                .collect();
-            let extras = crate::messages::DigestExtras {
-                since,
-                received: &received,
-                failed_mail: failed,
-                master: Some(config.master_path()).filter(|p| p.exists()),
-            };
-            let message = crate::messages::digest(config, &status, eval.phase, digest, &extras, now);
-            let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
-            if !dry_run {
-                insert_message(&tx, &message, &at).map_err(err)?;
-            }
-            report.planned.push(Planned { message, new });
+    if let Some(digest) = &eval.digest
+        && !config.mail.bureau.is_empty()
+    {
+        let since = digest.since.and_then(|t| remind::local_to_tz(config.tz, t));
+        let failed: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'failed'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        let received: Vec<&crate::ledger::Submission> = submissions
+            .iter()
+            .filter(|s| {
+                let t = parse_stamp(&s.received_at, config.tz);
+                match (since, t) {
+                    (Some(since), Some(t)) => t >= since && t <= now,
+                    (None, Some(t)) => t <= now,
+                    _ => false,
+                }
+            })
+            .collect();
+        let extras = crate::messages::DigestExtras {
+            since,
+            received: &received,
+            failed_mail: failed,
+            master: Some(config.master_path()).filter(|p| p.exists()),
+        };
+        let message = crate::messages::digest(config, &status, eval.phase, digest, &extras, now);
+        let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
+        if !dry_run {
+            insert_message(&tx, &message, &at).map_err(err)?;
         }
+        report.planned.push(Planned { message, new });
     }
     if dry_run {
         tx.rollback().map_err(err)?;
@@ -1353,7 +1512,11 @@ fn window_record(
 }
 
 /// What the daemon does on each tick: store what the schedule says is due, then send.
-pub fn tick(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>) -> Result<(ScheduleReport, SendReport), MailError> {
+pub fn tick(
+    config: &Config,
+    ledger: &mut Ledger,
+    now: DateTime<Tz>,
+) -> Result<(ScheduleReport, SendReport), MailError> {
     let report = schedule(config, ledger, now, false)?;
     let sent = send_due(config, ledger, now)?;
     Ok((report, sent))
@@ -1365,7 +1528,12 @@ mod tests {
     use std::path::Path;
 
     fn config() -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new("/base")).unwrap()
+        Config::parse(
+            include_str!("../tally.toml"),
+            Path::new("tally.toml"),
+            Path::new("/base"),
+        )
+        .unwrap()
     }
 
     fn row(subject: &str, to: &[&str]) -> OutboxRow {
@@ -1395,7 +1563,10 @@ mod tests {
     #[test]
     fn smtp_urls_parse_with_their_security() {
         let u = SmtpUrl::parse("smtps://tally%40example.org@mail.example.org").unwrap();
-        assert_eq!((u.security, u.port, u.user.as_deref()), (Security::Tls, 465, Some("tally@example.org")));
+        assert_eq!(
+            (u.security, u.port, u.user.as_deref()),
+            (Security::Tls, 465, Some("tally@example.org"))
+        );
         let u = SmtpUrl::parse("smtp+starttls://mail.example.org").unwrap();
         assert_eq!((u.security, u.port), (Security::StartTls, 587));
         let u = SmtpUrl::parse("smtp://mail.example.org:587").unwrap();
@@ -1429,9 +1600,15 @@ mod tests {
     #[test]
     fn a_user_without_password_is_a_config_error_and_the_env_url_wins() {
         let c = config();
-        let e = Transport::resolve(&c, Some("smtps://u@mail.example.org".into()), None).unwrap_err();
+        let e =
+            Transport::resolve(&c, Some("smtps://u@mail.example.org".into()), None).unwrap_err();
         assert!(e.to_string().contains("TALLY_SMTP_PASSWORD"), "{e}");
-        let t = Transport::resolve(&c, Some("smtps://u@mail.example.org".into()), Some("pw".into())).unwrap();
+        let t = Transport::resolve(
+            &c,
+            Some("smtps://u@mail.example.org".into()),
+            Some("pw".into()),
+        )
+        .unwrap();
         assert_eq!(t.describe(), "smtps://u@mail.example.org:465");
         assert!(!format!("{t:?}").contains("pw"));
         let t = Transport::resolve(&c, None, None).unwrap();
@@ -1441,20 +1618,40 @@ mod tests {
     #[test]
     fn crlf_in_a_subject_cannot_add_a_header() {
         let c = config();
-        let m = build(&c, &row("【回执】西兴街道\r\nBcc: evil@example.org\r\nX-Evil: 1", &["a@example.org"]), now(), false).unwrap();
+        let m = build(
+            &c,
+            &row(
+                "【回执】西兴街道\r\nBcc: evil@example.org\r\nX-Evil: 1",
+                &["a@example.org"],
+            ),
+            now(),
+            false,
+        )
+        .unwrap();
         let text = String::from_utf8(m.formatted()).unwrap();
         for line in text.lines() {
             assert!(!line.to_ascii_lowercase().starts_with("bcc:"), "{text}");
             assert!(!line.starts_with("X-Evil"), "{text}");
         }
-        assert!(m.envelope().to().iter().all(|a| a.to_string() == "a@example.org"));
+        assert!(
+            m.envelope()
+                .to()
+                .iter()
+                .all(|a| a.to_string() == "a@example.org")
+        );
     }
 
     #[test]
     fn message_id_is_stable_and_from_the_key() {
         let c = config();
         let a = build(&c, &row("x", &["a@example.org"]), now(), false).unwrap();
-        let b = build(&c, &row("x", &["a@example.org"]), now() + Duration::hours(3), true).unwrap();
+        let b = build(
+            &c,
+            &row("x", &["a@example.org"]),
+            now() + Duration::hours(3),
+            true,
+        )
+        .unwrap();
         let id = |m: &Message| m.headers().get_raw("Message-ID").unwrap().to_string();
         assert_eq!(id(&a), id(&b));
         assert!(id(&a).starts_with('<') && id(&a).ends_with('>'));
@@ -1495,13 +1692,17 @@ mod tests {
         assert!(ClockTime::try_from("25:00".to_string()).is_err());
     }
 
-    fn invalid(from: &str, to: &str) -> (String, usize, String) {
+    /// Replace `from` by `to` in the reference plan; the error must point at the line that
+    /// holds `at`.
+    fn invalid(from: &str, to: &str, at: &str) -> (String, usize, String) {
         let reference = include_str!("../tally.toml");
         assert!(reference.contains(from), "{from}");
         let src = reference.replacen(from, to, 1);
         match Config::parse(&src, Path::new("tally.toml"), Path::new("/base")) {
-            Err(crate::config::ConfigError::Invalid { key, line, message, .. }) => {
-                let expected = src.lines().position(|l| l.contains(to.lines().last().unwrap())).unwrap() + 1;
+            Err(crate::config::ConfigError::Invalid {
+                key, line, message, ..
+            }) => {
+                let expected = src.lines().position(|l| l.starts_with(at)).unwrap() + 1;
                 assert_eq!(line, expected, "{key}: {message}");
                 (key, line, message)
             }
@@ -1512,17 +1713,36 @@ mod tests {
 
     #[test]
     fn mail_settings_are_checked_with_key_and_line() {
-        let (key, _, _) = invalid("bureau = [\"anquan@example.org\"]", "bureau = [\"anquan at example.org\"]");
+        let (key, _, _) = invalid(
+            "bureau = [\"anquan@example.org\"]",
+            "bureau = [\"anquan at example.org\"]",
+            "bureau",
+        );
         assert_eq!(key, "mail.bureau");
-        let (key, _, msg) = invalid("from = \"", "smtp_url = \"smtps://tally:secret@mail.example.org\"\nfrom = \"");
+        let to = "smtp_url = \"smtps://tally:secret@mail.example.org\"\nfrom = \"";
+        let (key, _, msg) = invalid("from = \"", to, "smtp_url");
         assert_eq!(key, "mail.smtp_url");
-        assert!(msg.contains("TALLY_SMTP_PASSWORD") && !msg.contains("secret@"), "{msg}");
-        let (key, _, msg) = invalid("from = \"", "smtp_url = \"smtp://mail.example.org\"\nfrom = \"");
+        assert!(msg.contains("TALLY_SMTP_PASSWORD"), "{msg}");
+        assert!(
+            !msg.contains("secret"),
+            "the password is never echoed: {msg}"
+        );
+        let (key, _, msg) = invalid(
+            "from = \"",
+            "smtp_url = \"smtp://mail.example.org\"\nfrom = \"",
+            "smtp_url",
+        );
         assert_eq!(key, "mail.smtp_url");
         assert!(msg.contains("allow_plain"), "{msg}");
-        let (key, _, _) = invalid("weekday = \"monday\"                   # 催办", "every_days = 7\nweekday = \"monday\"");
+        let to = "every_days = 7\nweekday = \"monday\" # 催办";
+        let (key, _, _) = invalid(
+            "weekday = \"monday\"                   # 催办",
+            to,
+            "weekday",
+        );
         assert_eq!(key, "mail.reminders.weekday");
-        let (key, _, _) = invalid("from = \"滨江区应急管理局安全培训 <tally@example.org>\"", "from = \"tally at example\"");
+        let from = "from = \"滨江区应急管理局安全培训 <tally@example.org>\"";
+        let (key, _, _) = invalid(from, "from = \"tally at example\"", "from");
         assert_eq!(key, "mail.from");
     }
 
@@ -1531,14 +1751,26 @@ mod tests {
         let reference = include_str!("../tally.toml");
         for (from, to, needle) in [
             ("time = \"09:00\"", "time = \"9点\"", "time"),
-            ("weekday = \"monday\"                   # 催办", "weekday = \"someday\"", "weekday"),
-            ("grace_days = 31", "grace_days = 31\nquiet_hours = \"20:00\"", "quiet_hours"),
+            (
+                "weekday = \"monday\"                   # 催办",
+                "weekday = \"someday\"",
+                "weekday",
+            ),
+            (
+                "grace_days = 31",
+                "grace_days = 31\nquiet_hours = \"20:00\"",
+                "quiet_hours",
+            ),
             ("leader_after = 2", "leader_after = 2\ncolour = 1", "colour"),
         ] {
             assert!(reference.contains(from), "{from}");
-            let err = Config::parse(&reference.replacen(from, to, 1), Path::new("tally.toml"), Path::new("/b"))
-                .unwrap_err()
-                .to_string();
+            let err = Config::parse(
+                &reference.replacen(from, to, 1),
+                Path::new("tally.toml"),
+                Path::new("/b"),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(err.contains(needle) && err.contains("line"), "{err}");
         }
     }

@@ -82,7 +82,10 @@ pub enum MasterError {
     RowsPerSheet(u32),
 }
 
-fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> MasterError + 'a {
+fn io_err<'a>(
+    path: &'a Path,
+    what: &'static str,
+) -> impl FnOnce(std::io::Error) -> MasterError + 'a {
     move |source| MasterError::Io {
         path: path.to_path_buf(),
         what,
@@ -151,7 +154,9 @@ pub fn render_to<W: Write + Send>(
             .set_title(format!("{}考核指标完成情况", config.plan.title))
             .set_subject(format!("截至{}", date_zh(now)))
             .set_author("tally")
-            .set_comment("由 tally 根据台账自动生成，可随时用 tally rebuild 重新生成；请勿手工修改。")
+            .set_comment(
+                "由 tally 根据台账自动生成，可随时用 tally rebuild 重新生成；请勿手工修改。",
+            )
             .set_creation_datetime(&created),
     );
 
@@ -159,14 +164,30 @@ pub fn render_to<W: Write + Send>(
     book.add_worksheet().set_name(SUMMARY_SHEET)?;
     book.add_worksheet().set_name(MONTHLY_SHEET)?;
     book.add_worksheet().set_name(SUBMISSIONS_SHEET)?;
-    book.add_worksheet_with_constant_memory()?.set_name(FINDINGS_SHEET)?;
+    book.add_worksheet_with_constant_memory()?
+        .set_name(FINDINGS_SHEET)?;
     const SUMMARY: usize = 0;
     const MONTHLY: usize = 1;
     const SUBMISSIONS: usize = 2;
     const FINDINGS: usize = 3;
 
-    let mut roster = Roster::start(&mut book, config, options.rows_per_sheet, 4, &styles)?;
+    let submissions = ledger.submissions()?;
+    let mut roster = Roster::start(
+        &mut book,
+        config,
+        options.rows_per_sheet,
+        FINDINGS + 1,
+        &styles,
+    )?;
     let mut tally = Tally::new(config);
+    // Every row of an accepted return counts: reserve the compact records once.
+    tally.reports.reserve_exact(
+        submissions
+            .iter()
+            .filter(|s| s.status == SubmissionStatus::Accepted)
+            .map(|s| usize::try_from(s.rows).unwrap_or(0))
+            .sum(),
+    );
     let mut failed: Option<XlsxError> = None;
     ledger.for_each_counted_row(|r| {
         if failed.is_none() {
@@ -186,12 +207,28 @@ pub fn render_to<W: Write + Send>(
     let figures = tally.finish();
     let accepted = ledger.accepted_months()?;
     let status = status_of(config, now, &figures, &accepted);
-    let submissions = ledger.submissions()?;
     let findings = ledger.all_findings()?;
 
-    write_summary(book.worksheet_from_index(SUMMARY)?, config, now, &status, &styles)?;
-    write_monthly(book.worksheet_from_index(MONTHLY)?, config, now, &figures, &styles)?;
-    write_submissions(book.worksheet_from_index(SUBMISSIONS)?, config, &submissions, &styles)?;
+    write_summary(
+        book.worksheet_from_index(SUMMARY)?,
+        config,
+        now,
+        &status,
+        &styles,
+    )?;
+    write_monthly(
+        book.worksheet_from_index(MONTHLY)?,
+        config,
+        now,
+        &figures,
+        &styles,
+    )?;
+    write_submissions(
+        book.worksheet_from_index(SUBMISSIONS)?,
+        config,
+        &submissions,
+        &styles,
+    )?;
     write_findings(
         book.worksheet_from_index(FINDINGS)?,
         config,
@@ -309,14 +346,20 @@ fn pack_id(id: &str) -> Option<u64> {
         b'X' => 10,
         _ => return None,
     };
-    let digits = b[..17].iter().fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+    let digits = b[..17]
+        .iter()
+        .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
     Some(digits * 11 + last)
 }
 
 fn unpack_id(v: u64) -> String {
     let last = v % 11;
     let digits = v / 11;
-    let check = if last == 10 { 'X' } else { char::from(b'0' + last as u8) };
+    let check = if last == 10 {
+        'X'
+    } else {
+        char::from(b'0' + last as u8)
+    };
     format!("{digits:017}{check}")
 }
 
@@ -444,7 +487,10 @@ impl<'c> Tally<'c> {
 
     /// The counting rule of an interned category (configured categories come first).
     fn rule(&self, category: u32) -> Option<Counting> {
-        self.config.categories.get(category as usize).map(|c| c.counting)
+        self.config
+            .categories
+            .get(category as usize)
+            .map(|c| c.counting)
     }
 
     fn id_text(&self, person: u32) -> String {
@@ -479,11 +525,15 @@ impl<'c> Tally<'c> {
             }
             if group.len() > 1 {
                 let across_units = group.iter().any(|r| r.unit != group[0].unit);
-                let mut pairs: Vec<(u32, u32, i64)> =
-                    group.iter().map(|r| (r.unit, r.category, r.submission)).collect();
+                let mut pairs: Vec<(u32, u32, i64)> = group
+                    .iter()
+                    .map(|r| (r.unit, r.category, r.submission))
+                    .collect();
                 pairs.sort_unstable();
                 pairs.dedup();
-                let repeated = pairs.windows(2).any(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1));
+                let repeated = pairs
+                    .windows(2)
+                    .any(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1));
                 if across_units || repeated {
                     doubles.push(self.double(group, across_units));
                 }
@@ -576,7 +626,10 @@ struct Styles {
 impl Styles {
     fn new() -> Styles {
         let base = base_format();
-        let boxed = base.clone().set_border(FormatBorder::Thin).set_align(FormatAlign::Center);
+        let boxed = base
+            .clone()
+            .set_border(FormatBorder::Thin)
+            .set_align(FormatAlign::Center);
         let total = boxed.clone().set_bold().set_background_color("F2F2F2");
         Styles {
             title: base
@@ -586,7 +639,11 @@ impl Styles {
                 .set_align(FormatAlign::Center)
                 .set_align(FormatAlign::VerticalCenter),
             subtitle: base.clone().set_font_size(10).set_font_color("404040"),
-            header: boxed.clone().set_bold().set_text_wrap().set_background_color(HEADER_FILL),
+            header: boxed
+                .clone()
+                .set_bold()
+                .set_text_wrap()
+                .set_background_color(HEADER_FILL),
             cell: boxed.clone(),
             cell_left: boxed.clone().set_align(FormatAlign::Left).set_text_wrap(),
             int: boxed.clone().set_num_format("0"),
@@ -613,7 +670,9 @@ impl Styles {
             wrap: base.clone().set_text_wrap(),
             red_text: base.clone().set_font_color(RED_FONT),
             grey_text: base.set_font_color(GREY_FONT),
-            lagging: Format::new().set_background_color(RED_FILL).set_font_color(RED_FONT),
+            lagging: Format::new()
+                .set_background_color(RED_FILL)
+                .set_font_color(RED_FONT),
             missing: Format::new()
                 .set_background_color(RED_FILL)
                 .set_font_color(RED_FONT)
@@ -624,7 +683,13 @@ impl Styles {
 
 /// Text from a return or the ledger: always a string cell (never a formula, whatever it
 /// starts with), clipped to Excel's 32,767 characters.
-fn text(ws: &mut Worksheet, row: u32, col: u16, s: &str, format: Option<&Format>) -> Result<(), XlsxError> {
+fn text(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    s: &str,
+    format: Option<&Format>,
+) -> Result<(), XlsxError> {
     let s = clip(s);
     match format {
         Some(f) => ws.write_string_with_format(row, col, s, f)?,
@@ -646,8 +711,20 @@ fn date_zh(now: DateTime<Tz>) -> String {
 }
 
 /// A formula whose computed value is stored too, so the file is right before any recalculation.
-fn formula(ws: &mut Worksheet, row: u32, col: u16, f: &str, result: f64, format: &Format) -> Result<(), XlsxError> {
-    ws.write_formula_with_format(row, col, Formula::new(f).set_result(result.to_string()), format)?;
+fn formula(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    f: &str,
+    result: f64,
+    format: &Format,
+) -> Result<(), XlsxError> {
+    ws.write_formula_with_format(
+        row,
+        col,
+        Formula::new(f).set_result(result.to_string()),
+        format,
+    )?;
     Ok(())
 }
 
@@ -686,7 +763,13 @@ fn mask_text(s: &str) -> String {
 
 /// A4 landscape, one page wide, a header naming the sheet and page numbers in the footer.
 fn print_setup(ws: &mut Worksheet, config: &Config, repeat: (u32, u32)) -> Result<(), XlsxError> {
-    let title: String = config.plan.title.replace('&', "&&").chars().take(100).collect();
+    let title: String = config
+        .plan
+        .title
+        .replace('&', "&&")
+        .chars()
+        .take(100)
+        .collect();
     ws.set_landscape()
         .set_paper_size(9)
         .set_print_fit_to_pages(1, 0)
@@ -751,7 +834,11 @@ fn write_summary(
         0,
         SUM_TITLE,
         note,
-        &format!("{}考核指标完成情况（截至{}）", config.plan.title, date_zh(now)),
+        &format!(
+            "{}考核指标完成情况（截至{}）",
+            config.plan.title,
+            date_zh(now)
+        ),
         &s.title,
     )?;
     let schedule = match config.plan.schedule {
@@ -778,10 +865,20 @@ fn write_summary(
     let head2 = SUM_HEAD + 1;
     ws.set_row_height(SUM_HEAD, 20)?;
     ws.set_row_height(head2, 20)?;
-    for (col, label) in [(0, "序号"), (1, "单位"), (prog, "序时进度"), (state, "状态"), (note, "备注")] {
+    for (col, label) in [
+        (0, "序号"),
+        (1, "单位"),
+        (prog, "序时进度"),
+        (state, "状态"),
+        (note, "备注"),
+    ] {
         ws.merge_range(SUM_HEAD, col, head2, col, label, &s.header)?;
     }
-    let groups = config.categories.iter().map(|c| c.name.as_str()).chain(std::iter::once("合计"));
+    let groups = config
+        .categories
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(std::iter::once("合计"));
     for (c, name) in groups.enumerate() {
         let col = target_col(c as u16);
         ws.merge_range(SUM_HEAD, col, SUM_HEAD, col + 2, name, &s.header)?;
@@ -803,7 +900,11 @@ fn write_summary(
             sum_done += d;
             ws.write_number_with_format(row, col, t, &s.int)?;
             ws.write_number_with_format(row, col + 1, d, &s.int)?;
-            let f = format!("=IFERROR({}/{},0)", a1(row, u32::from(col) + 1), a1(row, u32::from(col)));
+            let f = format!(
+                "=IFERROR({}/{},0)",
+                a1(row, u32::from(col) + 1),
+                a1(row, u32::from(col))
+            );
             formula(ws, row, col + 2, &f, ratio(d, t), &s.pct)?;
         }
         let cells = |offset: u16| {
@@ -812,9 +913,27 @@ fn write_summary(
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        formula(ws, row, total, &format!("=SUM({})", cells(0)), sum_target, &s.int)?;
-        formula(ws, row, total + 1, &format!("=SUM({})", cells(1)), sum_done, &s.int)?;
-        let f = format!("=IFERROR({}/{},0)", a1(row, u32::from(total) + 1), a1(row, u32::from(total)));
+        formula(
+            ws,
+            row,
+            total,
+            &format!("=SUM({})", cells(0)),
+            sum_target,
+            &s.int,
+        )?;
+        formula(
+            ws,
+            row,
+            total + 1,
+            &format!("=SUM({})", cells(1)),
+            sum_done,
+            &s.int,
+        )?;
+        let f = format!(
+            "=IFERROR({}/{},0)",
+            a1(row, u32::from(total) + 1),
+            a1(row, u32::from(total))
+        );
         formula(ws, row, total + 2, &f, ratio(sum_done, sum_target), &s.pct)?;
         ws.write_number_with_format(row, prog, fraction, &s.pct)?;
         let (label, idx) = if !u.missing_months.is_empty() {
@@ -836,8 +955,12 @@ fn write_summary(
                 .collect();
             remarks.push(format!("未报送：{}", months.join("、")));
         }
-        let lagging: Vec<&str> =
-            u.categories.iter().filter(|c| c.lagging).map(|c| c.category.as_str()).collect();
+        let lagging: Vec<&str> = u
+            .categories
+            .iter()
+            .filter(|c| c.lagging)
+            .map(|c| c.category.as_str())
+            .collect();
         if !lagging.is_empty() {
             remarks.push(format!("滞后：{}", lagging.join("、")));
         }
@@ -861,12 +984,27 @@ fn write_summary(
     let (mut all_target, mut all_done) = (0.0, 0.0);
     for c in 0..k {
         let col = target_col(c);
-        let t: f64 = status.units.iter().map(|u| f64::from(u.categories[c as usize].target)).sum();
-        let d: f64 = status.units.iter().map(|u| u.categories[c as usize].completed as f64).sum();
+        let t: f64 = status
+            .units
+            .iter()
+            .map(|u| f64::from(u.categories[c as usize].target))
+            .sum();
+        let d: f64 = status
+            .units
+            .iter()
+            .map(|u| u.categories[c as usize].completed as f64)
+            .sum();
         all_target += t;
         all_done += d;
         formula(ws, totals_row, col, &column_sum(col), t, &s.total_int)?;
-        formula(ws, totals_row, col + 1, &column_sum(col + 1), d, &s.total_int)?;
+        formula(
+            ws,
+            totals_row,
+            col + 1,
+            &column_sum(col + 1),
+            d,
+            &s.total_int,
+        )?;
         let f = format!(
             "=IFERROR({}/{},0)",
             a1(totals_row, u32::from(col) + 1),
@@ -874,17 +1012,41 @@ fn write_summary(
         );
         formula(ws, totals_row, col + 2, &f, ratio(d, t), &s.total_pct)?;
     }
-    formula(ws, totals_row, total, &column_sum(total), all_target, &s.total_int)?;
-    formula(ws, totals_row, total + 1, &column_sum(total + 1), all_done, &s.total_int)?;
+    formula(
+        ws,
+        totals_row,
+        total,
+        &column_sum(total),
+        all_target,
+        &s.total_int,
+    )?;
+    formula(
+        ws,
+        totals_row,
+        total + 1,
+        &column_sum(total + 1),
+        all_done,
+        &s.total_int,
+    )?;
     let f = format!(
         "=IFERROR({}/{},0)",
         a1(totals_row, u32::from(total) + 1),
         a1(totals_row, u32::from(total))
     );
-    formula(ws, totals_row, total + 2, &f, ratio(all_done, all_target), &s.total_pct)?;
+    formula(
+        ws,
+        totals_row,
+        total + 2,
+        &f,
+        ratio(all_done, all_target),
+        &s.total_pct,
+    )?;
     ws.write_number_with_format(totals_row, prog, fraction, &s.total_pct)?;
     ws.write_blank(totals_row, state, &s.total_label)?;
-    let overview = format!("正常 {} 个，滞后 {} 个，未报送 {} 个", counts[0], counts[1], counts[2]);
+    let overview = format!(
+        "正常 {} 个，滞后 {} 个，未报送 {} 个",
+        counts[0], counts[1], counts[2]
+    );
     ws.write_string_with_format(totals_row, note, &overview, &s.total_label)?;
 
     // Red where a category lags: the same rule as `count`, live in the sheet.
@@ -892,14 +1054,17 @@ fn write_summary(
         let last = totals_row - 1;
         for c in 0..k {
             let col = target_col(c);
+            // Columns absolute: the rule covers both 完成 and 完成率 and must test 完成 in each.
             let rule = format!(
-                "={}<{}*${}{}*(1-{tolerance})",
-                a1(SUM_FIRST, u32::from(col) + 1),
-                a1(SUM_FIRST, u32::from(col)),
-                column_letters(u32::from(prog)),
-                SUM_FIRST + 1
+                "=${done}{r}<${target}{r}*${prog}{r}*(1-{tolerance})",
+                done = column_letters(u32::from(col) + 1),
+                target = column_letters(u32::from(col)),
+                prog = column_letters(u32::from(prog)),
+                r = SUM_FIRST + 1
             );
-            let cf = ConditionalFormatFormula::new().set_rule(rule.as_str()).set_format(&s.lagging);
+            let cf = ConditionalFormatFormula::new()
+                .set_rule(rule.as_str())
+                .set_format(&s.lagging);
             ws.add_conditional_format(SUM_FIRST, col + 1, last, col + 2, &cf)?;
         }
         for (value, format) in [("滞后", &s.lagging), ("未报送", &s.missing)] {
@@ -929,7 +1094,11 @@ fn write_summary(
                 Counting::Persons => "按身份证号计人数（同一人全年只计一次）",
                 Counting::PersonTimes => "按人次计（每条培训记录计一次）",
             };
-            let pass = if c.require_pass { "，只计考核合格者" } else { "" };
+            let pass = if c.require_pass {
+                "，只计考核合格者"
+            } else {
+                ""
+            };
             format!("{}{how}{pass}", c.name)
         })
         .collect();
@@ -979,7 +1148,11 @@ fn write_summary(
                         .set_dash_type(ChartLineDashType::Dash),
                 ),
             )
-            .set_marker(ChartMarker::new().set_type(ChartMarkerType::Diamond).set_size(7));
+            .set_marker(
+                ChartMarker::new()
+                    .set_type(ChartMarkerType::Diamond)
+                    .set_size(7),
+            );
         columns.combine(&line);
         columns
             .title()
@@ -992,7 +1165,10 @@ fn write_summary(
             .set_min(0)
             .set_font(&chart_font())
             .set_major_gridlines(true);
-        columns.legend().set_position(ChartLegendPosition::Bottom).set_font(&chart_font());
+        columns
+            .legend()
+            .set_position(ChartLegendPosition::Bottom)
+            .set_font(&chart_font());
         columns.set_width(860).set_height(340);
         ws.insert_chart_with_offset(first_note + notes.len() as u32 + 1, 1, &columns, 10, 0)?;
     }
@@ -1034,11 +1210,18 @@ fn write_monthly(
         0,
         0,
         last_col,
-        &format!("{}月度累计完成情况（截至{}）", config.plan.title, date_zh(now)),
+        &format!(
+            "{}月度累计完成情况（截至{}）",
+            config.plan.title,
+            date_zh(now)
+        ),
         &s.title,
     )?;
     let pending = if shown < 12 {
-        format!("{}月起尚未结束，留空（当月进度见“{SUMMARY_SHEET}”）。", shown + 1)
+        format!(
+            "{}月起尚未结束，留空（当月进度见“{SUMMARY_SHEET}”）。",
+            shown + 1
+        )
     } else {
         String::new()
     };
@@ -1055,7 +1238,7 @@ fn write_monthly(
         ws.write_string_with_format(row, 1, second, &s.header)?;
         ws.write_string_with_format(row, 2, "年度指标", &s.header)?;
         for m in 0..12u16 {
-            ws.write_string_with_format(row, FIRST_MONTH + m, &format!("{}月", m + 1), &s.header)?;
+            ws.write_string_with_format(row, FIRST_MONTH + m, format!("{}月", m + 1), &s.header)?;
         }
         Ok(())
     };
@@ -1092,11 +1275,24 @@ fn write_monthly(
         }
         text(ws, row, 0, &u.name, Some(&s.total_label))?;
         ws.write_string_with_format(row, 1, "小计", &s.total_label)?;
-        let sum = |col: u16| format!("=SUM({}:{})", a1(first, u32::from(col)), a1(first + k - 1, u32::from(col)));
+        let sum = |col: u16| {
+            format!(
+                "=SUM({}:{})",
+                a1(first, u32::from(col)),
+                a1(first + k - 1, u32::from(col))
+            )
+        };
         formula(ws, row, 2, &sum(2), unit_target, &s.total_int)?;
         for m in 0..12u16 {
             if u32::from(m) < shown {
-                formula(ws, row, FIRST_MONTH + m, &sum(FIRST_MONTH + m), unit_months[m as usize], &s.total_int)?;
+                formula(
+                    ws,
+                    row,
+                    FIRST_MONTH + m,
+                    &sum(FIRST_MONTH + m),
+                    unit_months[m as usize],
+                    &s.total_int,
+                )?;
             } else {
                 ws.write_blank(row, FIRST_MONTH + m, &s.total_int)?;
             }
@@ -1113,7 +1309,14 @@ fn write_monthly(
     for (u, (sub_row, target, months)) in config.units.iter().zip(&subtotals) {
         text(ws, row, 0, &u.name, Some(&s.cell))?;
         ws.write_string_with_format(row, 1, "累计完成率", &s.cell)?;
-        formula(ws, row, 2, &format!("={}", a1(*sub_row, 2)), *target, &s.int)?;
+        formula(
+            ws,
+            row,
+            2,
+            &format!("={}", a1(*sub_row, 2)),
+            *target,
+            &s.int,
+        )?;
         for m in 0..12u16 {
             let col = FIRST_MONTH + m;
             if u32::from(m) < shown {
@@ -1136,7 +1339,14 @@ fn write_monthly(
             .collect::<Vec<_>>()
             .join(",")
     };
-    formula(ws, row, 2, &format!("=SUM({})", refs(2)), all_target, &s.total_int)?;
+    formula(
+        ws,
+        row,
+        2,
+        &format!("=SUM({})", refs(2)),
+        all_target,
+        &s.total_int,
+    )?;
     for m in 0..12u16 {
         let col = FIRST_MONTH + m;
         if u32::from(m) < shown {
@@ -1154,7 +1364,12 @@ fn write_monthly(
     ws.write_blank(row, 2, &s.total_label)?;
     for (m, ym) in YearMonth::months_of(year).enumerate() {
         let end = plan::start_of_day(config.tz, ym.next().first_day());
-        ws.write_number_with_format(row, FIRST_MONTH + m as u16, plan::expected_fraction(config, end), &s.total_pct)?;
+        ws.write_number_with_format(
+            row,
+            FIRST_MONTH + m as u16,
+            plan::expected_fraction(config, end),
+            &s.total_pct,
+        )?;
     }
 
     // The line chart: each unit's cumulative rate and the district's, against the schedule.
@@ -1166,13 +1381,23 @@ fn write_monthly(
             .set_name((MONTHLY_SHEET, r, 0))
             .set_categories(months)
             .set_values((MONTHLY_SHEET, r, FIRST_MONTH, r, last_col))
-            .set_marker(ChartMarker::new().set_type(ChartMarkerType::Circle).set_size(5));
+            .set_marker(
+                ChartMarker::new()
+                    .set_type(ChartMarkerType::Circle)
+                    .set_size(5),
+            );
     }
     chart
         .add_series()
         .set_name((MONTHLY_SHEET, schedule_row, 0))
         .set_categories(months)
-        .set_values((MONTHLY_SHEET, schedule_row, FIRST_MONTH, schedule_row, last_col))
+        .set_values((
+            MONTHLY_SHEET,
+            schedule_row,
+            FIRST_MONTH,
+            schedule_row,
+            last_col,
+        ))
         .set_format(
             ChartFormat::new().set_line(
                 ChartLine::new()
@@ -1192,7 +1417,10 @@ fn write_monthly(
         .set_min(0)
         .set_font(&chart_font())
         .set_major_gridlines(true);
-    chart.legend().set_position(ChartLegendPosition::Bottom).set_font(&chart_font());
+    chart
+        .legend()
+        .set_position(ChartLegendPosition::Bottom)
+        .set_font(&chart_font());
     chart.set_width(860).set_height(340);
     ws.insert_chart_with_offset(schedule_row + 2, 0, &chart, 10, 0)?;
 
@@ -1215,7 +1443,12 @@ const fn col(label: &'static str, width: f64, wrap: bool) -> Col {
     Col { label, width, wrap }
 }
 
-fn list_header(ws: &mut Worksheet, config: &Config, columns: &[Col], s: &Styles) -> Result<(), XlsxError> {
+fn list_header(
+    ws: &mut Worksheet,
+    config: &Config,
+    columns: &[Col],
+    s: &Styles,
+) -> Result<(), XlsxError> {
     for (c, column) in columns.iter().enumerate() {
         ws.set_column_width(c as u16, column.width)?;
         ws.write_string_with_format(0, c as u16, column.label, &s.list_header)?;
@@ -1237,7 +1470,13 @@ fn lines_in(s: &str, width: f64) -> usize {
 
 /// Write one list row: text (wrapped where its column wraps), numbers, dates; then make the
 /// row tall enough for its wrapped text, since not every spreadsheet program fits it on load.
-fn list_row(ws: &mut Worksheet, row: u32, columns: &[Col], cells: &[Cell<'_>], s: &Styles) -> Result<(), XlsxError> {
+fn list_row(
+    ws: &mut Worksheet,
+    row: u32,
+    columns: &[Col],
+    cells: &[Cell<'_>],
+    s: &Styles,
+) -> Result<(), XlsxError> {
     let mut lines = 1;
     for (c, cell) in cells.iter().enumerate() {
         let col = c as u16;
@@ -1302,7 +1541,12 @@ const SUBMISSION_COLUMNS: [Col; 15] = [
     col("SHA-256", 33.0, true),
 ];
 
-fn write_submissions(ws: &mut Worksheet, config: &Config, subs: &[Submission], s: &Styles) -> Result<(), XlsxError> {
+fn write_submissions(
+    ws: &mut Worksheet,
+    config: &Config,
+    subs: &[Submission],
+    s: &Styles,
+) -> Result<(), XlsxError> {
     list_header(ws, config, &SUBMISSION_COLUMNS, s)?;
     let archive = config.paths.archive.display().to_string();
     for (i, sub) in subs.iter().enumerate() {
@@ -1312,9 +1556,13 @@ fn write_submissions(ws: &mut Worksheet, config: &Config, subs: &[Submission], s
             .ok()
             .map(|t| t.with_timezone(&config.tz).naive_local())
             .and_then(|t| {
-                ExcelDateTime::from_ymd(u16::try_from(t.year()).ok()?, t.month() as u8, t.day() as u8)
-                    .and_then(|d| d.and_hms(t.hour() as u16, t.minute() as u8, t.second()))
-                    .ok()
+                ExcelDateTime::from_ymd(
+                    u16::try_from(t.year()).ok()?,
+                    t.month() as u8,
+                    t.day() as u8,
+                )
+                .and_then(|d| d.and_hms(t.hour() as u16, t.minute() as u8, t.second()))
+                .ok()
             });
         let status_format = match sub.status {
             SubmissionStatus::Accepted => None,
@@ -1324,7 +1572,10 @@ fn write_submissions(ws: &mut Worksheet, config: &Config, subs: &[Submission], s
         let remark = match sub.status {
             SubmissionStatus::Accepted if sub.rows == 0 => "零报告".to_string(),
             SubmissionStatus::Accepted => String::new(),
-            SubmissionStatus::Rejected => format!("有 {} 个错误，已退回，未计入；详见“{FINDINGS_SHEET}”", sub.errors),
+            SubmissionStatus::Rejected => format!(
+                "有 {} 个错误，已退回，未计入；详见“{FINDINGS_SHEET}”",
+                sub.errors
+            ),
             SubmissionStatus::Duplicate => match sub.duplicate_of {
                 Some(id) => format!("与编号 {id} 的文件内容相同，未重复计入"),
                 None => "与此前收到的文件内容相同，未重复计入".to_string(),
@@ -1391,12 +1642,25 @@ fn write_findings(
 ) -> Result<(), XlsxError> {
     list_header(ws, config, &FINDING_COLUMNS, s)?;
     let by_id: HashMap<i64, &Submission> = subs.iter().map(|s| (s.id, s)).collect();
-    let masked = |t: &str| if config.plan.mask_ids { mask_text(t) } else { t.to_string() };
+    let masked = |t: &str| {
+        if config.plan.mask_ids {
+            mask_text(t)
+        } else {
+            t.to_string()
+        }
+    };
     let mut row = 1;
     for (sub_id, f) in findings {
         let sub = by_id.get(sub_id);
-        let month = sub.and_then(|s| s.month).map(|m| m.to_string()).unwrap_or_default();
-        let level = if f.severity == Severity::Error { Some(&s.red_text) } else { None };
+        let month = sub
+            .and_then(|s| s.month)
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        let level = if f.severity == Severity::Error {
+            Some(&s.red_text)
+        } else {
+            None
+        };
         let (value, message) = (masked(&f.value), masked(&f.message));
         let id = sub_id.to_string();
         let cells = [
@@ -1417,7 +1681,11 @@ fn write_findings(
         row += 1;
     }
     for d in doubles {
-        let id = if config.plan.mask_ids { mask_id(&d.id) } else { d.id.clone() };
+        let id = if config.plan.mask_ids {
+            mask_id(&d.id)
+        } else {
+            d.id.clone()
+        };
         let mut units: Vec<&str> = Vec::new();
         let mut months: Vec<String> = Vec::new();
         let mut ids: Vec<String> = Vec::new();
@@ -1431,13 +1699,26 @@ fn write_findings(
             }
             if !ids.contains(&e.submission.to_string()) {
                 ids.push(e.submission.to_string());
-                files.push(by_id.get(&e.submission).map_or("", |s| s.file_name.as_str()));
+                files.push(
+                    by_id
+                        .get(&e.submission)
+                        .map_or("", |s| s.file_name.as_str()),
+                );
             }
         }
         let list: Vec<String> = d
             .reports
             .iter()
-            .map(|e| format!("{}{}报表（编号 {}，第 {} 行，{}）", e.unit, e.month.label_zh(), e.submission, e.line, e.category))
+            .map(|e| {
+                format!(
+                    "{}{}报表（编号 {}，第 {} 行，{}）",
+                    e.unit,
+                    e.month.label_zh(),
+                    e.submission,
+                    e.line,
+                    e.category
+                )
+            })
             .collect();
         let message = if d.across_units {
             format!(
@@ -1455,7 +1736,12 @@ fn write_findings(
                 list.join("；")
             )
         };
-        let (units, months, ids, files) = (units.join("、"), months.join("、"), ids.join("、"), files.join("；"));
+        let (units, months, ids, files) = (
+            units.join("、"),
+            months.join("、"),
+            ids.join("、"),
+            files.join("；"),
+        );
         let cells = [
             Cell::Number(f64::from(row)),
             t(&units),
@@ -1505,7 +1791,13 @@ struct Roster {
 }
 
 impl Roster {
-    fn start(book: &mut Workbook, config: &Config, limit: u32, index: usize, s: &Styles) -> Result<Roster, XlsxError> {
+    fn start(
+        book: &mut Workbook,
+        config: &Config,
+        limit: u32,
+        index: usize,
+        s: &Styles,
+    ) -> Result<Roster, XlsxError> {
         let mut r = Roster {
             limit,
             sheet: index,
@@ -1517,7 +1809,12 @@ impl Roster {
         Ok(r)
     }
 
-    fn add_sheet(&mut self, book: &mut Workbook, config: &Config, s: &Styles) -> Result<(), XlsxError> {
+    fn add_sheet(
+        &mut self,
+        book: &mut Workbook,
+        config: &Config,
+        s: &Styles,
+    ) -> Result<(), XlsxError> {
         if self.sheets > 0 {
             self.finish(book)?;
             self.sheet += 1;
@@ -1582,7 +1879,12 @@ impl Roster {
     /// Put the filter buttons on the current sheet's header.
     fn finish(&mut self, book: &mut Workbook) -> Result<(), XlsxError> {
         let ws = book.worksheet_from_index(self.sheet)?;
-        ws.autofilter(0, 0, self.next_row.saturating_sub(1), ROSTER_COLUMNS.len() as u16 - 1)?;
+        ws.autofilter(
+            0,
+            0,
+            self.next_row.saturating_sub(1),
+            ROSTER_COLUMNS.len() as u16 - 1,
+        )?;
         Ok(())
     }
 }
@@ -1596,7 +1898,11 @@ impl Roster {
 /// — held open (Excel on a Windows share) or read-only — retry with backoff, then write
 /// `master.<timestamp>.xlsx` beside it and log a warning: the new content is never lost.
 /// Returns where the master was written. An unchanged master is left untouched.
-pub fn rebuild(config: &Config, ledger: &Ledger, now: DateTime<Tz>) -> Result<PathBuf, MasterError> {
+pub fn rebuild(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+) -> Result<PathBuf, MasterError> {
     let target = config.master_path();
     let dir = target
         .parent()
@@ -1627,8 +1933,16 @@ pub fn rebuild(config: &Config, ledger: &Ledger, now: DateTime<Tz>) -> Result<Pa
         return Ok(target);
     }
     let stamp = now.format("%Y%m%dT%H%M%S").to_string();
+    let stem = target
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("master")
+        .to_string();
     if target.is_file() {
-        archive_previous(config, &target, &stamp)?;
+        // A full or missing archive must not hold the bureau's view back: warn and go on.
+        if let Err(e) = archive_previous(config, &target, &stem, &stamp) {
+            tracing::warn!(error = %e, "the previous master was not archived");
+        }
     }
 
     let mut tmp = tmp;
@@ -1638,12 +1952,17 @@ pub fn rebuild(config: &Config, ledger: &Ledger, now: DateTime<Tz>) -> Result<Pa
             std::thread::sleep(Duration::from_millis(wait));
         }
         if is_read_only(&target) {
-            last_error = Some(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the file is read-only"));
+            last_error = Some(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the file is read-only",
+            ));
             continue;
         }
         match tmp.persist(&target) {
             Ok(_) => {
                 sync_dir(&dir);
+                // Versions written beside it while it was held open are stale now.
+                remove_all(&versions(&dir, &stem), "a stale copy of the master");
                 tracing::info!(path = %target.display(), ms = started.elapsed().as_millis() as u64, "master written");
                 return Ok(target);
             }
@@ -1656,7 +1975,8 @@ pub fn rebuild(config: &Config, ledger: &Ledger, now: DateTime<Tz>) -> Result<Pa
     }
 
     // Held open: write the new version beside it under a name nobody holds.
-    let name = format!("master.{stamp}.xlsx");
+    let earlier = versions(&dir, &stem);
+    let name = format!("{stem}.{stamp}.xlsx");
     let fallback = crate::intake::free_name(&dir, &name, |p| p.exists());
     tmp.persist_noclobber(&fallback)
         .map_err(|e| MasterError::Io {
@@ -1665,6 +1985,8 @@ pub fn rebuild(config: &Config, ledger: &Ledger, now: DateTime<Tz>) -> Result<Pa
             source: e.error,
         })?;
     sync_dir(&dir);
+    // Only the newest version beside it is kept (one still held open stays too).
+    remove_all(&earlier, "an earlier copy of the master");
     tracing::warn!(
         path = %target.display(),
         written = %fallback.display(),
@@ -1692,7 +2014,9 @@ fn shared_mode(file: &std::fs::File, like: &Path) {
 }
 
 fn is_read_only(path: &Path) -> bool {
-    std::fs::metadata(path).map(|m| m.permissions().readonly()).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().readonly())
+        .unwrap_or(false)
 }
 
 fn sync_dir(dir: &Path) {
@@ -1713,8 +2037,12 @@ fn same_content(a: &Path, b: &Path) -> bool {
     let (mut ra, mut rb) = (std::io::BufReader::new(fa), std::io::BufReader::new(fb));
     let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     loop {
-        let Ok(n) = read_full(&mut ra, &mut ba) else { return false };
-        let Ok(m) = read_full(&mut rb, &mut bb) else { return false };
+        let Ok(n) = read_full(&mut ra, &mut ba) else {
+            return false;
+        };
+        let Ok(m) = read_full(&mut rb, &mut bb) else {
+            return false;
+        };
         if n != m || ba[..n] != bb[..m] {
             return false;
         }
@@ -1735,51 +2063,79 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Copy the current master to `<archive>/master/master.<stamp>.xlsx` and prune the oldest.
-fn archive_previous(config: &Config, current: &Path, stamp: &str) -> Result<(), MasterError> {
+/// Copy the current master to `<archive>/master/<stem>.<stamp>.xlsx` — unless the newest copy
+/// there already holds these bytes (a master held open for a while) — and prune the oldest.
+fn archive_previous(
+    config: &Config,
+    current: &Path,
+    stem: &str,
+    stamp: &str,
+) -> Result<(), MasterError> {
     let dir = config.archive_dir().join(ARCHIVE_SUBDIR);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the archive folder"))?;
-    let dest = crate::intake::free_name(&dir, &format!("master.{stamp}.xlsx"), |p| p.exists());
+    if let Some(newest) = versions(&dir, stem).pop()
+        && same_content(&newest, current)
+    {
+        return Ok(());
+    }
+    let dest = crate::intake::free_name(&dir, &format!("{stem}.{stamp}.xlsx"), |p| p.exists());
     crate::intake::copy_durable(current, &dest).map_err(|e| MasterError::Io {
         path: dest.clone(),
         what: "cannot archive the previous master",
         source: std::io::Error::other(e.to_string()),
     })?;
-    prune_archive(&dir, MASTER_VERSIONS_KEPT);
+    let old = versions(&dir, stem);
+    let excess = old.len().saturating_sub(MASTER_VERSIONS_KEPT);
+    remove_all(&old[..excess], "an old archived master");
     Ok(())
 }
 
-/// (timestamp, sequence) of `master.<stamp>.xlsx` / `master.<stamp> (n).xlsx`.
-fn archive_key(name: &str) -> Option<(String, u32)> {
-    let rest = name.strip_prefix("master.")?.strip_suffix(".xlsx")?;
-    match rest.split_once(" (") {
-        Some((stamp, n)) => Some((stamp.to_string(), n.strip_suffix(')')?.parse().ok()?)),
-        None => Some((rest.to_string(), 1)),
-    }
+/// (timestamp, sequence) of `<stem>.<YYYYMMDDTHHMMSS>.xlsx` or `<stem>.<stamp> (n).xlsx`.
+fn version_key(stem: &str, name: &str) -> Option<(String, u32)> {
+    let rest = name
+        .strip_prefix(stem)?
+        .strip_prefix('.')?
+        .strip_suffix(".xlsx")?;
+    let (stamp, n) = match rest.split_once(" (") {
+        Some((stamp, n)) => (stamp, n.strip_suffix(')')?.parse().ok()?),
+        None => (rest, 1),
+    };
+    let b = stamp.as_bytes();
+    let is_stamp = b.len() == 15
+        && b[8] == b'T'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 8 || c.is_ascii_digit());
+    is_stamp.then(|| (stamp.to_string(), n))
 }
 
-/// Keep the newest `keep` archived masters; remove older ones (rebuildable, so safe to drop).
-fn prune_archive(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut versions: Vec<((String, u32), PathBuf)> = entries
+/// Versions of a master in a folder (archived copies, or fallbacks beside it), oldest first.
+fn versions(dir: &Path, stem: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<((String, u32), PathBuf)> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let key = archive_key(e.file_name().to_str()?)?;
-            Some((key, e.path()))
-        })
+        .filter_map(|e| Some((version_key(stem, e.file_name().to_str()?)?, e.path())))
         .collect();
-    versions.sort();
-    let excess = versions.len().saturating_sub(keep);
-    for (_, path) in versions.into_iter().take(excess) {
-        if let Err(e) = std::fs::remove_file(&path) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove an old archived master");
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Remove derived files (old masters; they can always be rebuilt); one held open stays.
+fn remove_all(paths: &[PathBuf], what: &str) {
+    for path in paths {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove {what}");
         }
     }
 }
 
 /// Remove temporary files that an interrupted rebuild left behind (older than an hour).
 fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -1805,7 +2161,12 @@ mod tests {
     use chrono::NaiveDate;
 
     fn config() -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new(".")).unwrap()
+        Config::parse(
+            include_str!("../tally.toml"),
+            Path::new("tally.toml"),
+            Path::new("."),
+        )
+        .unwrap()
     }
 
     /// A deterministic spread of rows: repeated persons, other units, failed results,
@@ -1827,7 +2188,11 @@ mod tests {
                 let id = match p {
                     0 => "12345".to_string(),
                     1 => "33010819800101001x".to_string(),
-                    _ => format!("3301081980010{:04}{}", p, if p % 3 == 0 { "X" } else { "7" }),
+                    _ => format!(
+                        "3301081980010{:04}{}",
+                        p,
+                        if p % 3 == 0 { "X" } else { "7" }
+                    ),
                 };
                 let month = 1 + (next() % 12) as u32;
                 let year = if next() % 10 == 0 { 2019 } else { 2020 };
@@ -1842,7 +2207,8 @@ mod tests {
                         enterprise: "某公司".into(),
                         credit_code: String::new(),
                         category: cats[(next() % cats.len() as u64) as usize].clone(),
-                        date: NaiveDate::from_ymd_opt(year, month, 1 + (next() % 28) as u32).unwrap(),
+                        date: NaiveDate::from_ymd_opt(year, month, 1 + (next() % 28) as u32)
+                            .unwrap(),
                         hours: 8.0,
                         passed: next() % 5 != 0,
                         certificate: String::new(),
@@ -1906,7 +2272,11 @@ mod tests {
 
     #[test]
     fn ids_pack_both_ways() {
-        for id in ["33010819800101001X", "110101190001010000", "99999999999999999X"] {
+        for id in [
+            "33010819800101001X",
+            "110101190001010000",
+            "99999999999999999X",
+        ] {
             assert_eq!(unpack_id(pack_id(id).unwrap()), id);
         }
         assert!(pack_id("33010819800101001x").is_none());
@@ -1925,7 +2295,7 @@ mod tests {
     }
 
     #[test]
-    fn archived_versions_sort_by_stamp_then_number() {
+    fn versions_sort_by_stamp_then_number() {
         let mut keys: Vec<_> = [
             "master.20200702T000000.xlsx",
             "master.20200701T000000 (2).xlsx",
@@ -1933,7 +2303,7 @@ mod tests {
             "master.20200701T000000 (10).xlsx",
         ]
         .iter()
-        .map(|n| archive_key(n).unwrap())
+        .map(|n| version_key("master", n).unwrap())
         .collect();
         keys.sort();
         assert_eq!(
@@ -1945,7 +2315,15 @@ mod tests {
                 ("20200702T000000".to_string(), 1)
             ]
         );
-        assert!(archive_key("notes.txt").is_none());
+        for other in [
+            "notes.txt",
+            "master.xlsx",
+            "master.backup.xlsx",
+            "master.2020.xlsx",
+        ] {
+            assert!(version_key("master", other).is_none(), "{other}");
+        }
+        assert!(version_key("考核汇总", "考核汇总.20200701T000000.xlsx").is_some());
     }
 
     #[test]

@@ -76,7 +76,10 @@ pub fn render(config: &Config, name: &str, ctx: &impl Serialize) -> String {
             ),
         }
     }
-    let built_in = BUILT_IN.iter().find(|(n, _)| *n == name).map_or("", |(_, s)| s);
+    let built_in = BUILT_IN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, s)| s);
     render_source(built_in, &ctx).unwrap_or_else(|e| format!("（邮件模板 {name} 出错：{e}）\n"))
 }
 
@@ -154,7 +157,11 @@ pub fn mask_ids_in(s: &str) -> String {
 }
 
 fn masked(config: &Config, s: &str) -> String {
-    if config.plan.mask_ids { mask_ids_in(s) } else { s.to_string() }
+    if config.plan.mask_ids {
+        mask_ids_in(s)
+    } else {
+        s.to_string()
+    }
 }
 
 /// `2020-07-01 09:00` from a stored RFC 3339 stamp.
@@ -172,7 +179,12 @@ fn month_label(m: Option<YearMonth>) -> String {
 }
 
 fn sender(config: &Config) -> String {
-    config.mail.from_mailbox().name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "tally".into())
+    config
+        .mail
+        .from_mailbox()
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "tally".into())
 }
 
 fn file_name_of(path: &str) -> String {
@@ -279,7 +291,13 @@ struct ReceiptContext<'a> {
 }
 
 /// 回执: stored with the submission; its progress section is filled in before sending.
-fn receipt(config: &Config, unit: &Unit, s: &Submission, findings: &[Finding], original: Option<&Earlier>) -> Option<NewMessage> {
+fn receipt(
+    config: &Config,
+    unit: &Unit,
+    s: &Submission,
+    findings: &[Finding],
+    original: Option<&Earlier>,
+) -> Option<NewMessage> {
     if unit.contacts.is_empty() {
         tracing::info!(unit = %unit.name, "no contact address: no receipt");
         return None;
@@ -293,7 +311,9 @@ fn receipt(config: &Config, unit: &Unit, s: &Submission, findings: &[Finding], o
         received_at: show_time(&s.received_at),
         rows: s.rows,
         duplicate,
-        original_received_at: original.map(|o| show_time(&o.received_at)).unwrap_or_default(),
+        original_received_at: original
+            .map(|o| show_time(&o.received_at))
+            .unwrap_or_default(),
         superseding: !duplicate && supersedes(config, &unit.name, s.month),
         warnings: findings
             .iter()
@@ -303,9 +323,16 @@ fn receipt(config: &Config, unit: &Unit, s: &Submission, findings: &[Finding], o
         progress: PROGRESS_MARKER,
         sender: sender(config),
     };
-    let (subject, body) = split("receipt", Some(&unit.name), &render(config, "receipt", &ctx));
+    let (subject, body) = split(
+        "receipt",
+        Some(&unit.name),
+        &render(config, "receipt", &ctx),
+    );
     let key = if duplicate {
-        format!("receipt/duplicate/{}/{}/{}", s.sha256, s.received_at, unit.name)
+        format!(
+            "receipt/duplicate/{}/{}/{}",
+            s.sha256, s.received_at, unit.name
+        )
     } else {
         format!("receipt/{}/{}/{}", s.status.as_str(), s.sha256, unit.name)
     };
@@ -339,7 +366,13 @@ struct ProgressContext {
 
 /// The progress section of a receipt: this return per category, and the unit's figures in
 /// `status` (those of `status --json` at the same time).
-pub fn progress_section(config: &Config, status: &Status, unit: &str, this_return: &[(String, i64, i64)], duplicate: bool) -> String {
+pub fn progress_section(
+    config: &Config,
+    status: &Status,
+    unit: &str,
+    this_return: &[(String, i64, i64)],
+    duplicate: bool,
+) -> String {
     let Some(u) = status.units.iter().find(|u| u.unit == unit) else {
         return String::new();
     };
@@ -366,7 +399,9 @@ pub fn progress_section(config: &Config, status: &Status, unit: &str, this_retur
         lines: remind::lines(u, now, config.plan.year),
         missing_months: month_labels(&u.missing_months),
     };
-    collapse_blank_lines(&render(config, "progress", &ctx)).trim_end().to_string()
+    collapse_blank_lines(&render(config, "progress", &ctx))
+        .trim_end()
+        .to_string()
 }
 
 fn month_labels(months: &[String]) -> Vec<String> {
@@ -393,7 +428,13 @@ struct RejectionContext<'a> {
 }
 
 /// 退回通知: every finding, the feedback workbook attached.
-fn rejection(config: &Config, unit: &Unit, s: &Submission, findings: &[Finding], original: Option<&Earlier>) -> Option<NewMessage> {
+fn rejection(
+    config: &Config,
+    unit: &Unit,
+    s: &Submission,
+    findings: &[Finding],
+    original: Option<&Earlier>,
+) -> Option<NewMessage> {
     if unit.contacts.is_empty() {
         tracing::info!(unit = %unit.name, "no contact address: no rejection notice");
         return None;
@@ -413,16 +454,28 @@ fn rejection(config: &Config, unit: &Unit, s: &Submission, findings: &[Finding],
         month: month_label(s.month),
         received_at: show_time(&s.received_at),
         duplicate,
-        original_received_at: original.map(|o| show_time(&o.received_at)).unwrap_or_default(),
+        original_received_at: original
+            .map(|o| show_time(&o.received_at))
+            .unwrap_or_default(),
         errors: findings.iter().filter(|f| f.is_error()).count(),
         warnings: findings.iter().filter(|f| !f.is_error()).count(),
-        findings: sorted.into_iter().map(|f| finding_view(config, f)).collect(),
+        findings: sorted
+            .into_iter()
+            .map(|f| finding_view(config, f))
+            .collect(),
         feedback_name: feedback.as_deref().map(file_name_of),
         sender: sender(config),
     };
-    let (subject, body) = split("rejection", Some(&unit.name), &render(config, "rejection", &ctx));
+    let (subject, body) = split(
+        "rejection",
+        Some(&unit.name),
+        &render(config, "rejection", &ctx),
+    );
     let key = if duplicate {
-        format!("rejection/duplicate/{}/{}/{}", s.sha256, s.received_at, unit.name)
+        format!(
+            "rejection/duplicate/{}/{}/{}",
+            s.sha256, s.received_at, unit.name
+        )
     } else {
         format!("rejection/{}/{}", s.sha256, unit.name)
     };
@@ -434,7 +487,10 @@ fn rejection(config: &Config, unit: &Unit, s: &Submission, findings: &[Finding],
         cc: Vec::new(),
         subject,
         body,
-        attachments: feedback.map(|p| (file_name_of(&p), p)).into_iter().collect(),
+        attachments: feedback
+            .map(|p| (file_name_of(&p), p))
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -450,7 +506,12 @@ struct AlertContext<'a> {
 }
 
 /// 异常: a return names another unit than the folder it was dropped in.
-fn unit_mismatch_alert(config: &Config, unit: &Unit, s: &Submission, f: &Finding) -> Option<NewMessage> {
+fn unit_mismatch_alert(
+    config: &Config,
+    unit: &Unit,
+    s: &Submission,
+    f: &Finding,
+) -> Option<NewMessage> {
     if config.mail.bureau.is_empty() {
         return None;
     }
@@ -520,7 +581,11 @@ pub fn reminder(
         copy_leader: leader.is_some(),
         sender: sender(config),
     };
-    let (subject, body) = split("reminder", Some(&unit.name), &render(config, "reminder", &ctx));
+    let (subject, body) = split(
+        "reminder",
+        Some(&unit.name),
+        &render(config, "reminder", &ctx),
+    );
     NewMessage {
         idempotency_key: reminder_key(&window.id(), &unit.name),
         kind: "reminder".into(),
@@ -544,17 +609,31 @@ struct DeadlineContext<'a> {
 }
 
 /// 未报送提醒: a month's return is not in and its deadline is near.
-pub fn deadline_reminder(config: &Config, unit: &Unit, due: &DeadlineDue, _now: DateTime<Tz>) -> NewMessage {
+pub fn deadline_reminder(
+    config: &Config,
+    unit: &Unit,
+    due: &DeadlineDue,
+    _now: DateTime<Tz>,
+) -> NewMessage {
     let d = due.deadline;
     let ctx = DeadlineContext {
         plan: &config.plan.title,
         unit: &unit.name,
         month: due.month.label_zh(),
-        deadline: format!("{}年{}月{}日", chrono::Datelike::year(&d), chrono::Datelike::month(&d), chrono::Datelike::day(&d)),
+        deadline: format!(
+            "{}年{}月{}日",
+            chrono::Datelike::year(&d),
+            chrono::Datelike::month(&d),
+            chrono::Datelike::day(&d)
+        ),
         days_left: due.days_left,
         sender: sender(config),
     };
-    let (subject, body) = split("deadline", Some(&unit.name), &render(config, "deadline", &ctx));
+    let (subject, body) = split(
+        "deadline",
+        Some(&unit.name),
+        &render(config, "deadline", &ctx),
+    );
     NewMessage {
         idempotency_key: format!("deadline/{}/{}/{}", due.month, due.today, unit.name),
         kind: "deadline".into(),
@@ -611,7 +690,14 @@ struct DigestContext<'a> {
 }
 
 /// 周报 to the bureau: the status table, the period's returns, the master attached.
-pub fn digest(config: &Config, status: &Status, phase: Phase, due: &DigestDue, extras: &DigestExtras<'_>, now: DateTime<Tz>) -> NewMessage {
+pub fn digest(
+    config: &Config,
+    status: &Status,
+    phase: Phase,
+    due: &DigestDue,
+    extras: &DigestExtras<'_>,
+    now: DateTime<Tz>,
+) -> NewMessage {
     let count = |st: SubmissionStatus| extras.received.iter().filter(|s| s.status == st).count();
     let ctx = DigestContext {
         plan: &config.plan.title,
@@ -632,7 +718,12 @@ pub fn digest(config: &Config, status: &Status, phase: Phase, due: &DigestDue, e
                 lines: remind::lines(u, now, config.plan.year),
             })
             .collect(),
-        lagging_units: status.units.iter().filter(|u| u.lagging).map(|u| u.unit.clone()).collect(),
+        lagging_units: status
+            .units
+            .iter()
+            .filter(|u| u.lagging)
+            .map(|u| u.unit.clone())
+            .collect(),
         since: extras.since.map(show_now),
         received: Received {
             total: extras.received.len(),
@@ -658,7 +749,12 @@ pub fn digest(config: &Config, status: &Status, phase: Phase, due: &DigestDue, e
         attachments: extras
             .master
             .iter()
-            .map(|p| (file_name_of(&p.to_string_lossy()), p.to_string_lossy().to_string()))
+            .map(|p| {
+                (
+                    file_name_of(&p.to_string_lossy()),
+                    p.to_string_lossy().to_string(),
+                )
+            })
             .collect(),
     }
 }
@@ -669,7 +765,12 @@ mod tests {
     use crate::findings::Code;
 
     fn config() -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new("/nonexistent-base")).unwrap()
+        Config::parse(
+            include_str!("../tally.toml"),
+            Path::new("tally.toml"),
+            Path::new("/nonexistent-base"),
+        )
+        .unwrap()
     }
 
     fn submission(status: SubmissionStatus) -> Submission {
@@ -700,7 +801,13 @@ mod tests {
     fn every_built_in_template_renders_with_a_tagged_subject() {
         let c = config();
         let id = "330108199001011234";
-        let bad = Finding::new(Code::IdInvalid, "培训台账", "C7", id, format!("身份证号 {id} 校验位错误"));
+        let bad = Finding::new(
+            Code::IdInvalid,
+            "培训台账",
+            "C7",
+            id,
+            format!("身份证号 {id} 校验位错误"),
+        );
         let msgs = compose_intake(&c, &submission(SubmissionStatus::Rejected), &[bad]);
         assert_eq!(msgs.len(), 1);
         let m = &msgs[0];
@@ -708,22 +815,45 @@ mod tests {
         assert!(m.body.contains("培训台账!C7"), "{}", m.body);
         assert!(!m.body.contains(id), "IDs are masked: {}", m.body);
         assert!(m.body.contains("330108********1234"), "{}", m.body);
-        assert_eq!(m.attachments, [("2020-05.错误说明.xlsx".to_string(), "/w/西兴街道/退回/2020-05.错误说明.xlsx".to_string())]);
+        assert_eq!(
+            m.attachments,
+            [(
+                "2020-05.错误说明.xlsx".to_string(),
+                "/w/西兴街道/退回/2020-05.错误说明.xlsx".to_string()
+            )]
+        );
         assert_eq!(m.to, ["xixing@example.org"]);
 
         let msgs = compose_intake(&c, &submission(SubmissionStatus::Accepted), &[]);
-        assert!(msgs[0].subject.starts_with("【回执】西兴街道"), "{}", msgs[0].subject);
+        assert!(
+            msgs[0].subject.starts_with("【回执】西兴街道"),
+            "{}",
+            msgs[0].subject
+        );
         assert!(msgs[0].body.contains(PROGRESS_MARKER));
-        assert_eq!(msgs[0].idempotency_key, format!("receipt/accepted/{}/西兴街道", "ab".repeat(32)));
+        assert_eq!(
+            msgs[0].idempotency_key,
+            format!("receipt/accepted/{}/西兴街道", "ab".repeat(32))
+        );
     }
 
     #[test]
     fn a_unit_mismatch_alerts_the_bureau() {
         let c = config();
-        let f = Finding::new(Code::UnitMismatch, "填报信息", "B2", "长河街道", "填报单位与文件夹不符");
+        let f = Finding::new(
+            Code::UnitMismatch,
+            "填报信息",
+            "B2",
+            "长河街道",
+            "填报单位与文件夹不符",
+        );
         let msgs = compose_intake(&c, &submission(SubmissionStatus::Rejected), &[f]);
         let alert = msgs.iter().find(|m| m.kind == "alert").expect("alert");
-        assert!(alert.subject.starts_with("【异常】西兴街道"), "{}", alert.subject);
+        assert!(
+            alert.subject.starts_with("【异常】西兴街道"),
+            "{}",
+            alert.subject
+        );
         assert_eq!(alert.to, c.mail.bureau);
         assert!(alert.body.contains("长河街道"));
     }
@@ -736,9 +866,48 @@ mod tests {
     }
 
     #[test]
+    fn the_bureau_s_copy_of_a_template_wins_and_a_broken_one_falls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config();
+        c.base_dir = dir.path().to_path_buf();
+        let folder = custom_dir(&c);
+        std::fs::create_dir_all(&folder).unwrap();
+        let due = DeadlineDue {
+            month: YearMonth::parse("2020-06").unwrap(),
+            deadline: chrono::NaiveDate::from_ymd_opt(2020, 7, 5).unwrap(),
+            today: chrono::NaiveDate::from_ymd_opt(2020, 7, 3).unwrap(),
+            days_left: 2,
+        };
+        let now = crate::plan::parse_now("2020-07-03T10:00:00", c.tz).unwrap();
+        std::fs::write(
+            folder.join("deadline.txt"),
+            "请报送{{ month }}月报\n\n{{ unit }}：请于{{ deadline }}前报送。\n",
+        )
+        .unwrap();
+        let m = deadline_reminder(&c, &c.units[0], &due, now);
+        assert_eq!(m.subject, "【未报送提醒】西兴街道 请报送2020年6月月报");
+        assert_eq!(m.body, "西兴街道：请于2020年7月5日前报送。\n");
+        std::fs::write(folder.join("deadline.txt"), "{% if %}broken").unwrap();
+        let m = deadline_reminder(&c, &c.units[0], &due, now);
+        assert!(
+            m.subject
+                .starts_with("【未报送提醒】西兴街道 2020年6月月报"),
+            "{}",
+            m.subject
+        );
+        assert!(m.body.contains("还有 2 天"), "{}", m.body);
+    }
+
+    #[test]
     fn id_like_runs_are_masked_and_nothing_else() {
-        assert_eq!(mask_ids_in("号 33010819900101123X 错"), "号 330108********123X 错");
-        assert_eq!(mask_ids_in("code 91330108MA0000007X, 2020-05-06"), "code 91330108MA0000007X, 2020-05-06");
+        assert_eq!(
+            mask_ids_in("号 33010819900101123X 错"),
+            "号 330108********123X 错"
+        );
+        assert_eq!(
+            mask_ids_in("code 91330108MA0000007X, 2020-05-06"),
+            "code 91330108MA0000007X, 2020-05-06"
+        );
         assert_eq!(mask_ids_in("330108900101123"), "330108*****1123");
     }
 
@@ -747,9 +916,18 @@ mod tests {
         let c = config();
         let now = crate::plan::parse_now("2020-07-01", c.tz).unwrap();
         let status = crate::count::status(&c, now, &[], &Default::default());
-        let s = progress_section(&c, &status, "西兴街道", &[("企业主要负责人".into(), 2, 1)], false);
+        let s = progress_section(
+            &c,
+            &status,
+            "西兴街道",
+            &[("企业主要负责人".into(), 2, 1)],
+            false,
+        );
         assert!(s.contains("企业主要负责人：2 行，其中考核合格 1 行"), "{s}");
-        assert!(s.contains("已完成 0 人 / 全年指标 70 人（0.0%），按序时进度应完成 34.8 人，滞后"), "{s}");
+        assert!(
+            s.contains("已完成 0 人 / 全年指标 70 人（0.0%），按序时进度应完成 34.8 人，滞后"),
+            "{s}"
+        );
         assert!(s.contains("2020年5月"), "{s}");
     }
 }

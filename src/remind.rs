@@ -32,7 +32,12 @@ impl Window {
 
 /// The window of `cadence` (opening at `time`) that contains `now`; every-N-day windows
 /// count from `anchor` (1 January of the plan year).
-pub fn window_at(cadence: Cadence, time: NaiveTime, anchor: NaiveDate, now: NaiveDateTime) -> Window {
+pub fn window_at(
+    cadence: Cadence,
+    time: NaiveTime,
+    anchor: NaiveDate,
+    now: NaiveDateTime,
+) -> Window {
     match cadence {
         Cadence::Weekly(day) => {
             let date = now.date();
@@ -88,7 +93,9 @@ impl Closed {
                 q.from.format("%H:%M"),
                 q.to.format("%H:%M")
             ),
-            Closed::SkippedDate(d) => format!("{d} 为不发送日（mail.skip_dates），此日不发送定时邮件"),
+            Closed::SkippedDate(d) => {
+                format!("{d} 为不发送日（mail.skip_dates），此日不发送定时邮件")
+            }
         }
     }
 }
@@ -118,12 +125,20 @@ pub enum ReminderDecision {
     /// Reminded in this window already.
     AlreadySent,
     /// The `streak`-th reminder in a row; copy the leader when `copy_leader`.
-    Send { streak: u32, copy_leader: bool },
+    Send {
+        streak: u32,
+        copy_leader: bool,
+    },
 }
 
 /// Decide one unit's reminder. A window in which the unit was found not lagging ends a run of
 /// reminders; windows nobody evaluated (the daemon was off) do not.
-pub fn decide_reminder(u: &UnitStatus, has_contacts: bool, history: &UnitHistory, leader_after: u32) -> ReminderDecision {
+pub fn decide_reminder(
+    u: &UnitStatus,
+    has_contacts: bool,
+    history: &UnitHistory,
+    leader_after: u32,
+) -> ReminderDecision {
     if !u.lagging {
         return ReminderDecision::NotLagging;
     }
@@ -274,8 +289,14 @@ pub fn evaluate(config: &Config, now: DateTime<Tz>) -> Evaluation {
     let active = matches!(phase, Phase::Running | Phase::Grace { .. });
     let anchor = NaiveDate::from_ymd_opt(config.plan.year, 1, 1).expect("1 January");
 
-    let reminder_window = (mail.reminders.enabled && active)
-        .then(|| window_at(mail.reminders.cadence(), mail.reminders.time.0, anchor, local));
+    let reminder_window = (mail.reminders.enabled && active).then(|| {
+        window_at(
+            mail.reminders.cadence(),
+            mail.reminders.time.0,
+            anchor,
+            local,
+        )
+    });
 
     let mut deadlines = Vec::new();
     let days = i64::from(mail.reminders.deadline_days);
@@ -339,7 +360,12 @@ mod tests {
     use std::path::Path;
 
     fn config() -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new(".")).unwrap()
+        Config::parse(
+            include_str!("../tally.toml"),
+            Path::new("tally.toml"),
+            Path::new("."),
+        )
+        .unwrap()
     }
 
     fn at(s: &str) -> DateTime<Tz> {
@@ -361,21 +387,46 @@ mod tests {
     #[test]
     fn weekly_windows_open_at_the_weekday_and_time() {
         // 2020-07-01 is a Wednesday.
-        let w = window_at(Cadence::Weekly(Weekday::Mon), t(9, 0), jan1(), local("2020-07-01T10:00:00"));
+        let w = window_at(
+            Cadence::Weekly(Weekday::Mon),
+            t(9, 0),
+            jan1(),
+            local("2020-07-01T10:00:00"),
+        );
         assert_eq!(w.id(), "2020-06-29T09:00");
         assert_eq!(w.end, local("2020-07-06T09:00:00"));
         // Monday 08:59 still belongs to the week before; 09:00 opens the new window.
-        let w = window_at(Cadence::Weekly(Weekday::Mon), t(9, 0), jan1(), local("2020-07-06T08:59:00"));
+        let w = window_at(
+            Cadence::Weekly(Weekday::Mon),
+            t(9, 0),
+            jan1(),
+            local("2020-07-06T08:59:00"),
+        );
         assert_eq!(w.id(), "2020-06-29T09:00");
-        let w = window_at(Cadence::Weekly(Weekday::Mon), t(9, 0), jan1(), local("2020-07-06T09:00:00"));
+        let w = window_at(
+            Cadence::Weekly(Weekday::Mon),
+            t(9, 0),
+            jan1(),
+            local("2020-07-06T09:00:00"),
+        );
         assert_eq!(w.id(), "2020-07-06T09:00");
     }
 
     #[test]
     fn every_n_days_counts_from_the_first_of_january() {
-        let w = window_at(Cadence::EveryDays(10), t(9, 0), jan1(), local("2020-01-25T12:00:00"));
+        let w = window_at(
+            Cadence::EveryDays(10),
+            t(9, 0),
+            jan1(),
+            local("2020-01-25T12:00:00"),
+        );
         assert_eq!(w.id(), "2020-01-21T09:00");
-        let w = window_at(Cadence::EveryDays(10), t(9, 0), jan1(), local("2020-01-01T08:00:00"));
+        let w = window_at(
+            Cadence::EveryDays(10),
+            t(9, 0),
+            jan1(),
+            local("2020-01-01T08:00:00"),
+        );
         assert_eq!(w.id(), "2019-12-22T09:00");
     }
 
@@ -383,11 +434,21 @@ mod tests {
     fn quiet_hours_and_skipped_dates_close_the_schedule() {
         let mut c = config();
         c.mail.quiet_hours = Some(QuietHours::try_from("20:00-08:00".to_string()).unwrap());
-        c.mail.skip_dates = vec![crate::mail::DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap()];
-        assert!(matches!(closed(&c, local("2020-07-01T21:00:00")), Some(Closed::QuietHours(_))));
-        assert!(matches!(closed(&c, local("2020-07-01T07:00:00")), Some(Closed::QuietHours(_))));
+        c.mail.skip_dates =
+            vec![crate::mail::DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap()];
+        assert!(matches!(
+            closed(&c, local("2020-07-01T21:00:00")),
+            Some(Closed::QuietHours(_))
+        ));
+        assert!(matches!(
+            closed(&c, local("2020-07-01T07:00:00")),
+            Some(Closed::QuietHours(_))
+        ));
         assert_eq!(closed(&c, local("2020-07-01T09:00:00")), None);
-        assert!(matches!(closed(&c, local("2020-10-05T10:00:00")), Some(Closed::SkippedDate(_))));
+        assert!(matches!(
+            closed(&c, local("2020-10-05T10:00:00")),
+            Some(Closed::SkippedDate(_))
+        ));
     }
 
     #[test]
@@ -424,12 +485,25 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(days("2020-06-02T10:00:00"), vec![]);
-        assert_eq!(days("2020-06-03T10:00:00"), vec![("2020-05".to_string(), 2)]);
-        assert_eq!(days("2020-06-05T10:00:00"), vec![("2020-05".to_string(), 0)]);
-        assert_eq!(days("2020-06-05T08:00:00"), vec![], "not before the reminder time");
+        assert_eq!(
+            days("2020-06-03T10:00:00"),
+            vec![("2020-05".to_string(), 2)]
+        );
+        assert_eq!(
+            days("2020-06-05T10:00:00"),
+            vec![("2020-05".to_string(), 0)]
+        );
+        assert_eq!(
+            days("2020-06-05T08:00:00"),
+            vec![],
+            "not before the reminder time"
+        );
         assert_eq!(days("2020-06-06T10:00:00"), vec![]);
         // December's return is due in January, within the grace.
-        assert_eq!(days("2021-01-04T10:00:00"), vec![("2020-12".to_string(), 1)]);
+        assert_eq!(
+            days("2021-01-04T10:00:00"),
+            vec![("2020-12".to_string(), 1)]
+        );
     }
 
     fn unit(lagging: bool) -> UnitStatus {
@@ -459,19 +533,43 @@ mod tests {
     fn the_leader_is_copied_after_n_reminders_in_a_row() {
         let u = unit(true);
         let first = decide_reminder(&u, true, &UnitHistory::default(), 2);
-        assert_eq!(first, ReminderDecision::Send { streak: 1, copy_leader: false });
+        assert_eq!(
+            first,
+            ReminderDecision::Send {
+                streak: 1,
+                copy_leader: false
+            }
+        );
         let h = UnitHistory {
             current: None,
             previous: rec("w2", true, 2),
         };
-        assert_eq!(decide_reminder(&u, true, &h, 2), ReminderDecision::Send { streak: 3, copy_leader: true });
+        assert_eq!(
+            decide_reminder(&u, true, &h, 2),
+            ReminderDecision::Send {
+                streak: 3,
+                copy_leader: true
+            }
+        );
         // A window in which the unit had caught up ends the run.
         let h = UnitHistory {
             current: None,
             previous: rec("w2", false, 0),
         };
-        assert_eq!(decide_reminder(&u, true, &h, 2), ReminderDecision::Send { streak: 1, copy_leader: false });
-        assert_eq!(decide_reminder(&u, true, &h, 0), ReminderDecision::Send { streak: 1, copy_leader: false });
+        assert_eq!(
+            decide_reminder(&u, true, &h, 2),
+            ReminderDecision::Send {
+                streak: 1,
+                copy_leader: false
+            }
+        );
+        assert_eq!(
+            decide_reminder(&u, true, &h, 0),
+            ReminderDecision::Send {
+                streak: 1,
+                copy_leader: false
+            }
+        );
     }
 
     #[test]
@@ -481,15 +579,27 @@ mod tests {
             current: rec("w", true, 1),
             previous: None,
         };
-        assert_eq!(decide_reminder(&u, true, &h, 2), ReminderDecision::AlreadySent);
+        assert_eq!(
+            decide_reminder(&u, true, &h, 2),
+            ReminderDecision::AlreadySent
+        );
         // Found not lagging earlier in the window, lagging now: reminded now.
         let h = UnitHistory {
             current: rec("w", false, 0),
             previous: None,
         };
-        assert!(matches!(decide_reminder(&u, true, &h, 2), ReminderDecision::Send { .. }));
-        assert_eq!(decide_reminder(&unit(false), true, &h, 2), ReminderDecision::NotLagging);
-        assert_eq!(decide_reminder(&u, false, &UnitHistory::default(), 2), ReminderDecision::NoContacts);
+        assert!(matches!(
+            decide_reminder(&u, true, &h, 2),
+            ReminderDecision::Send { .. }
+        ));
+        assert_eq!(
+            decide_reminder(&unit(false), true, &h, 2),
+            ReminderDecision::NotLagging
+        );
+        assert_eq!(
+            decide_reminder(&u, false, &UnitHistory::default(), 2),
+            ReminderDecision::NoContacts
+        );
     }
 
     #[test]
@@ -500,7 +610,13 @@ mod tests {
         assert_eq!(l.remaining, 67);
         assert_eq!(l.monthly_pace, Some(12)); // 67 over July..December
         assert_eq!(l.rate, "4.3%");
-        assert_eq!(months_left(2020, NaiveDate::from_ymd_opt(2020, 12, 31).unwrap()), 1);
-        assert_eq!(lines(&unit(true), at("2021-01-10"), 2020)[0].monthly_pace, None);
+        assert_eq!(
+            months_left(2020, NaiveDate::from_ymd_opt(2020, 12, 31).unwrap()),
+            1
+        );
+        assert_eq!(
+            lines(&unit(true), at("2021-01-10"), 2020)[0].monthly_pace,
+            None
+        );
     }
 }

@@ -10,6 +10,7 @@ use crate::findings::{Code, Finding};
 use crate::intake::{self, IntakeContext, IntakeError, Outcome};
 use crate::ledger::{Ledger, NewMessage, NewSubmission, Submission, SubmissionStatus};
 use crate::lock::{LockError, StateLock};
+use crate::mail::Transport;
 use crate::settle::{self, Class, Layout, Look, Outside, Ready, Settler, Stat, Timing};
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -36,6 +37,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(30);
 const FOLDER_RETRY: Duration = Duration::from_secs(5);
 /// A failed master rebuild is retried this much later.
 const MASTER_RETRY: Duration = Duration::from_secs(30);
+/// Scheduled mail (reminders, digest) and outbox retries are looked at this often, besides
+/// after every burst.
+const MAIL_EVERY: Duration = Duration::from_secs(300);
 
 /// How the daemon learns about new files.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -298,12 +302,11 @@ pub struct Summary {
     pub bursts: usize,
 }
 
-/// Builds the messages stored with a submission. The mail work replaces this one place.
+/// Builds the messages stored with a submission (receipt, rejection notice, alert).
 type Compose<'a> = Box<dyn Fn(&Submission, &[Finding]) -> Vec<NewMessage> + 'a>;
 
 fn composer(config: &Config) -> Compose<'_> {
-    let _ = config;
-    Box::new(|_: &Submission, _: &[Finding]| Vec::new())
+    Box::new(crate::messages::composer(config))
 }
 
 /// The running daemon.
@@ -316,6 +319,8 @@ pub struct Daemon<'a> {
     layout: Layout,
     settler: Settler,
     compose: Compose<'a>,
+    transport: Transport,
+    next_mail: Instant,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     source: Option<(Watcher, Box<dyn notify::Watcher + Send>)>,
@@ -352,6 +357,11 @@ impl<'a> Daemon<'a> {
             Err(e) => return Err(e.into()),
         };
         let ledger = Ledger::open(&config.state_path())?;
+        // A bad SMTP setting is the user's to fix before the daemon runs for months.
+        let transport = Transport::from_env(config).map_err(|e| match e {
+            crate::mail::MailError::Config(m) => crate::cli::UsageError(m).into(),
+            e => anyhow::Error::from(e),
+        })?;
         let exe = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot locate the tally binary: {e}"))?;
         let root = std::path::absolute(config.watch_root()).unwrap_or_else(|_| config.watch_root());
@@ -374,6 +384,8 @@ impl<'a> Daemon<'a> {
             config_path,
             exe,
             compose: composer(config),
+            transport,
+            next_mail: Instant::now() + MAIL_EVERY,
             opts,
             ledger,
             layout,
@@ -623,6 +635,7 @@ impl<'a> Daemon<'a> {
         consider(self.next_rescan);
         consider(self.folders_retry_at);
         consider(self.master_retry_at);
+        consider(Some(self.next_mail));
         if let Some((_, since)) = self.dirty {
             if self.master_retry_at.is_none() {
                 // A burst ends when nothing is settling; check again soon, and by the cap.
@@ -788,6 +801,15 @@ impl<'a> Daemon<'a> {
             self.look(Instant::now());
         }
         self.maybe_end_burst(Instant::now());
+        if !self.opts.once && self.dirty.is_none() && Instant::now() >= self.next_mail {
+            self.next_mail = Instant::now() + MAIL_EVERY;
+            mail_work(
+                self.config,
+                &mut self.ledger,
+                self.opts.clock.now(),
+                &self.transport,
+            );
+        }
         if !self.opts.once {
             let today = self.opts.clock.now().date_naive();
             if self.dirty.is_none() && self.last_build_day.is_some_and(|d| d != today) {
@@ -822,9 +844,10 @@ impl<'a> Daemon<'a> {
         let files = self.dirty.map_or(0, |(n, _)| n);
         let started = Instant::now();
         let now = self.opts.clock.now();
-        match after_burst(self.config, &mut self.ledger, now) {
+        match after_burst(self.config, &mut self.ledger, now, &self.transport) {
             Ok(report) => {
                 self.summary.bursts += 1;
+                self.next_mail = Instant::now() + MAIL_EVERY;
                 self.dirty = None;
                 self.master_retry_at = None;
                 self.last_build_day = Some(now.date_naive());
@@ -833,7 +856,7 @@ impl<'a> Daemon<'a> {
                 }
                 tracing::info!(
                     files,
-                    master = %report.master.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+                    master = %report.master.display(),
                     ms = started.elapsed().as_millis() as u64,
                     "burst finished"
                 );
@@ -1124,16 +1147,19 @@ fn reject_internal(
 /// What [`after_burst`] did.
 #[derive(Debug, Default)]
 pub struct BurstReport {
-    /// The master written, if the master module is present.
-    pub master: Option<PathBuf>,
+    /// Where the master was written.
+    pub master: PathBuf,
 }
 
-/// The single integration point after a burst of files (and after `--once`, and daily):
-/// rebuild the master workbook from the ledger, then run the mail work that is due.
+/// The single integration point after a burst of files (and at the end of `--once`, and when
+/// the date changes): rebuild the master workbook from the ledger, then run the mail work that
+/// is due. Only a failed master is an error (retried later); mail failures are logged and
+/// stay in the outbox for the next round.
 pub fn after_burst(
     config: &Config,
     ledger: &mut Ledger,
     now: DateTime<Tz>,
+    transport: &Transport,
 ) -> anyhow::Result<BurstReport> {
     let written = crate::master::rebuild(config, ledger, now)?;
     if written != config.master_path() {
@@ -1143,9 +1169,32 @@ pub fn after_burst(
             "the master is held open or read-only; the new version was written beside it"
         );
     }
-    Ok(BurstReport {
-        master: Some(written),
-    })
+    mail_work(config, ledger, now, transport);
+    Ok(BurstReport { master: written })
+}
+
+/// Store the scheduled mail that is due (催办, 未报送提醒, 周报), then send what is queued and
+/// due. Failures are logged; messages stay in the outbox.
+pub fn mail_work(config: &Config, ledger: &mut Ledger, now: DateTime<Tz>, transport: &Transport) {
+    match crate::mail::schedule(config, ledger, now, false) {
+        Ok(report) => {
+            let new = report.planned.iter().filter(|p| p.new).count();
+            if new > 0 {
+                tracing::info!(messages = new, "scheduled mail stored");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "scheduled mail not evaluated"),
+    }
+    match crate::mail::send_due_with(config, ledger, now, transport) {
+        Ok(report) if !report.deferred.is_empty() || !report.failed.is_empty() => {
+            tracing::warn!(report = %report.summary(), "some mail was not delivered; it stays in the outbox")
+        }
+        Ok(report) if !report.sent.is_empty() => {
+            tracing::info!(report = %report.summary(), "mail sent")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "mail not sent; it stays in the outbox"),
+    }
 }
 
 /// The listing state in the ledger: files seen in the drop folders, being taken, failed, or

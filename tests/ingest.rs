@@ -336,6 +336,22 @@ fn a_rejected_return_goes_to_tui_hui_with_its_feedback_and_counts_nothing() {
 }
 
 #[test]
+fn the_same_rejected_bytes_again_go_back_to_tui_hui_with_feedback() {
+    let w = Workdir::new();
+    let mut bad = Person::new(1, P, "2020-05-06");
+    bad.result = "通过".into();
+    let bytes = return_xlsx("西兴街道", "2020-05", &[bad]);
+    ingest(&w, "西兴街道", "r.xlsx", &bytes, "2020-06-02", 1);
+    let out = ingest(&w, "西兴街道", "r.xlsx", &bytes, "2020-06-03", 1);
+    assert!(out.contains("duplicate"), "{out}");
+    assert_eq!(
+        w.files_in("watch-dirs/西兴街道/退回"),
+        ["r (2).xlsx", "r (2).错误说明.xlsx", "r.xlsx", "r.错误说明.xlsx"]
+    );
+    assert!(w.files_in("watch-dirs/西兴街道/已接收").is_empty());
+}
+
+#[test]
 fn the_feedback_workbook_marks_the_offending_cell() {
     use calamine::Reader;
     let w = Workdir::new();

@@ -45,17 +45,29 @@ fn bad_id(seed: u32) -> String {
 }
 
 fn unit_status<'a>(status: &'a Value, unit: &str) -> &'a Value {
-    status["units"].as_array().unwrap().iter().find(|u| u["unit"] == unit).unwrap()
+    status["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["unit"] == unit)
+        .unwrap()
 }
 
 fn tagged<'a>(mails: &'a [Mail], tag: &str) -> Vec<&'a Mail> {
-    mails.iter().filter(|m| m.subject.starts_with(tag)).collect()
+    mails
+        .iter()
+        .filter(|m| m.subject.starts_with(tag))
+        .collect()
 }
 
 /// The unit named right after a subject's tag.
 fn subject_unit(subject: &str) -> String {
     let rest = subject.split_once('】').unwrap().1;
-    UNITS.iter().find(|u| rest.starts_with(*u)).unwrap_or(&"").to_string()
+    UNITS
+        .iter()
+        .find(|u| rest.starts_with(*u))
+        .unwrap_or(&"")
+        .to_string()
 }
 
 /// The number after `label` and before the next `人` in `line`.
@@ -91,8 +103,16 @@ fn assert_figures_match_status(body: &str, status: &Value, unit: &str) {
         let name = c["category"].as_str().unwrap();
         let (_, target, completed, expected) = figures.iter().find(|f| f.0 == name).unwrap();
         assert_eq!(target, &c["target"].to_string(), "{unit} {name}: {body}");
-        assert_eq!(completed, &c["completed"].to_string(), "{unit} {name}: {body}");
-        assert_eq!(expected, &c["expected"].to_string(), "{unit} {name}: {body}");
+        assert_eq!(
+            completed,
+            &c["completed"].to_string(),
+            "{unit} {name}: {body}"
+        );
+        assert_eq!(
+            expected,
+            &c["expected"].to_string(),
+            "{unit} {name}: {body}"
+        );
     }
 }
 
@@ -110,7 +130,16 @@ fn receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook() {
         Person::new(3, M, "2020-05-07"),
         Person::new(4, O, "2020-05-08"),
     ];
-    let out = ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &people), now), 0);
+    let out = ok(
+        &ingest(
+            &w,
+            "西兴街道",
+            "2020-05.xlsx",
+            &return_xlsx("西兴街道", "2020-05", &people),
+            now,
+        ),
+        0,
+    );
     assert!(out.contains("mail: 1 sent"), "{out}");
 
     let mails = server.received();
@@ -119,11 +148,22 @@ fn receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook() {
     assert!(r.subject.starts_with("【回执】西兴街道"), "{}", r.subject);
     assert_eq!(r.to, ["xixing@example.org"]);
     assert_eq!(r.from, "tally@example.org");
-    assert!(r.body.contains("2020-05.xlsx") && r.body.contains("已通过校验并采用"), "{}", r.body);
-    assert!(r.body.contains(&format!("{P}：2 行，其中考核合格 1 行")), "{}", r.body);
+    assert!(
+        r.body.contains("2020-05.xlsx") && r.body.contains("已通过校验并采用"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&format!("{P}：2 行，其中考核合格 1 行")),
+        "{}",
+        r.body
+    );
     // Cumulative progress equals `status --json` at the same time.
     let status = w.json(&["--now", now, "status", "--json"], 0);
-    for c in unit_status(&status, "西兴街道")["categories"].as_array().unwrap() {
+    for c in unit_status(&status, "西兴街道")["categories"]
+        .as_array()
+        .unwrap()
+    {
         let line = format!(
             "{}：已完成 {} 人 / 全年指标 {} 人",
             c["category"].as_str().unwrap(),
@@ -131,13 +171,25 @@ fn receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook() {
             c["target"]
         );
         assert!(r.body.contains(&line), "{line}\n{}", r.body);
-        assert!(r.body.contains(&format!("按序时进度应完成 {} 人", c["expected"])), "{}", r.body);
+        assert!(
+            r.body
+                .contains(&format!("按序时进度应完成 {} 人", c["expected"])),
+            "{}",
+            r.body
+        );
     }
     assert!(!r.body.contains("[[tally:"), "{}", r.body);
 
     // A rejected return: every finding, the feedback workbook attached, IDs masked.
     let id = bad_id(5);
-    let bad = return_xlsx("浦沿街道", "2020-05", &[Person { id: id.clone(), ..Person::new(5, P, "2020-05-06") }]);
+    let bad = return_xlsx(
+        "浦沿街道",
+        "2020-05",
+        &[Person {
+            id: id.clone(),
+            ..Person::new(5, P, "2020-05-06")
+        }],
+    );
     ok(&ingest(&w, "浦沿街道", "五月.xlsx", &bad, now), 1);
     let mails = server.received();
     assert_eq!(mails.len(), 2);
@@ -145,19 +197,41 @@ fn receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook() {
     assert!(n.subject.starts_with("【退回】浦沿街道"), "{}", n.subject);
     assert_eq!(n.to, ["puyan@example.org"]);
     assert!(n.body.contains("培训台账!C2"), "{}", n.body);
-    assert!(!n.body.contains(&id) && !n.subject.contains(&id), "IDs are masked in mail: {}", n.body);
-    assert_eq!(n.attachments.len(), 1, "{:?}", n.attachments.iter().map(|a| &a.0).collect::<Vec<_>>());
+    assert!(
+        !n.body.contains(&id) && !n.subject.contains(&id),
+        "IDs are masked in mail: {}",
+        n.body
+    );
+    assert_eq!(
+        n.attachments.len(),
+        1,
+        "{:?}",
+        n.attachments.iter().map(|a| &a.0).collect::<Vec<_>>()
+    );
     let (name, bytes) = &n.attachments[0];
     assert_eq!(name, "五月.错误说明.xlsx");
-    let on_disk = std::fs::read(w.unit_dir("浦沿街道").join("退回").join("五月.错误说明.xlsx")).unwrap();
+    let on_disk = std::fs::read(
+        w.unit_dir("浦沿街道")
+            .join("退回")
+            .join("五月.错误说明.xlsx"),
+    )
+    .unwrap();
     assert_eq!(bytes, &on_disk, "the attachment is the feedback workbook");
     assert_ne!(r.message_id, n.message_id);
-    assert!(r.header_names.iter().any(|h| h == "Auto-Submitted"), "{:?}", r.header_names);
+    assert!(
+        r.header_names.iter().any(|h| h == "Auto-Submitted"),
+        "{:?}",
+        r.header_names
+    );
 
     let outbox = w.json(&["outbox", "list", "--all", "--json"], 0);
     let rows = outbox.as_array().unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r["status"] == "sent" && r["attempts"] == 1), "{outbox}");
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "sent" && r["attempts"] == 1),
+        "{outbox}"
+    );
 }
 
 #[test]
@@ -167,8 +241,19 @@ fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
     }
     let server = Server::start();
     let w = Workdir::with_plan(&plan_with_smtp(&server.url()));
-    let people: Vec<Person> = (0..5).map(|i| Person::new(10 + i, P, "2020-05-06")).collect();
-    ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &people), "2020-06-02T10:00:00"), 0);
+    let people: Vec<Person> = (0..5)
+        .map(|i| Person::new(10 + i, P, "2020-05-06"))
+        .collect();
+    ok(
+        &ingest(
+            &w,
+            "西兴街道",
+            "2020-05.xlsx",
+            &return_xlsx("西兴街道", "2020-05", &people),
+            "2020-06-02T10:00:00",
+        ),
+        0,
+    );
     let receipts = server.received().len();
 
     // Monday 2020-07-06 09:30: every unit lags (months not reported), one reminder each.
@@ -179,17 +264,34 @@ fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
     ok(&w.run(&["--now", now, "remind"]), 0);
     let mails = server.received();
     let reminders = tagged(&mails, "【催办】");
-    assert_eq!(reminders.len(), 4, "{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    assert_eq!(
+        reminders.len(),
+        4,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
     let status = w.json(&["--now", now, "status", "--json"], 0);
     for r in &reminders {
         let unit = subject_unit(&r.subject);
         assert!(unit_status(&status, &unit)["lagging"].as_bool().unwrap());
         assert_figures_match_status(&r.body, &status, &unit);
-        assert!(r.cc.is_empty(), "no leader on the first reminder: {:?}", r.cc);
-        assert!(r.body.contains("2020年1月"), "missing months are listed: {}", r.body);
+        assert!(
+            r.cc.is_empty(),
+            "no leader on the first reminder: {:?}",
+            r.cc
+        );
+        assert!(
+            r.body.contains("2020年1月"),
+            "missing months are listed: {}",
+            r.body
+        );
     }
     let dry_body = dry.split("【催办】西兴街道").nth(1).unwrap();
-    let sent_body = &reminders.iter().find(|r| r.subject.contains("西兴街道")).unwrap().body;
+    let sent_body = &reminders
+        .iter()
+        .find(|r| r.subject.contains("西兴街道"))
+        .unwrap()
+        .body;
     assert!(dry_body.contains(sent_body.lines().find(|l| l.contains("全年指标")).unwrap()));
 
     // The digest: to the bureau, the status table, the master workbook attached.
@@ -200,12 +302,22 @@ fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
     assert!(UNITS.iter().all(|u| d.body.contains(u)), "{}", d.body);
     assert_eq!(d.attachments.len(), 1, "the master is attached");
     assert_eq!(d.attachments[0].0, "master.xlsx");
-    assert!(d.attachments[0].1.starts_with(b"PK"), "an xlsx (zip) workbook");
+    assert!(
+        d.attachments[0].1.starts_with(b"PK"),
+        "an xlsx (zip) workbook"
+    );
 
     // A second run in the same window sends nothing new.
     let again = w.stdout(&["--now", "2020-07-08T15:00:00", "remind"], 0);
-    assert!(again.contains("本轮已发过") || again.contains("已催办过"), "{again}");
-    assert_eq!(server.received().len(), mails.len(), "one reminder per unit and window");
+    assert!(
+        again.contains("本轮已发过") || again.contains("已催办过"),
+        "{again}"
+    );
+    assert_eq!(
+        server.received().len(),
+        mails.len(),
+        "one reminder per unit and window"
+    );
 
     // Two more weekly windows: the third reminder in a row copies the leader.
     ok(&w.run(&["--now", "2020-07-13T09:30:00", "remind"]), 0);
@@ -213,9 +325,17 @@ fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
     let mails = server.received();
     let xixing: Vec<&Mail> = tagged(&mails, "【催办】西兴街道");
     assert_eq!(xixing.len(), 3);
-    assert!(xixing[0].cc.is_empty() && xixing[1].cc.is_empty(), "{:?}", xixing[1].cc);
+    assert!(
+        xixing[0].cc.is_empty() && xixing[1].cc.is_empty(),
+        "{:?}",
+        xixing[1].cc
+    );
     assert_eq!(xixing[2].cc, ["xixing-leader@example.org"]);
-    assert!(xixing[2].body.contains("连续第 3 次催办"), "{}", xixing[2].body);
+    assert!(
+        xixing[2].body.contains("连续第 3 次催办"),
+        "{}",
+        xixing[2].body
+    );
     let status = w.json(&["--now", "2020-07-20T09:30:00", "status", "--json"], 0);
     assert_figures_match_status(&xixing[2].body, &status, "西兴街道");
 }
@@ -228,33 +348,80 @@ fn a_server_that_is_down_delays_mail_and_loses_none_nor_sends_twice() {
     let port = smtp::free_port();
     let w = Workdir::with_plan(&plan_with_smtp(&format!("smtp://127.0.0.1:{port}")));
     let bytes = return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]);
-    let out = ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &bytes, "2020-06-02T10:00:00"), 0);
-    assert!(out.contains("1 to retry"), "the return is taken in all the same: {out}");
+    let out = ok(
+        &ingest(
+            &w,
+            "西兴街道",
+            "2020-05.xlsx",
+            &bytes,
+            "2020-06-02T10:00:00",
+        ),
+        0,
+    );
+    assert!(
+        out.contains("1 to retry"),
+        "the return is taken in all the same: {out}"
+    );
     let queued = w.json(&["outbox", "list", "--json"], 0);
     let row = &queued.as_array().unwrap()[0];
     assert_eq!(row["status"], "queued");
     assert_eq!(row["attempts"], 1);
     assert!(!row["last_error"].as_str().unwrap().is_empty());
     let table = w.stdout(&["outbox"], 0);
-    assert!(table.contains("待发送") && table.contains("【回执】西兴街道"), "{table}");
+    assert!(
+        table.contains("待发送") && table.contains("【回执】西兴街道"),
+        "{table}"
+    );
     // Still down: retry says so and keeps it.
-    ok(&w.run(&["--now", "2020-06-02T10:01:00", "outbox", "retry"]), 1);
+    ok(
+        &w.run(&["--now", "2020-06-02T10:01:00", "outbox", "retry"]),
+        1,
+    );
 
     let server = Server::start_on(port);
-    let out = ok(&w.run(&["--now", "2020-06-02T10:02:00", "outbox", "retry"]), 0);
+    let out = ok(
+        &w.run(&["--now", "2020-06-02T10:02:00", "outbox", "retry"]),
+        0,
+    );
     assert!(out.contains("1 sent"), "{out}");
     assert_eq!(server.received().len(), 1);
-    ok(&w.run(&["--now", "2020-06-02T10:03:00", "outbox", "retry"]), 0);
+    ok(
+        &w.run(&["--now", "2020-06-02T10:03:00", "outbox", "retry"]),
+        0,
+    );
     // A later intake sends its own receipt, and not the first one again.
     let second = return_xlsx("长河街道", "2020-05", &[Person::new(2, P, "2020-05-06")]);
-    ok(&ingest(&w, "长河街道", "2020-05.xlsx", &second, "2020-06-02T11:00:00"), 0);
+    ok(
+        &ingest(
+            &w,
+            "长河街道",
+            "2020-05.xlsx",
+            &second,
+            "2020-06-02T11:00:00",
+        ),
+        0,
+    );
     let mails = server.received();
-    assert_eq!(mails.len(), 2, "{:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    assert_eq!(
+        mails.len(),
+        2,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
     assert!(mails[0].subject.starts_with("【回执】西兴街道"));
     assert!(mails[1].subject.starts_with("【回执】长河街道"));
     let all = w.json(&["outbox", "list", "--all", "--json"], 0);
-    assert!(all.as_array().unwrap().iter().all(|r| r["status"] == "sent"), "{all}");
-    assert_eq!(w.stdout(&["outbox"], 0).trim(), "发件箱中没有待发送或发送失败的邮件。");
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "sent"),
+        "{all}"
+    );
+    assert_eq!(
+        w.stdout(&["outbox"], 0).trim(),
+        "发件箱中没有待发送或发送失败的邮件。"
+    );
 }
 
 #[test]
@@ -265,8 +432,16 @@ fn cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header() {
     let server = Server::start();
     let evil = "西兴街道\r\nBcc: evil@example.org";
     let plan = plan_with_smtp(&server.url())
-        .replacen("name = \"西兴街道\"", "name = \"西兴街道\\r\\nBcc: evil@example.org\"", 1)
-        .replacen("[targets.\"西兴街道\"]", "[targets.\"西兴街道\\r\\nBcc: evil@example.org\"]", 1);
+        .replacen(
+            "name = \"西兴街道\"",
+            "name = \"西兴街道\\r\\nBcc: evil@example.org\"",
+            1,
+        )
+        .replacen(
+            "[targets.\"西兴街道\"]",
+            "[targets.\"西兴街道\\r\\nBcc: evil@example.org\"]",
+            1,
+        );
     let w = Workdir::with_plan(&plan);
     let now = "2020-06-02T10:00:00";
     let loads = w.run(&["--now", now, "status", "--json"]);
@@ -279,8 +454,24 @@ fn cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header() {
         assert!(err.contains("units[0].name"), "{err}");
     }
     let name = "五月\r\nBcc: evil@example.org.xlsx";
-    let bad = return_xlsx("长河街道", "2020-05", &[Person { id: bad_id(3), ..Person::new(3, P, "2020-05-06") }]);
-    ok(&ingest(&Workdir::with_plan(&plan_with_smtp(&server.url())), "长河街道", name, &bad, now), 1);
+    let bad = return_xlsx(
+        "长河街道",
+        "2020-05",
+        &[Person {
+            id: bad_id(3),
+            ..Person::new(3, P, "2020-05-06")
+        }],
+    );
+    ok(
+        &ingest(
+            &Workdir::with_plan(&plan_with_smtp(&server.url())),
+            "长河街道",
+            name,
+            &bad,
+            now,
+        ),
+        1,
+    );
 
     let mails = server.received();
     assert!(!mails.is_empty());
@@ -297,7 +488,10 @@ fn cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header() {
     }
     let rejection = tagged(&mails, "【退回】长河街道")[0];
     assert_eq!(rejection.attachments.len(), 1);
-    assert!(rejection.attachments[0].0.contains("Bcc: evil@example.org"), "the name stays a name");
+    assert!(
+        rejection.attachments[0].0.contains("Bcc: evil@example.org"),
+        "the name stays a name"
+    );
 }
 
 #[test]
@@ -308,7 +502,16 @@ fn the_reference_plan_leaves_readable_eml_files_in_the_outbox() {
     // 西兴街道 reports every month and is on pace; 长河街道 reports May only; 浦沿街道's
     // return is rejected; 江北科技园 sends nothing.
     for m in ["2020-01", "2020-02", "2020-03", "2020-04"] {
-        ok(&ingest(&w, "西兴街道", &format!("{m}.xlsx"), &return_xlsx("西兴街道", m, &[]), june), 0);
+        ok(
+            &ingest(
+                &w,
+                "西兴街道",
+                &format!("{m}.xlsx"),
+                &return_xlsx("西兴街道", m, &[]),
+                june,
+            ),
+            0,
+        );
     }
     let mut seed = 100;
     let mut people = Vec::new();
@@ -318,10 +521,37 @@ fn the_reference_plan_leaves_readable_eml_files_in_the_outbox() {
             seed += 1;
         }
     }
-    ok(&ingest(&w, "西兴街道", "2020-05.xlsx", &return_xlsx("西兴街道", "2020-05", &people), june), 0);
-    let few: Vec<Person> = (0..3).map(|i| Person::new(5000 + i, P, "2020-05-12")).collect();
-    ok(&ingest(&w, "长河街道", "5月报表.xlsx", &return_xlsx("长河街道", "2020-05", &few), june), 0);
-    let bad = return_xlsx("浦沿街道", "2020-05", &[Person { id: bad_id(7), ..Person::new(7, M, "2020-05-12") }]);
+    ok(
+        &ingest(
+            &w,
+            "西兴街道",
+            "2020-05.xlsx",
+            &return_xlsx("西兴街道", "2020-05", &people),
+            june,
+        ),
+        0,
+    );
+    let few: Vec<Person> = (0..3)
+        .map(|i| Person::new(5000 + i, P, "2020-05-12"))
+        .collect();
+    ok(
+        &ingest(
+            &w,
+            "长河街道",
+            "5月报表.xlsx",
+            &return_xlsx("长河街道", "2020-05", &few),
+            june,
+        ),
+        0,
+    );
+    let bad = return_xlsx(
+        "浦沿街道",
+        "2020-05",
+        &[Person {
+            id: bad_id(7),
+            ..Person::new(7, M, "2020-05-12")
+        }],
+    );
     ok(&ingest(&w, "浦沿街道", "浦沿5月.xlsx", &bad, june), 1);
 
     let now = "2020-07-01";
@@ -335,7 +565,13 @@ fn the_reference_plan_leaves_readable_eml_files_in_the_outbox() {
         .filter(|u| u["lagging"] == true)
         .map(|u| u["unit"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(lagging, ["江北科技园", "浦沿街道", "长河街道"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        lagging,
+        ["江北科技园", "浦沿街道", "长河街道"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
 
     let mails = smtp::read_dir_mails(&w.join("outbox"), ".eml");
     let files = w.files_in("outbox");
@@ -345,15 +581,26 @@ fn the_reference_plan_leaves_readable_eml_files_in_the_outbox() {
     let rejection = tagged(&mails, "【退回】浦沿街道");
     assert_eq!(rejection.len(), 1);
     assert_eq!(rejection[0].attachments[0].0, "浦沿5月.错误说明.xlsx");
-    let reminded: BTreeSet<String> = tagged(&mails, "【催办】").iter().map(|m| subject_unit(&m.subject)).collect();
-    assert_eq!(reminded, lagging, "reminders go to exactly the units that lag");
+    let reminded: BTreeSet<String> = tagged(&mails, "【催办】")
+        .iter()
+        .map(|m| subject_unit(&m.subject))
+        .collect();
+    assert_eq!(
+        reminded, lagging,
+        "reminders go to exactly the units that lag"
+    );
     for r in tagged(&mails, "【催办】") {
         assert_figures_match_status(&r.body, &status, &subject_unit(&r.subject));
     }
     assert_eq!(tagged(&mails, "【周报】").len(), 1);
 
     // Read a few as a clerk would.
-    for tag in ["【回执】长河街道", "【退回】浦沿街道", "【催办】长河街道", "【周报】"] {
+    for tag in [
+        "【回执】长河街道",
+        "【退回】浦沿街道",
+        "【催办】长河街道",
+        "【周报】",
+    ] {
         let m = tagged(&mails, tag)[0];
         println!(
             "===== {}\nTo: {}\nCc: {}\nSubject: {}\nAttachments: {:?}\n\n{}",
@@ -369,4 +616,96 @@ fn the_reference_plan_leaves_readable_eml_files_in_the_outbox() {
     // Running remind again in the same window adds nothing.
     ok(&w.run(&["--now", "2020-07-01T15:00:00", "remind"]), 0);
     assert_eq!(w.files_in("outbox"), files);
+}
+
+#[test]
+fn duplicates_a_unit_mismatch_and_deadline_reminders_through_the_file_transport() {
+    let w = Workdir::new();
+    let june = "2020-06-02T10:00:00";
+    let good = return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]);
+    ok(&ingest(&w, "西兴街道", "a.xlsx", &good, june), 0);
+    ok(
+        &ingest(&w, "西兴街道", "a.xlsx", &good, "2020-06-02T11:00:00"),
+        0,
+    );
+    let bad = return_xlsx(
+        "长河街道",
+        "2020-05",
+        &[Person {
+            id: bad_id(2),
+            ..Person::new(2, P, "2020-05-06")
+        }],
+    );
+    ok(&ingest(&w, "长河街道", "b.xlsx", &bad, june), 1);
+    // The same rejected bytes again (intake records them as a duplicate of the rejected one).
+    ingest(&w, "长河街道", "b.xlsx", &bad, "2020-06-02T11:00:00");
+    // A return that names another unit than its folder: rejected, and the bureau is told.
+    let other = return_xlsx("长河街道", "2020-05", &[Person::new(3, P, "2020-05-06")]);
+    ok(&ingest(&w, "浦沿街道", "c.xlsx", &other, june), 1);
+
+    let mails = smtp::read_dir_mails(&w.join("outbox"), ".eml");
+    let receipts = tagged(&mails, "【回执】西兴街道");
+    assert_eq!(receipts.len(), 2);
+    assert!(
+        receipts[1].body.contains("完全相同") && receipts[1].body.contains("不重复计算"),
+        "{}",
+        receipts[1].body
+    );
+    let returned = tagged(&mails, "【退回】长河街道");
+    assert_eq!(
+        returned.len(),
+        2,
+        "the same rejected bytes again get the notice again"
+    );
+    assert!(
+        returned[1].body.contains("已退回的文件完全相同"),
+        "{}",
+        returned[1].body
+    );
+    assert!(
+        returned[1].body.contains("培训台账!C2"),
+        "the original findings: {}",
+        returned[1].body
+    );
+    assert_eq!(
+        returned[1].attachments.len(),
+        1,
+        "the original feedback workbook"
+    );
+    let alert = tagged(&mails, "【异常】浦沿街道");
+    assert_eq!(alert.len(), 1);
+    assert_eq!(alert[0].to, ["anquan@example.org"]);
+    assert!(
+        alert[0].body.contains("长河街道") && alert[0].body.contains("c.xlsx"),
+        "{}",
+        alert[0].body
+    );
+    assert_eq!(tagged(&mails, "【退回】浦沿街道").len(), 1);
+
+    // 未报送提醒: on the last days before June's deadline (5 July), to those without June.
+    let before = w.files_in("outbox").len();
+    ok(&w.run(&["--now", "2020-07-02T10:00:00", "remind"]), 0);
+    let after_first = smtp::read_dir_mails(&w.join("outbox"), ".eml");
+    assert!(
+        tagged(&after_first, "【未报送提醒】").is_empty(),
+        "2 July is not within the last 3 days"
+    );
+    ok(&w.run(&["--now", "2020-07-03T10:00:00", "remind"]), 0);
+    ok(&w.run(&["--now", "2020-07-03T16:00:00", "remind"]), 0);
+    ok(&w.run(&["--now", "2020-07-05T10:00:00", "remind"]), 0);
+    let mails = smtp::read_dir_mails(&w.join("outbox"), ".eml");
+    let due = tagged(&mails, "【未报送提醒】");
+    assert_eq!(
+        due.len(),
+        8,
+        "4 units × (3 and 5 July), once a day: {:?}",
+        due.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert!(
+        due[0].subject.contains("2020年6月") && due[0].subject.contains("2020年7月5日"),
+        "{}",
+        due[0].subject
+    );
+    assert!(due.iter().any(|m| m.body.contains("就是今天")));
+    assert!(w.files_in("outbox").len() > before);
 }

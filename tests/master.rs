@@ -6,7 +6,6 @@ mod common;
 
 use calamine::{Data, Reader, Xlsx};
 use common::*;
-use serde_json::Value;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
@@ -38,11 +37,23 @@ fn people(seeds: std::ops::Range<u32>, category: &str, date: &str) -> Vec<Person
 /// person reported by two units, failed results, a duplicate file, formula-looking names.
 fn realistic(w: &Workdir) {
     // 西兴街道: a nil return in January, then Feb–May; May is resubmitted.
-    ingest(w, "西兴街道", "2020-01.xlsx", &return_xlsx("西兴街道", "2020-01", &[]), "2020-02-03");
+    ingest(
+        w,
+        "西兴街道",
+        "2020-01.xlsx",
+        &return_xlsx("西兴街道", "2020-01", &[]),
+        "2020-02-03",
+    );
     let mut feb = people(0..10, P, "2020-02-10");
     feb.extend(people(10..22, M, "2020-02-11"));
     feb.extend(people(22..62, O, "2020-02-12"));
-    ingest(w, "西兴街道", "2020-02.xlsx", &return_xlsx("西兴街道", "2020-02", &feb), "2020-03-02");
+    ingest(
+        w,
+        "西兴街道",
+        "2020-02.xlsx",
+        &return_xlsx("西兴街道", "2020-02", &feb),
+        "2020-03-02",
+    );
     let mut mar = people(62..67, P, "2020-03-05");
     mar.extend(people(67..97, O, "2020-03-06"));
     mar.push(Person::new(97, O, "2020-03-06").failed());
@@ -52,10 +63,25 @@ fn realistic(w: &Workdir) {
     let mut plus = Person::new(99, O, "2020-03-07");
     plus.name = "+1".into();
     mar.push(plus);
-    ingest(w, "西兴街道", "2020-03.xlsx", &return_xlsx("西兴街道", "2020-03", &mar), "2020-04-02");
+    ingest(
+        w,
+        "西兴街道",
+        "2020-03.xlsx",
+        &return_xlsx("西兴街道", "2020-03", &mar),
+        "2020-04-02",
+    );
     // The same principal again in April: counted once, listed as a double.
-    let apr = vec![Person::new(0, P, "2020-04-08"), Person::new(100, M, "2020-04-08")];
-    ingest(w, "西兴街道", "2020-04.xlsx", &return_xlsx("西兴街道", "2020-04", &apr), "2020-05-03");
+    let apr = vec![
+        Person::new(0, P, "2020-04-08"),
+        Person::new(100, M, "2020-04-08"),
+    ];
+    ingest(
+        w,
+        "西兴街道",
+        "2020-04.xlsx",
+        &return_xlsx("西兴街道", "2020-04", &apr),
+        "2020-05-03",
+    );
     ingest(
         w,
         "西兴街道",
@@ -97,14 +123,27 @@ fn realistic(w: &Workdir) {
 
     // 浦沿街道: January to March only, and a rejected March attempt first.
     let mut bad = Person::new(5000, P, "2020-03-03");
-    bad.id.replace_range(17..18, if bad.id.ends_with('1') { "2" } else { "1" });
-    ingest(w, "浦沿街道", "三月.xlsx", &return_xlsx("浦沿街道", "2020-03", &[bad]), "2020-04-01");
+    bad.id
+        .replace_range(17..18, if bad.id.ends_with('1') { "2" } else { "1" });
+    ingest(
+        w,
+        "浦沿街道",
+        "三月.xlsx",
+        &return_xlsx("浦沿街道", "2020-03", &[bad]),
+        "2020-04-01",
+    );
     for m in 1..=3 {
         let month = format!("2020-{m:02}");
         let date = format!("2020-{m:02}-20");
         let mut rows = people(5000 + m * 100..5000 + m * 100 + 6, P, &date);
         rows.extend(people(5500 + m * 100..5500 + m * 100 + 30, O, &date));
-        ingest(w, "浦沿街道", &format!("{month}.xlsx"), &return_xlsx("浦沿街道", &month, &rows), "2020-04-02");
+        ingest(
+            w,
+            "浦沿街道",
+            &format!("{month}.xlsx"),
+            &return_xlsx("浦沿街道", &month, &rows),
+            "2020-04-02",
+        );
     }
 }
 
@@ -117,7 +156,11 @@ fn num(r: &calamine::Range<Data>, row: u32, col: u32) -> f64 {
     match r.get_value((row, col)) {
         Some(Data::Float(f)) => *f,
         Some(Data::Int(i)) => *i as f64,
-        other => panic!("{SUMMARY}!{}{}: expected a number, found {other:?}", col, row + 1),
+        other => panic!(
+            "{SUMMARY}!{}{}: expected a number, found {other:?}",
+            col,
+            row + 1
+        ),
     }
 }
 
@@ -153,16 +196,25 @@ fn the_master_matches_status_cell_by_cell() {
     let w = Workdir::new();
     realistic(&w);
     let path = rebuild(&w, NOW);
-    if let Some(keep) = std::env::var_os("KEEP_MASTER_TMP") { std::fs::copy(&path, keep).unwrap(); }
+    // To look at this master: TALLY_TEST_KEEP_MASTER=/tmp/m.xlsx cargo test --test master
+    if let Some(keep) = std::env::var_os("TALLY_TEST_KEEP_MASTER") {
+        std::fs::copy(&path, keep).unwrap();
+    }
     assert_eq!(path, w.join("output/master.xlsx"));
     let status = w.json(&["--now", NOW, "status", "--json"], 0);
     let mut book = open(&path);
     let names = book.sheet_names();
-    assert_eq!(names, [SUMMARY, "月度进度", "报送记录", "问题清单", "培训台账"]);
+    assert_eq!(
+        names,
+        [SUMMARY, "月度进度", "报送记录", "问题清单", "培训台账"]
+    );
 
     let s = book.worksheet_range(SUMMARY).unwrap();
     let title = string(&s, 0, 0);
-    assert_eq!(title, "杭州高新区（滨江）2020年度安全生产培训计划考核指标完成情况（截至2020年7月1日）");
+    assert_eq!(
+        title,
+        "杭州高新区（滨江）2020年度安全生产培训计划考核指标完成情况（截至2020年7月1日）"
+    );
     assert_eq!(string(&s, 2, 0), "序号");
     assert_eq!(string(&s, 2, 1), "单位");
     for (c, cat) in [P, M, O, "合计"].iter().enumerate() {
@@ -187,7 +239,13 @@ fn the_master_matches_status_cell_by_cell() {
             let t = cat["target"].as_f64().unwrap();
             let d = cat["completed"].as_f64().unwrap();
             assert_eq!(num(&s, row, col), t, "{} {}", u["unit"], cat["category"]);
-            assert_eq!(num(&s, row, col + 1), d, "{} {}", u["unit"], cat["category"]);
+            assert_eq!(
+                num(&s, row, col + 1),
+                d,
+                "{} {}",
+                u["unit"],
+                cat["category"]
+            );
             assert!((num(&s, row, col + 2) - d / t).abs() < 1e-12);
             t_all += t;
             d_all += d;
@@ -226,8 +284,16 @@ fn the_master_matches_status_cell_by_cell() {
     // The figures this data set was built to produce.
     let states: Vec<String> = (0..4).map(|i| string(&s, FIRST + i, TOTAL + 4)).collect();
     assert_eq!(states, ["滞后", "正常", "未报送", "未报送"]);
-    assert_eq!(num(&s, FIRST, target_col(0) + 1), 15.0, "西兴街道 principals: 16 rows, one twice");
-    assert_eq!(num(&s, FIRST, target_col(2) + 1), 97.0, "西兴街道 employees: failed one out, May resubmitted with 25");
+    assert_eq!(
+        num(&s, FIRST, target_col(0) + 1),
+        15.0,
+        "西兴街道 principals: 16 rows, one twice"
+    );
+    assert_eq!(
+        num(&s, FIRST, target_col(2) + 1),
+        97.0,
+        "西兴街道 employees: failed one out, May resubmitted with 25"
+    );
     assert_eq!(num(&s, FIRST + 1, target_col(0) + 1), 41.0);
 
     // Totals and rates are formulas, with their results stored.
@@ -238,19 +304,41 @@ fn the_master_matches_status_cell_by_cell() {
     assert_eq!(formula(FIRST, TOTAL + 1), "SUM(D5,G5,J5)");
     assert_eq!(formula(totals, target_col(0)), "SUM(C5:C8)");
     assert_eq!(formula(totals, TOTAL + 2), "IFERROR(M9/L9,0)");
-    assert_eq!(formula(FIRST, target_col(0) + 1), "", "completed counts are values");
+    assert_eq!(
+        formula(FIRST, target_col(0) + 1),
+        "",
+        "completed counts are values"
+    );
 
     // Conditional formats and a native chart.
     let sheet1 = zip_text(&path, "xl/worksheets/sheet1.xml");
     assert!(sheet1.contains("<dataBar"), "data bars on the rates");
-    assert!(sheet1.contains("D5&lt;C5*$O5*(1-0.1)"), "lagging rule: {sheet1}");
-    assert!(sheet1.contains("<formula>\"未报送\"</formula>"), "未报送 in red");
-    assert!(sheet1.contains("<pageSetup paperSize=\"9\" fitToHeight=\"0\" orientation=\"landscape\""), "A4 landscape, one page wide");
-    assert!(sheet1.contains("<pane xSplit=\"2\" ySplit=\"4\""), "frozen header");
+    assert!(
+        sheet1.contains("$D5&lt;$C5*$O5*(1-0.1)"),
+        "lagging rule: {sheet1}"
+    );
+    assert!(
+        sheet1.contains("<formula>\"未报送\"</formula>"),
+        "未报送 in red"
+    );
+    assert!(
+        sheet1.contains("<pageSetup paperSize=\"9\" fitToHeight=\"0\" orientation=\"landscape\""),
+        "A4 landscape, one page wide"
+    );
+    assert!(
+        sheet1.contains("<pane xSplit=\"2\" ySplit=\"4\""),
+        "frozen header"
+    );
     let workbook = zip_text(&path, "xl/workbook.xml");
-    assert!(workbook.contains("_xlnm.Print_Titles"), "repeated header rows");
+    assert!(
+        workbook.contains("_xlnm.Print_Titles"),
+        "repeated header rows"
+    );
     let chart = zip_text(&path, "xl/charts/chart1.xml");
-    assert!(chart.contains("<c:barChart>") && chart.contains("<c:lineChart>"), "columns with the expected-rate line");
+    assert!(
+        chart.contains("<c:barChart>") && chart.contains("<c:lineChart>"),
+        "columns with the expected-rate line"
+    );
     assert!(chart.contains("考核指标完成情况"));
     let chart2 = zip_text(&path, "xl/charts/chart2.xml");
     assert!(chart2.contains("月度进度"));
@@ -265,8 +353,15 @@ fn the_master_matches_status_cell_by_cell() {
             assert_eq!(string(&m, row, 0), u["unit"].as_str().unwrap());
             assert_eq!(string(&m, row, 1), cat["category"].as_str().unwrap());
             assert_eq!(num(&m, row, 2), cat["target"].as_f64().unwrap());
-            assert_eq!(num(&m, row, 3 + 5), cat["completed"].as_f64().unwrap(), "June");
-            assert!(matches!(m.get_value((row, 3 + 6)), None | Some(Data::Empty)), "July is blank");
+            assert_eq!(
+                num(&m, row, 3 + 5),
+                cat["completed"].as_f64().unwrap(),
+                "June"
+            );
+            assert!(
+                matches!(m.get_value((row, 3 + 6)), None | Some(Data::Empty)),
+                "July is blank"
+            );
             row += 1;
         }
         assert_eq!(string(&m, row, 1), "小计");
@@ -278,29 +373,68 @@ fn the_master_matches_status_cell_by_cell() {
     // 报送记录: every submission with its status.
     let r = book.worksheet_range("报送记录").unwrap();
     assert_eq!(string(&r, 0, 0), "编号");
-    let statuses: Vec<String> = (1..r.height() as u32).map(|row| string(&r, row, 5)).collect();
+    let statuses: Vec<String> = (1..r.height() as u32)
+        .map(|row| string(&r, row, 5))
+        .collect();
     assert_eq!(statuses.len(), 16, "{statuses:?}");
     for (label, n) in [("已采用", 13), ("已被替代", 1), ("重复", 1), ("已退回", 1)] {
-        assert_eq!(statuses.iter().filter(|s| *s == label).count(), n, "{label}: {statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| *s == label).count(),
+            n,
+            "{label}: {statuses:?}"
+        );
     }
-    assert!((1..r.height() as u32).all(|row| string(&r, row, 14).len() == 64), "sha256");
+    assert!(
+        (1..r.height() as u32).all(|row| string(&r, row, 14).len() == 64),
+        "sha256"
+    );
 
     // 问题清单: the rejected return's error, the ingest warnings and both kinds of doubles.
     let q = book.worksheet_range("问题清单").unwrap();
     let rows: Vec<Vec<String>> = (1..q.height() as u32)
-        .map(|row| (1..12).map(|c| q.get_value((row, c)).map(|d| d.to_string()).unwrap_or_default()).collect())
+        .map(|row| {
+            (1..12)
+                .map(|c| {
+                    q.get_value((row, c))
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
         .collect();
-    assert!(rows.iter().any(|r| r[0] == "浦沿街道" && r[6] == "id-invalid" && r[5] == "错误"), "{rows:?}");
-    let doubles: Vec<&Vec<String>> = rows.iter().filter(|r| r[6] == "double-reported" && r[7] == "培训台账" && r[8].is_empty()).collect();
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "浦沿街道" && r[6] == "id-invalid" && r[5] == "错误"),
+        "{rows:?}"
+    );
+    let doubles: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| r[6] == "double-reported" && r[7] == "培训台账" && r[8].is_empty())
+        .collect();
     assert_eq!(doubles.len(), 2, "{rows:?}");
-    assert!(doubles.iter().any(|r| r[0] == "西兴街道、长河街道"), "{doubles:?}");
-    assert!(doubles.iter().any(|r| r[0] == "西兴街道" && r[10].contains("只计一次")), "{doubles:?}");
+    assert!(
+        doubles.iter().any(|r| r[0] == "西兴街道、长河街道"),
+        "{doubles:?}"
+    );
+    assert!(
+        doubles
+            .iter()
+            .any(|r| r[0] == "西兴街道" && r[10].contains("只计一次")),
+        "{doubles:?}"
+    );
     for r in &rows {
         for cell in r {
-            assert!(!cell.contains(&valid_id(0)) && !cell.contains(&valid_id(5)), "unmasked ID: {r:?}");
+            assert!(
+                !cell.contains(&valid_id(0)) && !cell.contains(&valid_id(5)),
+                "unmasked ID: {r:?}"
+            );
         }
     }
-    assert!(doubles.iter().any(|r| r[9] == format!("{}********{}", &valid_id(0)[..6], &valid_id(0)[14..])));
+    assert!(
+        doubles
+            .iter()
+            .any(|r| r[9] == format!("{}********{}", &valid_id(0)[..6], &valid_id(0)[14..]))
+    );
 
     // 培训台账: every counted row, IDs masked, dates as dates.
     let t = book.worksheet_range("培训台账").unwrap();
@@ -311,14 +445,24 @@ fn the_master_matches_status_cell_by_cell() {
     let id = string(&t, 1, 4);
     assert_eq!(id.len(), 18);
     assert_eq!(&id[6..14], "********");
-    assert!(matches!(t.get_value((1, 8)), Some(Data::DateTime(_))), "{:?}", t.get_value((1, 8)));
-    let yes = (1..=counted as u32).filter(|&r| string(&t, r, 12) == "是").count();
+    assert!(
+        matches!(t.get_value((1, 8)), Some(Data::DateTime(_))),
+        "{:?}",
+        t.get_value((1, 8))
+    );
+    let yes = (1..=counted as u32)
+        .filter(|&r| string(&t, r, 12) == "是")
+        .count();
     let sum_completed: u64 = units
         .iter()
         .flat_map(|u| u["categories"].as_array().unwrap())
         .map(|c| c["completed"].as_u64().unwrap())
         .sum();
-    assert_eq!(yes as u64, sum_completed + 1, "all but the failed row count; 西兴街道's repeated principal once");
+    assert_eq!(
+        yes as u64,
+        sum_completed + 1,
+        "all but the failed row count; 西兴街道's repeated principal once"
+    );
 }
 
 #[test]
@@ -334,22 +478,41 @@ fn formula_looking_names_stay_text() {
             p
         })
         .collect();
-    ingest(&w, "西兴街道", "a.xlsx", &return_xlsx("西兴街道", "2020-05", &rows), "2020-06-02");
+    ingest(
+        &w,
+        "西兴街道",
+        "a.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &rows),
+        "2020-06-02",
+    );
     let path = rebuild(&w, NOW);
     let mut book = open(&path);
     let t = book.worksheet_range("培训台账").unwrap();
     for (i, n) in names.iter().enumerate() {
-        assert_eq!(t.get_value((i as u32 + 1, 3)), Some(&Data::String(n.to_string())));
+        assert_eq!(
+            t.get_value((i as u32 + 1, 3)),
+            Some(&Data::String(n.to_string()))
+        );
     }
     let f = book.worksheet_formula("培训台账").unwrap();
-    assert!(f.used_cells().next().is_none(), "no formulas in the roster: {:?}", f.used_cells().collect::<Vec<_>>());
+    assert!(
+        f.used_cells().next().is_none(),
+        "no formulas in the roster: {:?}",
+        f.used_cells().collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn the_roster_continues_on_numbered_sheets() {
     let w = Workdir::new();
     let rows = people(0..23, O, "2020-05-06");
-    ingest(&w, "西兴街道", "a.xlsx", &return_xlsx("西兴街道", "2020-05", &rows), "2020-06-02");
+    ingest(
+        &w,
+        "西兴街道",
+        "a.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &rows),
+        "2020-06-02",
+    );
     let config = tally::config::Config::load(&w.join("tally.toml")).unwrap();
     let ledger = tally::ledger::Ledger::open(&config.state_path()).unwrap();
     let now = tally::plan::parse_now(NOW, config.tz).unwrap();
@@ -370,14 +533,23 @@ fn the_roster_continues_on_numbered_sheets() {
     }
     assert_eq!(seq, (1..=23).collect::<Vec<_>>());
     // The default is Excel's own limit.
-    assert_eq!(tally::master::RenderOptions::default().rows_per_sheet, 1_048_576);
+    assert_eq!(
+        tally::master::RenderOptions::default().rows_per_sheet,
+        1_048_576
+    );
 }
 
 #[test]
 fn the_same_ledger_and_now_give_the_same_bytes() {
     let w = Workdir::new();
     let rows = people(0..30, O, "2020-05-06");
-    ingest(&w, "西兴街道", "a.xlsx", &return_xlsx("西兴街道", "2020-05", &rows), "2020-06-02");
+    ingest(
+        &w,
+        "西兴街道",
+        "a.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &rows),
+        "2020-06-02",
+    );
     let path = rebuild(&w, NOW);
     #[cfg(unix)]
     {
@@ -392,7 +564,10 @@ fn the_same_ledger_and_now_give_the_same_bytes() {
     assert_eq!(again, path);
     assert!(std::fs::read(&path).unwrap() == first, "byte-identical");
     let core = zip_text(&path, "docProps/core.xml");
-    assert!(core.contains("2020-06-30T16:00:00Z"), "creation time is --now: {core}");
+    assert!(
+        core.contains("2020-06-30T16:00:00Z"),
+        "creation time is --now: {core}"
+    );
     // A different clock is a different master (the title names the date).
     rebuild(&w, "2020-07-02");
     assert!(std::fs::read(&path).unwrap() != first);
@@ -427,13 +602,28 @@ fn a_master_held_open_or_read_only_gets_a_new_file_beside_it() {
     perms.set_readonly(true);
     std::fs::set_permissions(&master, perms.clone()).unwrap();
     let out = w.run(&["--now", "2020-07-02", "rebuild"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     assert_eq!(written, w.join("output/master.20200702T000000.xlsx"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(&master).unwrap(), before, "the protected file is untouched");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("read-only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&master).unwrap(),
+        before,
+        "the protected file is untouched"
+    );
     let mut book = open(&written);
-    assert!(string(&book.worksheet_range(SUMMARY).unwrap(), 0, 0).ends_with("（截至2020年7月2日）"));
+    assert!(
+        string(&book.worksheet_range(SUMMARY).unwrap(), 0, 0).ends_with("（截至2020年7月2日）")
+    );
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(&master, perms).unwrap();
@@ -443,11 +633,33 @@ fn a_master_held_open_or_read_only_gets_a_new_file_beside_it() {
     std::fs::create_dir(&master).unwrap();
     std::fs::write(master.join("lock"), b"").unwrap();
     let out = w.run(&["--now", "2020-07-02", "rebuild"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let written = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert_eq!(written, w.join("output/master.20200702T000000 (2).xlsx"), "never overwrites an earlier fallback");
+    assert_eq!(
+        written,
+        w.join("output/master.20200702T000000 (2).xlsx"),
+        "never overwrites an earlier fallback"
+    );
     assert!(written.is_file());
-    assert!(w.files_in("output").iter().all(|f| !f.ends_with(".tmp")), "no temporary file left");
+    assert_eq!(
+        w.files_in("output"),
+        ["master.20200702T000000 (2).xlsx"],
+        "only the newest copy beside it is kept"
+    );
+
+    // Released: the master is replaced and the stale copy beside it goes.
+    std::fs::remove_dir_all(&master).unwrap();
+    assert_eq!(rebuild(&w, "2020-07-03"), master);
+    assert_eq!(w.files_in("output"), ["master.xlsx"]);
+    assert!(
+        w.files_in("output").iter().all(|f| !f.ends_with(".tmp")),
+        "no temporary file left"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,7 +698,10 @@ fn convert(soffice: &str, input: &Path, to: &str, outdir: &Path) {
     )
     .unwrap();
     let out = std::process::Command::new(soffice)
-        .arg(format!("-env:UserInstallation=file://{}", profile.path().display()))
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.path().display()
+        ))
         .args(["--headless", "--convert-to", to, "--outdir"])
         .arg(outdir)
         .arg(input)
@@ -594,8 +809,14 @@ fn libreoffice_recalculates_the_same_totals() {
     let (mut t_all, mut d_all) = (0.0, 0.0);
     for (c, _) in [P, M, O].iter().enumerate() {
         let col = target_col(c as u32);
-        let t: f64 = units.iter().map(|u| u["categories"][c]["target"].as_f64().unwrap()).sum();
-        let d: f64 = units.iter().map(|u| u["categories"][c]["completed"].as_f64().unwrap()).sum();
+        let t: f64 = units
+            .iter()
+            .map(|u| u["categories"][c]["target"].as_f64().unwrap())
+            .sum();
+        let d: f64 = units
+            .iter()
+            .map(|u| u["categories"][c]["completed"].as_f64().unwrap())
+            .sum();
         assert_eq!(cell(totals, col), t);
         assert_eq!(cell(totals, col + 1), d);
         assert!((cell(totals, col + 2) - d / t).abs() < 1e-9);
@@ -607,16 +828,30 @@ fn libreoffice_recalculates_the_same_totals() {
     assert!((cell(totals, TOTAL + 2) - d_all / t_all).abs() < 1e-9);
     for (i, u) in units.iter().enumerate() {
         let row = FIRST + i as u32;
-        let d: f64 = u["categories"].as_array().unwrap().iter().map(|c| c["completed"].as_f64().unwrap()).sum();
+        let d: f64 = u["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["completed"].as_f64().unwrap())
+            .sum();
         assert_eq!(cell(row, TOTAL + 1), d, "{}", u["unit"]);
         let c0 = &u["categories"][0];
         let rate = c0["completed"].as_f64().unwrap() / c0["target"].as_f64().unwrap();
-        assert!((cell(row, target_col(0) + 2) - rate).abs() < 1e-9, "{}", u["unit"]);
+        assert!(
+            (cell(row, target_col(0) + 2) - rate).abs() < 1e-9,
+            "{}",
+            u["unit"]
+        );
     }
     // The monthly sheet's formulas too: 长河街道's subtotal in May.
     let monthly = csv_rows(&out.join("bare-月度进度.csv"));
     let changhe = &units[1]["categories"];
-    let done: f64 = (0..3).map(|c| changhe[c]["completed"].as_f64().unwrap()).sum();
-    let subtotal = monthly.iter().filter(|r| r[0] == "长河街道" && r[1] == "小计").next().unwrap();
+    let done: f64 = (0..3)
+        .map(|c| changhe[c]["completed"].as_f64().unwrap())
+        .sum();
+    let subtotal = monthly
+        .iter()
+        .find(|r| r[0] == "长河街道" && r[1] == "小计")
+        .unwrap();
     assert_eq!(subtotal[3 + 4].parse::<f64>().unwrap(), done);
 }

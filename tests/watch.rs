@@ -3,6 +3,8 @@
 //! here are generous deadlines for things to happen, never assertions about speed (that is
 //! scripts/watch-latency.sh).
 
+#![cfg(unix)]
+
 mod common;
 
 use common::*;
@@ -23,7 +25,11 @@ const PATIENCE: Duration = Duration::from_secs(90);
 /// The reference plan with a fast [watch] section for tests: no minimum age, and a rescan so
 /// rare that only the mode under test can find a file.
 fn plan() -> String {
-    format!("{REFERENCE_PLAN}\n[watch]\nmin_age_secs = 0\nrescan_secs = 3600\n")
+    let plan = REFERENCE_PLAN
+        .replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1)
+        .replacen("\nrescan_secs = 60\n", "\nrescan_secs = 3600\n", 1);
+    assert!(plan.contains("min_age_secs = 0") && plan.contains("rescan_secs = 3600"));
+    plan
 }
 
 fn workdir() -> Workdir {
@@ -271,6 +277,7 @@ fn fifty_files_dropped_at_once_are_all_taken_with_few_master_rebuilds() {
     assert_eq!(total, 50);
     assert_eq!(count(&w, "SELECT count(*) FROM submissions"), 50);
     let rebuilds = d.lines("burst finished");
+    eprintln!("master rebuilds for 50 files: {rebuilds}");
     assert!(
         (1..=3).contains(&rebuilds),
         "{rebuilds} master rebuilds for one burst"
@@ -449,6 +456,7 @@ fn sigterm_in_the_middle_of_a_batch_loses_nothing_and_a_restart_finishes_it() {
     let (code, d) = d.terminate();
     assert_eq!(code, 0, "{}", d.log_text());
     let before = d.taken().len();
+    eprintln!("taken before the stop: {before} of {n}");
     assert!(d.lines("stopped") == 1, "{}", d.log_text());
     assert!(
         w.join("output/master.xlsx").is_file(),

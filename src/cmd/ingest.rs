@@ -46,7 +46,9 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 if let Some(fb) = &s.feedback_path {
                     println!("  feedback: {fb}");
                 }
-                if s.status == SubmissionStatus::Rejected && status == ExitStatus::Success {
+                if (s.status == SubmissionStatus::Rejected || s.feedback_path.is_some())
+                    && status == ExitStatus::Success
+                {
                     status = ExitStatus::Failure;
                 }
             }

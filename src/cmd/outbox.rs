@@ -41,7 +41,8 @@ pub fn run(settings: &Settings, args: &OutboxArgs) -> anyhow::Result<ExitStatus>
             let mut ledger = Ledger::open(&config.state_path())?;
             let n = mail::requeue(&mut ledger, ids, settings.now).map_err(mail_error)?;
             println!("re-queued {n} message(s)");
-            let report = mail::send_due_with(config, &mut ledger, settings.now, &transport).map_err(mail_error)?;
+            let report = mail::send_due_with(config, &mut ledger, settings.now, &transport)
+                .map_err(mail_error)?;
             println!("{}", report.summary());
             for (id, e) in report.deferred.iter().chain(&report.failed) {
                 println!("  #{id}: {e}");
@@ -97,16 +98,35 @@ pub fn render(rows: &[OutboxRow], all: bool) -> String {
                 r.id.to_string(),
                 status_label(&r.status).to_string(),
                 mail::kind_label(&r.kind).to_string(),
-                r.to.join(",") + &if r.cc.is_empty() { String::new() } else { format!(" (抄送 {})", r.cc.join(",")) },
+                r.to.join(",")
+                    + &if r.cc.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (抄送 {})", r.cc.join(","))
+                    },
                 subject,
                 r.attempts.to_string(),
                 when,
-                r.last_error.clone().unwrap_or_default().chars().take(60).collect(),
+                r.last_error
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(60)
+                    .collect(),
             ]
         })
         .collect();
     crate::table::render(
-        &["编号", "状态", "类型", "收件人", "主题", "尝试", "下次尝试/发送时间", "错误"],
+        &[
+            "编号",
+            "状态",
+            "类型",
+            "收件人",
+            "主题",
+            "尝试",
+            "下次尝试/发送时间",
+            "错误",
+        ],
         &cells,
     )
 }
@@ -120,13 +140,25 @@ mod tests {
     #[test]
     fn outbox_subcommands_parse() {
         let cli = Cli::try_parse_from(["tally", "outbox"]).unwrap();
-        let Command::Outbox(args) = cli.command else { panic!() };
+        let Command::Outbox(args) = cli.command else {
+            panic!()
+        };
         assert!(args.action.is_none());
         let cli = Cli::try_parse_from(["tally", "outbox", "list", "--all", "--json"]).unwrap();
-        let Command::Outbox(args) = cli.command else { panic!() };
-        assert!(matches!(args.action, Some(OutboxAction::List { all: true, json: true })));
+        let Command::Outbox(args) = cli.command else {
+            panic!()
+        };
+        assert!(matches!(
+            args.action,
+            Some(OutboxAction::List {
+                all: true,
+                json: true
+            })
+        ));
         let cli = Cli::try_parse_from(["tally", "outbox", "retry", "3", "4"]).unwrap();
-        let Command::Outbox(args) = cli.command else { panic!() };
+        let Command::Outbox(args) = cli.command else {
+            panic!()
+        };
         assert!(matches!(args.action, Some(OutboxAction::Retry { ref ids }) if ids == &[3, 4]));
     }
 }

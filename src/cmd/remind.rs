@@ -55,16 +55,20 @@ pub fn run(settings: &Settings, args: &RemindArgs) -> anyhow::Result<ExitStatus>
 fn refresh_master_for_digest(settings: &Settings, ledger: &mut Ledger) {
     let config = &settings.config;
     let eval = crate::remind::evaluate(config, settings.now);
-    let Some(digest) = eval.digest.filter(|_| eval.closed.is_none() && !config.mail.bureau.is_empty()) else {
+    let Some(digest) = eval
+        .digest
+        .filter(|_| eval.closed.is_none() && !config.mail.bureau.is_empty())
+    else {
         return;
     };
     if mail::exists(ledger, &digest.key).unwrap_or(true) {
         return;
     }
-    if let Ok(_lock) = crate::lock::StateLock::acquire(&config.state_path()) {
-        if let Err(e) = crate::master::rebuild(config, ledger, settings.now) {
-            tracing::warn!(error = %e, "the master was not rebuilt; the digest attaches the last one");
-        }
+    let Ok(_lock) = crate::lock::StateLock::acquire(&config.state_path()) else {
+        return; // the daemon holds the state, and keeps the master current itself
+    };
+    if let Err(e) = crate::master::rebuild(config, ledger, settings.now) {
+        tracing::warn!(error = %e, "the master was not rebuilt; the digest attaches the last one");
     }
 }
 
@@ -83,7 +87,11 @@ pub fn render(settings: &Settings, report: &ScheduleReport, dry_run: bool) -> St
         Phase::Over => "计划年度及补报期已结束：不再催办，只发送一次最终周报。\n".to_string(),
     });
     if let Some(w) = &report.window {
-        out.push_str(&format!("本轮催办：{} 起，至 {} 止\n", w.label(), w.end.format("%Y-%m-%d %H:%M")));
+        out.push_str(&format!(
+            "本轮催办：{} 起，至 {} 止\n",
+            w.label(),
+            w.end.format("%Y-%m-%d %H:%M")
+        ));
     }
     out.push('\n');
 
@@ -97,17 +105,24 @@ pub fn render(settings: &Settings, report: &ScheduleReport, dry_run: bool) -> St
                 .categories
                 .iter()
                 .filter(|c| c.lagging)
-                .map(|c| format!("{} {}/{}（序时 {}）", c.category, c.completed, c.target, c.expected))
+                .map(|c| {
+                    format!(
+                        "{} {}/{}（序时 {}）",
+                        c.category, c.completed, c.target, c.expected
+                    )
+                })
                 .collect();
             let mut why = cats.join("，");
             if !u.missing_months.is_empty() {
                 if !why.is_empty() {
-                    why.push_str("；");
+                    why.push('；');
                 }
                 let months: Vec<String> = u
                     .missing_months
                     .iter()
-                    .map(|m| crate::plan::YearMonth::parse(m).map_or_else(|| m.clone(), |m| m.label_zh()))
+                    .map(|m| {
+                        crate::plan::YearMonth::parse(m).map_or_else(|| m.clone(), |m| m.label_zh())
+                    })
                     .collect();
                 why.push_str(&format!("未报送 {}", months.join("、")));
             }
@@ -125,7 +140,10 @@ pub fn render(settings: &Settings, report: &ScheduleReport, dry_run: bool) -> St
     if new.is_empty() {
         out.push_str("现在没有需要发送的定时邮件");
     } else if dry_run {
-        out.push_str(&format!("将发送 {} 封邮件（--dry-run：不保存、不发送）", new.len()));
+        out.push_str(&format!(
+            "将发送 {} 封邮件（--dry-run：不保存、不发送）",
+            new.len()
+        ));
     } else {
         out.push_str(&format!("已存入发件箱 {} 封邮件", new.len()));
     }
@@ -164,11 +182,16 @@ mod tests {
 
     #[test]
     fn remind_flags_parse() {
-        let cli = Cli::try_parse_from(["tally", "--now", "2020-07-01", "remind", "--dry-run"]).unwrap();
-        let Command::Remind(args) = cli.command else { panic!() };
+        let cli =
+            Cli::try_parse_from(["tally", "--now", "2020-07-01", "remind", "--dry-run"]).unwrap();
+        let Command::Remind(args) = cli.command else {
+            panic!()
+        };
         assert!(args.dry_run);
         let cli = Cli::try_parse_from(["tally", "remind"]).unwrap();
-        let Command::Remind(args) = cli.command else { panic!() };
+        let Command::Remind(args) = cli.command else {
+            panic!()
+        };
         assert!(!args.dry_run);
     }
 }

@@ -25,7 +25,9 @@ pub fn available(test: &str) -> bool {
         if std::env::var_os("CI").is_some() {
             panic!("{test}: aiosmtpd is missing ({PYTHON} -m aiosmtpd); install python3-aiosmtpd");
         }
-        eprintln!("SKIPPED {test}: aiosmtpd is not installed ({PYTHON} -m aiosmtpd); apt-get install python3-aiosmtpd");
+        eprintln!(
+            "SKIPPED {test}: aiosmtpd is not installed ({PYTHON} -m aiosmtpd); apt-get install python3-aiosmtpd"
+        );
     }
     ok
 }
@@ -77,7 +79,11 @@ impl Server {
         self.child = Some(child);
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "aiosmtpd did not start on port {}", self.port);
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "aiosmtpd did not start on port {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -145,10 +151,16 @@ pub struct Mail {
 
 impl Mail {
     pub fn parse(raw: &[u8]) -> Mail {
-        let msg = MessageParser::default().parse(raw).expect("a parsable message");
+        let msg = MessageParser::default()
+            .parse(raw)
+            .expect("a parsable message");
         let addrs = |a: Option<&mail_parser::Address<'_>>| -> Vec<String> {
-            a.map(|a| a.iter().filter_map(|x| x.address().map(str::to_string)).collect())
-                .unwrap_or_default()
+            a.map(|a| {
+                a.iter()
+                    .filter_map(|x| x.address().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
         };
         Mail {
             file: PathBuf::new(),
@@ -161,10 +173,19 @@ impl Mail {
             body: msg.body_text(0).map(|b| b.to_string()).unwrap_or_default(),
             attachments: msg
                 .attachments()
-                .map(|a| (a.attachment_name().unwrap_or_default().to_string(), a.contents().to_vec()))
+                .map(|a| {
+                    (
+                        a.attachment_name().unwrap_or_default().to_string(),
+                        a.contents().to_vec(),
+                    )
+                })
                 .collect(),
             header_names: msg.headers_raw().map(|(n, _)| n.to_string()).collect(),
-            rcpt_to: msg.header_raw("X-RcptTo").unwrap_or_default().trim().to_string(),
+            rcpt_to: msg
+                .header_raw("X-RcptTo")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
             raw: raw.to_vec(),
         }
     }
