@@ -352,6 +352,12 @@ fn write_summary(
         ws.write_string_with_format(row, 4, finding.code.as_str(), st.row(sev, 0))?;
         ws.write_string_with_format(row, 5, clip(&finding.value, MAX_STRING), st.row(sev, 0))?;
         ws.write_string_with_format(row, 6, clip(&finding.message, MAX_STRING), st.row(sev, 0))?;
+        // Spreadsheet programs do not grow a row for wrapped text on their own: size it.
+        let message_width = UnicodeWidthStr::width(finding.message.as_str());
+        let lines = message_width.div_ceil((TABLE_WIDTHS[6] as usize).saturating_sub(2).max(1));
+        if lines > 1 {
+            ws.set_row_height(row, 15.0 * lines.min(20) as f64)?;
+        }
     }
     let last = header + u32::try_from(input.findings.len()).unwrap_or(ROW_MAX);
     ws.autofilter(header, 0, last.min(ROW_MAX), 6)?;
