@@ -90,6 +90,7 @@ pub enum Command {
     #[command(subcommand)]
     Targets(TargetsCommand),
     /// The daemon: take returns dropped into the units' folders, keep the master current.
+    ///
     /// --once: process what is pending, rebuild the master, run due mail work, exit.
     Watch(crate::cmd::watch::WatchArgs),
     /// Rewrite the master workbook from the ledger (the previous version is archived).

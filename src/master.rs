@@ -180,8 +180,8 @@ pub fn render_to<W: Write + Send>(
         &styles,
     )?;
     let mut tally = Tally::new(config);
-    // Every row of an accepted return counts: reserve the compact records once.
-    tally.reports.reserve_exact(
+    // Every row of an accepted return counts: reserve once rather than grow by doubling.
+    tally.reserve(
         submissions
             .iter()
             .filter(|s| s.status == SubmissionStatus::Accepted)
@@ -436,6 +436,14 @@ impl<'c> Tally<'c> {
         }
     }
 
+    /// Room for `rows` counted rows (and as many persons, at most).
+    fn reserve(&mut self, rows: usize) {
+        self.reports.reserve_exact(rows);
+        self.person_of.reserve(rows);
+        self.keys.reserve_exact(rows);
+        self.name_spans.reserve_exact(rows);
+    }
+
     fn person(&mut self, id: &str, name: &str) -> u32 {
         let next = self.keys.len() as u32;
         let (index, new_key) = match pack_id(id) {
@@ -504,8 +512,8 @@ impl<'c> Tally<'c> {
 
     fn finish(mut self) -> Figures {
         let mut reports = std::mem::take(&mut self.reports);
-        // Stable: within a person the reports stay in ledger order (submission, line).
-        reports.sort_by_key(|r| r.person);
+        // Within a person, ledger order (submission, line); in place, no scratch buffer.
+        reports.sort_unstable_by_key(|r| (r.person, r.submission, r.line));
         let mut firsts: HashMap<(u32, u32), [u64; 12]> = HashMap::new();
         let mut doubles = Vec::new();
         let mut seen: Vec<((u32, u32), u8)> = Vec::new();

@@ -772,8 +772,8 @@ mod tests {
     fn a_burst_settles_together_in_arrival_order() {
         let mut steps: Vec<(u64, Step)> = Vec::new();
         let names = ["c.xlsx", "a.xlsx", "b.xlsx"];
-        for (i, n) in names.iter().enumerate() {
-            steps.push((i as u64 * 10, Write(*n, 100)));
+        for (i, n) in names.into_iter().enumerate() {
+            steps.push((i as u64 * 10, Write(n, 100)));
         }
         let taken = scenario(timing(300, 0), &steps, 2_000);
         let order: Vec<&str> = taken.iter().map(|(_, n)| n.as_str()).collect();

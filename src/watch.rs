@@ -493,9 +493,24 @@ impl<'a> Daemon<'a> {
             tracing::info!(unit = %s.unit, file = %s.file_name, result = %s.status.as_str(), "interrupted intake finished");
         }
         let stale = listing::state(&mut self.ledger, "master_stale")?.is_some();
-        if stale || !done.is_empty() {
+        // A master that is missing, or from an earlier day (its expected figures move with
+        // the date), is rebuilt at start.
+        let today = now.date_naive();
+        let outdated = match std::fs::metadata(self.config.master_path()).and_then(|m| m.modified())
+        {
+            Err(_) => true,
+            Ok(t) => {
+                matches!(self.opts.clock, Clock::Wall(_))
+                    && DateTime::<chrono::Utc>::from(t)
+                        .with_timezone(&self.config.tz)
+                        .date_naive()
+                        != today
+            }
+        };
+        if stale || outdated || !done.is_empty() {
             self.dirty = Some((done.len(), Instant::now()));
         }
+        self.last_build_day = Some(today);
         Ok(())
     }
 
@@ -587,7 +602,8 @@ impl<'a> Daemon<'a> {
             return;
         }
         let mut rewatch = Vec::new();
-        if self.missing_noted.remove(&root) {
+        let root_back = self.missing_noted.remove(&root);
+        if root_back {
             tracing::info!(root = %root.display(), "the watch root is back");
             rewatch.push(root.clone());
         }
@@ -595,7 +611,7 @@ impl<'a> Daemon<'a> {
         for f in self.layout.unit_folders.clone() {
             let dir = root.join(&f);
             if dir.is_dir() {
-                if self.missing_noted.remove(&dir) {
+                if self.missing_noted.remove(&dir) || root_back {
                     rewatch.push(dir);
                 }
                 continue;
@@ -636,14 +652,12 @@ impl<'a> Daemon<'a> {
         consider(self.folders_retry_at);
         consider(self.master_retry_at);
         consider(Some(self.next_mail));
-        if let Some((_, since)) = self.dirty {
-            if self.master_retry_at.is_none() {
-                // A burst ends when nothing is settling; check again soon, and by the cap.
-                consider(
-                    Some(now + Duration::from_millis(50)).filter(|_| !self.settler.settling(now)),
-                );
-                consider(Some(since + self.burst_cap()));
-            }
+        if let Some((_, since)) = self.dirty
+            && self.master_retry_at.is_none()
+        {
+            // A burst ends when nothing is settling; check again soon, and by the cap.
+            consider(Some(now + Duration::from_millis(50)).filter(|_| !self.settler.settling(now)));
+            consider(Some(since + self.burst_cap()));
         }
         at.saturating_duration_since(now)
     }
@@ -678,12 +692,12 @@ impl<'a> Daemon<'a> {
             }
             Msg::Fs(FsEvent::Error(e)) => {
                 tracing::warn!(error = %e, "file watcher error; rescanning");
-                if e.is_limit() {
-                    if let Some((Watcher::Native, _)) = self.source {
-                        self.source = None;
-                        if let Err(e) = self.watch_with(Watcher::Poll(self.opts.poll_interval)) {
-                            tracing::error!(error = %e, "cannot poll either; relying on rescans");
-                        }
+                if e.is_limit()
+                    && let Some((Watcher::Native, _)) = self.source
+                {
+                    self.source = None;
+                    if let Err(e) = self.watch_with(Watcher::Poll(self.opts.poll_interval)) {
+                        tracing::error!(error = %e, "cannot poll either; relying on rescans");
                     }
                 }
                 self.scan(now);
@@ -888,10 +902,11 @@ impl<'a> Daemon<'a> {
         let Some(unit) = self.unit_of(&ready.folder) else {
             return;
         };
-        if let Some((stat, retry_at)) = self.failed.get(&path) {
-            if *stat == ready.stat && Instant::now() < *retry_at {
-                return;
-            }
+        if let Some((stat, retry_at)) = self.failed.get(&path)
+            && *stat == ready.stat
+            && Instant::now() < *retry_at
+        {
+            return;
         }
         let at = self.stamp();
         let crashes = match listing::begin(&mut self.ledger, &path, &unit.name, ready.stat, &at) {
@@ -1024,13 +1039,12 @@ pub fn look_at(path: &Path) -> Look {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if let Some(dir) = path.parent() {
-        if settle::lock_names(&name)
+    if let Some(dir) = path.parent()
+        && settle::lock_names(&name)
             .iter()
             .any(|l| dir.join(l).exists())
-        {
-            return Look::Held(stat);
-        }
+    {
+        return Look::Held(stat);
     }
     if std::fs::File::open(path).is_err() {
         return Look::Unopenable(stat);
@@ -1414,6 +1428,51 @@ mod tests {
         assert_eq!(o.rescan, Duration::from_secs(60));
         assert_eq!(o.timing.settle, Duration::from_secs(2));
         assert_eq!(o.timing.min_age, Duration::from_secs(1));
+    }
+
+    const REFERENCE: &str = include_str!("../tally.toml");
+
+    fn parse(src: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::parse(src, Path::new("tally.toml"), Path::new("/base"))
+    }
+
+    #[test]
+    fn the_reference_plan_spells_out_the_defaults() {
+        assert_eq!(parse(REFERENCE).unwrap().watch, WatchConfig::default());
+        let without = REFERENCE.replacen("[watch]", "[watch_unused_example]", 1);
+        assert!(parse(&without).is_err(), "unknown sections are refused");
+    }
+
+    #[test]
+    fn bad_watch_values_name_key_and_line() {
+        for (from, to, key) in [
+            ("settle_secs = 2", "settle_secs = -1", "watch.settle_secs"),
+            (
+                "min_age_secs = 1",
+                "min_age_secs = nan",
+                "watch.min_age_secs",
+            ),
+            ("rescan_secs = 60", "rescan_secs = 0", "watch.rescan_secs"),
+            (
+                "poll_interval_secs = 30",
+                "poll_interval_secs = 1e9",
+                "watch.poll_interval_secs",
+            ),
+        ] {
+            let src = REFERENCE.replacen(from, to, 1);
+            let err = parse(&src).unwrap_err();
+            let crate::config::ConfigError::Invalid { key: k, line, .. } = &err else {
+                panic!("{err}")
+            };
+            assert_eq!(k, key);
+            assert_eq!(
+                *line,
+                src.lines().position(|l| l.starts_with(to)).unwrap() + 1
+            );
+        }
+        let err =
+            parse(&REFERENCE.replacen("mode = \"auto\"", "mode = \"inotify\"", 1)).unwrap_err();
+        assert!(err.to_string().contains("inotify"), "{err}");
     }
 
     #[test]

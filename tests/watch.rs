@@ -122,6 +122,18 @@ impl Daemon {
             .count()
     }
 
+    /// Master rebuilds that included taken files, and how many files they included in all.
+    fn rebuilds(&self) -> (usize, u64) {
+        let with_files: Vec<u64> = self
+            .events()
+            .iter()
+            .filter(|e| e["message"] == "burst finished")
+            .filter_map(|e| e["files"].as_u64())
+            .filter(|n| *n > 0)
+            .collect();
+        (with_files.len(), with_files.iter().sum())
+    }
+
     fn taken(&self) -> Vec<Value> {
         self.events()
             .into_iter()
@@ -237,7 +249,8 @@ fn a_file_written_slowly_in_chunks_is_taken_once_and_complete() {
         std::fs::read(w.join(format!("archive/{XX}/2020-05")).join(&archived[0])).unwrap(),
         bytes
     );
-    d.wait_for("the master", |_| w.join("output/master.xlsx").is_file());
+    d.wait_for("the master with it", |d| d.rebuilds().1 == 1);
+    assert!(w.join("output/master.xlsx").is_file());
     let (code, _) = d.terminate();
     assert_eq!(code, 0);
 }
@@ -266,9 +279,7 @@ fn fifty_files_dropped_at_once_are_all_taken_with_few_master_rebuilds() {
         std::fs::rename(&tmp, dest).unwrap();
     }
     d.wait_for("all 50 files", |d| d.taken().len() >= 50);
-    d.wait_for("the master after the burst", |d| {
-        d.lines("burst finished") >= 1
-    });
+    d.wait_for("the master with all 50", |d| d.rebuilds().1 == 50);
     std::thread::sleep(Duration::from_millis(1_000));
     let taken = d.taken();
     assert_eq!(taken.len(), 50);
@@ -276,7 +287,8 @@ fn fifty_files_dropped_at_once_are_all_taken_with_few_master_rebuilds() {
     let total: usize = units.iter().map(|u| accepted_in(&w, u)).sum();
     assert_eq!(total, 50);
     assert_eq!(count(&w, "SELECT count(*) FROM submissions"), 50);
-    let rebuilds = d.lines("burst finished");
+    let (rebuilds, files) = d.rebuilds();
+    assert_eq!(files, 50);
     eprintln!("master rebuilds for 50 files: {rebuilds}");
     assert!(
         (1..=3).contains(&rebuilds),
@@ -458,10 +470,12 @@ fn sigterm_in_the_middle_of_a_batch_loses_nothing_and_a_restart_finishes_it() {
     let before = d.taken().len();
     eprintln!("taken before the stop: {before} of {n}");
     assert!(d.lines("stopped") == 1, "{}", d.log_text());
-    assert!(
-        w.join("output/master.xlsx").is_file(),
-        "the master is written on the way out"
+    assert_eq!(
+        d.rebuilds().1,
+        before as u64,
+        "every file taken is in the master written on the way out"
     );
+    assert!(w.join("output/master.xlsx").is_file());
     // Nothing lost: every file is either taken (in 已接收/) or still in the folder.
     let waiting = w
         .files_in(format!("watch-dirs/{XX}"))
