@@ -339,14 +339,13 @@ impl Config {
                 };
                 if fold(label).is_empty() {
                     out.push((at, "a category name or alias is empty".into()));
-                } else if let Some(prev) = seen.insert(fold(label), c.name.clone()) {
-                    if prev != c.name || j == 0 {
+                } else if let Some(prev) = seen.insert(fold(label), c.name.clone())
+                    && (prev != c.name || j == 0) {
                         out.push((
                             at,
                             format!("{label:?} is already used by category {prev:?}"),
                         ));
                     }
-                }
             }
         }
 
@@ -367,11 +366,10 @@ impl Config {
                 };
                 if fold(label).is_empty() {
                     out.push((at, "a unit name or alias is empty".into()));
-                } else if let Some(prev) = seen.insert(fold(label), u.name.clone()) {
-                    if prev != u.name || j == 0 {
+                } else if let Some(prev) = seen.insert(fold(label), u.name.clone())
+                    && (prev != u.name || j == 0) {
                         out.push((at, format!("{label:?} is already used by unit {prev:?}")));
                     }
-                }
             }
             let folder = u.folder();
             let at = vec![Seg::Key("units"), Seg::Index(i), Seg::Key("folder")];
@@ -399,14 +397,13 @@ impl Config {
                     ));
                 }
             }
-            if let Some(addr) = &u.leader {
-                if addr.parse::<lettre::Address>().is_err() {
+            if let Some(addr) = &u.leader
+                && addr.parse::<lettre::Address>().is_err() {
                     out.push((
                         vec![Seg::Key("units"), Seg::Index(i), Seg::Key("leader")],
                         format!("{addr:?} is not an e-mail address"),
                     ));
                 }
-            }
         }
 
         for (unit, per_cat) in &self.targets {

@@ -433,8 +433,8 @@ fn finish(
         }
         return Ok(ledger.submission(s.id)?.unwrap_or(s));
     }
-    if let Some(fb) = &s.feedback_path {
-        if !Path::new(fb).exists() {
+    if let Some(fb) = &s.feedback_path
+        && !Path::new(fb).exists() {
             // Interrupted before the feedback was written: rebuild it from the archived copy.
             let archived = ctx.config.archive_dir().join(&s.archive_path);
             let wb = crate::read::read_sandboxed(
@@ -448,7 +448,6 @@ fn finish(
             let findings = ledger.findings(s.duplicate_of.unwrap_or(s.id))?;
             write_feedback(&s, wb.as_ref(), &findings, Path::new(fb))?;
         }
-    }
     let mut dest = PathBuf::from(&s.destination);
     if dest.exists() {
         let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();

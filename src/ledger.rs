@@ -145,6 +145,9 @@ pub struct NewMessage {
     pub attachments: Vec<(String, String)>,
 }
 
+/// For each 身份证号, where it was counted: (unit, month, category), in ledger order.
+pub type ReportsById = std::collections::HashMap<String, Vec<(String, YearMonth, String)>>;
+
 /// One provenance event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -615,7 +618,7 @@ impl Ledger {
     pub fn reports_of_ids<'a>(
         &self,
         ids: impl Iterator<Item = &'a str>,
-    ) -> Result<std::collections::HashMap<String, Vec<(String, YearMonth, String)>>, LedgerError>
+    ) -> Result<ReportsById, LedgerError>
     {
         let mut stmt = self
             .conn

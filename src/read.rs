@@ -262,15 +262,14 @@ fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::D
             local @ ("table-cell" | "covered-table-cell") => {
                 let rs = num(&e, "number-rows-spanned");
                 let cs = num(&e, "number-columns-spanned");
-                if local == "table-cell" && (rs > 1 || cs > 1) {
-                    if let Some(name) = &sheet {
+                if local == "table-cell" && (rs > 1 || cs > 1)
+                    && let Some(name) = &sheet {
                         let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
                         out.entry(name.clone()).or_default().push(calamine::Dimensions {
                             start: (clamp(row), clamp(col)),
                             end: (clamp(row + rs - 1), clamp(col + cs - 1)),
                         });
                     }
-                }
                 col += num(&e, "number-columns-repeated");
             }
             _ => {}
@@ -472,14 +471,13 @@ pub fn read_sandboxed(
             limits.reader_seconds
         )));
     };
-    if status.success() {
-        if let Ok(parsed) = serde_json::from_slice::<ChildOutput>(&out) {
+    if status.success()
+        && let Ok(parsed) = serde_json::from_slice::<ChildOutput>(&out) {
             return match parsed {
                 ChildOutput::Ok(wb) => Ok(wb),
                 ChildOutput::Refused(f) => Err(f),
             };
         }
-    }
     let stderr_text = String::from_utf8_lossy(&err);
     tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
     if status.code() == Some(101) {

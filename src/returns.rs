@@ -312,8 +312,8 @@ fn check_cover(
                 )),
                 Some(unit) => {
                     ret.unit = Some(unit.name.clone());
-                    if let Some(expected) = ctx.unit {
-                        if expected.name != unit.name {
+                    if let Some(expected) = ctx.unit
+                        && expected.name != unit.name {
                             out.push(Finding::new(
                                 Code::UnitMismatch,
                                 name,
@@ -325,7 +325,6 @@ fn check_cover(
                                 ),
                             ));
                         }
-                    }
                 }
             }
         }
@@ -765,8 +764,8 @@ fn check_row(
                 );
                 None
             } else {
-                if let Some(m) = month {
-                    if m.year == plan_year && !m.contains(d) {
+                if let Some(m) = month
+                    && m.year == plan_year && !m.contains(d) {
                         out_push(
                             Code::DateOutsidePeriod,
                             c,
@@ -778,7 +777,6 @@ fn check_row(
                             ),
                         );
                     }
-                }
                 Some(d)
             }
         }
