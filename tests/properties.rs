@@ -44,7 +44,10 @@ fn bytes_of(d: &Drop) -> Vec<u8> {
 }
 
 /// Ingest the drops (each `times` times in a row) into a fresh plan folder; return the counts.
-fn run(drops: &[Drop], times: usize) -> (BTreeMap<(String, String), u64>, BTreeSet<(String, String)>) {
+/// Counts per (unit, category) and the (unit, month) pairs with an accepted return.
+type Outcome = (BTreeMap<(String, String), u64>, BTreeSet<(String, String)>);
+
+fn run(drops: &[Drop], times: usize) -> Outcome {
     let w = Workdir::new();
     let config = Config::load(&w.join("tally.toml")).unwrap();
     let mut ledger = Ledger::open(&config.state_path()).unwrap();
