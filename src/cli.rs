@@ -206,7 +206,9 @@ impl Settings {
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match &cli.command {
         Command::Init(args) => crate::cmd::init::run(args),
-        Command::Targets(TargetsCommand::Import(args)) => crate::targets::run(&cli.global.config, args),
+        Command::Targets(TargetsCommand::Import(args)) => {
+            crate::targets::run(&cli.global.config, args)
+        }
         Command::Read { file } => {
             // The child must never fail on config: fall back to default limits.
             let limits = Config::load(&cli.global.config)

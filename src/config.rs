@@ -340,12 +340,13 @@ impl Config {
                 if fold(label).is_empty() {
                     out.push((at, "a category name or alias is empty".into()));
                 } else if let Some(prev) = seen.insert(fold(label), c.name.clone())
-                    && (prev != c.name || j == 0) {
-                        out.push((
-                            at,
-                            format!("{label:?} is already used by category {prev:?}"),
-                        ));
-                    }
+                    && (prev != c.name || j == 0)
+                {
+                    out.push((
+                        at,
+                        format!("{label:?} is already used by category {prev:?}"),
+                    ));
+                }
             }
         }
 
@@ -367,9 +368,10 @@ impl Config {
                 if fold(label).is_empty() {
                     out.push((at, "a unit name or alias is empty".into()));
                 } else if let Some(prev) = seen.insert(fold(label), u.name.clone())
-                    && (prev != u.name || j == 0) {
-                        out.push((at, format!("{label:?} is already used by unit {prev:?}")));
-                    }
+                    && (prev != u.name || j == 0)
+                {
+                    out.push((at, format!("{label:?} is already used by unit {prev:?}")));
+                }
             }
             let folder = u.folder();
             let at = vec![Seg::Key("units"), Seg::Index(i), Seg::Key("folder")];
@@ -398,12 +400,13 @@ impl Config {
                 }
             }
             if let Some(addr) = &u.leader
-                && addr.parse::<lettre::Address>().is_err() {
-                    out.push((
-                        vec![Seg::Key("units"), Seg::Index(i), Seg::Key("leader")],
-                        format!("{addr:?} is not an e-mail address"),
-                    ));
-                }
+                && addr.parse::<lettre::Address>().is_err()
+            {
+                out.push((
+                    vec![Seg::Key("units"), Seg::Index(i), Seg::Key("leader")],
+                    format!("{addr:?} is not an e-mail address"),
+                ));
+            }
         }
 
         for (unit, per_cat) in &self.targets {

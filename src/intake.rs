@@ -227,7 +227,10 @@ pub fn ingest(
             let fb = feedback_path_for(&dest);
             (dest, Some(fb))
         } else {
-            (free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists()), None)
+            (
+                free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists()),
+                None,
+            )
         };
         let new = NewSubmission {
             sha256: sha,
@@ -249,7 +252,11 @@ pub fn ingest(
         };
         let s = record(ctx, ledger, &new)?;
         let s = finish(ctx, ledger, s)?;
-        let findings = if rejected { ledger.findings(original.id)? } else { Vec::new() };
+        let findings = if rejected {
+            ledger.findings(original.id)?
+        } else {
+            Vec::new()
+        };
         return Ok(Outcome {
             submission: s,
             findings,
@@ -434,20 +441,21 @@ fn finish(
         return Ok(ledger.submission(s.id)?.unwrap_or(s));
     }
     if let Some(fb) = &s.feedback_path
-        && !Path::new(fb).exists() {
-            // Interrupted before the feedback was written: rebuild it from the archived copy.
-            let archived = ctx.config.archive_dir().join(&s.archive_path);
-            let wb = crate::read::read_sandboxed(
-                ctx.exe,
-                Some(ctx.config_path),
-                &archived,
-                &ctx.config.limits,
-            )
-            .ok();
-            // A duplicate of a rejected return carries its original's findings.
-            let findings = ledger.findings(s.duplicate_of.unwrap_or(s.id))?;
-            write_feedback(&s, wb.as_ref(), &findings, Path::new(fb))?;
-        }
+        && !Path::new(fb).exists()
+    {
+        // Interrupted before the feedback was written: rebuild it from the archived copy.
+        let archived = ctx.config.archive_dir().join(&s.archive_path);
+        let wb = crate::read::read_sandboxed(
+            ctx.exe,
+            Some(ctx.config_path),
+            &archived,
+            &ctx.config.limits,
+        )
+        .ok();
+        // A duplicate of a rejected return carries its original's findings.
+        let findings = ledger.findings(s.duplicate_of.unwrap_or(s.id))?;
+        write_feedback(&s, wb.as_ref(), &findings, Path::new(fb))?;
+    }
     let mut dest = PathBuf::from(&s.destination);
     if dest.exists() {
         let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();

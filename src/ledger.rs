@@ -618,8 +618,7 @@ impl Ledger {
     pub fn reports_of_ids<'a>(
         &self,
         ids: impl Iterator<Item = &'a str>,
-    ) -> Result<ReportsById, LedgerError>
-    {
+    ) -> Result<ReportsById, LedgerError> {
         let mut stmt = self
             .conn
             .prepare_cached(

@@ -49,7 +49,11 @@ pub fn daemon(
     let level = level(global);
     let filter = || {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            let quiet_intake = if level == "info" { ",tally::intake=warn" } else { "" };
+            let quiet_intake = if level == "info" {
+                ",tally::intake=warn"
+            } else {
+                ""
+            };
             EnvFilter::new(format!("tally={level}{quiet_intake}"))
         })
     };

@@ -216,7 +216,10 @@ fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::D
             .map(|a| a.value.into_owned())
     }
     fn num(e: &BytesStart<'_>, key: &str) -> u64 {
-        attr(e, key).and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+        attr(e, key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1)
     }
     let mut out: std::collections::HashMap<String, Vec<calamine::Dimensions>> = Default::default();
     let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
@@ -227,7 +230,8 @@ fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::D
     };
     let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(entry));
     let mut buf = Vec::new();
-    let (mut sheet, mut row, mut col, mut row_repeat): (Option<String>, u64, u64, u64) = (None, 0, 0, 1);
+    let (mut sheet, mut row, mut col, mut row_repeat): (Option<String>, u64, u64, u64) =
+        (None, 0, 0, 1);
     loop {
         let (e, empty) = match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => (e.into_owned(), false),
@@ -262,14 +266,18 @@ fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::D
             local @ ("table-cell" | "covered-table-cell") => {
                 let rs = num(&e, "number-rows-spanned");
                 let cs = num(&e, "number-columns-spanned");
-                if local == "table-cell" && (rs > 1 || cs > 1)
-                    && let Some(name) = &sheet {
-                        let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
-                        out.entry(name.clone()).or_default().push(calamine::Dimensions {
+                if local == "table-cell"
+                    && (rs > 1 || cs > 1)
+                    && let Some(name) = &sheet
+                {
+                    let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+                    out.entry(name.clone())
+                        .or_default()
+                        .push(calamine::Dimensions {
                             start: (clamp(row), clamp(col)),
                             end: (clamp(row + rs - 1), clamp(col + cs - 1)),
                         });
-                    }
+                }
                 col += num(&e, "number-columns-repeated");
             }
             _ => {}
@@ -423,6 +431,10 @@ pub fn read_sandboxed(
     if let Some(c) = config_path {
         cmd.arg("--config").arg(c);
     }
+    // Its own process group: a Ctrl-C meant for the daemon must not kill the reader and turn
+    // the file being read into a false rejection; the daemon finishes the file, then stops.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.arg("-q")
         .arg(CHILD_COMMAND)
         .arg(path)
@@ -472,12 +484,13 @@ pub fn read_sandboxed(
         )));
     };
     if status.success()
-        && let Ok(parsed) = serde_json::from_slice::<ChildOutput>(&out) {
-            return match parsed {
-                ChildOutput::Ok(wb) => Ok(wb),
-                ChildOutput::Refused(f) => Err(f),
-            };
-        }
+        && let Ok(parsed) = serde_json::from_slice::<ChildOutput>(&out)
+    {
+        return match parsed {
+            ChildOutput::Ok(wb) => Ok(wb),
+            ChildOutput::Refused(f) => Err(f),
+        };
+    }
     let stderr_text = String::from_utf8_lossy(&err);
     tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
     if status.code() == Some(101) {

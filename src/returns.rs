@@ -313,8 +313,9 @@ fn check_cover(
                 Some(unit) => {
                     ret.unit = Some(unit.name.clone());
                     if let Some(expected) = ctx.unit
-                        && expected.name != unit.name {
-                            out.push(Finding::new(
+                        && expected.name != unit.name
+                    {
+                        out.push(Finding::new(
                                 Code::UnitMismatch,
                                 name,
                                 at,
@@ -324,7 +325,7 @@ fn check_cover(
                                     expected.name, expected.name, unit.name
                                 ),
                             ));
-                        }
+                    }
                 }
             }
         }
@@ -537,7 +538,12 @@ fn check_roster(
                 (m.first_col..=m.last_col.min(m.first_col + 100)).map(move |c| (r, c))
             })
         })
-        .filter(|&(r, c)| !sheet.merged.iter().any(|m| m.first_row == r && m.first_col == c))
+        .filter(|&(r, c)| {
+            !sheet
+                .merged
+                .iter()
+                .any(|m| m.first_row == r && m.first_col == c)
+        })
         .collect();
     let mut seen_ids: HashMap<(String, String), u32> = HashMap::new();
     for r in data_rows {
@@ -984,7 +990,12 @@ mod tests {
     use std::path::Path;
 
     fn config() -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), Path::new(".")).unwrap()
+        Config::parse(
+            include_str!("../tally.toml"),
+            Path::new("tally.toml"),
+            Path::new("."),
+        )
+        .unwrap()
     }
 
     fn t(s: &str) -> Cell {
@@ -997,7 +1008,18 @@ mod tests {
         format!("{first17}{}", ids::resident_id_check_char(first17).unwrap())
     }
 
-    const HEADER: [&str; 10] = ["序号", "姓名", "身份证号", "企业名称", "统一社会信用代码", "人员类别", "培训日期", "培训学时", "考核结果", "证书编号"];
+    const HEADER: [&str; 10] = [
+        "序号",
+        "姓名",
+        "身份证号",
+        "企业名称",
+        "统一社会信用代码",
+        "人员类别",
+        "培训日期",
+        "培训学时",
+        "考核结果",
+        "证书编号",
+    ];
 
     fn person(seed: u32) -> Vec<Cell> {
         vec![
@@ -1033,18 +1055,30 @@ mod tests {
             rows: roster_rows,
             merged: vec![],
         };
-        Workbook { sheets: vec![cover, roster] }
+        Workbook {
+            sheets: vec![cover, roster],
+        }
     }
 
     fn check_wb(wb: &Workbook) -> Return {
         let c = config();
         let now = crate::plan::parse_now("2020-07-01", c.tz).unwrap();
         let unit = c.find_unit("西兴街道").cloned();
-        check(wb, &Context { config: &c, unit: unit.as_ref(), now })
+        check(
+            wb,
+            &Context {
+                config: &c,
+                unit: unit.as_ref(),
+                now,
+            },
+        )
     }
 
     fn codes(r: &Return) -> Vec<(&'static str, String)> {
-        r.findings.iter().map(|f| (f.code.as_str(), f.cell.clone())).collect()
+        r.findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.cell.clone()))
+            .collect()
     }
 
     fn with_cell(col: usize, value: Cell) -> Return {
@@ -1055,7 +1089,11 @@ mod tests {
 
     #[test]
     fn a_clean_return_is_accepted_with_its_rows() {
-        let r = check_wb(&workbook("西兴街道", t("2020-05"), vec![person(1), person(2)]));
+        let r = check_wb(&workbook(
+            "西兴街道",
+            t("2020-05"),
+            vec![person(1), person(2)],
+        ));
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.unit.as_deref(), Some("西兴街道"));
@@ -1089,7 +1127,11 @@ mod tests {
     #[test]
     fn id_stored_as_a_number_says_to_enter_it_as_text() {
         let r = with_cell(2, Cell::Number(330108199001011000.0));
-        assert!(r.findings[0].message.contains("文本"), "{}", r.findings[0].message);
+        assert!(
+            r.findings[0].message.contains("文本"),
+            "{}",
+            r.findings[0].message
+        );
     }
 
     #[test]
@@ -1105,7 +1147,11 @@ mod tests {
         let r = check_wb(&workbook("西兴街道", t("2019-12"), vec![]));
         assert_eq!(codes(&r), [("period-outside-plan", "B3".to_string())]);
         let r = check_wb(&workbook("西兴街道", t("2020年7月"), vec![]));
-        assert!(r.findings.is_empty(), "the current month may be reported: {:?}", r.findings);
+        assert!(
+            r.findings.is_empty(),
+            "the current month may be reported: {:?}",
+            r.findings
+        );
     }
 
     #[test]
@@ -1117,13 +1163,21 @@ mod tests {
         let mut got: Vec<&str> = r.findings.iter().map(|f| f.code.as_str()).collect();
         got.sort();
         assert_eq!(got, ["extra-column", "header-duplicate", "header-missing"]);
-        let missing = r.findings.iter().find(|f| f.code == Code::HeaderMissing).unwrap();
+        let missing = r
+            .findings
+            .iter()
+            .find(|f| f.code == Code::HeaderMissing)
+            .unwrap();
         assert_eq!(missing.value, "企业名称");
     }
 
     #[test]
     fn id_duplicate_is_a_warning_at_the_second_row() {
-        let r = check_wb(&workbook("西兴街道", t("2020-05"), vec![person(1), person(1)]));
+        let r = check_wb(&workbook(
+            "西兴街道",
+            t("2020-05"),
+            vec![person(1), person(1)],
+        ));
         assert_eq!(codes(&r), [("id-duplicate", "C3".to_string())]);
         assert!(r.accepted());
     }
@@ -1132,7 +1186,12 @@ mod tests {
     fn merged_ranges_below_the_header_are_refused_once() {
         let mut wb = workbook("西兴街道", t("2020-05"), vec![person(1), person(2)]);
         wb.sheets[1].rows[2][3] = Cell::Empty;
-        wb.sheets[1].merged = vec![Range { first_row: 1, first_col: 3, last_row: 2, last_col: 3 }];
+        wb.sheets[1].merged = vec![Range {
+            first_row: 1,
+            first_col: 3,
+            last_row: 2,
+            last_col: 3,
+        }];
         let r = check_wb(&wb);
         assert_eq!(codes(&r), [("merged-cells", "D2".to_string())]);
         assert_eq!(r.findings[0].value, "D2:D3");
@@ -1152,7 +1211,13 @@ mod tests {
             merged: vec![],
         });
         let r = check_wb(&wb);
-        assert_eq!(codes(&r), [("summary-mismatch", "B2".to_string()), ("total-mismatch", "B4".to_string())]);
+        assert_eq!(
+            codes(&r),
+            [
+                ("summary-mismatch", "B2".to_string()),
+                ("total-mismatch", "B4".to_string())
+            ]
+        );
     }
 
     #[test]
@@ -1172,7 +1237,13 @@ mod tests {
 
     #[test]
     fn a_workbook_without_cover_or_roster_names_both() {
-        let r = check_wb(&Workbook { sheets: vec![Sheet { name: "Sheet1".into(), rows: vec![vec![t("x")]], merged: vec![] }] });
+        let r = check_wb(&Workbook {
+            sheets: vec![Sheet {
+                name: "Sheet1".into(),
+                rows: vec![vec![t("x")]],
+                merged: vec![],
+            }],
+        });
         let got: Vec<&str> = r.findings.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(got, ["sheet-missing", "sheet-missing"]);
     }

@@ -42,11 +42,11 @@ impl Outside {
     /// What to tell the operator, in one phrase.
     pub fn explain(&self) -> String {
         match self {
-            Outside::InRoot => "lies directly in the watch root, not in a unit's folder".into(),
-            Outside::ForeignFolder(f) => format!("is in folder {f:?}, which is no unit's folder"),
-            Outside::SubFolder(f) => {
-                format!("is in a sub-folder of unit folder {f:?}; returns must sit directly in it")
-            }
+            Outside::InRoot => "it lies in the watch root, not in a unit's folder".into(),
+            Outside::ForeignFolder(f) => format!("folder {f:?} is no unit's folder"),
+            Outside::SubFolder(f) => format!(
+                "sub-folders of unit folder {f:?} are not looked into; returns must sit directly in it"
+            ),
         }
     }
 }
@@ -256,7 +256,7 @@ impl Settler {
     /// Events that arrive before the look coalesce into it.
     pub fn add_event(&mut self, path: PathBuf, folder: String, now: Instant) {
         if self.ready.iter().any(|r| r.path == path) {
-            // Settled already and waiting to be taken: the look at take time decides.
+            // Settled already; the daemon takes it in this same step.
             return;
         }
         self.files
@@ -270,6 +270,11 @@ impl Settler {
                 blocked: false,
                 changes: 0,
             });
+    }
+
+    /// Whether a path is under consideration.
+    pub fn contains(&self, path: &Path) -> bool {
+        self.files.contains_key(path)
     }
 
     /// Forget a path (it is being taken, or was taken).

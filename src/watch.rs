@@ -324,7 +324,12 @@ pub struct Daemon<'a> {
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     source: Option<(Watcher, Box<dyn notify::Watcher + Send>)>,
+    /// The identity (device, inode) of each watched folder when its watch was set: a folder
+    /// replaced under the same path (recreated, a share remounted) needs a new watch.
+    watched: HashMap<PathBuf, Option<(u64, u64)>>,
     stopping: bool,
+    /// Start-up is done (a folder missing from now on has disappeared).
+    started: bool,
     /// Files taken since the last rebuild, and when the first of them was.
     dirty: Option<(usize, Instant)>,
     master_retry_at: Option<Instant>,
@@ -393,7 +398,9 @@ impl<'a> Daemon<'a> {
             tx,
             rx,
             source: None,
+            watched: HashMap::new(),
             stopping: false,
+            started: false,
             dirty: None,
             master_retry_at: None,
             last_build_day: None,
@@ -427,9 +434,10 @@ impl<'a> Daemon<'a> {
             self.start_watching();
         }
         self.scan(now);
+        self.started = true;
         tracing::info!(
             root = %self.layout.root.display(),
-            mode = self.source_name(),
+            mode = %self.source_name(),
             settle_ms = self.opts.timing.settle.as_millis() as u64,
             pending = self.settler.pending(),
             "watching"
@@ -488,7 +496,12 @@ impl<'a> Daemon<'a> {
             now,
             compose: &*self.compose,
         };
-        let done = intake::resume_pending(&ctx, &mut self.ledger)?;
+        // A file that cannot be finished now (its folder unwritable, say) does not keep the
+        // daemon from starting: intake finishes it when the file is taken.
+        let done = intake::resume_pending(&ctx, &mut self.ledger).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "an interrupted intake could not be finished yet");
+            Vec::new()
+        });
         for s in &done {
             tracing::info!(unit = %s.unit, file = %s.file_name, result = %s.status.as_str(), "interrupted intake finished");
         }
@@ -543,13 +556,16 @@ impl<'a> Daemon<'a> {
 
     fn watch_with(&mut self, kind: Watcher) -> Result<(), WatchError> {
         let mut w = kind.create(self.tx.clone())?;
+        let mut watched = HashMap::new();
         for dir in self.watched_dirs() {
             if dir.is_dir() {
                 w.watch(&dir, notify::RecursiveMode::NonRecursive)
                     .map_err(|e| WatchError::from_notify(e, Some(&dir)))?;
+                watched.insert(dir.clone(), identity(&dir));
             }
         }
         self.source = Some((kind, w));
+        self.watched = watched;
         Ok(())
     }
 
@@ -572,6 +588,7 @@ impl<'a> Daemon<'a> {
             return;
         };
         let _ = w.unwatch(dir);
+        self.watched.insert(dir.to_path_buf(), identity(dir));
         if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive) {
             let e = WatchError::from_notify(e, Some(dir));
             if e.is_limit() && *kind == Watcher::Native {
@@ -617,6 +634,10 @@ impl<'a> Daemon<'a> {
                 continue;
             }
             match std::fs::create_dir_all(&dir) {
+                Ok(()) if !self.started => {
+                    tracing::info!(folder = %dir.display(), "created a unit folder");
+                    rewatch.push(dir);
+                }
                 Ok(()) => {
                     tracing::warn!(folder = %dir.display(), "a unit folder was missing; recreated it");
                     self.missing_noted.remove(&dir);
@@ -651,7 +672,9 @@ impl<'a> Daemon<'a> {
         consider(self.next_rescan);
         consider(self.folders_retry_at);
         consider(self.master_retry_at);
-        consider(Some(self.next_mail));
+        if !self.opts.once && self.dirty.is_none() {
+            consider(Some(self.next_mail));
+        }
         if let Some((_, since)) = self.dirty
             && self.master_retry_at.is_none()
         {
@@ -709,9 +732,19 @@ impl<'a> Daemon<'a> {
     fn consider(&mut self, path: PathBuf, now: Instant) {
         match self.layout.classify(&path) {
             Class::Return { folder } => {
-                if path.is_dir() {
-                    self.note_outside(&path, &Outside::SubFolder(folder));
-                    return;
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_dir() => {
+                        self.note_outside(&path, &Outside::SubFolder(folder));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        // Gone (moved away, removed): a pending entry learns so at its look.
+                        if self.settler.contains(&path) {
+                            self.settler.add_event(path, folder, now);
+                        }
+                        return;
+                    }
                 }
                 if self.known.insert(path.clone()) {
                     let unit = self.unit_of(&folder).map(|u| u.name.clone());
@@ -726,12 +759,28 @@ impl<'a> Daemon<'a> {
                 if !path.exists() || self.folders_retry_at.is_some() {
                     self.check_folders(now);
                 } else if path != self.layout.root {
-                    // A unit folder appeared or changed as a whole: look inside.
+                    // A unit folder appeared or changed as a whole: watch it anew if it is
+                    // another folder under the same name, and look inside.
+                    if self
+                        .watched
+                        .get(&path)
+                        .is_some_and(|id| id.is_some() && *id != identity(&path))
+                    {
+                        self.rewatch(&path);
+                    }
                     self.scan_unit_folder(&path, now);
                 }
             }
             Class::Ignored(_) => {}
             Class::Outside(why) => {
+                let why = match why {
+                    Outside::InRoot if path.is_dir() => Outside::ForeignFolder(
+                        path.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    ),
+                    why => why,
+                };
                 if path.exists() {
                     self.note_outside(&path, &why);
                 }
@@ -745,7 +794,7 @@ impl<'a> Daemon<'a> {
         match listing::outside(&mut self.ledger, path, &at) {
             Ok(true) => tracing::warn!(
                 path = %path.display(),
-                "not counted: it {}",
+                "not counted: {}",
                 why.explain()
             ),
             Ok(false) => {}
@@ -773,6 +822,16 @@ impl<'a> Daemon<'a> {
             }
         }
         self.check_folders(now);
+        let replaced: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(dir, id)| id.is_some() && identity(dir).is_some_and(|now| Some(now) != **id))
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        for dir in replaced {
+            tracing::info!(folder = %dir.display(), "a watched folder was replaced (recreated or remounted); watching the new one");
+            self.rewatch(&dir);
+        }
         if let Err(e) = listing::forget_missing(&mut self.ledger) {
             tracing::warn!(error = %e, "cannot tidy the listing");
         }
@@ -902,6 +961,9 @@ impl<'a> Daemon<'a> {
         let Some(unit) = self.unit_of(&ready.folder) else {
             return;
         };
+        if !path.is_file() {
+            return; // taken away since it settled
+        }
         if let Some((stat, retry_at)) = self.failed.get(&path)
             && *stat == ready.stat
             && Instant::now() < *retry_at
@@ -1011,6 +1073,20 @@ impl<'a> Daemon<'a> {
         if let Err(e) = listing::failed(&mut self.ledger, path, error, &at) {
             tracing::warn!(error = %e, "cannot record the listing");
         }
+    }
+}
+
+/// A folder's (device, inode), where the platform has them.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
     }
 }
 

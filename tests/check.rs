@@ -88,9 +88,10 @@ fn every_fixture_gets_exactly_its_findings() {
             problems.push(format!("codes {found:?}, expected {expected:?}"));
         }
         if let Some(rows) = f.rows
-            && v["rows"] != rows {
-                problems.push(format!("rows {} (expected {rows})", v["rows"]));
-            }
+            && v["rows"] != rows
+        {
+            problems.push(format!("rows {} (expected {rows})", v["rows"]));
+        }
         for (code, sheet, cell) in &f.cells {
             let hit = v["findings"].as_array().unwrap().iter().any(|x| {
                 x["code"] == code.as_str()

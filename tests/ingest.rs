@@ -346,7 +346,12 @@ fn the_same_rejected_bytes_again_go_back_to_tui_hui_with_feedback() {
     assert!(out.contains("duplicate"), "{out}");
     assert_eq!(
         w.files_in("watch-dirs/西兴街道/退回"),
-        ["r (2).xlsx", "r (2).错误说明.xlsx", "r.xlsx", "r.错误说明.xlsx"]
+        [
+            "r (2).xlsx",
+            "r (2).错误说明.xlsx",
+            "r.xlsx",
+            "r.错误说明.xlsx"
+        ]
     );
     assert!(w.files_in("watch-dirs/西兴街道/已接收").is_empty());
 }

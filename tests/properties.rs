@@ -22,8 +22,16 @@ struct Drop {
 }
 
 fn drop_strategy() -> impl Strategy<Value = Drop> {
-    (0..UNITS.len(), 1u32..=3, prop::collection::vec((0u32..8, 0..CATS.len(), any::<bool>()), 0..4))
-        .prop_map(|(unit, month, people)| Drop { unit, month, people })
+    (
+        0..UNITS.len(),
+        1u32..=3,
+        prop::collection::vec((0u32..8, 0..CATS.len(), any::<bool>()), 0..4),
+    )
+        .prop_map(|(unit, month, people)| Drop {
+            unit,
+            month,
+            people,
+        })
 }
 
 fn bytes_of(d: &Drop) -> Vec<u8> {
@@ -33,7 +41,11 @@ fn bytes_of(d: &Drop) -> Vec<u8> {
         .iter()
         .enumerate()
         .map(|(i, (seed, cat, pass))| {
-            let mut p = Person::new(*seed, CATS[*cat], &format!("2020-{:02}-{:02}", d.month, 1 + i));
+            let mut p = Person::new(
+                *seed,
+                CATS[*cat],
+                &format!("2020-{:02}-{:02}", d.month, 1 + i),
+            );
             if !pass {
                 p = p.failed();
             }
@@ -65,7 +77,11 @@ fn run(drops: &[Drop], times: usize) -> Outcome {
         let bytes = bytes_of(d);
         for t in 0..times {
             let unit = config.find_unit(UNITS[d.unit]).unwrap();
-            let p = drop_return(&config.unit_dir(unit), &format!("drop-{i}-{t}.xlsx"), &bytes);
+            let p = drop_return(
+                &config.unit_dir(unit),
+                &format!("drop-{i}-{t}.xlsx"),
+                &bytes,
+            );
             intake::ingest(&ctx, &mut ledger, unit, &p).unwrap();
         }
     }
@@ -90,7 +106,9 @@ fn expected(drops: &[Drop]) -> BTreeMap<(String, String), u64> {
     for d in last.values() {
         for (seed, cat, pass) in &d.people {
             if *pass {
-                ids.entry((UNITS[d.unit].to_string(), CATS[*cat].to_string())).or_default().insert(*seed);
+                ids.entry((UNITS[d.unit].to_string(), CATS[*cat].to_string()))
+                    .or_default()
+                    .insert(*seed);
             }
         }
     }

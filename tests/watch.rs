@@ -641,6 +641,27 @@ fn a_unit_folder_that_disappears_is_recreated() {
 }
 
 #[test]
+fn a_unit_folder_replaced_under_the_same_name_is_watched_again() {
+    let w = workdir();
+    let d = Daemon::start(&w, &["--mode", "native"]);
+    // Another folder moved in under the same name (the old one's watch follows the old one).
+    let new = w.join("new-folder");
+    std::fs::create_dir(&new).unwrap();
+    std::fs::rename(w.unit_dir(XX), w.join("watch-dirs/西兴街道-旧")).unwrap();
+    std::fs::rename(&new, w.unit_dir(XX)).unwrap();
+    d.wait_for("the old folder to be noted", |d| {
+        d.log_text().contains("西兴街道-旧")
+    });
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    d.wait_for("the return in the new folder", |d| d.taken().len() == 1);
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
 fn a_log_file_is_written_when_asked() {
     let w = workdir();
     let logs = w.join("logs");
