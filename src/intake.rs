@@ -373,29 +373,9 @@ fn record(
     ledger: &mut Ledger,
     new: &NewSubmission,
 ) -> Result<Submission, IntakeError> {
-    // The messages need the submission's id for their keys: compose against a provisional
-    // record, then store both in one transaction.
-    let provisional = Submission {
-        id: 0,
-        sha256: new.sha256.clone(),
-        unit: new.unit.clone(),
-        month: new.month,
-        file_name: new.file_name.clone(),
-        source_path: new.source_path.clone(),
-        archive_path: new.archive_path.clone(),
-        received_at: new.received_at.clone(),
-        status: new.status,
-        duplicate_of: new.duplicate_of,
-        superseded_by: None,
-        rows: new.rows,
-        errors: new.findings.iter().filter(|f| f.is_error()).count() as i64,
-        warnings: new.findings.iter().filter(|f| !f.is_error()).count() as i64,
-        reporter: new.reporter.clone(),
-        phone: new.phone.clone(),
-        destination: new.destination.clone(),
-        feedback_path: new.feedback_path.clone(),
-        moved: false,
-    };
+    // Compose the messages the submission causes against its provisional record (no id yet:
+    // message keys come from the bytes and the verdict), then store both in one transaction.
+    let provisional = new.provisional();
     let messages = (ctx.compose)(&provisional, &new.findings);
     Ok(ledger.record(new, &messages)?)
 }

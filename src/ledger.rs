@@ -130,6 +130,34 @@ pub struct NewSubmission {
     pub findings: Vec<Finding>,
 }
 
+impl NewSubmission {
+    /// The submission as it will be recorded, before the ledger assigns its id (0 here).
+    pub fn provisional(&self) -> Submission {
+        let errors = self.findings.iter().filter(|f| f.is_error()).count() as i64;
+        Submission {
+            id: 0,
+            sha256: self.sha256.clone(),
+            unit: self.unit.clone(),
+            month: self.month,
+            file_name: self.file_name.clone(),
+            source_path: self.source_path.clone(),
+            archive_path: self.archive_path.clone(),
+            received_at: self.received_at.clone(),
+            status: self.status,
+            duplicate_of: self.duplicate_of,
+            superseded_by: None,
+            rows: self.rows,
+            errors,
+            warnings: self.findings.len() as i64 - errors,
+            reporter: self.reporter.clone(),
+            phone: self.phone.clone(),
+            destination: self.destination.clone(),
+            feedback_path: self.feedback_path.clone(),
+            moved: false,
+        }
+    }
+}
+
 /// A message to store in the outbox in the same transaction as the event that causes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewMessage {
@@ -805,7 +833,7 @@ fn insert_event(
 }
 
 /// Insert a message unless one with its idempotency key exists; returns 1 when inserted.
-fn queue_message(tx: &Transaction<'_>, m: &NewMessage, at: &str) -> rusqlite::Result<usize> {
+pub fn queue_message(tx: &Transaction<'_>, m: &NewMessage, at: &str) -> rusqlite::Result<usize> {
     tx.execute(
         "INSERT OR IGNORE INTO outbox (idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)",

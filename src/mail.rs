@@ -1001,29 +1001,6 @@ pub fn exists(ledger: &mut Ledger, key: &str) -> Result<bool, MailError> {
     Ok(found.is_some())
 }
 
-/// Insert a message unless its key is stored; 1 when inserted. Same statement as the ledger's.
-fn insert_message(
-    tx: &rusqlite::Transaction<'_>,
-    m: &NewMessage,
-    at: &str,
-) -> rusqlite::Result<usize> {
-    tx.execute(
-        "INSERT OR IGNORE INTO outbox (idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)",
-        params![
-            m.idempotency_key,
-            m.kind,
-            m.unit,
-            at,
-            serde_json::to_string(&m.to).unwrap_or_default(),
-            serde_json::to_string(&m.cc).unwrap_or_default(),
-            m.subject,
-            m.body,
-            serde_json::to_string(&m.attachments).unwrap_or_default(),
-        ],
-    )
-}
-
 /// Re-queue failed messages (all, or those with the given ids) and make every queued one due
 /// now; returns how many were re-queued or rescheduled.
 pub fn requeue(ledger: &mut Ledger, ids: &[i64], now: DateTime<Tz>) -> Result<usize, MailError> {
@@ -1408,7 +1385,7 @@ pub fn schedule(
                     );
                     let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
                     if !dry_run {
-                        insert_message(&tx, &message, &at).map_err(err)?;
+                        crate::ledger::queue_message(&tx, &message, &at).map_err(err)?;
                         tx.execute(
                             "INSERT INTO reminder_windows (unit, window_id, evaluated_at, lagging, streak) VALUES (?1, ?2, ?3, 1, ?4)
                              ON CONFLICT (unit, window_id) DO UPDATE SET lagging = 1, streak = excluded.streak, evaluated_at = excluded.evaluated_at
@@ -1439,7 +1416,7 @@ pub fn schedule(
             let message = crate::messages::deadline_reminder(config, unit, due, now);
             let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
             if !dry_run {
-                insert_message(&tx, &message, &at).map_err(err)?;
+                crate::ledger::queue_message(&tx, &message, &at).map_err(err)?;
             }
             report.planned.push(Planned { message, new });
         }
@@ -1477,7 +1454,7 @@ pub fn schedule(
         let message = crate::messages::digest(config, &status, eval.phase, digest, &extras, now);
         let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
         if !dry_run {
-            insert_message(&tx, &message, &at).map_err(err)?;
+            crate::ledger::queue_message(&tx, &message, &at).map_err(err)?;
         }
         report.planned.push(Planned { message, new });
     }
