@@ -789,6 +789,26 @@ fn print_setup(ws: &mut Worksheet, config: &Config, repeat: (u32, u32)) -> Resul
     Ok(())
 }
 
+/// Title, percent axis, legend below and size shared by the master's rate charts.
+fn style_rate_chart(chart: &mut Chart, title: &str) {
+    chart
+        .title()
+        .set_name(title)
+        .set_font(chart_font().set_size(12).set_bold());
+    chart.x_axis().set_font(&chart_font());
+    chart
+        .y_axis()
+        .set_num_format("0%")
+        .set_min(0)
+        .set_font(&chart_font())
+        .set_major_gridlines(true);
+    chart
+        .legend()
+        .set_position(ChartLegendPosition::Bottom)
+        .set_font(&chart_font());
+    chart.set_width(860).set_height(340);
+}
+
 fn chart_font() -> ChartFont {
     let mut f = ChartFont::new();
     f.set_name(FONT);
@@ -1162,22 +1182,7 @@ fn write_summary(
                     .set_size(7),
             );
         columns.combine(&line);
-        columns
-            .title()
-            .set_name("各单位分类别完成率与序时进度")
-            .set_font(chart_font().set_size(12).set_bold());
-        columns.x_axis().set_font(&chart_font());
-        columns
-            .y_axis()
-            .set_num_format("0%")
-            .set_min(0)
-            .set_font(&chart_font())
-            .set_major_gridlines(true);
-        columns
-            .legend()
-            .set_position(ChartLegendPosition::Bottom)
-            .set_font(&chart_font());
-        columns.set_width(860).set_height(340);
+        style_rate_chart(&mut columns, "各单位分类别完成率与序时进度");
         ws.insert_chart_with_offset(first_note + notes.len() as u32 + 1, 1, &columns, 10, 0)?;
     }
 
@@ -1414,22 +1419,7 @@ fn write_monthly(
                     .set_dash_type(ChartLineDashType::Dash),
             ),
         );
-    chart
-        .title()
-        .set_name("累计完成率与序时进度")
-        .set_font(chart_font().set_size(12).set_bold());
-    chart.x_axis().set_font(&chart_font());
-    chart
-        .y_axis()
-        .set_num_format("0%")
-        .set_min(0)
-        .set_font(&chart_font())
-        .set_major_gridlines(true);
-    chart
-        .legend()
-        .set_position(ChartLegendPosition::Bottom)
-        .set_font(&chart_font());
-    chart.set_width(860).set_height(340);
+    style_rate_chart(&mut chart, "累计完成率与序时进度");
     ws.insert_chart_with_offset(schedule_row + 2, 0, &chart, 10, 0)?;
 
     print_setup(ws, config, (HEAD, HEAD))?;
