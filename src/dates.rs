@@ -25,6 +25,18 @@ pub fn month_of(cell: &Cell) -> Option<YearMonth> {
             if n.fract() == 0.0 && (100_001.0..=999_912.0).contains(&n) {
                 let n = n as i64;
                 YearMonth::new((n / 100) as i32, (n % 100) as u32)
+            } else if (1900.0..2100.0).contains(&n) && n.fract() > 0.0 {
+                // 2020.05 typed into a number cell means year.month, not a date serial. The
+                // cell keeps 2020.2 for "2020.2" (February); 2020.1 may be January or October
+                // and is refused as ambiguous.
+                let year = n.trunc() as i32;
+                let frac = (n.fract() * 100.0).round() as u32;
+                let month = match frac {
+                    10 => return None,
+                    f if f % 10 == 0 => f / 10,
+                    f => f,
+                };
+                YearMonth::new(year, month)
             } else {
                 date_of_number(n).map(YearMonth::of)
             }
@@ -209,5 +221,9 @@ mod tests {
         assert_eq!(month_of(&Cell::Date("2020-05-01T00:00:00".into())), may);
         assert_eq!(month_of(&Cell::Number(202005.0)), may);
         assert_eq!(month_of(&Cell::Number(43952.0)), may);
+        assert_eq!(month_of(&Cell::Number(2020.05)), may);
+        assert_eq!(month_of(&Cell::Number(2020.2)), YearMonth::new(2020, 2));
+        assert_eq!(month_of(&Cell::Number(2020.1)), None);
+        assert_eq!(month_of(&Cell::Number(2020.11)), YearMonth::new(2020, 11));
     }
 }

@@ -206,12 +206,12 @@ pub fn accepted(findings: &[Finding]) -> bool {
 
 /// A1 reference from zero-based row and column.
 pub fn a1(row: u32, col: u32) -> String {
-    format!("{}{}", column_letters(col), row + 1)
+    format!("{}{}", column_letters(col), u64::from(row) + 1)
 }
 
 /// Column letters from a zero-based index: 0 → A, 25 → Z, 26 → AA.
 pub fn column_letters(col: u32) -> String {
-    let mut n = col + 1;
+    let mut n = u64::from(col) + 1;
     let mut out = Vec::new();
     while n > 0 {
         let rem = (n - 1) % 26;

@@ -153,7 +153,9 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Move a file without ever overwriting: rename, or copy + remove across file systems.
+/// Move a file without ever overwriting: rename, or copy + remove across file systems. When
+/// the original cannot be removed after copying, the copy is removed again, so a retry never
+/// leaves a second copy behind.
 fn move_file(src: &Path, dst: &Path) -> Result<(), IntakeError> {
     if let Some(dir) = dst.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
@@ -172,10 +174,22 @@ fn move_file(src: &Path, dst: &Path) -> Result<(), IntakeError> {
             }
             Ok(())
         }
-        Err(_) => {
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
             copy_durable(src, dst)?;
-            std::fs::remove_file(src).map_err(io(src, "cannot remove after copying"))
+            std::fs::remove_file(src).map_err(|source| {
+                let _ = std::fs::remove_file(dst);
+                IntakeError::Io {
+                    path: src.to_path_buf(),
+                    what: "cannot remove after copying",
+                    source,
+                }
+            })
         }
+        Err(source) => Err(IntakeError::Io {
+            path: src.to_path_buf(),
+            what: "cannot move",
+            source,
+        }),
     }
 }
 
@@ -184,6 +198,10 @@ fn stamp(now: DateTime<Tz>) -> String {
 }
 
 /// Take one file in for `unit`.
+///
+/// The dropped file is copied once into a private staging file; the hash, the validation and
+/// the archive copy all come from that one copy, so they agree even if the drop changes
+/// meanwhile (the final move checks the drop still has the recorded bytes).
 pub fn ingest(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
@@ -191,12 +209,29 @@ pub fn ingest(
     path: &Path,
 ) -> Result<Outcome, IntakeError> {
     let config = ctx.config;
-    let sha = hash_file(path)?;
+    let path = std::path::absolute(path).map_err(io(path, "cannot resolve"))?;
+    let path = path.as_path();
     let source = path.to_string_lossy().to_string();
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "return.xlsx".into());
+
+    let staging_dir = config.archive_dir().join(".staging");
+    std::fs::create_dir_all(&staging_dir).map_err(io(&staging_dir, "cannot create folder"))?;
+    let staged = tempfile::Builder::new()
+        .prefix("intake-")
+        .suffix(&format!("-{file_name}"))
+        .tempfile_in(&staging_dir)
+        .map_err(io(&staging_dir, "cannot create a staging file"))?
+        .into_temp_path();
+    {
+        let mut input = std::fs::File::open(path).map_err(io(path, "cannot open"))?;
+        let mut out = std::fs::File::create(&staged).map_err(io(&staged, "cannot write"))?;
+        std::io::copy(&mut input, &mut out).map_err(io(path, "cannot read"))?;
+        out.sync_all().map_err(io(&staged, "cannot fsync"))?;
+    }
+    let sha = hash_file(&staged)?;
 
     // An interrupted intake of these very bytes from this very path: finish it.
     if let Some(s) = ledger
@@ -216,22 +251,10 @@ pub fn ingest(
     let unit_dir = config.unit_dir(unit);
     let received_at = stamp(ctx.now);
 
-    // The same bytes again: recorded as a duplicate, counted nothing. A copy of a rejected
-    // return goes back to 退回/ with the same feedback, so the clerk is not told it was taken.
-    if let Some(original) = ledger.find_by_hash(&unit.name, &sha)? {
-        let rejected = original.status == SubmissionStatus::Rejected;
-        let (dest, feedback) = if rejected {
-            let dest = free_name(&unit_dir.join(REJECTED_DIR), &file_name, |p| {
-                p.exists() || feedback_path_for(p).exists()
-            });
-            let fb = feedback_path_for(&dest);
-            (dest, Some(fb))
-        } else {
-            (
-                free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists()),
-                None,
-            )
-        };
+    // The same bytes as a return that counts now: recorded as a duplicate, counted nothing.
+    // Bytes that were rejected, or superseded since, are checked again like new ones.
+    if let Some(original) = ledger.find_counting_by_hash(&unit.name, &sha)? {
+        let dest = free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists());
         let new = NewSubmission {
             sha256: sha,
             unit: unit.name.clone(),
@@ -246,49 +269,48 @@ pub fn ingest(
             reporter: original.reporter.clone(),
             phone: original.phone.clone(),
             destination: dest.to_string_lossy().to_string(),
-            feedback_path: feedback.as_ref().map(|p| p.to_string_lossy().to_string()),
+            feedback_path: None,
             counted_rows: Vec::new(),
             findings: Vec::new(),
         };
         let s = record(ctx, ledger, &new)?;
         let s = finish(ctx, ledger, s)?;
-        let findings = if rejected {
-            ledger.findings(original.id)?
-        } else {
-            Vec::new()
-        };
         return Ok(Outcome {
             submission: s,
-            findings,
+            findings: Vec::new(),
             resumed: false,
         });
     }
 
     // Read and check.
     let started = std::time::Instant::now();
-    let (workbook, mut ret) =
-        match crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), path, &config.limits) {
-            Ok(wb) => {
-                let ret = returns::check(
-                    &wb,
-                    &returns::Context {
-                        config,
-                        unit: Some(unit),
-                        now: ctx.now,
-                    },
-                );
-                (Some(wb), ret)
-            }
-            Err(f) => (
-                None,
-                Return {
-                    findings: vec![f],
-                    ..Return::default()
+    let (workbook, mut ret) = match crate::read::read_sandboxed(
+        ctx.exe,
+        Some(ctx.config_path),
+        &staged,
+        &config.limits,
+    ) {
+        Ok(wb) => {
+            let ret = returns::check(
+                &wb,
+                &returns::Context {
+                    config,
+                    unit: Some(unit),
+                    now: ctx.now,
                 },
-            ),
-        };
+            );
+            (Some(wb), ret)
+        }
+        Err(f) => (
+            None,
+            Return {
+                findings: vec![f],
+                ..Return::default()
+            },
+        ),
+    };
     if ret.accepted() {
-        let doubles = double_reported(ledger, config, unit, &ret)?;
+        let doubles = double_reported(ledger, unit, &ret)?;
         ret.findings.extend(doubles);
     }
     let accepted = ret.accepted();
@@ -305,8 +327,9 @@ pub fn ingest(
     ));
     let archive_abs = config.archive_dir().join(&archive_rel);
     if !archive_abs.exists() {
-        copy_durable(path, &archive_abs)?;
+        copy_durable(&staged, &archive_abs)?;
     }
+    drop(staged);
 
     let (dest, feedback) = if accepted {
         (
@@ -416,8 +439,22 @@ fn finish(
         if Path::new(&s.destination).exists() {
             ledger.mark_moved(s.id, &s.destination, &at)?;
         } else {
-            ledger.mark_source_gone(s.id, &at)?;
+            ledger.mark_source_gone(
+                s.id,
+                &at,
+                "the dropped file was gone before it could be moved; the archive copy is kept",
+            )?;
         }
+        return Ok(ledger.submission(s.id)?.unwrap_or(s));
+    }
+    if hash_file(&src)? != s.sha256 {
+        // Replaced since it was recorded (a corrected return under the same name): this
+        // record is done — its archive copy is kept — and the new file is a new intake.
+        ledger.mark_source_gone(
+            s.id,
+            &at,
+            "the dropped file was replaced by other bytes before it could be moved; the archive copy is kept and the new file is taken in on its own",
+        )?;
         return Ok(ledger.submission(s.id)?.unwrap_or(s));
     }
     if let Some(fb) = &s.feedback_path
@@ -450,14 +487,21 @@ fn finish(
     Ok(ledger.submission(s.id)?.unwrap_or(s))
 }
 
-/// Finish every intake a crash interrupted (files recorded but not moved).
+/// Finish every intake a crash interrupted (files recorded but not moved). A record that
+/// cannot be finished now is logged and left for the next run; the others go on.
 pub fn resume_pending(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
 ) -> Result<Vec<Submission>, IntakeError> {
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
-        done.push(finish(ctx, ledger, s)?);
+        let (id, file) = (s.id, s.source_path.clone());
+        match finish(ctx, ledger, s) {
+            Ok(s) => done.push(s),
+            Err(e) => {
+                tracing::error!(submission = id, file = %file, error = %e, "cannot finish an interrupted intake yet")
+            }
+        }
     }
     Ok(done)
 }
@@ -466,7 +510,6 @@ pub fn resume_pending(
 /// this unit in the same category in another month.
 fn double_reported(
     ledger: &Ledger,
-    config: &Config,
     unit: &Unit,
     ret: &Return,
 ) -> Result<Vec<Finding>, IntakeError> {
@@ -519,6 +562,5 @@ fn double_reported(
             break;
         }
     }
-    let _ = config;
     Ok(out)
 }

@@ -378,15 +378,15 @@ impl Ledger {
         &self.path
     }
 
-    /// The first non-duplicate submission of these bytes for this unit.
-    pub fn find_by_hash(
+    /// The submission of these bytes for this unit that counts now (accepted, not superseded).
+    pub fn find_counting_by_hash(
         &self,
         unit: &str,
         sha256: &str,
     ) -> Result<Option<Submission>, LedgerError> {
         self.conn
             .query_row(
-                &format!("{SELECT_SUBMISSION} WHERE unit = ?1 AND sha256 = ?2 AND status != 'duplicate' ORDER BY id LIMIT 1"),
+                &format!("{SELECT_SUBMISSION} WHERE unit = ?1 AND sha256 = ?2 AND status = 'accepted' ORDER BY id LIMIT 1"),
                 params![unit, sha256],
                 submission_from_row,
             )
@@ -486,8 +486,8 @@ impl Ledger {
         tx.commit().map_err(sql)
     }
 
-    /// Record that the dropped file vanished before it could be moved (someone took it back).
-    pub fn mark_source_gone(&mut self, id: i64, at: &str) -> Result<(), LedgerError> {
+    /// Record that the dropped file cannot be moved: it vanished, or other bytes replaced it.
+    pub fn mark_source_gone(&mut self, id: i64, at: &str, detail: &str) -> Result<(), LedgerError> {
         let path = self.path.clone();
         let sql = |source| LedgerError::Sql {
             path: path.clone(),
@@ -499,14 +499,7 @@ impl Ledger {
             params![id],
         )
         .map_err(sql)?;
-        insert_event(
-            &tx,
-            id,
-            at,
-            "source-gone",
-            "the dropped file was gone before it could be moved; the archive copy is kept",
-        )
-        .map_err(sql)?;
+        insert_event(&tx, id, at, "source-gone", detail).map_err(sql)?;
         tx.commit().map_err(sql)
     }
 

@@ -328,14 +328,16 @@ fn receipt(
         Some(&unit.name),
         &render(config, "receipt", &ctx),
     );
-    let key = if duplicate {
-        format!(
-            "receipt/duplicate/{}/{}/{}",
-            s.sha256, s.received_at, unit.name
-        )
-    } else {
-        format!("receipt/{}/{}/{}", s.status.as_str(), s.sha256, unit.name)
-    };
+    // One receipt per intake: the same bytes may come again (after a newer return replaced
+    // them, or as a copy), each time with its own arrival and destination.
+    let key = format!(
+        "receipt/{}/{}/{}/{}/{}",
+        s.status.as_str(),
+        s.sha256,
+        unit.name,
+        s.received_at,
+        s.destination
+    );
     Some(NewMessage {
         idempotency_key: key,
         kind: "receipt".into(),
@@ -471,14 +473,15 @@ fn rejection(
         Some(&unit.name),
         &render(config, "rejection", &ctx),
     );
-    let key = if duplicate {
-        format!(
-            "rejection/duplicate/{}/{}/{}",
-            s.sha256, s.received_at, unit.name
-        )
-    } else {
-        format!("rejection/{}/{}", s.sha256, unit.name)
-    };
+    // One notice per intake: rejected bytes sent again are checked and answered again.
+    let key = format!(
+        "rejection/{}/{}/{}/{}/{}",
+        s.status.as_str(),
+        s.sha256,
+        unit.name,
+        s.received_at,
+        s.destination
+    );
     Some(NewMessage {
         idempotency_key: key,
         kind: "rejection".into(),
@@ -831,9 +834,15 @@ mod tests {
             msgs[0].subject
         );
         assert!(msgs[0].body.contains(PROGRESS_MARKER));
+        let s = submission(SubmissionStatus::Accepted);
         assert_eq!(
             msgs[0].idempotency_key,
-            format!("receipt/accepted/{}/西兴街道", "ab".repeat(32))
+            format!(
+                "receipt/accepted/{}/西兴街道/{}/{}",
+                "ab".repeat(32),
+                s.received_at,
+                s.destination
+            )
         );
     }
 

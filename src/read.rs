@@ -238,7 +238,7 @@ fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::D
             Ok(Event::Empty(e)) => (e.into_owned(), true),
             Ok(Event::End(e)) => {
                 match e.local_name().as_ref() {
-                    "table-row" => row += row_repeat,
+                    "table-row" => row = row.saturating_add(row_repeat),
                     "table" => sheet = None,
                     _ => {}
                 }
@@ -260,7 +260,7 @@ fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::D
                 col = 0;
                 row_repeat = num(&e, "number-rows-repeated");
                 if empty {
-                    row += row_repeat;
+                    row = row.saturating_add(row_repeat);
                 }
             }
             local @ ("table-cell" | "covered-table-cell") => {
@@ -270,15 +270,20 @@ fn ods_merges(bytes: &[u8]) -> std::collections::HashMap<String, Vec<calamine::D
                     && (rs > 1 || cs > 1)
                     && let Some(name) = &sheet
                 {
-                    let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+                    // Spans past Excel's grid are clamped to it (1,048,576 rows, 16,384 columns).
+                    let clamp_row = |v: u64| v.min(1_048_575) as u32;
+                    let clamp_col = |v: u64| v.min(16_383) as u32;
                     out.entry(name.clone())
                         .or_default()
                         .push(calamine::Dimensions {
-                            start: (clamp(row), clamp(col)),
-                            end: (clamp(row + rs - 1), clamp(col + cs - 1)),
+                            start: (clamp_row(row), clamp_col(col)),
+                            end: (
+                                clamp_row(row.saturating_add(rs - 1)),
+                                clamp_col(col.saturating_add(cs - 1)),
+                            ),
                         });
                 }
-                col += num(&e, "number-columns-repeated");
+                col = col.saturating_add(num(&e, "number-columns-repeated"));
             }
             _ => {}
         }
@@ -452,9 +457,14 @@ pub fn read_sandboxed(
     };
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
+    // The child's answer is bounded like the child itself: a workbook whose cells would not
+    // fit in half the reader's memory cap is too large, and the parent never holds more.
+    let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
     let out_thread = std::thread::spawn(move || {
         let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
+        let _ = (&mut stdout).take(out_cap + 1).read_to_end(&mut buf);
+        // Drain the rest so the child is not blocked on a full pipe before the time limit.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         buf
     });
     let err_thread = std::thread::spawn(move || {
@@ -483,6 +493,11 @@ pub fn read_sandboxed(
             limits.reader_seconds
         )));
     };
+    if status.success() && out.len() as u64 > out_cap {
+        return Err(too_large(
+            "文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。",
+        ));
+    }
     if status.success()
         && let Ok(parsed) = serde_json::from_slice::<ChildOutput>(&out)
     {

@@ -96,17 +96,24 @@ const COLUMN_ALIASES: &[(&str, Column)] = &[
     ("证书号码", Column::Certificate),
 ];
 
+/// Folded header labels (template headers and aliases), computed once.
+fn folded_columns() -> &'static [(String, Column)] {
+    static FOLDED: std::sync::OnceLock<Vec<(String, Column)>> = std::sync::OnceLock::new();
+    FOLDED.get_or_init(|| {
+        Column::ALL
+            .into_iter()
+            .map(|c| (fold(c.header()), c))
+            .chain(COLUMN_ALIASES.iter().map(|(a, c)| (fold(a), *c)))
+            .collect()
+    })
+}
+
 fn column_of(label: &str) -> Option<Column> {
     let f = fold(label);
-    Column::ALL
-        .into_iter()
-        .find(|c| fold(c.header()) == f)
-        .or_else(|| {
-            COLUMN_ALIASES
-                .iter()
-                .find(|(a, _)| fold(a) == f)
-                .map(|(_, c)| *c)
-        })
+    folded_columns()
+        .iter()
+        .find(|(l, _)| *l == f)
+        .map(|(_, c)| *c)
 }
 
 const HEADER_SCAN_ROWS: u32 = 20;
@@ -429,8 +436,19 @@ fn check_roster(
     let name = &sheet.name;
 
     // Merged ranges below the header shift rows in some readers and hide cells: refuse them.
-    for m in &sheet.merged {
-        if m.last_row > header_row {
+    const MERGED_REPORTED: usize = 50;
+    let merged_count = sheet
+        .merged
+        .iter()
+        .filter(|m| m.last_row > header_row)
+        .count();
+    for m in sheet
+        .merged
+        .iter()
+        .filter(|m| m.last_row > header_row)
+        .take(MERGED_REPORTED)
+    {
+        {
             out.push(Finding::new(
                 Code::MergedCells,
                 name,
@@ -442,6 +460,17 @@ fn check_roster(
                 ),
             ));
         }
+    }
+    if merged_count > MERGED_REPORTED {
+        out.push(Finding::new(
+            Code::MergedCells,
+            name,
+            "",
+            format!("{merged_count}"),
+            format!(
+                "培训台账中共有 {merged_count} 处合并单元格（以上只列出前 {MERGED_REPORTED} 处），请全部取消合并后逐行填写。"
+            ),
+        ));
     }
 
     // Header.
@@ -528,23 +557,19 @@ fn check_roster(
         }
     }
     // Cells hidden under a merged range (all but its top-left) are reported once, as
-    // merged-cells, not again as blank.
-    let covered: std::collections::HashSet<(u32, u32)> = sheet
+    // merged-cells, not again as blank: looked up only for blank required cells.
+    let merged_below: Vec<&crate::workbook::Range> = sheet
         .merged
         .iter()
         .filter(|m| m.last_row > header_row)
-        .flat_map(|m| {
-            (m.first_row..=m.last_row.min(m.first_row + 10_000)).flat_map(move |r| {
-                (m.first_col..=m.last_col.min(m.first_col + 100)).map(move |c| (r, c))
-            })
-        })
-        .filter(|&(r, c)| {
-            !sheet
-                .merged
-                .iter()
-                .any(|m| m.first_row == r && m.first_col == c)
-        })
         .collect();
+    let covered = |r: u32, c: u32| {
+        merged_below.iter().any(|m| {
+            (m.first_row..=m.last_row).contains(&r)
+                && (m.first_col..=m.last_col).contains(&c)
+                && (m.first_row, m.first_col) != (r, c)
+        })
+    };
     let mut seen_ids: HashMap<(String, String), u32> = HashMap::new();
     for r in data_rows {
         if let Some(row) = check_row(sheet, r, &columns, &extra, &covered, ctx, ret.month, out) {
@@ -604,7 +629,7 @@ fn check_row(
     r: u32,
     columns: &BTreeMap<Column, u32>,
     extra: &[u32],
-    covered: &std::collections::HashSet<(u32, u32)>,
+    covered: &dyn Fn(u32, u32) -> bool,
     ctx: &Context<'_>,
     month: Option<YearMonth>,
     out: &mut Vec<Finding>,
@@ -652,7 +677,7 @@ fn check_row(
     let mut present = |col: Column| -> Option<(&Cell, u32)> {
         let (v, c) = cell(col)?;
         if v.is_blank() {
-            if col.cell_required() && !covered.contains(&(r, c)) {
+            if col.cell_required() && !covered(r, c) {
                 missing(col, c);
             }
             return None;
@@ -769,6 +794,18 @@ fn check_row(
                     ),
                 );
                 None
+            } else if d > ctx.now.date_naive() {
+                out_push(
+                    Code::DateInvalid,
+                    c,
+                    dates::iso(d),
+                    format!(
+                        "第 {line} 行培训日期 {} 晚于今天（{}），培训尚未发生，请核对日期。",
+                        dates::iso(d),
+                        dates::iso(ctx.now.date_naive())
+                    ),
+                );
+                None
             } else {
                 if let Some(m) = month
                     && m.year == plan_year && !m.contains(d) {
@@ -787,6 +824,25 @@ fn check_row(
             }
         }
     });
+
+    // A person cannot be trained before being born: the ID or the date is mistyped.
+    if let (Some(id_text), Some(d), Some((_, c))) = (&id, date, id_cell)
+        && let Some(birth) = id_text
+            .get(6..14)
+            .and_then(|b| NaiveDate::parse_from_str(b, "%Y%m%d").ok())
+        && birth > d
+    {
+        out_push(
+            Code::IdInvalid,
+            c,
+            ids::mask_id(id_text),
+            format!(
+                "第 {line} 行身份证号中的出生日期 {} 晚于培训日期 {}，身份证号或培训日期有误，请核对。",
+                dates::iso(birth),
+                dates::iso(d)
+            ),
+        );
+    }
 
     let hours = hours_cell.and_then(|(v, c)| match number_of(v) {
         Some(h) if h > 0.0 && h <= 200.0 => Some(h),
@@ -1118,10 +1174,20 @@ mod tests {
             (8, t("通过"), "result-invalid", "I2"),
             (1, Cell::Empty, "missing-cell", "B2"),
             (9, Cell::Error("#DIV/0!".into()), "formula-error", "J2"),
+            (6, t("2020-07-02"), "date-invalid", "G2"),
         ] {
             let r = with_cell(col, value.clone());
             assert_eq!(codes(&r), [(code, cell.to_string())], "{value:?}");
         }
+    }
+
+    #[test]
+    fn a_birth_date_after_the_training_is_refused() {
+        let first17 = "33010820210101123";
+        let born_2021 = format!("{first17}{}", ids::resident_id_check_char(first17).unwrap());
+        let r = with_cell(2, t(&born_2021));
+        assert_eq!(codes(&r), [("id-invalid", "C2".to_string())]);
+        assert!(r.findings[0].message.contains("出生日期"));
     }
 
     #[test]

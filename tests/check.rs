@@ -338,3 +338,53 @@ fn walk(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Regression: hundreds of huge (overlapping) merged ranges in a tiny file once made the
+/// parent spend minutes after the reader had finished. Now each range is reported (up to 50,
+/// then a count) and nothing is expanded cell by cell.
+#[test]
+fn hundreds_of_huge_merged_ranges_are_reported_not_expanded() {
+    use std::io::{Read, Write};
+    let w = Workdir::new();
+    let clean = return_xlsx(
+        "西兴街道",
+        "2020-05",
+        &[Person::new(1, "企业主要负责人", "2020-05-06")],
+    );
+    let mut zin = zip::ZipArchive::new(std::io::Cursor::new(clean)).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut zout = zip::ZipWriter::new(&mut out);
+        for i in 0..zin.len() {
+            let mut f = zin.by_index(i).unwrap();
+            let name = f.name().unwrap().to_string();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            if name == "xl/worksheets/sheet2.xml" {
+                let merges: String = (0..300)
+                    .map(|_| "<mergeCell ref=\"K2:DA10002\"/>")
+                    .collect();
+                let xml = String::from_utf8(data).unwrap().replace(
+                    "</sheetData>",
+                    &format!("</sheetData><mergeCells count=\"300\">{merges}</mergeCells>"),
+                );
+                data = xml.into_bytes();
+            }
+            zout.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zout.write_all(&data).unwrap();
+        }
+        zout.finish().unwrap();
+    }
+    let p = drop_return(w.path(), "merged.xlsx", out.get_ref());
+    let (code, v) = check_json(&w, &p, "西兴街道", "2020-07-01");
+    assert_eq!(code, 1);
+    let merged: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "merged-cells")
+        .collect();
+    assert_eq!(merged.len(), 51, "50 ranges and a count");
+    assert!(merged[50]["message"].as_str().unwrap().contains("300"));
+}

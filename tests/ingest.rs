@@ -336,24 +336,103 @@ fn a_rejected_return_goes_to_tui_hui_with_its_feedback_and_counts_nothing() {
 }
 
 #[test]
-fn the_same_rejected_bytes_again_go_back_to_tui_hui_with_feedback() {
+fn rejected_bytes_sent_again_are_checked_again() {
+    // A rejection may have had a passing cause (a reader crash, a month not yet begun):
+    // the same bytes are checked anew, never waved through as "already received".
     let w = Workdir::new();
-    let mut bad = Person::new(1, P, "2020-05-06");
-    bad.result = "通过".into();
-    let bytes = return_xlsx("西兴街道", "2020-05", &[bad]);
-    ingest(&w, "西兴街道", "r.xlsx", &bytes, "2020-06-02", 1);
-    let out = ingest(&w, "西兴街道", "r.xlsx", &bytes, "2020-06-03", 1);
-    assert!(out.contains("duplicate"), "{out}");
+    let bytes = return_xlsx("西兴街道", "2020-07", &[Person::new(1, P, "2020-07-01")]);
+    let out = ingest(&w, "西兴街道", "r.xlsx", &bytes, "2020-06-30", 1);
+    assert!(out.contains("rejected"), "period-future: {out}");
+    let out = ingest(&w, "西兴街道", "r.xlsx", &bytes, "2020-07-02", 0);
+    assert!(out.contains("accepted"), "{out}");
+    assert_eq!(w.files_in("watch-dirs/西兴街道/已接收"), ["r.xlsx"]);
     assert_eq!(
         w.files_in("watch-dirs/西兴街道/退回"),
-        [
-            "r (2).xlsx",
-            "r (2).错误说明.xlsx",
-            "r.xlsx",
-            "r.错误说明.xlsx"
-        ]
+        ["r.xlsx", "r.错误说明.xlsx"]
     );
-    assert!(w.files_in("watch-dirs/西兴街道/已接收").is_empty());
+    let s = w.json(&["--now", "2020-07-02", "status", "--json"], 0);
+    assert_eq!(completed(&s, "西兴街道", P), 1);
+}
+
+#[test]
+fn an_older_return_sent_again_after_a_newer_one_counts_again() {
+    // A, then B for the same month, then A again: the clerk means A. It is taken anew (not a
+    // duplicate of bytes that no longer count) and supersedes B; nothing counts twice.
+    let w = Workdir::new();
+    let a = return_xlsx(
+        "西兴街道",
+        "2020-05",
+        &[
+            Person::new(1, P, "2020-05-06"),
+            Person::new(2, P, "2020-05-06"),
+        ],
+    );
+    let b = return_xlsx("西兴街道", "2020-05", &[Person::new(3, P, "2020-05-06")]);
+    ingest(&w, "西兴街道", "a.xlsx", &a, "2020-06-02", 0);
+    ingest(&w, "西兴街道", "b.xlsx", &b, "2020-06-03", 0);
+    let out = ingest(&w, "西兴街道", "a.xlsx", &a, "2020-06-04", 0);
+    assert!(out.contains("accepted"), "{out}");
+    let s = w.json(&["--now", "2020-06-04", "status", "--json"], 0);
+    assert_eq!(completed(&s, "西兴街道", P), 2);
+    // And the same A once more is now a duplicate.
+    let out = ingest(&w, "西兴街道", "a.xlsx", &a, "2020-06-05", 0);
+    assert!(out.contains("duplicate"), "{out}");
+}
+
+#[test]
+fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
+    use tally::config::Config;
+    use tally::intake::{self, IntakeContext};
+    use tally::ledger::Ledger;
+    // Simulate a crash after the ledger transaction: record, then replace the dropped file
+    // with a corrected one before the move is finished.
+    let w = Workdir::new();
+    let config = Config::load(&w.join("tally.toml")).unwrap();
+    let config_path = w.join("tally.toml");
+    let compose = |_: &tally::ledger::Submission, _: &[tally::findings::Finding]| Vec::new();
+    let now = tally::plan::parse_now("2020-06-02", config.tz).unwrap();
+    let ctx = IntakeContext {
+        config: &config,
+        config_path: &config_path,
+        exe: std::path::Path::new(BIN),
+        now,
+        compose: &compose,
+    };
+    let mut ledger = Ledger::open(&config.state_path()).unwrap();
+    let unit = config.find_unit("西兴街道").unwrap();
+    let drop = w.unit_dir("西兴街道").join("may.xlsx");
+    // Block the move by making 已接收 a file, so the intake stops after recording.
+    std::fs::write(w.unit_dir("西兴街道").join("已接收"), b"not a folder").unwrap();
+    std::fs::write(
+        &drop,
+        return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]),
+    )
+    .unwrap();
+    assert!(intake::ingest(&ctx, &mut ledger, unit, &drop).is_err());
+    std::fs::remove_file(w.unit_dir("西兴街道").join("已接收")).unwrap();
+    // The clerk replaces the file; the next run must not move it under the old record.
+    let corrected = return_xlsx(
+        "西兴街道",
+        "2020-05",
+        &[
+            Person::new(1, P, "2020-05-06"),
+            Person::new(2, P, "2020-05-06"),
+        ],
+    );
+    std::fs::write(&drop, &corrected).unwrap();
+    intake::resume_pending(&ctx, &mut ledger).unwrap();
+    assert!(drop.exists(), "the replaced file stays for its own intake");
+    let out = intake::ingest(&ctx, &mut ledger, unit, &drop).unwrap();
+    assert_eq!(
+        out.submission.status,
+        tally::ledger::SubmissionStatus::Accepted
+    );
+    let counted = ledger.counted_rows().unwrap();
+    assert_eq!(
+        counted.len(),
+        2,
+        "the corrected return counts, the first is superseded"
+    );
 }
 
 #[test]
