@@ -221,21 +221,16 @@ pub fn composer(config: &Config) -> impl Fn(&Submission, &[Finding]) -> Vec<NewM
 
 /// An earlier submission, looked up (read only) for the notice about a duplicate.
 struct Earlier {
-    status: SubmissionStatus,
     received_at: String,
     feedback_path: Option<String>,
-    findings: Vec<Finding>,
 }
 
 fn earlier(config: &Config, id: i64) -> Option<Earlier> {
     let ledger = Ledger::open(&config.state_path()).ok()?;
     let s = ledger.submission(id).ok()??;
-    let findings = ledger.findings(id).unwrap_or_default();
     Some(Earlier {
-        status: s.status,
         received_at: s.received_at,
         feedback_path: s.feedback_path,
-        findings,
     })
 }
 
@@ -258,13 +253,10 @@ pub fn compose_intake(config: &Config, s: &Submission, findings: &[Finding]) -> 
         SubmissionStatus::Accepted => out.extend(receipt(config, unit, s, findings, None)),
         SubmissionStatus::Rejected => out.extend(rejection(config, unit, s, findings, None)),
         SubmissionStatus::Duplicate => {
+            // Intake records duplicates only of bytes that count now (rejected bytes are
+            // checked again), so a duplicate always gets an "already counted" receipt.
             let original = s.duplicate_of.and_then(|id| earlier(config, id));
-            match original {
-                Some(o) if o.status == SubmissionStatus::Rejected => {
-                    out.extend(rejection(config, unit, s, &o.findings.clone(), Some(&o)))
-                }
-                o => out.extend(receipt(config, unit, s, &[], o.as_ref())),
-            }
+            out.extend(receipt(config, unit, s, &[], original.as_ref()))
         }
         SubmissionStatus::Superseded => {}
     }
