@@ -43,6 +43,9 @@ pub struct Config {
     pub paths: Paths,
     #[serde(default)]
     pub limits: Limits,
+    /// The master workbook: how many earlier versions to keep.
+    #[serde(default)]
+    pub master: MasterConfig,
     /// The daemon: how it watches and when a dropped file counts as complete.
     #[serde(default)]
     pub watch: crate::watch::WatchConfig,
@@ -161,6 +164,19 @@ impl Default for Paths {
             master: "output/master.xlsx".into(),
             outbox: "outbox".into(),
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MasterConfig {
+    /// Earlier versions of the master kept under `<archive>/master/` (the oldest go first).
+    pub versions_kept: usize,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig { versions_kept: 10 }
     }
 }
 

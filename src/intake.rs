@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub const ACCEPTED_DIR: &str = "已接收";
 /// Sub-folder of a unit's folder for rejected returns and their feedback.
 pub const REJECTED_DIR: &str = "退回";
+/// Folder under the archive for the one private copy of a file being taken in.
+const STAGING_DIR: &str = ".staging";
 /// Suffix of the feedback workbook: `X.xlsx` → `X.错误说明.xlsx`.
 pub const FEEDBACK_SUFFIX: &str = ".错误说明.xlsx";
 
@@ -121,7 +123,7 @@ pub fn copy_durable(src: &Path, dst: &Path) -> Result<(), IntakeError> {
     let mut input = std::fs::File::open(src).map_err(io(src, "cannot open"))?;
     std::io::copy(&mut input, tmp.as_file_mut()).map_err(io(dst, "cannot copy into"))?;
     tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
-    tmp.persist(dst).map_err(|e| IntakeError::Io {
+    tmp.persist_noclobber(dst).map_err(|e| IntakeError::Io {
         path: dst.to_path_buf(),
         what: "cannot rename into place",
         source: e.error,
@@ -138,7 +140,7 @@ pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
         tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
     tmp.write_all(bytes).map_err(io(dst, "cannot write"))?;
     tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
-    tmp.persist(dst).map_err(|e| IntakeError::Io {
+    tmp.persist_noclobber(dst).map_err(|e| IntakeError::Io {
         path: dst.to_path_buf(),
         what: "cannot rename into place",
         source: e.error,
@@ -217,7 +219,7 @@ pub fn ingest(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "return.xlsx".into());
 
-    let staging_dir = config.archive_dir().join(".staging");
+    let staging_dir = config.archive_dir().join(STAGING_DIR);
     std::fs::create_dir_all(&staging_dir).map_err(io(&staging_dir, "cannot create folder"))?;
     let staged = tempfile::Builder::new()
         .prefix("intake-")
@@ -493,6 +495,14 @@ pub fn resume_pending(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
 ) -> Result<Vec<Submission>, IntakeError> {
+    // Staging copies left by a crash: the drop they came from is still in its folder (it is
+    // moved only after its record), so they hold nothing that is not kept elsewhere.
+    let staging = ctx.config.archive_dir().join(STAGING_DIR);
+    if let Ok(entries) = std::fs::read_dir(&staging) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
         let (id, file) = (s.id, s.source_path.clone());

@@ -23,9 +23,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use unicode_width::UnicodeWidthStr;
 
-/// How many earlier versions of the master `rebuild` keeps under `<archive>/master/`. A
-/// constant until `tally.toml` grows a key for it (config.rs has another owner).
-pub const MASTER_VERSIONS_KEPT: usize = 10;
 /// Rows in one Excel worksheet; past it the roster continues on 培训台账(2), ….
 pub const EXCEL_MAX_ROWS: u32 = 1_048_576;
 /// Folder under the configured archive that holds earlier versions of the master.
@@ -1892,7 +1889,7 @@ impl Roster {
 
 /// Write the master at `config.master_path()`: render into a temporary file in the same
 /// folder, fsync, keep the previous version under `<archive>/master/` (the newest
-/// `MASTER_VERSIONS_KEPT`), then rename over the old file. When the old file cannot be replaced
+/// `master.versions_kept`), then rename over the old file. When the old file cannot be replaced
 /// — held open (Excel on a Windows share) or read-only — retry with backoff, then write
 /// `master.<timestamp>.xlsx` beside it and log a warning: the new content is never lost.
 /// Returns where the master was written. An unchanged master is left untouched.
@@ -2083,7 +2080,7 @@ fn archive_previous(
         source: std::io::Error::other(e.to_string()),
     })?;
     let old = versions(&dir, stem);
-    let excess = old.len().saturating_sub(MASTER_VERSIONS_KEPT);
+    let excess = old.len().saturating_sub(config.master.versions_kept);
     remove_all(&old[..excess], "an old archived master");
     Ok(())
 }

@@ -592,6 +592,17 @@ fn previous_versions_are_archived_and_bounded() {
 }
 
 #[test]
+fn the_number_of_archived_versions_is_configurable() {
+    let w = Workdir::with_plan(&REFERENCE_PLAN.replace("versions_kept = 10", "versions_kept = 3"));
+    for day in 1..=6 {
+        rebuild(&w, &format!("2020-07-{day:02}"));
+    }
+    let archived = w.files_in("archive/master");
+    assert_eq!(archived.len(), 3, "{archived:?}");
+    assert_eq!(archived[2], "master.20200706T000000.xlsx");
+}
+
+#[test]
 fn a_master_held_open_or_read_only_gets_a_new_file_beside_it() {
     let w = Workdir::new();
     let master = rebuild(&w, NOW);
