@@ -388,3 +388,23 @@ fn hundreds_of_huge_merged_ranges_are_reported_not_expanded() {
     assert_eq!(merged.len(), 51, "50 ranges and a count");
     assert!(merged[50]["message"].as_str().unwrap().contains("300"));
 }
+
+#[test]
+fn the_template_instructions_carry_the_plans_deadline_day() {
+    use calamine::Reader;
+    let w = Workdir::with_plan(&REFERENCE_PLAN.replace("deadline_day = 5", "deadline_day = 8"));
+    let out = w.join("t.xlsx");
+    w.stdout(&["template", "-o", out.to_str().unwrap()], 0);
+    let mut wb: calamine::Xlsx<_> = calamine::open_workbook(&out).unwrap();
+    let text: String = wb
+        .worksheet_range("填报说明")
+        .unwrap()
+        .rows()
+        .flat_map(|r| r.iter().map(|c| c.to_string()))
+        .collect();
+    assert!(
+        text.contains("每月8日（含）前") && text.contains("6月8日前"),
+        "{text}"
+    );
+    assert!(!text.contains("{deadline_day}"));
+}

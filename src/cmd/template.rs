@@ -13,8 +13,10 @@ pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatu
     };
     // The bureau may edit the wording without recompiling: templates/填报说明.txt beside the plan.
     let custom = config.base_dir.join("templates").join("填报说明.txt");
-    let instructions =
-        std::fs::read_to_string(&custom).unwrap_or_else(|_| DEFAULT_INSTRUCTIONS.to_string());
+    // `{deadline_day}` in the text is the plan's deadline day.
+    let instructions = std::fs::read_to_string(&custom)
+        .unwrap_or_else(|_| DEFAULT_INSTRUCTIONS.to_string())
+        .replace("{deadline_day}", &config.plan.deadline_day.to_string());
     let units = config.unit_names();
     let categories = config.category_names();
     let bytes = render(&TemplateSpec {
