@@ -247,7 +247,13 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        Config::parse(&src, path, base)
+        // Absolute, so that every path the ledger stores (destinations, attachments) still
+        // resolves when tally is later run from another folder.
+        let base = std::path::absolute(base).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&src, path, &base)
     }
 
     /// Parse and validate config text; `path` is only used in messages.

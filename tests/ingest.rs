@@ -491,3 +491,46 @@ fn the_feedback_workbook_marks_the_offending_cell() {
     );
     assert!(comments.contains("ref=\"I3\""), "{comments}");
 }
+
+#[test]
+fn recorded_paths_are_absolute_even_with_a_relative_config() {
+    // Destinations and feedback paths stored in the ledger must resolve from any folder
+    // (mail attachments are read later, by whatever process sends them).
+    let w = Workdir::new();
+    let mut bad = Person::new(1, P, "2020-05-06");
+    bad.result = "通过".into();
+    let p = drop_return(
+        &w.unit_dir("西兴街道"),
+        "r.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &[bad]),
+    );
+    let out = std::process::Command::new(BIN)
+        .current_dir(w.path())
+        .args(["--config", "tally.toml", "--now", "2020-06-02", "ingest"])
+        .arg(p.strip_prefix(w.path()).unwrap())
+        .args(["--unit", "西兴街道"])
+        .env("RUST_LOG", "tally=warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let dest = stdout
+        .split("→ ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim();
+    assert!(std::path::Path::new(dest).is_absolute(), "{stdout}");
+    let feedback = stdout
+        .split("feedback: ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim();
+    assert!(std::path::Path::new(feedback).is_absolute(), "{stdout}");
+    assert!(std::path::Path::new(feedback).exists());
+}
