@@ -138,15 +138,35 @@ pub fn ignored_name(name: &str) -> Option<Ignore> {
     None
 }
 
-/// The names of the lock files that say `name` is open in an office program: Excel and WPS
-/// write `~$name` (Word-style programs drop the first one or two characters of long names),
-/// LibreOffice writes `.~lock.name#`.
+/// The names of the lock ("owner") files that say `name` is open in an office program:
+///
+/// - Excel and WPS write `~$` + the whole name (`~$12月.xlsx`);
+/// - LibreOffice writes `.~lock.` + the name + `#`;
+/// - Word-style programs shorten long names: when the name without its extension (the stem)
+///   has 8 or more characters, `~$` replaces its first two characters (`Document1.docx` →
+///   `~$cument1.docx`); with exactly 7, its first character; shorter stems are not shortened.
+///
+/// Lengths are counted in characters. Exactly one shortened form is derived, from the length
+/// of this name's own stem, so a lock of another, shorter name never holds this one: the lock
+/// `~$2月.xlsx` (2月.xlsx open in Excel) does not hold `12月.xlsx`, whose stem is too short
+/// to be shortened. What remains ambiguous is genuinely so (Word's lock for `abcdefgh.xlsx`
+/// is Excel's lock for `cdefgh.xlsx`); such a file is conservatively treated as held, and is
+/// taken anyway after `held_max`.
 pub fn lock_names(name: &str) -> Vec<String> {
     let mut out = vec![format!("~${name}"), format!(".~lock.{name}#")];
-    for skip in 1..=2 {
-        if let Some((i, _)) = name.char_indices().nth(skip) {
-            out.push(format!("~${}", &name[i..]));
-        }
+    let stem = match name.rfind('.') {
+        Some(i) if i > 0 => &name[..i],
+        _ => name,
+    };
+    let skip = match stem.chars().count() {
+        0..=6 => 0,
+        7 => 1,
+        _ => 2,
+    };
+    if skip > 0
+        && let Some((i, _)) = name.char_indices().nth(skip)
+    {
+        out.push(format!("~${}", &name[i..]));
     }
     out
 }
@@ -292,9 +312,15 @@ impl Settler {
             .collect()
     }
 
-    /// When the next look is due, if any.
+    /// When the next look is due, if any. A file that has settled and waits in the ready
+    /// list (it settled while another was being taken) is due at once: its arrival time, which
+    /// lies in the past, is given.
     pub fn next_wakeup(&self) -> Option<Instant> {
-        self.files.values().map(|e| e.next_look).min()
+        self.files
+            .values()
+            .map(|e| e.next_look)
+            .chain(self.ready.iter().map(|r| r.since))
+            .min()
     }
 
     /// What a look at `path` found at `now` (monotonic) / `wall` (the file system's clock).
@@ -384,15 +410,19 @@ impl Settler {
         std::mem::take(&mut self.given_up)
     }
 
-    /// Files under consideration (not yet ready).
+    /// Files under consideration: still settling, or settled and not yet taken
+    /// ([`Settler::take_ready`]).
     pub fn pending(&self) -> usize {
-        self.files.len()
+        self.files.len() + self.ready.len()
     }
 
-    /// Whether some file is on its way to being ready soon: it is not blocked and changed
-    /// recently. A burst's master rebuild waits for such files; a file held open in Excel
-    /// for an hour does not hold the master back.
+    /// Whether some file is ready or on its way to being ready soon: it is not blocked and
+    /// changed recently. A burst's master rebuild waits for such files; a file held open in
+    /// Excel for an hour does not hold the master back.
     pub fn settling(&self, now: Instant) -> bool {
+        if !self.ready.is_empty() {
+            return true;
+        }
         let horizon = self.timing.settle.max(self.timing.min_age) + self.timing.settle;
         self.files.values().any(|e| {
             !e.blocked
@@ -482,20 +512,54 @@ mod tests {
 
     #[test]
     fn lock_names_cover_excel_word_and_libreoffice() {
-        let names = lock_names("2020-05.xlsx");
-        for n in [
-            "~$2020-05.xlsx",
-            ".~lock.2020-05.xlsx#",
-            "~$020-05.xlsx",
-            "~$20-05.xlsx",
-        ] {
-            assert!(names.contains(&n.to_string()), "{n} in {names:?}");
-        }
-        // Multi-byte names are cut on character boundaries.
-        assert!(lock_names("西兴五月.xlsx").contains(&"~$五月.xlsx".to_string()));
-        for n in lock_names("2020-05.xlsx") {
+        let names = |n: &str| lock_names(n);
+        // A 7-character stem: Word drops one character.
+        assert_eq!(
+            names("2020-05.xlsx"),
+            ["~$2020-05.xlsx", ".~lock.2020-05.xlsx#", "~$020-05.xlsx"]
+        );
+        // 8 or more: Word drops two.
+        assert_eq!(
+            names("Document1.docx"),
+            [
+                "~$Document1.docx",
+                ".~lock.Document1.docx#",
+                "~$cument1.docx"
+            ]
+        );
+        // Up to 6: never shortened.
+        assert_eq!(names("五月.xlsx"), ["~$五月.xlsx", ".~lock.五月.xlsx#"]);
+        assert_eq!(names("README"), ["~$README", ".~lock.README#"]);
+        // Multi-byte names are counted and cut in characters.
+        assert!(names("西兴街道五月报表.xlsx").contains(&"~$街道五月报表.xlsx".to_string()));
+        for n in names("2020-05.xlsx")
+            .into_iter()
+            .chain(names("西兴街道五月报表.xlsx"))
+        {
             assert_eq!(ignored_name(&n), Some(Ignore::OfficeLock), "{n}");
         }
+    }
+
+    #[test]
+    fn the_lock_of_one_file_does_not_hold_another() {
+        // 2月.xlsx open in Excel (~$2月.xlsx) must not hold 12月.xlsx, nor 1月 hold 11月.
+        for (open, other) in [
+            ("2月.xlsx", "12月.xlsx"),
+            ("1月.xlsx", "11月.xlsx"),
+            ("20-05.xlsx", "2020-05.xlsx"),
+            ("05.xlsx", "2020-05.xlsx"),
+        ] {
+            let lock = format!("~${open}");
+            assert!(lock_names(open).contains(&lock));
+            assert!(
+                !lock_names(other).contains(&lock),
+                "{lock} holds {other}: {:?}",
+                lock_names(other)
+            );
+        }
+        // Genuinely ambiguous, so held (conservatively): Excel's lock for 020-05.xlsx is
+        // Word's for 2020-05.xlsx.
+        assert!(lock_names("2020-05.xlsx").contains(&"~$020-05.xlsx".to_string()));
     }
 
     // ---- the state machine, driven by a fake clock and a fake disk -------------------------
@@ -802,6 +866,49 @@ mod tests {
         s.observe(Path::new("/w/u/b.xlsx"), Look::Open(stat), t0, wall);
         assert!(s.settling(t0 + Duration::from_millis(100)));
         assert_eq!(s.next_wakeup(), Some(t0 + Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn a_file_that_settled_but_was_not_taken_yet_still_counts() {
+        // b settles while a is being taken (the daemon is not calling take_ready): it must
+        // keep a one-pass run going, hold the burst open, and wake the loop at once.
+        let t = timing(300, 0);
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let stat = Stat {
+            size: 1,
+            mtime: wall,
+        };
+        for mut s in [Settler::new(t), Settler::one_pass(t)] {
+            let (a, b) = (Path::new("/w/u/a.xlsx"), Path::new("/w/u/b.xlsx"));
+            s.add_event(a.into(), "u".into(), t0);
+            s.observe(a, Look::Open(stat), t0, wall);
+            let t1 = t0 + Duration::from_millis(20);
+            s.add_event(b.into(), "u".into(), t1);
+            s.observe(b, Look::Open(stat), t1, wall);
+            let t2 = t0 + Duration::from_millis(300);
+            s.observe(a, Look::Open(stat), t2, wall);
+            let batch = s.take_ready();
+            assert_eq!(batch.len(), 1);
+            assert_eq!(batch[0].path, a);
+            // While a is taken, b settles.
+            let t3 = t1 + Duration::from_millis(300);
+            s.observe(b, Look::Open(stat), t3, wall);
+            assert!(s.due(t3).is_empty());
+            assert_eq!(s.pending(), 1, "a ready file is pending");
+            assert!(s.settling(t3 + Duration::from_secs(60)), "and settling");
+            assert!(
+                s.next_wakeup().is_some_and(|w| w <= t3),
+                "and due now: {:?}",
+                s.next_wakeup()
+            );
+            let batch = s.take_ready();
+            assert_eq!(batch.len(), 1);
+            assert_eq!(batch[0].path, b);
+            assert_eq!(s.pending(), 0);
+            assert!(!s.settling(t3));
+            assert_eq!(s.next_wakeup(), None);
+        }
     }
 
     #[test]

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// watch limit (to test the fall-back to polling).
 pub const FAULT_ENV: &str = "TALLY_FAULT_WATCH";
 
-/// How a failed file (one intake could not take in) is retried when it does not change.
-const FAILED_RETRY: Duration = Duration::from_secs(300);
+/// How long after a failure a file intake could not take in is tried again when it does not
+/// change (in every mode: the loop re-adds it on its own timer, events or no events).
+pub const FAILED_RETRY: Duration = Duration::from_secs(300);
 /// A file whose processing killed the daemon this many times is rejected unread.
 const MAX_CRASHES: i64 = 2;
 /// The loop wakes at least this often (date change, missing folders, due mail work).
@@ -124,6 +125,9 @@ pub struct Options {
     /// Process what is pending, then stop.
     pub once: bool,
     pub clock: Clock,
+    /// A file intake could not take in is tried again this much later ([`FAILED_RETRY`];
+    /// shorter only in tests).
+    pub failed_retry: Duration,
 }
 
 impl Options {
@@ -135,6 +139,7 @@ impl Options {
             timing: Timing::new(secs(w.settle_secs), secs(w.min_age_secs)),
             once: false,
             clock,
+            failed_retry: FAILED_RETRY,
         }
     }
 }
@@ -672,8 +677,11 @@ impl<'a> Daemon<'a> {
         consider(self.next_rescan);
         consider(self.folders_retry_at);
         consider(self.master_retry_at);
-        if !self.opts.once && self.dirty.is_none() {
-            consider(Some(self.next_mail));
+        if !self.opts.once {
+            if !self.mail_held() {
+                consider(Some(self.next_mail));
+            }
+            consider(self.failed.values().map(|(_, at)| *at).min());
         }
         if let Some((_, since)) = self.dirty
             && self.master_retry_at.is_none()
@@ -688,6 +696,21 @@ impl<'a> Daemon<'a> {
     /// The longest a burst may hold the master back (a file written forever must not).
     fn burst_cap(&self) -> Duration {
         (self.opts.timing.settle * 10).max(Duration::from_secs(10))
+    }
+
+    /// Whether scheduled mail waits for the end of a burst (which runs the mail work itself).
+    /// It does not wait while a failed master rebuild waits to be retried: mail must not stop
+    /// because the master cannot be written.
+    fn mail_held(&self) -> bool {
+        self.dirty.is_some() && self.master_retry_at.is_none()
+    }
+
+    /// Whether the current burst has held the master back as long as it may.
+    fn burst_overdue(&self, now: Instant) -> bool {
+        self.master_retry_at.is_none()
+            && self
+                .dirty
+                .is_some_and(|(_, since)| now.saturating_duration_since(since) >= self.burst_cap())
     }
 
     /// Handle events waiting in the queue without blocking.
@@ -861,20 +884,34 @@ impl<'a> Daemon<'a> {
         if self.folders_retry_at.is_some_and(|t| t <= now) {
             self.check_folders(now);
         }
+        if !self.opts.once {
+            self.retry_failed(now);
+        }
         self.look(now);
-        let ready = self.settler.take_ready();
-        for r in ready {
-            if self.stopping {
-                // Left in its folder: the next start takes it.
+        // Files that settle while others are taken join the same burst: take until none is
+        // ready. Each round takes at least one file; a burst that has held the master back
+        // as long as it may stops here, and the rest is taken after the rebuild.
+        'take: loop {
+            let ready = self.settler.take_ready();
+            if ready.is_empty() {
                 break;
             }
-            self.take(r);
-            self.drain();
-            // Looks that fell due while the file was processed.
-            self.look(Instant::now());
+            for r in ready {
+                if self.stopping {
+                    // Left in its folder: the next start takes it.
+                    break 'take;
+                }
+                self.take(r);
+                self.drain();
+                // Looks that fell due while the file was processed.
+                self.look(Instant::now());
+            }
+            if !self.opts.once && self.burst_overdue(Instant::now()) {
+                break;
+            }
         }
         self.maybe_end_burst(Instant::now());
-        if !self.opts.once && self.dirty.is_none() && Instant::now() >= self.next_mail {
+        if !self.opts.once && !self.mail_held() && Instant::now() >= self.next_mail {
             self.next_mail = Instant::now() + MAIL_EVERY;
             mail_work(
                 self.config,
@@ -889,6 +926,25 @@ impl<'a> Daemon<'a> {
                 // Expected progress moves with the date: refresh the master daily.
                 self.dirty = Some((0, Instant::now()));
             }
+        }
+    }
+
+    /// Files intake could not take in whose retry is due are considered again (as if an
+    /// event had come for them), so that the retry happens in native mode too, where no
+    /// periodic rescan would find them. One that fails again is noted again by [`Self::fail`].
+    fn retry_failed(&mut self, now: Instant) {
+        let due: Vec<PathBuf> = self
+            .failed
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            self.failed.remove(&path);
+            if path.is_file() {
+                tracing::info!(file = %path.display(), "trying again a file that was not taken in");
+            }
+            self.consider(path, now);
         }
     }
 
@@ -935,7 +991,9 @@ impl<'a> Daemon<'a> {
                 );
             }
             Err(e) => {
-                tracing::warn!(error = %e, "after the burst: master or mail work failed; retrying in {:?}", MASTER_RETRY);
+                // The mail work has run all the same.
+                tracing::warn!(error = %e, "the master could not be written; retrying in {:?}", MASTER_RETRY);
+                self.next_mail = Instant::now() + MAIL_EVERY;
                 self.master_retry_at = Some(Instant::now() + MASTER_RETRY);
             }
         }
@@ -1057,6 +1115,12 @@ impl<'a> Daemon<'a> {
 
     fn fail(&mut self, path: &Path, unit: &Unit, file: &str, stat: Stat, ms: u64, error: &str) {
         self.summary.failed += 1;
+        let retry = self.opts.failed_retry;
+        let retry_text = if retry >= Duration::from_secs(60) {
+            format!("{} min", retry.as_secs() / 60)
+        } else {
+            format!("{:.1} s", retry.as_secs_f64())
+        };
         tracing::warn!(
             unit = %unit.name,
             file = %file,
@@ -1064,11 +1128,10 @@ impl<'a> Daemon<'a> {
             rows = 0,
             ms,
             error = %error,
-            "file not taken in; it stays where it is and is retried when it changes or in {} min",
-            FAILED_RETRY.as_secs() / 60
+            "file not taken in; it stays where it is and is retried when it changes or in {retry_text}"
         );
         self.failed
-            .insert(path.to_path_buf(), (stat, Instant::now() + FAILED_RETRY));
+            .insert(path.to_path_buf(), (stat, Instant::now() + retry));
         let at = self.stamp();
         if let Err(e) = listing::failed(&mut self.ledger, path, error, &at) {
             tracing::warn!(error = %e, "cannot record the listing");
@@ -1243,16 +1306,20 @@ pub struct BurstReport {
 
 /// The single integration point after a burst of files (and at the end of `--once`, and when
 /// the date changes): rebuild the master workbook from the ledger, then run the mail work that
-/// is due. Only a failed master is an error (retried later); mail failures are logged and
-/// stay in the outbox for the next round.
+/// is due — whether or not the master could be written (receipts and rejection notices must
+/// not wait for a master that cannot be written). Only a failed master is an error (the
+/// caller logs it and retries later); mail failures are logged and stay in the outbox for the
+/// next round.
 pub fn after_burst(
     config: &Config,
     ledger: &mut Ledger,
     now: DateTime<Tz>,
     transport: &Transport,
 ) -> anyhow::Result<BurstReport> {
-    let written = crate::master::rebuild(config, ledger, now)?;
-    if written != config.master_path() {
+    let rebuilt = crate::master::rebuild(config, ledger, now);
+    if let Ok(written) = &rebuilt
+        && *written != config.master_path()
+    {
         tracing::warn!(
             master = %config.master_path().display(),
             written = %written.display(),
@@ -1260,7 +1327,7 @@ pub fn after_burst(
         );
     }
     mail_work(config, ledger, now, transport);
-    Ok(BurstReport { master: written })
+    Ok(BurstReport { master: rebuilt? })
 }
 
 /// Store the scheduled mail that is due (催办, 未报送提醒, 周报), then send what is queued and
@@ -1571,5 +1638,16 @@ mod tests {
         std::fs::write(dir.path().join("~$2020-05.xlsx"), b"owner").unwrap();
         assert!(matches!(look_at(&p), Look::Held(_)));
         assert_eq!(look_at(dir.path()), Look::Gone, "a folder is not a file");
+        // 2月.xlsx open in Excel holds 2月.xlsx, not 12月.xlsx.
+        let (feb, dec) = (dir.path().join("2月.xlsx"), dir.path().join("12月.xlsx"));
+        std::fs::write(&feb, b"x").unwrap();
+        std::fs::write(&dec, b"x").unwrap();
+        std::fs::write(dir.path().join("~$2月.xlsx"), b"owner").unwrap();
+        assert!(matches!(look_at(&feb), Look::Held(_)));
+        assert!(
+            matches!(look_at(&dec), Look::Open(_)),
+            "{:?}",
+            look_at(&dec)
+        );
     }
 }

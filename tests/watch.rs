@@ -702,3 +702,125 @@ fn a_log_file_is_written_when_asked() {
         assert!(line.contains(field), "{field} in {line}");
     }
 }
+
+/// The reference plan's minimum age (1 s) with the tests' rare rescan: files dropped a little
+/// apart become ready as far apart, so the second settles while the first is being taken.
+fn plan_with_min_age() -> String {
+    let plan = REFERENCE_PLAN.replacen("\nrescan_secs = 60\n", "\nrescan_secs = 3600\n", 1);
+    assert!(plan.contains("\nmin_age_secs = 1\n") && plan.contains("rescan_secs = 3600"));
+    plan
+}
+
+/// Write `a` (a larger return, slow to take), then `b` a moment later.
+fn drop_two_a_moment_apart(w: &Workdir) {
+    drop_return(&w.unit_dir(XX), "a.xlsx", &a_return(XX, "2020-04", 1, 400));
+    std::thread::sleep(Duration::from_millis(20));
+    drop_return(&w.unit_dir(CH), "b.xlsx", &a_return(CH, "2020-04", 2, 2));
+}
+
+#[test]
+fn once_takes_a_file_that_settles_while_another_is_taken() {
+    let w = Workdir::with_plan(&plan_with_min_age());
+    drop_two_a_moment_apart(&w);
+    let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 accepted"), "{stdout}");
+    assert!(stdout.contains("0 left"), "{stdout}");
+    assert_eq!(accepted_in(&w, XX), 1);
+    assert_eq!(accepted_in(&w, CH), 1, "b.xlsx was skipped");
+    assert!(!w.unit_dir(CH).join("b.xlsx").exists());
+}
+
+#[test]
+fn a_file_that_settles_while_another_is_taken_joins_the_same_burst() {
+    let w = Workdir::with_plan(&plan_with_min_age());
+    let d = Daemon::start(&w, &[]);
+    // The master is missing at start: its rebuild comes first, with no files.
+    d.wait_for("the start-up rebuild", |d| d.lines("burst finished") >= 1);
+    drop_two_a_moment_apart(&w);
+    d.wait_for("both returns", |d| d.taken().len() == 2);
+    d.wait_for("the master with both", |d| d.rebuilds().1 == 2);
+    assert_eq!(d.rebuilds(), (1, 2), "one rebuild for the burst of two");
+    assert_eq!(accepted_in(&w, XX) + accepted_in(&w, CH), 2);
+    assert_eq!(d.terminate().0, 0);
+}
+
+fn outbox_with(w: &Workdir, tag: &str) -> Vec<String> {
+    w.files_in("outbox")
+        .into_iter()
+        .filter(|f| f.contains(tag) && f.ends_with(".eml"))
+        .collect()
+}
+
+#[test]
+fn once_sends_mail_when_the_master_cannot_be_written() {
+    let w = workdir();
+    // The master's folder is a plain file: every rebuild fails.
+    std::fs::write(w.join("output"), b"not a folder").unwrap();
+    drop_return(&w.unit_dir(CH), "bad.xlsx", b"this is not a workbook");
+    let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 rejected"), "{stdout}");
+    assert_eq!(
+        outbox_with(&w, "退回").len(),
+        1,
+        "the rejection notice is sent: {:?}\n{stderr}",
+        w.files_in("outbox")
+    );
+    assert!(stderr.contains("master could not be written"), "{stderr}");
+}
+
+#[test]
+fn the_daemon_sends_mail_when_the_master_cannot_be_written() {
+    let w = workdir();
+    std::fs::write(w.join("output"), b"not a folder").unwrap();
+    let d = Daemon::start(&w, &[]);
+    drop_return(&w.unit_dir(CH), "bad.xlsx", b"this is not a workbook");
+    d.wait_for("the rejection", |d| d.taken().len() == 1);
+    wait_until("the rejection notice in the outbox", || {
+        outbox_with(&w, "退回").len() == 1
+    });
+    assert!(d.lines("burst finished") == 0, "{}", d.log_text());
+    assert_eq!(d.terminate().0, 0);
+}
+
+#[test]
+fn native_mode_retries_a_file_that_could_not_be_taken_in() {
+    let w = workdir();
+    // The archive's folder is a plain file: intake cannot stage the return, so it fails (the
+    // file stays where it is) rather than being rejected.
+    std::fs::write(w.join("archive"), b"not a folder").unwrap();
+    let d = Daemon::start(&w, &["--mode", "native", "--failed-retry", "0.5"]);
+    drop_return(
+        &w.unit_dir(XX),
+        "2020-05.xlsx",
+        &a_return(XX, "2020-05", 1, 2),
+    );
+    let failed = |d: &Daemon| {
+        d.events()
+            .iter()
+            .filter(|e| {
+                e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("file not taken in"))
+            })
+            .count()
+    };
+    d.wait_for("the failure", |d| failed(d) >= 1);
+    assert!(d.taken().is_empty());
+    assert!(w.unit_dir(XX).join("2020-05.xlsx").is_file(), "it stays");
+    // Fixed outside the drop folders: no event for the file; only the retry can take it.
+    std::fs::remove_file(w.join("archive")).unwrap();
+    d.wait_for("the retry to take it", |d| d.taken().len() == 1);
+    assert_eq!(d.taken()[0]["result"], "accepted");
+    assert_eq!(accepted_in(&w, XX), 1);
+    assert_eq!(d.terminate().0, 0);
+}

@@ -32,6 +32,10 @@ pub struct WatchArgs {
     /// Log to this file instead of stderr, rotated daily (tally.log → tally.2020-07-01.log).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Test hook, hidden from --help: seconds until a file intake could not take in is tried
+    /// again when it has not changed (default 300), so that tests need not wait 5 minutes.
+    #[arg(long, hide = true, value_name = "SECS", value_parser = parse_secs)]
+    pub failed_retry: Option<f64>,
 }
 
 /// Seconds: a number from 0.01 to 86400, fractions allowed.
@@ -66,6 +70,9 @@ pub fn run(settings: &Settings, global: &Global, args: &WatchArgs) -> anyhow::Re
     }
     if let Some(s) = args.settle {
         opts.timing.settle = secs(s);
+    }
+    if let Some(s) = args.failed_retry {
+        opts.failed_retry = secs(s);
     }
 
     let daemon = Daemon::start(config, &settings.config_path, opts)?;
@@ -127,6 +134,22 @@ mod tests {
         assert_eq!(a.poll_interval, None);
         assert_eq!(a.log_format, super::LogFormat::Text);
         assert_eq!(a.log_file, None);
+        assert_eq!(a.failed_retry, None);
+    }
+
+    #[test]
+    fn the_failed_retry_test_hook_parses_and_is_hidden() {
+        assert_eq!(
+            watch(&["--failed-retry", "0.5"]).unwrap().failed_retry,
+            Some(0.5)
+        );
+        assert!(watch(&["--failed-retry", "0"]).is_err());
+        let help = match Cli::try_parse_from(["tally", "watch", "--help"]) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("--help prints help"),
+        };
+        assert!(help.contains("--settle"), "{help}");
+        assert!(!help.contains("--failed-retry"), "{help}");
     }
 
     #[test]
