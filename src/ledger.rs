@@ -293,6 +293,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (unit, window_id)
     );
     "#,
+    // 4: outbox leases and per-recipient delivery (src/mail.rs): a claimed message is being
+    // sent until `lease_until` (unix seconds, real clock); `delivered_to` lists recipients the
+    // server already accepted when a message had to go to its recipients one by one.
+    r#"
+    ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
+    ALTER TABLE outbox ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 /// The open ledger.

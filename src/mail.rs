@@ -2,7 +2,8 @@
 //! schedule applied to the ledger (reminders, deadline reminders, digest) and the sender that
 //! delivers through lettre — SMTP, or one .eml file per message when no server is configured.
 //! Headers are built only through lettre's typed builders; a message is claimed before it is
-//! sent and marked sent only after the server (or the file system) accepted it.
+//! sent — under a lease that keeps every other sender, and `outbox retry`, off it until the
+//! lease runs out — and marked sent only after the server (or the file system) accepted it.
 
 use crate::config::Config;
 use crate::count::Status;
@@ -505,10 +506,21 @@ impl SmtpUrl {
         })
     }
 
-    /// Whether the host is this machine.
+    /// Whether the host is this machine: a loopback IP address (127.0.0.0/8, ::1, or
+    /// ::ffff:127.x.y.z), or exactly the name `localhost`. A name that merely begins with
+    /// "127." (`127.attacker.example`) is another host.
     pub fn is_local(&self) -> bool {
-        let h = self.host.to_ascii_lowercase();
-        h == "localhost" || h == "::1" || h.starts_with("127.")
+        let h = self.host.trim_end_matches('.');
+        if h.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        match h.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+            Ok(std::net::IpAddr::V6(v6)) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+            Err(_) => false,
+        }
     }
 
     /// Plain SMTP is only for this machine unless the config allows it.
@@ -543,15 +555,18 @@ impl SmtpUrl {
     }
 }
 
-/// The URL with any password in it replaced by `***`, for messages.
+/// The text with any password in it replaced by `***`, for messages: whatever follows the
+/// first `:` of the user-info (everything before the last `@`, after the scheme's `://` when
+/// there is one) is hidden, with or without a scheme (`tally:s3cret@mail.example.org:465`).
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
     match rest.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}")
+            format!("{scheme}{user}:***@{host}")
         }
         _ => url.to_string(),
     }
@@ -720,15 +735,87 @@ impl Failure {
 }
 
 impl Transport {
-    /// Deliver one built message.
-    fn deliver(&self, row: &OutboxRow, message: &Message) -> Result<(), Failure> {
+    /// Deliver one built message. Over SMTP it goes to all its recipients in one
+    /// transaction; when the server refuses that (lettre gives up on the first recipient it
+    /// refuses, so nobody gets the message) and there are several recipients, it goes to each
+    /// recipient not yet served on its own, so one bad address (a leader's on Cc) does not keep
+    /// the message from the others. `delivered` records each recipient served that way as soon
+    /// as the server took it, so that a later attempt goes only to the rest.
+    fn deliver(
+        &self,
+        row: &OutboxRow,
+        message: &Message,
+        delivered: &mut dyn FnMut(&str) -> Result<(), String>,
+    ) -> Result<(), Failure> {
         match self {
-            Transport::Smtp { transport, .. } => match transport.send(message) {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(Failure::Permanent(e.to_string())),
-                Err(e) if e.is_transient() => Err(Failure::Transient(e.to_string())),
-                Err(e) => Err(Failure::Unreachable(e.to_string())),
-            },
+            Transport::Smtp { transport, .. } => {
+                let envelope = message.envelope();
+                let done: std::collections::BTreeSet<String> = row
+                    .delivered_to
+                    .iter()
+                    .map(|a| a.to_ascii_lowercase())
+                    .collect();
+                let remaining: Vec<lettre::Address> = envelope
+                    .to()
+                    .iter()
+                    .filter(|a| !done.contains(&a.to_string().to_ascii_lowercase()))
+                    .cloned()
+                    .collect();
+                if remaining.is_empty() {
+                    return Ok(());
+                }
+                if done.is_empty() {
+                    match transport.send(message) {
+                        Ok(_) => return Ok(()),
+                        Err(e) => {
+                            let failure = smtp_failure(&e);
+                            if remaining.len() < 2 || matches!(failure, Failure::Unreachable(_)) {
+                                return Err(failure);
+                            }
+                            tracing::info!(id = row.id, error = %one_line(failure.text()), "refused as a whole; sending to each recipient on its own");
+                        }
+                    }
+                }
+                let bytes = message.formatted();
+                let mut served: Vec<String> = row.delivered_to.clone();
+                let mut refused: Vec<(String, Failure)> = Vec::new();
+                for rcpt in remaining {
+                    let one = lettre::address::Envelope::new(
+                        envelope.from().cloned(),
+                        vec![rcpt.clone()],
+                    )
+                    .map_err(|e| Failure::Permanent(format!("cannot address {rcpt}: {e}")))?;
+                    match transport.send_raw(&one, &bytes) {
+                        Ok(_) => {
+                            delivered(rcpt.as_ref()).map_err(Failure::Unreachable)?;
+                            served.push(rcpt.to_string());
+                        }
+                        Err(e) => match smtp_failure(&e) {
+                            Failure::Unreachable(t) => return Err(Failure::Unreachable(t)),
+                            f => refused.push((rcpt.to_string(), f)),
+                        },
+                    }
+                }
+                if refused.is_empty() {
+                    return Ok(());
+                }
+                let mut text = refused
+                    .iter()
+                    .map(|(a, f)| format!("not delivered to {a}: {}", one_line(f.text())))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if !served.is_empty() {
+                    text.push_str(&format!("; delivered to {}", served.join(", ")));
+                }
+                if refused
+                    .iter()
+                    .all(|(_, f)| matches!(f, Failure::Permanent(_)))
+                {
+                    Err(Failure::Permanent(text))
+                } else {
+                    Err(Failure::Transient(text))
+                }
+            }
             Transport::Files(dir) => {
                 let path = dir.join(eml_name(row));
                 if path.exists() {
@@ -739,6 +826,18 @@ impl Transport {
                     .map_err(|e| Failure::Unreachable(e.to_string()))
             }
         }
+    }
+}
+
+/// How an SMTP error counts: 5xx permanent, 4xx transient, anything else (connection, TLS,
+/// timeout) the server unreachable.
+fn smtp_failure(e: &lettre::transport::smtp::Error) -> Failure {
+    if e.is_permanent() {
+        Failure::Permanent(e.to_string())
+    } else if e.is_transient() {
+        Failure::Transient(e.to_string())
+    } else {
+        Failure::Unreachable(e.to_string())
     }
 }
 
@@ -936,9 +1035,35 @@ pub struct OutboxRow {
     pub next_attempt_at: Option<String>,
     pub last_error: Option<String>,
     pub sent_at: Option<String>,
+    /// While a sender holds the message (claimed, being sent): until when, unix seconds of
+    /// the real clock. Nobody else sends or re-queues it before then; a lease that ran out
+    /// (the sender died) may be claimed again.
+    pub lease_until: Option<i64>,
+    /// Recipients the server already accepted (when it had to go to them one by one).
+    pub delivered_to: Vec<String>,
 }
 
-const SELECT_OUTBOX: &str = "SELECT id, idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, status, attempts, next_attempt_at, last_error, sent_at FROM outbox";
+impl OutboxRow {
+    /// Whether a sender holds this message right now.
+    pub fn sending(&self) -> bool {
+        self.status == "queued" && self.lease_until.is_some_and(|t| t > lease_clock())
+    }
+}
+
+const SELECT_OUTBOX: &str = "SELECT id, idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, status, attempts, next_attempt_at, last_error, sent_at, lease_until, delivered_to FROM outbox";
+
+/// How long a claim holds a message: far longer than one delivery may take (lettre's SMTP
+/// timeout is 30 s per exchange), short enough that mail held by a sender that died goes
+/// out soon after.
+pub const LEASE_SECONDS: i64 = 10 * 60;
+
+/// The clock of leases: the real one, also under `--now`, because a lease is about which
+/// process is sending now, not about the plan's time.
+pub fn lease_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -958,6 +1083,8 @@ fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         next_attempt_at: r.get(12)?,
         last_error: r.get(13)?,
         sent_at: r.get(14)?,
+        lease_until: r.get(15)?,
+        delivered_to: serde_json::from_str(&json(16)?).unwrap_or_default(),
     })
 }
 
@@ -1001,34 +1128,57 @@ pub fn exists(ledger: &mut Ledger, key: &str) -> Result<bool, MailError> {
     Ok(found.is_some())
 }
 
+/// What `requeue` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Requeued {
+    /// Messages re-queued (failed before) or made due now.
+    pub changed: usize,
+    /// Messages left alone because a sender holds them right now.
+    pub sending: Vec<i64>,
+}
+
 /// Re-queue failed messages (all, or those with the given ids) and make every queued one due
-/// now; returns how many were re-queued or rescheduled.
-pub fn requeue(ledger: &mut Ledger, ids: &[i64], now: DateTime<Tz>) -> Result<usize, MailError> {
+/// now. A message another sender holds right now (under a live lease) is left alone: it is
+/// being sent, and making it due again would let it be sent twice.
+pub fn requeue(ledger: &mut Ledger, ids: &[i64], now: DateTime<Tz>) -> Result<Requeued, MailError> {
     let at = stamp(now);
+    let clock = lease_clock();
     let path = ledger.path().to_path_buf();
     let conn = ledger.conn();
-    let mut run = || -> rusqlite::Result<usize> {
-        let tx = conn.transaction()?;
-        let mut n = 0;
+    const FREE: &str = "(lease_until IS NULL OR lease_until <= ?2)";
+    let mut run = || -> rusqlite::Result<Requeued> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = Requeued::default();
+        let busy = |tx: &rusqlite::Transaction<'_>,
+                    id: Option<i64>|
+         -> rusqlite::Result<Vec<i64>> {
+            let mut st = tx.prepare(
+                "SELECT id FROM outbox WHERE status = 'queued' AND lease_until > ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id",
+            )?;
+            st.query_map(params![clock, id], |r| r.get(0))?.collect()
+        };
         if ids.is_empty() {
-            n += tx.execute(
-                "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ?1 WHERE status = 'failed'",
-                params![at],
+            out.changed += tx.execute(
+                &format!("UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ?1 WHERE status = 'failed' AND {FREE}"),
+                params![at, clock],
             )?;
-            n += tx.execute(
-                "UPDATE outbox SET next_attempt_at = ?1 WHERE status = 'queued' AND attempts > 0",
-                params![at],
+            out.changed += tx.execute(
+                &format!("UPDATE outbox SET next_attempt_at = ?1 WHERE status = 'queued' AND attempts > 0 AND {FREE}"),
+                params![at, clock],
             )?;
+            out.sending = busy(&tx, None)?;
         } else {
             for id in ids {
-                n += tx.execute(
-                    "UPDATE outbox SET status = 'queued', attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, next_attempt_at = ?1 WHERE id = ?2 AND status != 'sent'",
-                    params![at, id],
+                let n = tx.execute(
+                    &format!("UPDATE outbox SET status = 'queued', attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, next_attempt_at = ?1 WHERE id = ?3 AND status != 'sent' AND {FREE}"),
+                    params![at, clock, id],
                 )?;
+                out.changed += n;
+                out.sending.extend(busy(&tx, Some(*id))?);
             }
         }
         tx.commit()?;
-        Ok(n)
+        Ok(out)
     };
     run().map_err(|source| MailError::Sql { path, source })
 }
@@ -1045,6 +1195,8 @@ pub struct SendReport {
     pub failed: Vec<(i64, String)>,
     /// Queued messages not yet due or not tried because the server was unreachable.
     pub waiting: usize,
+    /// Queued messages another sender holds right now (left to it).
+    pub sending_elsewhere: Vec<i64>,
 }
 
 impl SendReport {
@@ -1059,6 +1211,12 @@ impl SendReport {
         }
         if self.waiting > 0 {
             s.push_str(&format!(", {} waiting", self.waiting));
+        }
+        if !self.sending_elsewhere.is_empty() {
+            s.push_str(&format!(
+                ", {} being sent by another process",
+                self.sending_elsewhere.len()
+            ));
         }
         s.push_str(&format!(" ({})", self.transport));
         if let Some((_, e)) = self.deferred.first().or(self.failed.first()) {
@@ -1107,6 +1265,10 @@ pub fn send_due_with(
     let retry = &config.mail.retry;
     let mut stop = false;
     for row in queued {
+        if row.sending() {
+            report.sending_elsewhere.push(row.id);
+            continue;
+        }
         let due = row
             .next_attempt_at
             .as_deref()
@@ -1116,28 +1278,46 @@ pub fn send_due_with(
             report.waiting += 1;
             continue;
         }
-        // Claim: count the attempt and push the next one out, so that a second sender (or a
-        // crash mid-send) cannot send it again before the backoff has passed.
+        // Claim: count the attempt, take a lease (nobody else sends or re-queues the message
+        // while it runs) and push the next attempt out by the backoff, so that a crash
+        // mid-send is retried only after both.
         let attempts = row.attempts + 1;
-        let lease = stamp(now + retry.backoff(attempts));
+        let next = stamp(now + retry.backoff(attempts));
+        let clock = lease_clock();
         let claimed = ledger
             .conn()
             .execute(
-                "UPDATE outbox SET attempts = ?1, next_attempt_at = ?2 WHERE id = ?3 AND status = 'queued' AND attempts = ?4",
-                params![attempts, lease, row.id, row.attempts],
+                "UPDATE outbox SET attempts = ?1, next_attempt_at = ?2, lease_until = ?3
+                 WHERE id = ?4 AND status = 'queued' AND attempts = ?5 AND (lease_until IS NULL OR lease_until <= ?6)",
+                params![attempts, next, clock + LEASE_SECONDS, row.id, row.attempts, clock],
             )
             .map_err(sql(ledger))?;
         if claimed == 0 {
-            continue; // another sender has it
+            continue; // another sender took it since it was read
         }
         let eight_bit = matches!(transport, Transport::Files(_));
-        let outcome = build(config, &row, now, eight_bit).and_then(|m| transport.deliver(&row, &m));
+        let outcome = {
+            let path = ledger.path().to_path_buf();
+            let conn = ledger.conn();
+            let mut served = row.delivered_to.clone();
+            let mut record = |addr: &str| -> Result<(), String> {
+                served.push(addr.to_string());
+                conn.execute(
+                    "UPDATE outbox SET delivered_to = ?1 WHERE id = ?2",
+                    params![serde_json::to_string(&served).unwrap_or_default(), row.id],
+                )
+                .map(|_| ())
+                .map_err(|e| format!("{}: cannot record a delivery: {e}", path.display()))
+            };
+            build(config, &row, now, eight_bit)
+                .and_then(|m| transport.deliver(&row, &m, &mut record))
+        };
         match outcome {
             Ok(()) => {
                 ledger
                     .conn()
                     .execute(
-                        "UPDATE outbox SET status = 'sent', sent_at = ?1, last_error = NULL, next_attempt_at = NULL WHERE id = ?2",
+                        "UPDATE outbox SET status = 'sent', sent_at = ?1, last_error = NULL, next_attempt_at = NULL, lease_until = NULL WHERE id = ?2",
                         params![stamp(now), row.id],
                     )
                     .map_err(sql(ledger))?;
@@ -1152,7 +1332,7 @@ pub fn send_due_with(
                 ledger
                     .conn()
                     .execute(
-                        "UPDATE outbox SET status = ?1, last_error = ?2 WHERE id = ?3",
+                        "UPDATE outbox SET status = ?1, last_error = ?2, lease_until = NULL WHERE id = ?3",
                         params![status, text, row.id],
                     )
                     .map_err(sql(ledger))?;
@@ -1195,18 +1375,7 @@ fn finish_receipts(
     let status = current_status(config, ledger, now)?;
     for (id, key, unit, body) in pending {
         let Some(unit) = unit else { continue };
-        let sha = key.split('/').nth(2).unwrap_or_default().to_string();
-        let this_return: Vec<(String, i64, i64)> = ledger
-            .conn()
-            .prepare(
-                "SELECT r.category, COUNT(*), SUM(r.passed) FROM rows r JOIN submissions s ON s.id = r.submission_id
-                 WHERE s.unit = ?1 AND s.sha256 = ?2 AND s.status IN ('accepted', 'superseded') GROUP BY r.category",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![unit, sha], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(sql(ledger))?;
+        let this_return = receipt_rows(ledger, &key, &unit)?;
         let duplicate = key.starts_with("receipt/duplicate/");
         let section =
             crate::messages::progress_section(config, &status, &unit, &this_return, duplicate);
@@ -1220,6 +1389,67 @@ fn finish_receipts(
             .map_err(sql(ledger))?;
     }
     Ok(())
+}
+
+/// The parts of a receipt's idempotency key
+/// `receipt/{status}/{sha256}/{unit}/{received_at}/{destination}`: (sha256, received_at,
+/// destination); the last two are None in keys written before they were part of it.
+fn receipt_key_parts<'k>(
+    key: &'k str,
+    unit: &str,
+) -> Option<(&'k str, Option<(&'k str, &'k str)>)> {
+    let rest = key.strip_prefix("receipt/")?;
+    let (_status, rest) = rest.split_once('/')?;
+    let (sha, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    let at_dest = rest
+        .strip_prefix(unit)
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| r.split_once('/'));
+    Some((sha, at_dest))
+}
+
+/// The rows per category (rows, passed) of the one submission a receipt is about: the one
+/// with the key's bytes, unit and arrival time (and destination, which a clash at the move
+/// may have renumbered since). The same bytes may be on record more than once (taken,
+/// replaced by a newer return, then sent again), so the bytes alone do not say which. Keys
+/// of older ledgers (without arrival and destination) take the latest submission of those
+/// bytes.
+fn receipt_rows(
+    ledger: &mut Ledger,
+    key: &str,
+    unit: &str,
+) -> Result<Vec<(String, i64, i64)>, MailError> {
+    let Some((sha, at_dest)) = receipt_key_parts(key, unit) else {
+        return Ok(Vec::new());
+    };
+    let (received_at, destination) = at_dest.unzip();
+    let submission: Option<i64> = ledger
+        .conn()
+        .query_row(
+            "SELECT id FROM submissions
+             WHERE unit = ?1 AND sha256 = ?2 AND status IN ('accepted', 'superseded')
+               AND (?3 IS NULL OR received_at = ?3)
+             ORDER BY destination = ?4 DESC, id DESC LIMIT 1",
+            params![unit, sha, received_at, destination],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql(ledger))?;
+    let Some(submission) = submission else {
+        return Ok(Vec::new());
+    };
+    ledger
+        .conn()
+        .prepare(
+            "SELECT category, COUNT(*), SUM(passed) FROM rows WHERE submission_id = ?1 GROUP BY category",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![submission], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sql(ledger))
 }
 
 /// Progress at `now` from the ledger, exactly as `status --json` computes it.
@@ -1280,14 +1510,39 @@ pub struct ScheduleReport {
     pub passed: Vec<Passed>,
 }
 
-/// Evaluate the schedule at `now`: which reminders, deadline reminders and digest are due.
-/// Unless `dry_run`, store them in the outbox together with the reminder record, in one
-/// transaction; a key already stored is not stored again (at most one per unit and window).
+/// Who asks the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The daemon, on its own: a 催办 it missed at the window's scheduled instant (it was not
+    /// running) goes out later in the window, but only from the configured time of day on.
+    Daemon,
+    /// `tally remind`: bureau staff ask to send what is due now, at whatever time of day
+    /// (quiet hours and skipped dates still hold).
+    Request,
+}
+
+/// Evaluate the schedule at `now` as the daemon does: which reminders, deadline reminders and
+/// digest are due. Unless `dry_run`, store them in the outbox together with the reminder
+/// record, in one transaction; a key already stored is not stored again (at most one per unit
+/// and window). A unit gets its 催办 when the first evaluation of a window finds it lagging
+/// (at the window's weekday and time, or later in the window when nothing ran then) — not at
+/// the moment it falls behind during the window.
 pub fn schedule(
     config: &Config,
     ledger: &mut Ledger,
     now: DateTime<Tz>,
     dry_run: bool,
+) -> Result<ScheduleReport, MailError> {
+    schedule_for(config, ledger, now, dry_run, Trigger::Daemon)
+}
+
+/// `schedule`, for `trigger`.
+pub fn schedule_for(
+    config: &Config,
+    ledger: &mut Ledger,
+    now: DateTime<Tz>,
+    dry_run: bool,
+    trigger: Trigger,
 ) -> Result<ScheduleReport, MailError> {
     let status = current_status(config, ledger, now)?;
     let accepted = ledger.accepted_months()?;
@@ -1324,8 +1579,11 @@ pub fn schedule(
         .map(|o| o.is_some())
     };
 
-    // 催办: one per lagging unit and window.
-    if let Some(window) = &eval.reminder_window {
+    // 催办: one per lagging unit and window. The daemon catches up on a window it missed only
+    // from the configured time of day on (not at 03:00 because it was restarted then).
+    let reminder_hour =
+        trigger == Trigger::Request || now.naive_local().time() >= config.mail.reminders.time.0;
+    if let Some(window) = eval.reminder_window.as_ref().filter(|_| reminder_hour) {
         let wid = window.id();
         for u in &status.units {
             let Some(unit) = config.units.iter().find(|x| x.name == u.unit) else {
@@ -1365,6 +1623,16 @@ pub fn schedule(
                             } else {
                                 "（记录在案）"
                             }
+                        ),
+                    });
+                }
+                remind::ReminderDecision::NotLaggingAtWindowStart => {
+                    report.passed.push(Passed {
+                        unit: u.unit.clone(),
+                        reason: format!(
+                            "本轮（{} 起）开始时未滞后，本轮不再催办；下一轮 {} 起仍滞后则催办",
+                            window.label(),
+                            window.end.format("%Y-%m-%d %H:%M")
                         ),
                     });
                 }
@@ -1530,6 +1798,8 @@ mod tests {
             next_attempt_at: None,
             last_error: None,
             sent_at: None,
+            lease_until: None,
+            delivered_to: Vec::new(),
         }
     }
 
@@ -1750,6 +2020,291 @@ mod tests {
             .to_string();
             assert!(err.contains(needle) && err.contains("line"), "{err}");
         }
+    }
+
+    #[test]
+    fn only_loopback_addresses_and_localhost_are_this_machine() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://127.1.2.3",
+            "smtp://localhost:25",
+            "smtp://LocalHost.",
+            "smtp://[::1]:2525",
+            "smtp://[::ffff:127.0.0.1]:25",
+        ] {
+            let u = SmtpUrl::parse(url).unwrap();
+            assert!(u.is_local(), "{url}");
+            assert!(u.check_plain(false).is_ok(), "{url}");
+        }
+        for url in [
+            "smtp://127.attacker.example",
+            "smtp://127.0.0.1.attacker.example:25",
+            "smtp://localhost.attacker.example",
+            "smtp://mail.localhost.example",
+            "smtp://10.0.0.1",
+            "smtp://[::2]",
+            "smtp://0x7f.example",
+        ] {
+            let u = SmtpUrl::parse(url).unwrap();
+            assert!(!u.is_local(), "{url}");
+            let e = u.check_plain(false).unwrap_err();
+            assert!(e.contains("allow_plain"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_password_is_never_shown_whatever_the_form_of_the_url() {
+        for url in [
+            "tally:s3cret@mail.example.org:465",
+            "smtps://tally:s3cret@mail.example.org:465",
+            "smtps://tally:s3c@ret@mail.example.org",
+            "smtp:tally:s3cret@mail.example.org",
+            "tally:s3cret@mail.example.org/path",
+        ] {
+            let shown = redact(url);
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("ret@"),
+                "{url} -> {shown}"
+            );
+            let e = SmtpUrl::parse(url).unwrap_err();
+            assert!(!e.contains("s3cret"), "{url}: {e}");
+            let e = Transport::resolve(&config(), Some(url.into()), None).unwrap_err();
+            assert!(!e.to_string().contains("s3cret"), "{url}: {e}");
+        }
+        assert_eq!(
+            redact("tally:s3cret@mail.example.org:465"),
+            "tally:***@mail.example.org:465"
+        );
+        assert_eq!(redact("smtp://mail.example.org"), "smtp://mail.example.org");
+        assert_eq!(
+            redact("smtps://tally@mail.example.org"),
+            "smtps://tally@mail.example.org"
+        );
+        // In tally.toml too.
+        let to = "smtp_url = \"tally:s3cret@mail.example.org:465\"\nfrom = \"";
+        let (key, _, msg) = invalid("from = \"", to, "smtp_url");
+        assert_eq!(key, "mail.smtp_url");
+        assert!(!msg.contains("s3cret"), "{msg}");
+    }
+
+    #[test]
+    fn receipt_keys_name_the_arrival_and_destination() {
+        let key =
+            "receipt/accepted/abc/西兴街道/2020-06-02T10:00:00+08:00//w/西兴街道/已接收/a.xlsx";
+        assert_eq!(
+            receipt_key_parts(key, "西兴街道"),
+            Some((
+                "abc",
+                Some(("2020-06-02T10:00:00+08:00", "/w/西兴街道/已接收/a.xlsx"))
+            ))
+        );
+        assert_eq!(
+            receipt_key_parts("receipt/accepted/abc/西兴街道", "西兴街道"),
+            Some(("abc", None))
+        );
+        assert_eq!(receipt_key_parts("reminder/x/西兴街道", "西兴街道"), None);
+    }
+
+    /// The reference plan with its folders (ledger, outbox) under `dir`.
+    fn config_in(dir: &Path) -> Config {
+        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), dir).unwrap()
+    }
+
+    fn queue(ledger: &mut Ledger, key: &str) -> i64 {
+        let tx = ledger.conn().transaction().unwrap();
+        let m = NewMessage {
+            idempotency_key: key.into(),
+            kind: "receipt".into(),
+            unit: Some("西兴街道".into()),
+            to: vec!["xixing@example.org".into()],
+            cc: Vec::new(),
+            subject: "【回执】西兴街道".into(),
+            body: "正文\n".into(),
+            attachments: Vec::new(),
+        };
+        crate::ledger::queue_message(&tx, &m, &stamp(now())).unwrap();
+        tx.commit().unwrap();
+        ledger
+            .conn()
+            .query_row(
+                "SELECT id FROM outbox WHERE idempotency_key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_message_being_sent_is_neither_requeued_nor_sent_again_until_its_lease_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config_in(dir.path());
+        let mut ledger = Ledger::open(&c.state_path()).unwrap();
+        let id = queue(&mut ledger, "k1");
+        let files = Transport::Files(c.outbox_dir());
+        // Another sender has claimed it (its second attempt) and is sending it right now.
+        ledger
+            .conn()
+            .execute(
+                "UPDATE outbox SET attempts = 1, next_attempt_at = ?1, lease_until = ?2 WHERE id = ?3",
+                params![
+                    stamp(now() + Duration::minutes(1)),
+                    lease_clock() + LEASE_SECONDS,
+                    id
+                ],
+            )
+            .unwrap();
+        assert!(list(&mut ledger, false).unwrap()[0].sending());
+        for ids in [&[][..], &[id][..]] {
+            let r = requeue(&mut ledger, ids, now()).unwrap();
+            assert_eq!((r.changed, r.sending.clone()), (0, vec![id]), "{ids:?}");
+        }
+        // Not even a --now far past its next attempt makes it due while the lease holds.
+        let later = now() + Duration::hours(5);
+        let report = send_due_with(&c, &mut ledger, later, &files).unwrap();
+        assert!(report.sent.is_empty(), "{report:?}");
+        assert_eq!(report.sending_elsewhere, [id]);
+        assert!(report.summary().contains("being sent by another process"));
+        assert!(!c.outbox_dir().exists() || c.outbox_dir().read_dir().unwrap().count() == 0);
+
+        // The sender died: once its lease has run out, the message may be claimed again.
+        ledger
+            .conn()
+            .execute(
+                "UPDATE outbox SET lease_until = ?1 WHERE id = ?2",
+                params![lease_clock() - 1, id],
+            )
+            .unwrap();
+        let r = requeue(&mut ledger, &[id], now()).unwrap();
+        assert_eq!((r.changed, r.sending.len()), (1, 0));
+        let report = send_due_with(&c, &mut ledger, now(), &files).unwrap();
+        assert_eq!(report.sent, [id]);
+        let row = &list(&mut ledger, true).unwrap()[0];
+        assert_eq!((row.status.as_str(), row.attempts), ("sent", 2));
+        assert_eq!(row.lease_until, None);
+        assert_eq!(c.outbox_dir().read_dir().unwrap().count(), 1);
+        // Nothing more to send, and a sent message is never re-queued.
+        let r = requeue(&mut ledger, &[id], now()).unwrap();
+        assert_eq!(r.changed, 0);
+        let report = send_due_with(&c, &mut ledger, later, &files).unwrap();
+        assert!(report.sent.is_empty());
+    }
+
+    #[test]
+    fn a_sender_s_claim_holds_a_lease_that_ends_with_the_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config_in(dir.path());
+        let mut ledger = Ledger::open(&c.state_path()).unwrap();
+        let id = queue(&mut ledger, "k2");
+        // The outbox folder is a file: the message cannot be written (unreachable).
+        std::fs::write(c.outbox_dir(), b"not a folder").unwrap();
+        let report =
+            send_due_with(&c, &mut ledger, now(), &Transport::Files(c.outbox_dir())).unwrap();
+        assert_eq!(report.deferred.len(), 1, "{report:?}");
+        let row = &list(&mut ledger, false).unwrap()[0];
+        assert_eq!((row.id, row.attempts, row.lease_until), (id, 1, None));
+        assert!(!row.sending());
+        // `outbox retry` may make it due again at once.
+        assert_eq!(requeue(&mut ledger, &[], now()).unwrap().changed, 1);
+    }
+
+    /// The reference plan where no category lags (tolerance 1): units lag only when a month's
+    /// return is overdue.
+    fn lag_only_when_overdue(dir: &Path) -> Config {
+        let mut c = config_in(dir);
+        c.plan.tolerance = 1.0;
+        c
+    }
+
+    fn at(s: &str) -> DateTime<Tz> {
+        crate::plan::parse_now(s, chrono_tz::Asia::Shanghai).unwrap()
+    }
+
+    fn reminded(r: &ScheduleReport) -> Vec<String> {
+        r.planned
+            .iter()
+            .filter(|p| p.new && p.message.kind == "reminder")
+            .filter_map(|p| p.message.unit.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_unit_that_falls_behind_mid_window_is_reminded_when_the_next_window_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = lag_only_when_overdue(dir.path());
+        let mut ledger = Ledger::open(&c.state_path()).unwrap();
+        // Monday 2020-02-03 09:00 opens a window; January is due by 5 February: nobody lags.
+        let r = schedule(&c, &mut ledger, at("2020-02-03T09:00:00"), false).unwrap();
+        assert!(r.status.units.iter().all(|u| !u.lagging));
+        assert!(reminded(&r).is_empty());
+        // Thursday 00:00: January is overdue, every unit lags — no 催办 at midnight, from
+        // the daemon nor from `tally remind`, nor later that day.
+        for (t, trigger) in [
+            ("2020-02-06T00:00:00", Trigger::Daemon),
+            ("2020-02-06T00:00:00", Trigger::Request),
+            ("2020-02-06T10:00:00", Trigger::Daemon),
+            ("2020-02-09T23:00:00", Trigger::Request),
+        ] {
+            let r = schedule_for(&c, &mut ledger, at(t), false, trigger).unwrap();
+            assert!(r.status.units.iter().all(|u| u.lagging), "{t}");
+            assert!(
+                reminded(&r).is_empty(),
+                "{t} {trigger:?}: {:?}",
+                reminded(&r)
+            );
+            if t.ends_with("10:00:00") {
+                assert_eq!(r.passed.len(), 4, "{:?}", r.passed);
+                assert!(
+                    r.passed[0].reason.contains("2020-02-10 09:00"),
+                    "{:?}",
+                    r.passed
+                );
+            }
+        }
+        // The next window opens at its weekday and time: all four are reminded, once.
+        let r = schedule(&c, &mut ledger, at("2020-02-10T09:00:00"), false).unwrap();
+        assert_eq!(reminded(&r).len(), 4, "{:?}", r.passed);
+        let r = schedule(&c, &mut ledger, at("2020-02-10T15:00:00"), false).unwrap();
+        assert!(reminded(&r).is_empty());
+    }
+
+    #[test]
+    fn a_window_the_daemon_missed_is_caught_up_from_the_configured_time_of_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = lag_only_when_overdue(dir.path());
+        let mut ledger = Ledger::open(&c.state_path()).unwrap();
+        // Nothing ran at Monday 09:00. Restarted on Thursday at 00:30, the daemon waits for
+        // 09:00; `tally remind` (staff asking) sends at once.
+        let r = schedule(&c, &mut ledger, at("2020-02-06T00:30:00"), false).unwrap();
+        assert!(reminded(&r).is_empty());
+        let r = schedule(&c, &mut ledger, at("2020-02-06T09:00:00"), false).unwrap();
+        assert_eq!(reminded(&r).len(), 4);
+
+        let dir = tempfile::tempdir().unwrap();
+        let c = lag_only_when_overdue(dir.path());
+        let mut ledger = Ledger::open(&c.state_path()).unwrap();
+        let r = schedule_for(
+            &c,
+            &mut ledger,
+            at("2020-02-06T00:30:00"),
+            false,
+            Trigger::Request,
+        )
+        .unwrap();
+        assert_eq!(reminded(&r).len(), 4);
+        // Quiet hours hold for both.
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = lag_only_when_overdue(dir.path());
+        c.mail.quiet_hours = Some(QuietHours::try_from("20:00-08:00".to_string()).unwrap());
+        let mut ledger = Ledger::open(&c.state_path()).unwrap();
+        let r = schedule_for(
+            &c,
+            &mut ledger,
+            at("2020-02-06T00:30:00"),
+            false,
+            Trigger::Request,
+        )
+        .unwrap();
+        assert!(r.closed.is_some() && r.planned.is_empty());
     }
 
     #[test]

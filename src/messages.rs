@@ -126,23 +126,26 @@ fn collapse_blank_lines(s: &str) -> String {
     out
 }
 
-/// Mask every 身份证号-like run (15 or 18 characters: digits, the last possibly X) in `s`.
+/// Mask every 身份证号-like run in free text: a run of 15–18 digits, or of 15–18 characters
+/// of digits with a trailing X — the runs the master masks, and the digit runs of an ID that
+/// lost or gained a digit (a 17-digit ID is wrong, and still a person's ID). Each run is
+/// masked as `ids::mask_id` masks one ID.
 pub fn mask_ids_in(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < chars.len() {
-        if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
+        if chars[i].is_ascii_digit() {
             let mut j = i;
             while j < chars.len() && chars[j].is_ascii_digit() {
                 j += 1;
             }
-            if j < chars.len() && (chars[j] == 'X' || chars[j] == 'x') {
+            let digits = j - i;
+            if j < chars.len() && matches!(chars[j], 'X' | 'x') {
                 j += 1;
             }
-            let standalone = j == chars.len() || !chars[j].is_ascii_alphanumeric();
             let run: String = chars[i..j].iter().collect();
-            if standalone && (run.len() == 15 || run.len() == 18) {
+            if (15..=18).contains(&digits) || (15..=18).contains(&(j - i)) {
                 out.push_str(&crate::ids::mask_id(&run));
             } else {
                 out.push_str(&run);
@@ -910,6 +913,42 @@ mod tests {
             "code 91330108MA0000007X, 2020-05-06"
         );
         assert_eq!(mask_ids_in("330108900101123"), "330108*****1123");
+    }
+
+    #[test]
+    fn ids_of_15_to_18_digits_are_masked_whatever_their_length() {
+        // A 17-digit ID (one digit lost) is still a person's ID.
+        let seventeen = "33010819900101123";
+        let masked = mask_ids_in(&format!("身份证号 {seventeen} 位数不对"));
+        assert!(!masked.contains(seventeen), "{masked}");
+        assert_eq!(masked, "身份证号 330108*******1123 位数不对");
+        // 16 digits, and IDs glued to Chinese text or letters.
+        for id in [
+            "3301081990010112",
+            "33010819900101123",
+            "330108199001011234",
+        ] {
+            for text in [format!("号{id}有误"), format!("ID{id}"), format!("{id}号")] {
+                let m = mask_ids_in(&text);
+                assert!(!m.contains(id), "{text} -> {m}");
+                assert!(m.contains(&crate::ids::mask_id(id)), "{text} -> {m}");
+            }
+        }
+        // 18 digits and an X, as the master masks a 17-digit run with an X.
+        assert_eq!(
+            mask_ids_in("33010819900101123X"),
+            crate::ids::mask_id("33010819900101123X")
+        );
+        assert!(!mask_ids_in("号 330108199001011234X").contains("199001011234"));
+        // Shorter and longer numbers stay: phone numbers, dates, a 20-digit account.
+        for keep in [
+            "057187654321",
+            "13912345678",
+            "20200506",
+            "12345678901234567890",
+        ] {
+            assert_eq!(mask_ids_in(keep), keep);
+        }
     }
 
     #[test]

@@ -124,6 +124,11 @@ pub enum ReminderDecision {
     NoContacts,
     /// Reminded in this window already.
     AlreadySent,
+    /// Found not lagging when this window was first evaluated (at its scheduled instant, or
+    /// later when nothing ran then): a unit that falls behind during a window — say at
+    /// midnight, when a month's return becomes overdue — is reminded when the next window
+    /// opens, at the configured weekday and time, not at that moment.
+    NotLaggingAtWindowStart,
     /// The `streak`-th reminder in a row; copy the leader when `copy_leader`.
     Send {
         streak: u32,
@@ -131,8 +136,11 @@ pub enum ReminderDecision {
     },
 }
 
-/// Decide one unit's reminder. A window in which the unit was found not lagging ends a run of
-/// reminders; windows nobody evaluated (the daemon was off) do not.
+/// Decide one unit's reminder. The first evaluation of a window decides it: a unit lagging
+/// then is reminded then (at the window's scheduled instant, or at the first run after it
+/// when nothing ran at that instant); one found not lagging then waits for the next window.
+/// A window in which the unit was found not lagging ends a run of reminders; windows nobody
+/// evaluated (the daemon was off) do not.
 pub fn decide_reminder(
     u: &UnitStatus,
     has_contacts: bool,
@@ -142,8 +150,10 @@ pub fn decide_reminder(
     if !u.lagging {
         return ReminderDecision::NotLagging;
     }
-    if history.current.as_ref().is_some_and(|c| c.lagging) {
-        return ReminderDecision::AlreadySent;
+    match &history.current {
+        Some(c) if c.lagging => return ReminderDecision::AlreadySent,
+        Some(_) => return ReminderDecision::NotLaggingAtWindowStart,
+        None => {}
     }
     if !has_contacts {
         return ReminderDecision::NoContacts;
@@ -583,15 +593,16 @@ mod tests {
             decide_reminder(&u, true, &h, 2),
             ReminderDecision::AlreadySent
         );
-        // Found not lagging earlier in the window, lagging now: reminded now.
+        // Found not lagging when the window opened, lagging now (a month just went overdue):
+        // reminded when the next window opens, not now.
         let h = UnitHistory {
             current: rec("w", false, 0),
             previous: None,
         };
-        assert!(matches!(
+        assert_eq!(
             decide_reminder(&u, true, &h, 2),
-            ReminderDecision::Send { .. }
-        ));
+            ReminderDecision::NotLaggingAtWindowStart
+        );
         assert_eq!(
             decide_reminder(&unit(false), true, &h, 2),
             ReminderDecision::NotLagging

@@ -708,3 +708,223 @@ fn duplicates_a_unit_mismatch_and_deadline_reminders_through_the_file_transport(
     assert!(due.iter().any(|m| m.body.contains("就是今天")));
     assert!(w.files_in("outbox").len() > before);
 }
+
+/// `tally` started in `w` without waiting for it.
+fn spawn(w: &Workdir, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .current_dir(w.path())
+        .arg("--config")
+        .arg(w.join("tally.toml"))
+        .args(args)
+        .env_remove("TALLY_NOW")
+        .env_remove("TALLY_SMTP_URL")
+        .env("RUST_LOG", "tally=warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tally")
+}
+
+#[test]
+fn a_retry_while_another_process_is_sending_does_not_send_it_twice() {
+    if !smtp::available("a_retry_while_another_process_is_sending_does_not_send_it_twice") {
+        return;
+    }
+    // The server is down at intake: the receipt (#1) waits in the outbox.
+    let port = smtp::free_port();
+    let w = Workdir::with_plan(&plan_with_smtp(&format!("smtp://127.0.0.1:{port}")));
+    let bytes = return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]);
+    let out = ok(
+        &ingest(
+            &w,
+            "西兴街道",
+            "2020-05.xlsx",
+            &bytes,
+            "2020-06-02T10:00:00",
+        ),
+        0,
+    );
+    assert!(out.contains("1 to retry"), "{out}");
+
+    // A slow server: each message takes 4 s to be accepted. One `outbox retry 1` is sending
+    // #1 when a second one starts.
+    let server = Server::start_slow(port, 4.0);
+    let first = spawn(
+        &w,
+        &["--now", "2020-06-02T10:02:00", "outbox", "retry", "1"],
+    );
+    let start = std::time::Instant::now();
+    while w.json(&["outbox", "list", "--json"], 0)[0]["lease_until"].is_null() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the first retry never claimed #1"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let listed = w.stdout(&["outbox"], 0);
+    assert!(listed.contains("发送中"), "{listed}");
+    let second = ok(
+        &w.run(&["--now", "2020-06-02T10:02:02", "outbox", "retry", "1"]),
+        0,
+    );
+    assert!(
+        second.contains("re-queued 0") && second.contains("being sent by another process"),
+        "{second}"
+    );
+    let first = first.wait_with_output().unwrap();
+    let first_out = ok(&first, 0);
+    assert!(first_out.contains("1 sent"), "{first_out}");
+
+    // And once it is sent, retries send nothing.
+    ok(
+        &w.run(&["--now", "2020-06-02T10:03:00", "outbox", "retry"]),
+        0,
+    );
+    let mails = server.received();
+    assert_eq!(
+        mails.len(),
+        1,
+        "delivered exactly once: {:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    let all = w.json(&["outbox", "list", "--all", "--json"], 0);
+    let row = &all.as_array().unwrap()[0];
+    assert_eq!(row["status"], "sent");
+    assert_eq!(row["attempts"], 2, "{row}");
+    assert!(row["lease_until"].is_null(), "{row}");
+}
+
+#[test]
+fn a_receipt_for_bytes_sent_again_counts_that_return_once() {
+    // A, then B (replaces A), then A again: A's bytes are on record twice (superseded and
+    // accepted); the third receipt shows A's rows once.
+    let w = Workdir::new();
+    let a_people = vec![
+        Person::new(1, P, "2020-05-06"),
+        Person::new(2, P, "2020-05-06").failed(),
+        Person::new(3, M, "2020-05-07"),
+    ];
+    let a = return_xlsx("西兴街道", "2020-05", &a_people);
+    let b = return_xlsx(
+        "西兴街道",
+        "2020-05",
+        &[
+            Person::new(4, P, "2020-05-08"),
+            Person::new(5, O, "2020-05-08"),
+        ],
+    );
+    ok(
+        &ingest(&w, "西兴街道", "a.xlsx", &a, "2020-06-02T10:00:00"),
+        0,
+    );
+    ok(
+        &ingest(&w, "西兴街道", "b.xlsx", &b, "2020-06-02T11:00:00"),
+        0,
+    );
+    ok(
+        &ingest(&w, "西兴街道", "a.xlsx", &a, "2020-06-02T12:00:00"),
+        0,
+    );
+    let mails = smtp::read_dir_mails(&w.join("outbox"), ".eml");
+    let receipts = tagged(&mails, "【回执】西兴街道");
+    assert_eq!(receipts.len(), 3);
+    for r in [receipts[0], receipts[2]] {
+        assert!(
+            r.body.contains(&format!("{P}：2 行，其中考核合格 1 行")),
+            "A's rows, once: {}",
+            r.body
+        );
+        assert!(
+            r.body.contains(&format!("{M}：1 行，其中考核合格 1 行")),
+            "{}",
+            r.body
+        );
+        assert!(
+            !r.body.contains(&format!("{O}：1 行")),
+            "B's rows are not A's: {}",
+            r.body
+        );
+    }
+    assert!(
+        receipts[1]
+            .body
+            .contains(&format!("{P}：1 行，其中考核合格 1 行")),
+        "{}",
+        receipts[1].body
+    );
+    // Cumulative progress: A counts (once), B no longer.
+    let status = w.json(&["--now", "2020-06-02T12:00:00", "status", "--json"], 0);
+    let cats = unit_status(&status, "西兴街道")["categories"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        cats.iter().find(|c| c["category"] == P).unwrap()["completed"],
+        1
+    );
+    assert!(
+        receipts[2].body.contains(&format!("{P}：已完成 1 人")),
+        "{}",
+        receipts[2].body
+    );
+}
+
+#[test]
+fn a_recipient_the_server_refuses_does_not_keep_the_message_from_the_others() {
+    if !smtp::available("a_recipient_the_server_refuses_does_not_keep_the_message_from_the_others")
+    {
+        return;
+    }
+    let server = Server::start_refusing("nobody");
+    let plan = plan_with_smtp(&server.url()).replacen(
+        "contacts = [\"xixing@example.org\"]",
+        "contacts = [\"xixing@example.org\", \"nobody@example.org\"]",
+        1,
+    );
+    assert!(plan.contains("nobody@example.org"));
+    let w = Workdir::with_plan(&plan);
+    let bytes = return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]);
+    let out = ok(
+        &ingest(
+            &w,
+            "西兴街道",
+            "2020-05.xlsx",
+            &bytes,
+            "2020-06-02T10:00:00",
+        ),
+        0,
+    );
+    assert!(out.contains("1 failed"), "{out}");
+    let mails = server.received();
+    assert_eq!(mails.len(), 1, "the unit's own address gets the receipt");
+    assert!(mails[0].subject.starts_with("【回执】西兴街道"));
+    assert_eq!(mails[0].rcpt_to, "xixing@example.org");
+    assert_eq!(mails[0].to, ["xixing@example.org", "nobody@example.org"]);
+
+    // The refusal is kept and shown, naming who did and did not get it.
+    let rows = w.json(&["outbox", "list", "--json"], 0);
+    let row = &rows.as_array().unwrap()[0];
+    assert_eq!(row["status"], "failed", "{row}");
+    let error = row["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("not delivered to nobody@example.org")
+            && error.contains("550")
+            && error.contains("delivered to xixing@example.org"),
+        "{error}"
+    );
+    assert_eq!(
+        row["delivered_to"],
+        serde_json::json!(["xixing@example.org"])
+    );
+
+    // A retry tries only the recipient still missing: xixing gets no second copy.
+    let out = ok(
+        &w.run(&["--now", "2020-06-02T10:05:00", "outbox", "retry"]),
+        1,
+    );
+    assert!(
+        out.contains("re-queued 1") && out.contains("1 failed"),
+        "{out}"
+    );
+    assert_eq!(server.received().len(), 1, "never sent twice");
+}

@@ -39,8 +39,13 @@ pub fn run(settings: &Settings, args: &OutboxArgs) -> anyhow::Result<ExitStatus>
         Some(OutboxAction::Retry { ids }) => {
             let transport = Transport::from_env(config).map_err(mail_error)?;
             let mut ledger = Ledger::open(&config.state_path())?;
-            let n = mail::requeue(&mut ledger, ids, settings.now).map_err(mail_error)?;
-            println!("re-queued {n} message(s)");
+            let requeued = mail::requeue(&mut ledger, ids, settings.now).map_err(mail_error)?;
+            println!("re-queued {} message(s)", requeued.changed);
+            for id in &requeued.sending {
+                println!(
+                    "  #{id}: being sent by another process right now; left to it (not sent twice)"
+                );
+            }
             let report = mail::send_due_with(config, &mut ledger, settings.now, &transport)
                 .map_err(mail_error)?;
             println!("{}", report.summary());
@@ -67,8 +72,9 @@ fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<ExitStatus
     Ok(ExitStatus::Success)
 }
 
-fn status_label(status: &str) -> &'static str {
-    match status {
+fn status_label(row: &OutboxRow) -> &'static str {
+    match row.status.as_str() {
+        "queued" if row.sending() => "发送中",
         "queued" => "待发送",
         "sent" => "已发送",
         _ => "失败",
@@ -96,7 +102,7 @@ pub fn render(rows: &[OutboxRow], all: bool) -> String {
             let subject: String = r.subject.chars().take(40).collect();
             vec![
                 r.id.to_string(),
-                status_label(&r.status).to_string(),
+                status_label(r).to_string(),
                 mail::kind_label(&r.kind).to_string(),
                 r.to.join(",")
                     + &if r.cc.is_empty() {

@@ -1,6 +1,9 @@
 //! `tally remind [--dry-run]`: who is lagging at --now, and the scheduled mail that is due —
 //! 催办, 未报送提醒, 周报 — stored in the outbox and sent now ("send now"); at most one per
-//! unit and window however often it runs. --dry-run shows exactly what would be sent.
+//! unit and window however often it runs. --dry-run shows exactly what would be sent. The
+//! window's rules are the daemon's: a unit found not lagging when the window was first
+//! evaluated is reminded in the next one (`mail::schedule`); only the time of day is not
+//! waited for, since staff ask for it now.
 
 use crate::cli::{ExitStatus, Settings, UsageError};
 use crate::ledger::Ledger;
@@ -35,7 +38,14 @@ pub fn run(settings: &Settings, args: &RemindArgs) -> anyhow::Result<ExitStatus>
     if !args.dry_run {
         refresh_master_for_digest(settings, &mut ledger);
     }
-    let report = mail::schedule(config, &mut ledger, now, args.dry_run).map_err(mail_error)?;
+    let report = mail::schedule_for(
+        config,
+        &mut ledger,
+        now,
+        args.dry_run,
+        mail::Trigger::Request,
+    )
+    .map_err(mail_error)?;
     print!("{}", render(settings, &report, args.dry_run));
     let Some(transport) = transport else {
         return Ok(ExitStatus::Success);

@@ -42,6 +42,8 @@ pub fn free_port() -> u16 {
 pub struct Server {
     pub port: u16,
     pub maildir: PathBuf,
+    /// The aiosmtpd handler class and its arguments after the Maildir.
+    handler: (String, Vec<String>),
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -54,11 +56,29 @@ impl Server {
 
     /// A server on `port` (e.g. one a test used while the server was down).
     pub fn start_on(port: u16) -> Server {
+        Server::start_handler(port, "aiosmtpd.handlers.Mailbox", &[])
+    }
+
+    /// A server that waits `seconds` before it accepts each message (tests/smtp/handlers.py).
+    pub fn start_slow(port: u16, seconds: f64) -> Server {
+        Server::start_handler(port, "handlers.SlowMailbox", &[&seconds.to_string()])
+    }
+
+    /// A server that refuses (550) every recipient whose address begins with `prefix`.
+    pub fn start_refusing(prefix: &str) -> Server {
+        Server::start_handler(free_port(), "handlers.PickyMailbox", &[prefix])
+    }
+
+    fn start_handler(port: u16, class: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("Maildir");
         let mut server = Server {
             port,
             maildir,
+            handler: (
+                class.to_string(),
+                args.iter().map(|s| s.to_string()).collect(),
+            ),
             child: None,
             _dir: dir,
         };
@@ -67,11 +87,17 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("smtp");
         let child = Command::new(PYTHON)
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg("-c")
+            .arg(&self.handler.0)
             .arg(&self.maildir)
+            .args(&self.handler.1)
+            .env("PYTHONPATH", here)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
