@@ -220,6 +220,39 @@ pub fn mask_id(id: &str) -> String {
         .collect()
 }
 
+/// Mask every 身份证号-like run in free text: a run of 15–18 digits, or of 15–18 characters
+/// of digits with a trailing X — the runs the master masks, and the digit runs of an ID that
+/// lost or gained a digit (a 17-digit ID is wrong, and still a person's ID). Each run is
+/// masked as `ids::mask_id` masks one ID.
+pub fn mask_ids_in(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let mut j = i;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                j += 1;
+            }
+            let digits = j - i;
+            if j < chars.len() && matches!(chars[j], 'X' | 'x') {
+                j += 1;
+            }
+            let run: String = chars[i..j].iter().collect();
+            if (15..=18).contains(&digits) || (15..=18).contains(&(j - i)) {
+                out.push_str(&mask_id(&run));
+            } else {
+                out.push_str(&run);
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -737,35 +737,6 @@ fn ratio(done: f64, target: f64) -> f64 {
     if target == 0.0 { 0.0 } else { done / target }
 }
 
-/// Mask every run of 15–18 ID characters in free text (a finding's value or message).
-fn mask_text(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            let mut j = i;
-            while j < chars.len() && chars[j].is_ascii_digit() {
-                j += 1;
-            }
-            if j < chars.len() && matches!(chars[j], 'X' | 'x') {
-                j += 1;
-            }
-            let run: String = chars[i..j].iter().collect();
-            if (15..=18).contains(&(j - i)) {
-                out.push_str(&mask_id(&run));
-            } else {
-                out.push_str(&run);
-            }
-            i = j;
-        } else {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 /// A4 landscape, one page wide, a header naming the sheet and page numbers in the footer.
 fn print_setup(ws: &mut Worksheet, config: &Config, repeat: (u32, u32)) -> Result<(), XlsxError> {
     let title: String = config
@@ -1639,7 +1610,7 @@ fn write_findings(
     let by_id: HashMap<i64, &Submission> = subs.iter().map(|s| (s.id, s)).collect();
     let masked = |t: &str| {
         if config.plan.mask_ids {
-            mask_text(t)
+            crate::ids::mask_ids_in(t)
         } else {
             t.to_string()
         }
@@ -2282,11 +2253,14 @@ mod tests {
     #[test]
     fn free_text_is_masked() {
         assert_eq!(
-            mask_text("第 3 行身份证号 33010819800101001X 有误，电话 057187654321"),
+            crate::ids::mask_ids_in("第 3 行身份证号 33010819800101001X 有误，电话 057187654321"),
             "第 3 行身份证号 330108********001X 有误，电话 057187654321"
         );
-        assert_eq!(mask_text("330108198001010"), "330108*****1010");
-        assert_eq!(mask_text("值 12"), "值 12");
+        assert_eq!(
+            crate::ids::mask_ids_in("330108198001010"),
+            "330108*****1010"
+        );
+        assert_eq!(crate::ids::mask_ids_in("值 12"), "值 12");
     }
 
     #[test]

@@ -126,42 +126,9 @@ fn collapse_blank_lines(s: &str) -> String {
     out
 }
 
-/// Mask every 身份证号-like run in free text: a run of 15–18 digits, or of 15–18 characters
-/// of digits with a trailing X — the runs the master masks, and the digit runs of an ID that
-/// lost or gained a digit (a 17-digit ID is wrong, and still a person's ID). Each run is
-/// masked as `ids::mask_id` masks one ID.
-pub fn mask_ids_in(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            let mut j = i;
-            while j < chars.len() && chars[j].is_ascii_digit() {
-                j += 1;
-            }
-            let digits = j - i;
-            if j < chars.len() && matches!(chars[j], 'X' | 'x') {
-                j += 1;
-            }
-            let run: String = chars[i..j].iter().collect();
-            if (15..=18).contains(&digits) || (15..=18).contains(&(j - i)) {
-                out.push_str(&crate::ids::mask_id(&run));
-            } else {
-                out.push_str(&run);
-            }
-            i = j;
-        } else {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 fn masked(config: &Config, s: &str) -> String {
     if config.plan.mask_ids {
-        mask_ids_in(s)
+        crate::ids::mask_ids_in(s)
     } else {
         s.to_string()
     }
@@ -761,6 +728,7 @@ pub fn digest(
 mod tests {
     use super::*;
     use crate::findings::Code;
+    use crate::ids::mask_ids_in;
 
     fn config() -> Config {
         Config::parse(
