@@ -64,18 +64,6 @@ pub fn render_text(status: &Status, colour: bool) -> String {
                 },
             ]);
         }
-        if !u.missing_months.is_empty() {
-            lagging_rows.push(rows.len());
-            rows.push(vec![
-                String::new(),
-                format!("未报送: {}", u.missing_months.join(", ")),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                "未报送".into(),
-            ]);
-        }
     }
     let table = crate::table::render(
         &[
@@ -98,5 +86,62 @@ pub fn render_text(status: &Status, colour: bool) -> String {
             out.push('\n');
         }
     }
+    let missing: Vec<&crate::count::UnitStatus> = status
+        .units
+        .iter()
+        .filter(|u| !u.missing_months.is_empty())
+        .collect();
+    if !missing.is_empty() {
+        out.push_str("\n未报送 (no accepted return after the deadline):\n");
+        for u in missing {
+            let line = format!("  {}: {}", u.unit, u.missing_months.join(", "));
+            if colour {
+                out.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
+            } else {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::count::{CategoryStatus, UnitStatus};
+
+    #[test]
+    fn the_table_lists_categories_and_missing_months_follow_it() {
+        let status = Status {
+            as_of: "2020-07-01T00:00:00+08:00".into(),
+            plan: "计划".into(),
+            year: 2020,
+            units: vec![UnitStatus {
+                unit: "西兴街道".into(),
+                lagging: true,
+                missing_months: vec!["2020-05".into()],
+                categories: vec![CategoryStatus {
+                    category: "企业主要负责人".into(),
+                    target: 70,
+                    completed: 12,
+                    expected: 34.8,
+                    lagging: true,
+                }],
+            }],
+        };
+        let plain = render_text(&status, false);
+        assert!(
+            plain.contains("西兴街道    企业主要负责人  70    12    17.1%   34.8      滞后"),
+            "{plain}"
+        );
+        assert!(
+            plain.ends_with(
+                "未报送 (no accepted return after the deadline):\n  西兴街道: 2020-05\n"
+            ),
+            "{plain}"
+        );
+        assert!(!plain.contains('\x1b'));
+        assert!(render_text(&status, true).contains("\x1b[31m"));
+    }
 }
