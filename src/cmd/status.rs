@@ -132,7 +132,7 @@ mod tests {
         };
         let plain = render_text(&status, false);
         assert!(
-            plain.contains("西兴街道    企业主要负责人  70    12    17.1%   34.8      滞后"),
+            plain.contains("西兴街道  企业主要负责人  70    12    17.1%   34.8      滞后"),
             "{plain}"
         );
         assert!(
