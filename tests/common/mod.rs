@@ -154,18 +154,7 @@ pub fn return_xlsx(unit: &str, month: &str, people: &[Person]) -> Vec<u8> {
     }
     let roster = wb.add_worksheet();
     roster.set_name("培训台账").unwrap();
-    let headers = [
-        "序号",
-        "姓名",
-        "身份证号",
-        "企业名称",
-        "统一社会信用代码",
-        "人员类别",
-        "培训日期",
-        "培训学时",
-        "考核结果",
-        "证书编号",
-    ];
+    let headers = tally::form::Column::ALL.map(|c| c.header());
     for (c, h) in headers.iter().enumerate() {
         roster.write_string(0, c as u16, *h).unwrap();
     }
