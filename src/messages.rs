@@ -213,6 +213,21 @@ fn supersedes(config: &Config, unit: &str, month: Option<YearMonth>) -> bool {
         .is_some_and(|months| months.contains(&(unit.to_string(), month)))
 }
 
+/// The idempotency key of a message about one intake:
+/// `{kind}/{status}/{sha256}/{unit}/{received_at}/{destination}` (mail.rs reads receipts'
+/// keys back to find their submission). One message per intake: the same bytes may come again
+/// (after a newer return replaced them, or rejected and sent again), each time with its own
+/// arrival and destination.
+fn intake_key(kind: &str, s: &Submission, unit: &str) -> String {
+    format!(
+        "{kind}/{}/{}/{unit}/{}/{}",
+        s.status.as_str(),
+        s.sha256,
+        s.received_at,
+        s.destination
+    )
+}
+
 /// Messages for one submission.
 pub fn compose_intake(config: &Config, s: &Submission, findings: &[Finding]) -> Vec<NewMessage> {
     let mut out = Vec::new();
@@ -290,16 +305,7 @@ fn receipt(
         Some(&unit.name),
         &render(config, "receipt", &ctx),
     );
-    // One receipt per intake: the same bytes may come again (after a newer return replaced
-    // them, or as a copy), each time with its own arrival and destination.
-    let key = format!(
-        "receipt/{}/{}/{}/{}/{}",
-        s.status.as_str(),
-        s.sha256,
-        unit.name,
-        s.received_at,
-        s.destination
-    );
+    let key = intake_key("receipt", s, &unit.name);
     Some(NewMessage {
         idempotency_key: key,
         kind: "receipt".into(),
@@ -435,15 +441,7 @@ fn rejection(
         Some(&unit.name),
         &render(config, "rejection", &ctx),
     );
-    // One notice per intake: rejected bytes sent again are checked and answered again.
-    let key = format!(
-        "rejection/{}/{}/{}/{}/{}",
-        s.status.as_str(),
-        s.sha256,
-        unit.name,
-        s.received_at,
-        s.destination
-    );
+    let key = intake_key("rejection", s, &unit.name);
     Some(NewMessage {
         idempotency_key: key,
         kind: "rejection".into(),
