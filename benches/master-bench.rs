@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 use tally::config::Config;
+use tally::core::calendar::YearMonth;
+use tally::core::returns::Row;
 use tally::ledger::{Ledger, NewSubmission, SubmissionStatus};
-use tally::plan::YearMonth;
-use tally::returns::Row;
 
 const PLAN: &str = include_str!("../tally.toml");
 const UNITS: [&str; 4] = ["西兴街道", "长河街道", "浦沿街道", "江北科技园"];
@@ -36,7 +36,7 @@ fn main() {
 /// A well-formed 18-character 身份证号 for person `n` (distinct for every n below 10^11).
 fn id(n: u64) -> String {
     let first17 = format!("330108{:011}", n);
-    let check = tally::ids::resident_id_check_char(&first17).expect("17 digits");
+    let check = tally::core::ids::resident_id_check_char(&first17).expect("17 digits");
     format!("{first17}{check}")
 }
 

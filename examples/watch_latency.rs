@@ -74,13 +74,13 @@ fn id(seed: u32) -> String {
         1 + (seed / 240) % 28,
         seed % 1000
     );
-    let check = tally::ids::resident_id_check_char(&first17).expect("17 digits");
+    let check = tally::core::ids::resident_id_check_char(&first17).expect("17 digits");
     format!("{first17}{check}")
 }
 
 fn credit_code() -> String {
     let first17 = "91330108MA0000007";
-    let check = tally::ids::credit_code_check_char(first17).expect("17 characters");
+    let check = tally::core::ids::credit_code_check_char(first17).expect("17 characters");
     format!("{first17}{check}")
 }
 
@@ -104,7 +104,7 @@ fn return_xlsx(unit: &str, month: &str, rows: u32, seed: u32) -> Vec<u8> {
     }
     let roster = wb.add_worksheet();
     roster.set_name("培训台账").unwrap();
-    let headers = tally::form::Column::ALL.map(|c| c.header());
+    let headers = tally::core::form::Column::ALL.map(|c| c.header());
     for (c, h) in headers.iter().enumerate() {
         roster.write_string(0, c as u16, *h).unwrap();
     }

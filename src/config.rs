@@ -2,10 +2,13 @@
 //! once (serde, `deny_unknown_fields`); every error names the key and line. No other module
 //! reads the file; paths are resolved against the config file's folder here.
 
-use crate::fold::fold;
-use chrono_tz::Tz;
+use crate::core::plan::{Category, Plan, Problem, Seg, Unit};
+use crate::mail::settings::MailSettings;
+use crate::master::settings::MasterSettings;
+use crate::read::Limits;
+use crate::watch::settings::WatchSettings;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A configuration that cannot be used.
@@ -30,119 +33,42 @@ pub enum ConfigError {
     },
 }
 
-/// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole of tally.toml: the plan (the domain's part) and each edge's settings.
+#[derive(Debug, Clone)]
 pub struct Config {
+    /// `[plan]`, `[[categories]]`, `[[units]]` and `[targets]`.
     pub plan: Plan,
-    pub categories: Vec<Category>,
-    pub units: Vec<Unit>,
-    /// targets[unit][category] = people to train in the plan year.
-    pub targets: BTreeMap<String, BTreeMap<String, u32>>,
-    #[serde(default)]
     pub paths: Paths,
-    #[serde(default)]
+    /// Limits of the reader (file size, rows, the child's memory and time, zip checks).
     pub limits: Limits,
     /// The master workbook: how many earlier versions to keep.
-    #[serde(default)]
-    pub master: MasterConfig,
+    pub master: MasterSettings,
     /// The daemon: how it watches and when a dropped file counts as complete.
-    #[serde(default)]
-    pub watch: crate::watch::WatchConfig,
+    pub watch: WatchSettings,
     /// Mail: transport, addresses, the reminder and digest schedule, retries.
-    #[serde(default)]
-    pub mail: crate::mail::MailConfig,
+    pub mail: MailSettings,
     /// Folder of the config file; every relative path is resolved against it.
-    #[serde(skip)]
     pub base_dir: PathBuf,
-    /// The plan's time zone, parsed from `plan.time_zone`.
-    #[serde(skip, default = "default_tz")]
-    pub tz: Tz,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// tally.toml as written: one table per section.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Plan {
-    pub title: String,
-    pub year: i32,
+struct File {
+    plan: Plan,
+    categories: Vec<Category>,
+    units: Vec<Unit>,
+    targets: BTreeMap<String, BTreeMap<String, u32>>,
     #[serde(default)]
-    pub period: Period,
-    /// A month's return is due by the end of this day of the next month.
-    #[serde(default = "default_deadline_day")]
-    pub deadline_day: u32,
+    paths: Paths,
     #[serde(default)]
-    pub schedule: ScheduleKind,
-    /// For `schedule = "milestones"`: "YYYY-MM" → fraction of the target due by that month's end.
+    limits: Limits,
     #[serde(default)]
-    pub milestones: BTreeMap<String, f64>,
-    #[serde(default = "default_tolerance")]
-    pub tolerance: f64,
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
-    /// Mask 身份证号 in the master, mail and logs (330108********123X).
-    #[serde(default = "default_true")]
-    pub mask_ids: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Period {
-    #[default]
-    Month,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScheduleKind {
-    /// Expected progress grows evenly over the year.
-    #[default]
-    Linear,
-    /// Expected progress follows `plan.milestones`, interpolated within each month.
-    Milestones,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Category {
-    pub name: String,
+    master: MasterSettings,
     #[serde(default)]
-    pub aliases: Vec<String>,
+    watch: WatchSettings,
     #[serde(default)]
-    pub counting: Counting,
-    /// Only 考核结果 = 合格 counts.
-    #[serde(default)]
-    pub require_pass: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Counting {
-    /// Distinct 身份证号 in the plan year.
-    #[default]
-    Persons,
-    /// Every training row counts.
-    PersonTimes,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Unit {
-    pub name: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    /// Drop folder under the watch root; defaults to the name.
-    #[serde(default)]
-    pub folder: Option<String>,
-    #[serde(default)]
-    pub contacts: Vec<String>,
-    #[serde(default)]
-    pub leader: Option<String>,
-}
-
-impl Unit {
-    pub fn folder(&self) -> &str {
-        self.folder.as_deref().unwrap_or(&self.name)
-    }
+    mail: MailSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,75 +93,6 @@ impl Default for Paths {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MasterConfig {
-    /// Earlier versions of the master kept under `<archive>/master/` (the oldest go first).
-    pub versions_kept: usize,
-}
-
-impl Default for MasterConfig {
-    fn default() -> Self {
-        MasterConfig { versions_kept: 10 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest return file accepted, in bytes.
-    pub max_file_bytes: u64,
-    /// Most roster rows in one return.
-    pub max_rows: usize,
-    /// Address-space cap of the reader child process, in MiB.
-    pub reader_memory_mb: u64,
-    /// Wall-clock limit of the reader child process, in seconds.
-    pub reader_seconds: u64,
-    /// Most entries in a zip container (.xlsx, .xlsm, .ods).
-    pub zip_max_entries: usize,
-    /// Largest total inflated size of a zip container, in bytes.
-    pub zip_max_inflated_bytes: u64,
-    /// Largest inflate ratio of one entry (checked for entries over 1 MiB inflated).
-    pub zip_max_ratio: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_file_bytes: 20 * 1024 * 1024,
-            max_rows: 100_000,
-            reader_memory_mb: 2048,
-            reader_seconds: 60,
-            zip_max_entries: 10_000,
-            zip_max_inflated_bytes: 512 * 1024 * 1024,
-            zip_max_ratio: 200,
-        }
-    }
-}
-
-fn default_deadline_day() -> u32 {
-    5
-}
-fn default_tolerance() -> f64 {
-    0.10
-}
-fn default_time_zone() -> String {
-    "Asia/Shanghai".into()
-}
-fn default_tz() -> Tz {
-    chrono_tz::Asia::Shanghai
-}
-fn default_true() -> bool {
-    true
-}
-
-/// One step of a key path, for locating a key's line.
-#[derive(Debug, Clone)]
-enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
 impl Config {
     /// Read and validate the config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -258,11 +115,23 @@ impl Config {
 
     /// Parse and validate config text; `path` is only used in messages.
     pub fn parse(src: &str, path: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(src).map_err(|e| ConfigError::Syntax {
+        let file: File = toml::from_str(src).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        config.base_dir = base_dir.to_path_buf();
+        let mut plan = file.plan;
+        plan.categories = file.categories;
+        plan.units = file.units;
+        plan.targets = file.targets;
+        let mut config = Config {
+            plan,
+            paths: file.paths,
+            limits: file.limits,
+            master: file.master,
+            watch: file.watch,
+            mail: file.mail,
+            base_dir: base_dir.to_path_buf(),
+        };
         let problems = config.problems();
         if let Some((segs, message)) = problems.into_iter().next() {
             let line = locate(src, &segs);
@@ -273,269 +142,28 @@ impl Config {
                 message,
             });
         }
-        config.tz = config
-            .plan
-            .time_zone
-            .parse()
-            .unwrap_or_else(|_| default_tz());
+        if let Ok(tz) = config.plan.time_zone.parse() {
+            config.plan.tz = tz;
+        }
         Ok(config)
     }
 
-    /// Every semantic problem, with the key path at fault.
-    fn problems(&self) -> Vec<(Vec<Seg<'_>>, String)> {
-        let mut out: Vec<(Vec<Seg<'_>>, String)> = Vec::new();
-        let plan = &self.plan;
-        if !(2000..=2100).contains(&plan.year) {
-            out.push((
-                vec![Seg::Key("plan"), Seg::Key("year")],
-                format!("year {} is outside 2000..=2100", plan.year),
-            ));
+    /// Every semantic problem, with the key path at fault: the plan's, then each edge's.
+    fn problems(&self) -> Vec<Problem<'_>> {
+        let mut out = self.plan.problems();
+        for (key, message) in self.limits.problems() {
+            out.push((vec![Seg::Key("limits"), Seg::Key(key)], message));
         }
-        if !(1..=28).contains(&plan.deadline_day) {
-            out.push((
-                vec![Seg::Key("plan"), Seg::Key("deadline_day")],
-                format!("must be a day 1..=28, found {}", plan.deadline_day),
-            ));
+        for (key, message) in self.watch.problems() {
+            out.push((vec![Seg::Key("watch"), Seg::Key(key)], message));
         }
-        if !(0.0..1.0).contains(&plan.tolerance) {
-            out.push((
-                vec![Seg::Key("plan"), Seg::Key("tolerance")],
-                format!("must be in [0, 1), found {}", plan.tolerance),
-            ));
-        }
-        if plan.time_zone.parse::<Tz>().is_err() {
-            out.push((
-                vec![Seg::Key("plan"), Seg::Key("time_zone")],
-                format!(
-                    "unknown time zone {:?} (use an IANA name such as Asia/Shanghai)",
-                    plan.time_zone
-                ),
-            ));
-        }
-        match plan.schedule {
-            ScheduleKind::Linear if !plan.milestones.is_empty() => out.push((
-                vec![Seg::Key("plan"), Seg::Key("milestones")],
-                "milestones are given but schedule is \"linear\"; set schedule = \"milestones\""
-                    .into(),
-            )),
-            ScheduleKind::Milestones if plan.milestones.is_empty() => out.push((
-                vec![Seg::Key("plan"), Seg::Key("schedule")],
-                "schedule = \"milestones\" needs a [plan.milestones] table".into(),
-            )),
-            _ => {}
-        }
-        let mut last = 0.0;
-        for (month, fraction) in &plan.milestones {
-            let at = vec![Seg::Key("plan"), Seg::Key("milestones"), Seg::Key(month)];
-            match crate::plan::YearMonth::parse(month) {
-                Some(ym) if ym.year == plan.year => {}
-                _ => out.push((
-                    at.clone(),
-                    format!("{month:?} is not a month YYYY-MM of {}", plan.year),
-                )),
-            }
-            if !(0.0..=1.0).contains(fraction) || *fraction < last {
-                out.push((
-                    at,
-                    format!(
-                        "fraction {fraction} must be within [0, 1] and not below the month before"
-                    ),
-                ));
-            }
-            last = *fraction;
-        }
-
-        if self.categories.is_empty() {
-            out.push((
-                vec![Seg::Key("categories")],
-                "at least one category is needed".into(),
-            ));
-        }
-        let mut seen: HashMap<String, String> = HashMap::new();
-        for (i, c) in self.categories.iter().enumerate() {
-            for (j, label) in std::iter::once(&c.name).chain(&c.aliases).enumerate() {
-                let at = if j == 0 {
-                    vec![Seg::Key("categories"), Seg::Index(i), Seg::Key("name")]
-                } else {
-                    vec![Seg::Key("categories"), Seg::Index(i), Seg::Key("aliases")]
-                };
-                if fold(label).is_empty() {
-                    out.push((at, "a category name or alias is empty".into()));
-                } else if let Some(prev) = seen.insert(fold(label), c.name.clone())
-                    && (prev != c.name || j == 0)
-                {
-                    out.push((
-                        at,
-                        format!("{label:?} is already used by category {prev:?}"),
-                    ));
-                }
-            }
-        }
-
-        if self.units.is_empty() {
-            out.push((
-                vec![Seg::Key("units")],
-                "at least one unit is needed".into(),
-            ));
-        }
-        let mut seen: HashMap<String, String> = HashMap::new();
-        let mut folders: HashMap<String, String> = HashMap::new();
-        for (i, u) in self.units.iter().enumerate() {
-            for (j, label) in std::iter::once(&u.name).chain(&u.aliases).enumerate() {
-                let at = if j == 0 {
-                    vec![Seg::Key("units"), Seg::Index(i), Seg::Key("name")]
-                } else {
-                    vec![Seg::Key("units"), Seg::Index(i), Seg::Key("aliases")]
-                };
-                if fold(label).is_empty() {
-                    out.push((at, "a unit name or alias is empty".into()));
-                } else if let Some(prev) = seen.insert(fold(label), u.name.clone())
-                    && (prev != u.name || j == 0)
-                {
-                    out.push((at, format!("{label:?} is already used by unit {prev:?}")));
-                }
-            }
-            let folder = u.folder();
-            let at = vec![Seg::Key("units"), Seg::Index(i), Seg::Key("folder")];
-            if folder.is_empty()
-                || folder.contains(['/', '\\'])
-                || folder == "."
-                || folder == ".."
-                || folder.starts_with('.')
-            {
-                out.push((
-                    at,
-                    format!("folder {folder:?} must be one plain folder name"),
-                ));
-            } else if let Some(prev) = folders.insert(fold(folder), u.name.clone()) {
-                out.push((
-                    at,
-                    format!("folder {folder:?} is already used by unit {prev:?}"),
-                ));
-            }
-            for (k, addr) in u.contacts.iter().enumerate() {
-                if addr.parse::<lettre::Address>().is_err() {
-                    out.push((
-                        vec![Seg::Key("units"), Seg::Index(i), Seg::Key("contacts")],
-                        format!("contact #{} {addr:?} is not an e-mail address", k + 1),
-                    ));
-                }
-            }
-            if let Some(addr) = &u.leader
-                && addr.parse::<lettre::Address>().is_err()
-            {
-                out.push((
-                    vec![Seg::Key("units"), Seg::Index(i), Seg::Key("leader")],
-                    format!("{addr:?} is not an e-mail address"),
-                ));
-            }
-        }
-
-        for (unit, per_cat) in &self.targets {
-            let at = vec![Seg::Key("targets"), Seg::Key(unit.as_str())];
-            if !self.units.iter().any(|u| &u.name == unit) {
-                out.push((
-                    at.clone(),
-                    format!("{unit:?} is not the name of a unit in [[units]]"),
-                ));
-                continue;
-            }
-            for cat in per_cat.keys() {
-                if !self.categories.iter().any(|c| &c.name == cat) {
-                    out.push((
-                        vec![
-                            Seg::Key("targets"),
-                            Seg::Key(unit.as_str()),
-                            Seg::Key(cat.as_str()),
-                        ],
-                        format!("{cat:?} is not the name of a category in [[categories]]"),
-                    ));
-                }
-            }
-        }
-        for u in &self.units {
-            for c in &self.categories {
-                if self.target(&u.name, &c.name).is_none() {
-                    out.push((
-                        vec![Seg::Key("targets")],
-                        format!("no target for unit {:?}, category {:?}", u.name, c.name),
-                    ));
-                }
-            }
-        }
-
-        let l = &self.limits;
-        for (key, zero) in [
-            ("max_file_bytes", l.max_file_bytes == 0),
-            ("max_rows", l.max_rows == 0),
-            ("reader_memory_mb", l.reader_memory_mb == 0),
-            ("reader_seconds", l.reader_seconds == 0),
-            ("zip_max_entries", l.zip_max_entries == 0),
-            ("zip_max_inflated_bytes", l.zip_max_inflated_bytes == 0),
-            ("zip_max_ratio", l.zip_max_ratio == 0),
-        ] {
-            if zero {
-                out.push((
-                    vec![Seg::Key("limits"), Seg::Key(key)],
-                    "must be above 0".into(),
-                ));
-            }
-        }
-        let w = &self.watch;
-        for (key, value, min) in [
-            ("poll_interval_secs", w.poll_interval_secs, 0.1),
-            ("rescan_secs", w.rescan_secs, 1.0),
-            ("settle_secs", w.settle_secs, 0.05),
-            ("min_age_secs", w.min_age_secs, 0.0),
-        ] {
-            if !(value.is_finite() && (min..=86_400.0).contains(&value)) {
-                out.push((
-                    vec![Seg::Key("watch"), Seg::Key(key)],
-                    format!("must be a number of seconds from {min} to 86400, found {value}"),
-                ));
-            }
-        }
+        out.extend(crate::mail::settings::contact_problems(&self.plan));
         for (path, message) in self.mail.problems() {
             let mut at = vec![Seg::Key("mail")];
             at.extend(path.split('.').map(Seg::Key));
             out.push((at, message));
         }
         out
-    }
-
-    /// Target of a unit and category (canonical names).
-    pub fn target(&self, unit: &str, category: &str) -> Option<u32> {
-        self.targets.get(unit)?.get(category).copied()
-    }
-
-    /// The unit a label names (name or alias, after folding).
-    pub fn find_unit(&self, label: &str) -> Option<&Unit> {
-        let f = fold(label);
-        if f.is_empty() {
-            return None;
-        }
-        self.units
-            .iter()
-            .find(|u| fold(&u.name) == f || u.aliases.iter().any(|a| fold(a) == f))
-    }
-
-    /// The unit whose drop folder has this name.
-    pub fn unit_by_folder(&self, folder: &str) -> Option<&Unit> {
-        self.units
-            .iter()
-            .find(|u| u.folder() == folder)
-            .or_else(|| self.units.iter().find(|u| fold(u.folder()) == fold(folder)))
-    }
-
-    /// The category a label names (name or alias, after folding).
-    pub fn find_category(&self, label: &str) -> Option<&Category> {
-        let f = fold(label);
-        if f.is_empty() {
-            return None;
-        }
-        self.categories
-            .iter()
-            .find(|c| fold(&c.name) == f || c.aliases.iter().any(|a| fold(a) == f))
     }
 
     /// Resolve a configured path against the config's folder.
@@ -565,15 +193,6 @@ impl Config {
     /// A unit's drop folder.
     pub fn unit_dir(&self, unit: &Unit) -> PathBuf {
         self.watch_root().join(unit.folder())
-    }
-
-    /// Canonical category names, in config order.
-    pub fn category_names(&self) -> Vec<String> {
-        self.categories.iter().map(|c| c.name.clone()).collect()
-    }
-    /// Canonical unit names, in config order.
-    pub fn unit_names(&self) -> Vec<String> {
-        self.units.iter().map(|u| u.name.clone()).collect()
     }
 }
 
@@ -650,25 +269,25 @@ mod tests {
         let c = parse(REFERENCE).unwrap();
         assert_eq!(c.plan.year, 2020);
         assert_eq!(
-            c.unit_names(),
+            c.plan.unit_names(),
             ["西兴街道", "长河街道", "浦沿街道", "江北科技园"]
         );
         assert_eq!(
-            c.category_names(),
+            c.plan.category_names(),
             ["企业主要负责人", "安全生产管理人员", "其他从业人员"]
         );
-        for u in c.unit_names() {
-            assert_eq!(c.target(&u, "企业主要负责人"), Some(70));
-            assert_eq!(c.target(&u, "安全生产管理人员"), Some(80));
-            assert_eq!(c.target(&u, "其他从业人员"), Some(5000));
+        for u in c.plan.unit_names() {
+            assert_eq!(c.plan.target(&u, "企业主要负责人"), Some(70));
+            assert_eq!(c.plan.target(&u, "安全生产管理人员"), Some(80));
+            assert_eq!(c.plan.target(&u, "其他从业人员"), Some(5000));
         }
-        assert_eq!(c.find_unit("西興街道").unwrap().name, "西兴街道");
+        assert_eq!(c.plan.find_unit("西興街道").unwrap().name, "西兴街道");
         assert_eq!(
-            c.find_category("企業主要負責人").unwrap().name,
+            c.plan.find_category("企業主要負責人").unwrap().name,
             "企业主要负责人"
         );
         assert_eq!(c.master_path(), Path::new("/base/output/master.xlsx"));
-        assert_eq!(c.tz, chrono_tz::Asia::Shanghai);
+        assert_eq!(c.plan.tz, chrono_tz::Asia::Shanghai);
     }
 
     #[test]

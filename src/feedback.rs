@@ -15,8 +15,8 @@ use rust_xlsxwriter::{
 };
 use unicode_width::UnicodeWidthStr;
 
-use crate::findings::{Finding, Severity, a1};
-use crate::workbook::{Cell, Sheet, Workbook as RawWorkbook, format_number};
+use crate::core::findings::{Finding, Severity, a1};
+use crate::core::workbook::{Cell, Sheet, Workbook as RawWorkbook, format_number};
 
 /// Name of the first sheet, the list of findings.
 pub const FEEDBACK_SHEET: &str = "错误说明";
@@ -604,7 +604,7 @@ fn clip(s: &str, max: usize) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::findings::Code;
+    use crate::core::findings::Code;
     use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
     use std::io::{Cursor, Read};
 

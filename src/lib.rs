@@ -1,33 +1,23 @@
 //! tally: work-safety training returns — checking, ledger, master workbook, reminders.
 //!
-//! The pure core (`plan`, `returns`, `ids`, `dates`, `fold`, `findings`, `count`) never touches
-//! the disk, a clock or the network; the edges (`read`, `ledger`, `intake`, workbooks, `cli`)
-//! do.
+//! Layers (DESIGN.md §7), dependencies pointing one way, cmd → edges → core:
+//! - `core`: the pure domain; imports no edge.
+//! - edges, each owning its settings from tally.toml: `config` (the file), `read`, `ledger`,
+//!   `intake`, `master`, `feedback`, `template`, `targets`, `watch`, `mail`, `logging`.
+//! - `settings` (resolved once: config, clock, environment) and `cmd` (clap, one module per
+//!   command).
 
-pub mod cli;
 pub mod cmd;
 pub mod config;
-pub mod count;
-pub mod dates;
+pub mod core;
 pub mod feedback;
-pub mod findings;
-pub mod fold;
-pub mod form;
-pub mod ids;
 pub mod intake;
 pub mod ledger;
-pub mod lock;
 pub mod logging;
 pub mod mail;
 pub mod master;
-pub mod messages;
-pub mod plan;
 pub mod read;
-pub mod remind;
-pub mod returns;
-pub mod settle;
-pub mod table;
+pub mod settings;
 pub mod targets;
 pub mod template;
 pub mod watch;
-pub mod workbook;

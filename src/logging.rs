@@ -1,11 +1,17 @@
 //! Logging set-up (tracing): readable lines on stderr; `-v`/`-q` pick the level, `RUST_LOG`
 //! refines it. What the user asked for goes to stdout, never through here.
 
-use crate::cli::Global;
 use tracing_subscriber::EnvFilter;
 
-fn level(global: &Global) -> &'static str {
-    match (global.quiet, global.verbose) {
+/// The log level asked for on the command line (`-v`, `-vv`, `-q`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Verbosity {
+    pub verbose: u8,
+    pub quiet: bool,
+}
+
+fn level(v: Verbosity) -> &'static str {
+    match (v.quiet, v.verbose) {
         (true, _) => "error",
         (false, 0) => "info",
         (false, 1) => "debug",
@@ -13,8 +19,8 @@ fn level(global: &Global) -> &'static str {
     }
 }
 
-pub fn init(global: &Global) {
-    let level = level(global);
+pub fn init(verbosity: Verbosity) {
+    let level = level(verbosity);
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("tally={level}")));
     let _ = tracing_subscriber::fmt()
@@ -42,11 +48,11 @@ pub const LOG_FILES_KEPT: usize = 30;
 /// the daemon's thread with `tracing::dispatcher::set_default`. The daemon logs one line per
 /// file itself, so intake's own line is left out at the default level.
 pub fn daemon(
-    global: &Global,
+    verbosity: Verbosity,
     format: LogFormat,
     file: Option<&std::path::Path>,
 ) -> Result<tracing::Dispatch, String> {
-    let level = level(global);
+    let level = level(verbosity);
     let filter = || {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             let quiet_intake = if level == "info" {

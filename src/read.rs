@@ -2,9 +2,8 @@
 //! calamine — all in a child process (`tally` re-invoked) with a memory cap and a time limit,
 //! so a hostile file becomes a finding, never a crash of the caller. calamine's types stop here.
 
-use crate::config::Limits;
-use crate::findings::{Code, Finding};
-use crate::workbook::{Cell, Range, Sheet, Workbook};
+use crate::core::findings::{Code, Finding};
+use crate::core::workbook::{Cell, Range, Sheet, Workbook};
 use calamine::{Data, Reader};
 use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Read, Seek};
@@ -12,11 +11,61 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest return file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Most roster rows in one return.
+    pub max_rows: usize,
+    /// Address-space cap of the reader child process, in MiB.
+    pub reader_memory_mb: u64,
+    /// Wall-clock limit of the reader child process, in seconds.
+    pub reader_seconds: u64,
+    /// Most entries in a zip container (.xlsx, .xlsm, .ods).
+    pub zip_max_entries: usize,
+    /// Largest total inflated size of a zip container, in bytes.
+    pub zip_max_inflated_bytes: u64,
+    /// Largest inflate ratio of one entry (checked for entries over 1 MiB inflated).
+    pub zip_max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 20 * 1024 * 1024,
+            max_rows: 100_000,
+            reader_memory_mb: 2048,
+            reader_seconds: 60,
+            zip_max_entries: 10_000,
+            zip_max_inflated_bytes: 512 * 1024 * 1024,
+            zip_max_ratio: 200,
+        }
+    }
+}
+
+impl Limits {
+    /// Every limit set to 0, with its key under `[limits]`.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let l = self;
+        [
+            ("max_file_bytes", l.max_file_bytes == 0),
+            ("max_rows", l.max_rows == 0),
+            ("reader_memory_mb", l.reader_memory_mb == 0),
+            ("reader_seconds", l.reader_seconds == 0),
+            ("zip_max_entries", l.zip_max_entries == 0),
+            ("zip_max_inflated_bytes", l.zip_max_inflated_bytes == 0),
+            ("zip_max_ratio", l.zip_max_ratio == 0),
+        ]
+        .into_iter()
+        .filter(|(_, zero)| *zero)
+        .map(|(key, _)| (key, "must be above 0".to_string()))
+        .collect()
+    }
+}
+
 /// The hidden subcommand the parent runs in the child.
 pub const CHILD_COMMAND: &str = "__read";
-
-/// Test hook: when this variable is `panic`, the reader child panics (to test the crash path).
-pub const FAULT_ENV: &str = "TALLY_FAULT_READER";
 
 /// What the child prints on stdout, as one JSON document.
 #[derive(Debug, Serialize, Deserialize)]
@@ -375,10 +424,13 @@ fn convert(data: &Data) -> Cell {
 }
 
 /// Entry point of the child: cap memory, read, print one JSON document on stdout.
-pub fn child_main(path: &Path, limits: &Limits) -> i32 {
+pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>) -> i32 {
     cap_memory(limits.reader_memory_mb);
-    if std::env::var(FAULT_ENV).as_deref() == Ok("panic") {
-        panic!("reader fault injected by {FAULT_ENV}");
+    if fault == Some("panic") {
+        panic!(
+            "reader fault injected by {}",
+            crate::settings::env::FAULT_READER
+        );
     }
     let result = match std::fs::read(path) {
         Ok(bytes) => read_in_process(&bytes, limits),

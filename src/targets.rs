@@ -14,33 +14,15 @@
 //! in tally reads them. Either way the targets written are the same; the flags record the
 //! user's decision, so an inconsistent table is never imported silently.
 
-use crate::cli::{ExitStatus, UsageError};
 use crate::config::Config;
-use crate::findings::a1;
-use crate::fold::fold;
-use crate::workbook::{Cell, Sheet, Workbook};
+use crate::core::findings::a1;
+use crate::core::fold::fold;
+use crate::core::workbook::{Cell, Sheet, Workbook};
 use anyhow::{Context as _, bail};
 use std::fmt;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
-
-/// `tally targets import FILE [--use-computed|--accept-stated]`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ImportArgs {
-    /// The quota breakdown table (.xlsx, .xls, .ods), laid out like the plan's attachment:
-    /// 序号 | 单位 | one column per category | 合计, and a 合计 row.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// Import even though stated totals disagree with the figures; the totals computed from
-    /// the figures are used.
-    #[arg(long, conflicts_with = "accept_stated")]
-    pub use_computed: bool,
-    /// Import even though stated totals disagree with the figures; they are accepted as
-    /// stated, for the record (tally computes every total from the figures).
-    #[arg(long)]
-    pub accept_stated: bool,
-}
 
 /// The header row is looked for in this many rows from the top (title rows may sit above it).
 pub const HEADER_SCAN_ROWS: u32 = 20;
@@ -230,7 +212,7 @@ pub enum TableError {
 pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableError>> {
     let (sheet, header_row) = find_header(wb, config).ok_or_else(|| {
         vec![TableError::HeaderMissing {
-            categories: config.category_names().join(", "),
+            categories: config.plan.category_names().join(", "),
         }]
     })?;
     let at = |row: u32, col: u32| format!("{}!{}", sheet.name, a1(row, col));
@@ -262,7 +244,7 @@ pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableErro
             place(&mut total_col, "合计", &mut errors);
         } else if IGNORED_LABELS.contains(&folded.as_str()) {
             // 序号, 备注: read past.
-        } else if let Some(category) = config.find_category(&label) {
+        } else if let Some(category) = config.plan.find_category(&label) {
             match cat_cols.iter().find(|(_, name)| *name == category.name) {
                 Some((first, _)) => errors.push(TableError::ColumnDuplicate {
                     at: at(header_row, col),
@@ -276,11 +258,11 @@ pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableErro
             errors.push(TableError::CategoryUnknown {
                 at: at(header_row, col),
                 label: label.clone(),
-                known: config.category_names().join(", "),
+                known: config.plan.category_names().join(", "),
             });
         }
     }
-    for category in config.category_names() {
+    for category in config.plan.category_names() {
         if !cat_cols.iter().any(|(_, name)| *name == category) {
             errors.push(TableError::CategoryMissing {
                 at: format!("{}!{}:{}", sheet.name, header_row + 1, header_row + 1),
@@ -349,11 +331,11 @@ pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableErro
             continue;
         }
         let label = unit_cell.display();
-        let Some(unit) = config.find_unit(&label) else {
+        let Some(unit) = config.plan.find_unit(&label) else {
             errors.push(TableError::UnitUnknown {
                 at: at(row, unit_col),
                 label,
-                known: config.unit_names().join(", "),
+                known: config.plan.unit_names().join(", "),
             });
             continue;
         };
@@ -406,7 +388,7 @@ pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableErro
             });
         }
     }
-    for unit in config.unit_names() {
+    for unit in config.plan.unit_names() {
         if !units.iter().any(|u| u.unit == unit) {
             errors.push(TableError::UnitMissing {
                 at: sheet.name.clone(),
@@ -435,7 +417,7 @@ fn find_header<'a>(wb: &'a Workbook, config: &Config) -> Option<(&'a Sheet, u32)
     };
     let is_unit = |cell: &Cell| UNIT_LABELS.contains(&fold(&cell.display()).as_str());
     let is_category =
-        |cell: &Cell| !cell.is_blank() && config.find_category(&cell.display()).is_some();
+        |cell: &Cell| !cell.is_blank() && config.plan.find_category(&cell.display()).is_some();
     let rows = |sheet: &Sheet| 0..sheet.height().min(HEADER_SCAN_ROWS);
     let full = wb.sheets.iter().find_map(|sheet| {
         rows(sheet)
@@ -617,196 +599,9 @@ fn child<'a>(parent: &'a mut Item, key: &str, path: &str) -> Result<&'a mut Item
     }
 }
 
-/// What the import decided, for the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    /// Inconsistent and no flag: nothing written.
-    Refused,
-    /// Consistent, or a flag said which figure wins.
-    Imported,
-}
-
-/// Run `tally targets import`: exit 0 when imported (or nothing to change), 1 when the table
-/// is refused, 2 (an `Err`) for a missing file or a configuration that cannot be used.
-pub fn run(config_path: &Path, args: &ImportArgs) -> anyhow::Result<ExitStatus> {
-    let config = Config::load(config_path).map_err(|e| UsageError(e.to_string()))?;
-    let src = std::fs::read_to_string(config_path)
-        .with_context(|| format!("{}: cannot read", config_path.display()))?;
-    let file = &args.file;
-    let meta = std::fs::metadata(file)
-        .map_err(|e| UsageError(format!("{}: cannot open: {e}", file.display())))?;
-    if !meta.is_file() {
-        return Err(UsageError(format!("{}: not a file", file.display())).into());
-    }
-    let mut out = String::new();
-    if meta.len() > config.limits.max_file_bytes {
-        out.push_str(&format!(
-            "{}: refused: {} bytes, over limits.max_file_bytes ({}); {} is unchanged.\n",
-            file.display(),
-            meta.len(),
-            config.limits.max_file_bytes,
-            config_path.display()
-        ));
-        print!("{out}");
-        return Ok(ExitStatus::Failure);
-    }
-    let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
-    // Read in this process, not in the sandboxed child used for returns: the quota table is
-    // the bureau's own file, imported by hand by its staff, not untrusted bytes from a unit's
-    // drop folder. The size and zip-container checks of `read_in_process` still apply.
-    let wb = match crate::read::read_in_process(&bytes, &config.limits) {
-        Ok(wb) => wb,
-        Err(finding) => {
-            out.push_str(&format!(
-                "{}: refused: cannot be read as a workbook: {}\n{} is unchanged.\n",
-                file.display(),
-                finding.message,
-                config_path.display()
-            ));
-            print!("{out}");
-            return Ok(ExitStatus::Failure);
-        }
-    };
-    let table = match parse(&wb, &config) {
-        Ok(table) => table,
-        Err(errors) => {
-            out.push_str(&format!(
-                "{}: refused: {} problem(s) in the table:\n",
-                file.display(),
-                errors.len()
-            ));
-            for e in &errors {
-                out.push_str(&format!("  {e}\n"));
-            }
-            out.push_str(&format!("{} is unchanged.\n", config_path.display()));
-            print!("{out}");
-            return Ok(ExitStatus::Failure);
-        }
-    };
-    let found = inconsistencies(&table);
-    out.push_str(&render_table(file, &table));
-    let verdict = if found.is_empty() || args.use_computed || args.accept_stated {
-        Verdict::Imported
-    } else {
-        Verdict::Refused
-    };
-    out.push_str(&render_inconsistencies(&found, args));
-    if verdict == Verdict::Refused {
-        out.push_str(&format!(
-            "refused: the stated totals disagree with the figures; {} is unchanged.\n\
-             The targets imported are always the per-unit figures above. Run again with\n\
-             --use-computed to import them and use the totals computed from them, or\n\
-             --accept-stated to import them and accept the stated totals as stated (for the record only).\n",
-            config_path.display()
-        ));
-        print!("{out}");
-        return Ok(ExitStatus::Failure);
-    }
-
-    let (new_src, changes) =
-        apply(&src, &table).map_err(|e| UsageError(format!("{}: {e}", config_path.display())))?;
-    if changes.is_empty() {
-        out.push_str(&format!(
-            "{} already holds these targets; nothing written.\n",
-            config_path.display()
-        ));
-        print!("{out}");
-        return Ok(ExitStatus::Success);
-    }
-    // Prove the new text before it touches the disk; write_config proves the file again.
-    let base = config.base_dir.clone();
-    Config::parse(&new_src, config_path, &base).map_err(|e| {
-        UsageError(format!(
-            "{}: the updated targets would not validate ({e}); nothing written",
-            config_path.display()
-        ))
-    })?;
-    write_config(config_path, &src, &new_src)?;
-    out.push_str(&format!(
-        "updated {}: {} target(s) changed\n",
-        config_path.display(),
-        changes.len()
-    ));
-    for c in &changes {
-        let old = c
-            .old
-            .map_or_else(|| "(none)".to_string(), |v| v.to_string());
-        out.push_str(&format!(
-            "  {} / {}: {old} → {}\n",
-            c.unit, c.category, c.new
-        ));
-    }
-    print!("{out}");
-    Ok(ExitStatus::Success)
-}
-
-/// The table as read: one line per unit with its figures, stated and computed totals.
-fn render_table(file: &Path, table: &QuotaTable) -> String {
-    let mut header: Vec<&str> = vec!["单位"];
-    header.extend(table.categories.iter().map(String::as_str));
-    header.extend(["合计 (stated)", "合计 (computed)"]);
-    let stated = |s: &Option<Stated>| {
-        s.as_ref()
-            .map_or_else(|| "-".to_string(), |s| s.value.to_string())
-    };
-    let mut rows: Vec<Vec<String>> = table
-        .units
-        .iter()
-        .map(|u| {
-            let mut r = vec![u.unit.clone()];
-            r.extend(u.figures.iter().map(|f| f.value.to_string()));
-            r.push(stated(&u.total));
-            r.push(u.computed_total().to_string());
-            r
-        })
-        .collect();
-    if table.total_row.is_some() {
-        let mut r = vec!["合计 (stated)".to_string()];
-        r.extend(table.column_totals.iter().map(stated));
-        r.push(stated(&table.grand_total));
-        r.push(String::new());
-        rows.push(r);
-    }
-    let mut r = vec!["合计 (computed)".to_string()];
-    r.extend((0..table.categories.len()).map(|i| table.computed_column_total(i).to_string()));
-    r.push(String::new());
-    r.push(table.computed_grand_total().to_string());
-    rows.push(r);
-    format!(
-        "{}: sheet {}, header row {}, {} unit(s)\n{}",
-        file.display(),
-        table.sheet,
-        table.header_row + 1,
-        table.units.len(),
-        crate::table::render(&header, &rows)
-    )
-}
-
-fn render_inconsistencies(found: &[Inconsistency], args: &ImportArgs) -> String {
-    if found.is_empty() {
-        return "every stated total agrees with the figures.\n".to_string();
-    }
-    let mut out = format!("{} inconsistency(ies):\n", found.len());
-    for i in found {
-        out.push_str(&format!("  {i}\n"));
-    }
-    if args.use_computed {
-        out.push_str(
-            "--use-computed: the stated totals above are ignored; the figures are imported and \
-             every total is computed from them.\n",
-        );
-    } else if args.accept_stated {
-        out.push_str(
-            "--accept-stated: the stated totals above are accepted as stated, for the record; \
-             the figures are imported and tally computes its totals from them.\n",
-        );
-    }
-    out
-}
-
 /// Replace tally.toml with `new` atomically (temp file in the same folder, then rename), if it
 /// still holds `original`; then load it, and put `original` back if it does not validate.
-fn write_config(path: &Path, original: &str, new: &str) -> anyhow::Result<()> {
+pub fn write_config(path: &Path, original: &str, new: &str) -> anyhow::Result<()> {
     // Follow a symbolic link so that the rename replaces the file, not the link.
     let real = std::fs::canonicalize(path)
         .with_context(|| format!("{}: cannot resolve", path.display()))?;
@@ -865,7 +660,6 @@ fn replace(path: &Path, text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     const REFERENCE: &str = include_str!("../tally.toml");
 
@@ -932,7 +726,7 @@ mod tests {
         let table = parse(&wb(reference_sheet()), &config()).unwrap();
         assert_eq!(table.sheet, "附件");
         assert_eq!(table.header_row, 1);
-        assert_eq!(table.categories, config().category_names());
+        assert_eq!(table.categories, config().plan.category_names());
         assert_eq!(
             table
                 .units
@@ -1154,8 +948,8 @@ mod tests {
         let expected = REFERENCE.replacen("\"其他从业人员\" = 5000", "\"其他从业人员\" = 4000", 1);
         assert_eq!(out, expected);
         let c = Config::parse(&out, Path::new("tally.toml"), Path::new("/base")).unwrap();
-        assert_eq!(c.target("西兴街道", "其他从业人员"), Some(4000));
-        assert_eq!(c.target("长河街道", "其他从业人员"), Some(5000));
+        assert_eq!(c.plan.target("西兴街道", "其他从业人员"), Some(4000));
+        assert_eq!(c.plan.target("长河街道", "其他从业人员"), Some(5000));
     }
 
     #[test]
@@ -1246,31 +1040,12 @@ mod tests {
         assert!(matches!(apply(src, &table), Err(ApplyError::Shape { .. })));
     }
 
-    #[derive(Debug, Parser)]
-    struct Cmd {
-        #[command(flatten)]
-        args: ImportArgs,
-    }
-
-    #[test]
-    fn import_flags_parse_and_conflict() {
-        let c = Cmd::try_parse_from(["import", "a.xlsx", "--use-computed"]).unwrap();
-        assert_eq!(c.args.file, PathBuf::from("a.xlsx"));
-        assert!(c.args.use_computed && !c.args.accept_stated);
-        let c = Cmd::try_parse_from(["import", "--accept-stated", "a.xlsx"]).unwrap();
-        assert!(c.args.accept_stated);
-        assert!(
-            Cmd::try_parse_from(["import", "a.xlsx", "--use-computed", "--accept-stated"]).is_err()
-        );
-        assert!(Cmd::try_parse_from(["import"]).is_err());
-    }
-
     fn fixture(name: &str) -> Workbook {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/targets")
             .join(name);
         let bytes = std::fs::read(&path).unwrap();
-        crate::read::read_in_process(&bytes, &crate::config::Limits::default()).unwrap()
+        crate::read::read_in_process(&bytes, &crate::read::Limits::default()).unwrap()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rust_xlsxwriter::{
     worksheet_range_absolute,
 };
 
-use crate::form::{
+use crate::core::form::{
     COVER_LABELS, COVER_MONTH, COVER_PHONE, COVER_REPORTER, COVER_SHEET, COVER_UNIT, Column,
     INSTRUCTIONS_SHEET, RESULTS, ROSTER_SHEET, SUMMARY_CATEGORY, SUMMARY_COUNT, SUMMARY_SHEET,
     TOTAL_LABEL,

@@ -8,7 +8,7 @@ use common::*;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
-use tally::findings::Code;
+use tally::core::findings::Code;
 
 #[derive(Debug, Deserialize)]
 struct Manifest {

@@ -389,8 +389,8 @@ fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
     let w = Workdir::new();
     let config = Config::load(&w.join("tally.toml")).unwrap();
     let config_path = w.join("tally.toml");
-    let compose = |_: &tally::ledger::Submission, _: &[tally::findings::Finding]| Vec::new();
-    let now = tally::plan::parse_now("2020-06-02", config.tz).unwrap();
+    let compose = |_: &tally::ledger::Submission, _: &[tally::core::findings::Finding]| Vec::new();
+    let now = tally::core::calendar::parse_now("2020-06-02", config.plan.tz).unwrap();
     let ctx = IntakeContext {
         config: &config,
         config_path: &config_path,
@@ -399,7 +399,7 @@ fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
         compose: &compose,
     };
     let mut ledger = Ledger::open(&config.state_path()).unwrap();
-    let unit = config.find_unit("西兴街道").unwrap();
+    let unit = config.plan.find_unit("西兴街道").unwrap();
     let drop = w.unit_dir("西兴街道").join("may.xlsx");
     // Block the move by making 已接收 a file, so the intake stops after recording.
     std::fs::write(w.unit_dir("西兴街道").join("已接收"), b"not a folder").unwrap();

@@ -515,7 +515,7 @@ fn the_roster_continues_on_numbered_sheets() {
     );
     let config = tally::config::Config::load(&w.join("tally.toml")).unwrap();
     let ledger = tally::ledger::Ledger::open(&config.state_path()).unwrap();
-    let now = tally::plan::parse_now(NOW, config.tz).unwrap();
+    let now = tally::core::calendar::parse_now(NOW, config.plan.tz).unwrap();
     let options = tally::master::RenderOptions { rows_per_sheet: 10 };
     let bytes = tally::master::render_with(&config, &ledger, now, &options).unwrap();
     let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();

@@ -63,9 +63,9 @@ fn run(drops: &[Drop], times: usize) -> Outcome {
     let w = Workdir::new();
     let config = Config::load(&w.join("tally.toml")).unwrap();
     let mut ledger = Ledger::open(&config.state_path()).unwrap();
-    let compose = |_: &tally::ledger::Submission, _: &[tally::findings::Finding]| Vec::new();
+    let compose = |_: &tally::ledger::Submission, _: &[tally::core::findings::Finding]| Vec::new();
     let config_path = w.join("tally.toml");
-    let now = tally::plan::parse_now("2020-07-01", config.tz).unwrap();
+    let now = tally::core::calendar::parse_now("2020-07-01", config.plan.tz).unwrap();
     let ctx = IntakeContext {
         config: &config,
         config_path: &config_path,
@@ -76,7 +76,7 @@ fn run(drops: &[Drop], times: usize) -> Outcome {
     for (i, d) in drops.iter().enumerate() {
         let bytes = bytes_of(d);
         for t in 0..times {
-            let unit = config.find_unit(UNITS[d.unit]).unwrap();
+            let unit = config.plan.find_unit(UNITS[d.unit]).unwrap();
             let p = drop_return(
                 &config.unit_dir(unit),
                 &format!("drop-{i}-{t}.xlsx"),
@@ -92,7 +92,7 @@ fn run(drops: &[Drop], times: usize) -> Outcome {
         .into_iter()
         .map(|(u, m)| (u, m.to_string()))
         .collect();
-    (tally::count::completed(&config, &rows), months)
+    (tally::core::count::completed(&config.plan, &rows), months)
 }
 
 /// The expected counts: distinct passed IDs per unit × category over the last drop of each

@@ -56,7 +56,7 @@ impl Workdir {
     }
 
     fn targets(&self) -> BTreeMap<String, BTreeMap<String, u32>> {
-        Config::load(&self.config_path()).unwrap().targets
+        Config::load(&self.config_path()).unwrap().plan.targets
     }
 }
 

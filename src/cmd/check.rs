@@ -1,11 +1,25 @@
 //! `tally check FILE`: read (sandboxed) and validate one return; print the findings as a
 //! table or as the JSON of DESIGN.md §4. Writes nothing anywhere.
 
-use crate::cli::{CheckArgs, ExitStatus, Settings};
-use crate::findings::{Finding, Severity};
-use crate::returns::{self, Context, Return};
+use crate::core::findings::{Finding, Severity};
+use crate::core::returns::{self, Context, Return};
+use crate::settings::{ExitStatus, Settings};
+use clap::Args;
 use serde::Serialize;
 use std::path::Path;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The return (.xlsx, .xlsm, .xls, .ods).
+    pub file: PathBuf,
+    /// The unit whose folder the return belongs to (default: the unit folder it sits in).
+    #[arg(long, value_name = "U")]
+    pub unit: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// The `check --json` object (DESIGN.md §4).
 #[derive(Debug, Serialize)]
@@ -19,7 +33,11 @@ pub struct CheckReport<'a> {
 }
 
 /// Read and check one file as the daemon would, for a given folder unit.
-pub fn check_file(settings: &Settings, file: &Path, unit: Option<&crate::config::Unit>) -> Return {
+pub fn check_file(
+    settings: &Settings,
+    file: &Path,
+    unit: Option<&crate::core::plan::Unit>,
+) -> Return {
     let exe = std::env::current_exe().unwrap_or_else(|_| "tally".into());
     match crate::read::read_sandboxed(
         &exe,
@@ -30,9 +48,10 @@ pub fn check_file(settings: &Settings, file: &Path, unit: Option<&crate::config:
         Ok(wb) => returns::check(
             &wb,
             &Context {
-                config: &settings.config,
+                plan: &settings.config.plan,
                 unit,
                 now: settings.now,
+                max_rows: settings.config.limits.max_rows,
             },
         ),
         Err(finding) => Return {
@@ -49,7 +68,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> 
     };
     if !args.file.is_file() {
         return Err(
-            crate::cli::UsageError(format!("{}: no such file", args.file.display())).into(),
+            crate::settings::UsageError(format!("{}: no such file", args.file.display())).into(),
         );
     }
     let ret = check_file(settings, &args.file, unit);
@@ -111,7 +130,7 @@ pub fn render_text(report: &CheckReport<'_>) -> String {
             })
             .collect();
         out.push('\n');
-        out.push_str(&crate::table::render(
+        out.push_str(&crate::cmd::table::render(
             &["级别", "位置", "代码", "内容", "说明"],
             &rows,
         ));

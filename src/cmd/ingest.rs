@@ -1,24 +1,38 @@
 //! `tally ingest FILE... --unit U`: take returns in by hand, exactly as the daemon would.
 
-use crate::cli::{ExitStatus, IngestArgs, Settings};
 use crate::intake::{self, IntakeContext};
+use crate::ledger::lock::StateLock;
 use crate::ledger::{Ledger, SubmissionStatus};
-use crate::lock::StateLock;
+use crate::settings::{ExitStatus, Settings};
 use anyhow::Context as _;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Return files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The unit whose returns these are (its folder receives them).
+    #[arg(long, value_name = "U")]
+    pub unit: String,
+}
 
 pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus> {
     let config = &settings.config;
     let unit = settings.unit_arg(&args.unit)?;
     for f in &args.files {
         if !f.is_file() {
-            return Err(crate::cli::UsageError(format!("{}: no such file", f.display())).into());
+            return Err(
+                crate::settings::UsageError(format!("{}: no such file", f.display())).into(),
+            );
         }
     }
     let _lock = StateLock::acquire(&config.state_path())?;
     let mut ledger = Ledger::open(&config.state_path())?;
     let exe = std::env::current_exe().context("cannot locate the tally binary")?;
     // Receipts, rejection notices and alerts are stored with each submission.
-    let compose = crate::messages::composer(config);
+    let compose = crate::mail::messages::composer(config);
     let ctx = IntakeContext {
         config,
         config_path: &settings.config_path,

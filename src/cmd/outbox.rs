@@ -1,10 +1,10 @@
 //! `tally outbox [list|retry]`: the mail waiting or failed in the ledger's outbox; `retry`
 //! re-queues failed messages and sends everything queued now. Never sends a sent message again.
 
-use crate::cli::{ExitStatus, Settings};
 use crate::cmd::remind::mail_error;
 use crate::ledger::Ledger;
 use crate::mail::{self, OutboxRow, Transport};
+use crate::settings::{ExitStatus, Settings};
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Args)]
@@ -122,7 +122,7 @@ pub fn render(rows: &[OutboxRow], all: bool) -> String {
             ]
         })
         .collect();
-    crate::table::render(
+    crate::cmd::table::render(
         &[
             "编号",
             "状态",
@@ -140,7 +140,7 @@ pub fn render(rows: &[OutboxRow], all: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cmd::{Cli, Command};
     use clap::Parser;
 
     #[test]

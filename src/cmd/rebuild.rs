@@ -1,10 +1,10 @@
 //! `tally rebuild`: rewrite the master workbook from the ledger (issue 4), and the same
 //! rebuild after an intake. The work is `master::rebuild`; this only takes the lock and reports.
 
-use crate::cli::{ExitStatus, Settings};
 use crate::ledger::Ledger;
-use crate::lock::StateLock;
+use crate::ledger::lock::StateLock;
 use crate::master;
+use crate::settings::{ExitStatus, Settings};
 
 /// Take the state lock, open the ledger, rebuild the master and print where it was written.
 pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {

@@ -5,10 +5,10 @@
 //! evaluated is reminded in the next one (`mail::schedule`); only the time of day is not
 //! waited for, since staff ask for it now.
 
-use crate::cli::{ExitStatus, Settings, UsageError};
+use crate::core::remind::Phase;
 use crate::ledger::Ledger;
 use crate::mail::{self, MailError, Planned, ScheduleReport, Transport};
-use crate::remind::Phase;
+use crate::settings::{ExitStatus, Settings, UsageError};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -64,7 +64,7 @@ pub fn run(settings: &Settings, args: &RemindArgs) -> anyhow::Result<ExitStatus>
 /// unless the daemon holds the state (it keeps the master current itself).
 fn refresh_master_for_digest(settings: &Settings, ledger: &mut Ledger) {
     let config = &settings.config;
-    let eval = crate::remind::evaluate(config, settings.now);
+    let eval = crate::core::remind::evaluate(&config.plan, &config.mail.schedule(), settings.now);
     let Some(digest) = eval
         .digest
         .filter(|_| eval.closed.is_none() && !config.mail.bureau.is_empty())
@@ -74,7 +74,7 @@ fn refresh_master_for_digest(settings: &Settings, ledger: &mut Ledger) {
     if mail::exists(ledger, &digest.key).unwrap_or(true) {
         return;
     }
-    let Ok(_lock) = crate::lock::StateLock::acquire(&config.state_path()) else {
+    let Ok(_lock) = crate::ledger::lock::StateLock::acquire(&config.state_path()) else {
         return; // the daemon holds the state, and keeps the master current itself
     };
     if let Err(e) = crate::master::rebuild(config, ledger, settings.now) {
@@ -131,7 +131,8 @@ pub fn render(settings: &Settings, report: &ScheduleReport, dry_run: bool) -> St
                     .missing_months
                     .iter()
                     .map(|m| {
-                        crate::plan::YearMonth::parse(m).map_or_else(|| m.clone(), |m| m.label_zh())
+                        crate::core::calendar::YearMonth::parse(m)
+                            .map_or_else(|| m.clone(), |m| m.label_zh())
                     })
                     .collect();
                 why.push_str(&format!("未报送 {}", months.join("、")));
@@ -187,7 +188,7 @@ pub fn render(settings: &Settings, report: &ScheduleReport, dry_run: bool) -> St
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::{Cli, Command};
+    use crate::cmd::{Cli, Command};
     use clap::Parser;
 
     #[test]

@@ -1,16 +1,24 @@
 //! `tally status [--json]`: progress per unit and category at `--now` (DESIGN.md §6).
 
-use crate::cli::{ExitStatus, Settings, StatusArgs};
-use crate::count::{self, Status};
+use crate::core::count::{self, Status};
 use crate::ledger::Ledger;
+use crate::settings::{ExitStatus, Settings};
+use clap::Args;
 use std::io::IsTerminal;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object (DESIGN.md §6) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// The status of the plan from the ledger at the settings' clock.
 pub fn load(settings: &Settings, ledger: &Ledger) -> anyhow::Result<Status> {
     let rows = ledger.counted_rows()?;
     let accepted = ledger.accepted_months()?;
     Ok(count::status(
-        &settings.config,
+        &settings.config.plan,
         settings.now,
         &rows,
         &accepted,
@@ -65,7 +73,7 @@ pub fn render_text(status: &Status, colour: bool) -> String {
             ]);
         }
     }
-    let table = crate::table::render(
+    let table = crate::cmd::table::render(
         &[
             "单位",
             "人员类别",
@@ -86,7 +94,7 @@ pub fn render_text(status: &Status, colour: bool) -> String {
             out.push('\n');
         }
     }
-    let missing: Vec<&crate::count::UnitStatus> = status
+    let missing: Vec<&crate::core::count::UnitStatus> = status
         .units
         .iter()
         .filter(|u| !u.missing_months.is_empty())
@@ -109,7 +117,7 @@ pub fn render_text(status: &Status, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::count::{CategoryStatus, UnitStatus};
+    use crate::core::count::{CategoryStatus, UnitStatus};
 
     #[test]
     fn the_table_lists_categories_and_missing_months_follow_it() {

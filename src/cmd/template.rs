@@ -1,9 +1,20 @@
 //! `tally template`: write the blank return workbook for the plan (optionally for one unit).
 
-use crate::cli::{ExitStatus, Settings, TemplateArgs};
+use crate::settings::{ExitStatus, Settings};
 use crate::template::{DEFAULT_INSTRUCTIONS, TemplateSpec, render};
 use anyhow::Context as _;
+use clap::Args;
 use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// Pre-fill 填报单位 with this unit.
+    #[arg(long, value_name = "U")]
+    pub unit: Option<String>,
+    /// Output file (default: 培训情况月报模板.xlsx, or with the unit's name).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
 
 pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatus> {
     let config = &settings.config;
@@ -17,8 +28,8 @@ pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatu
     let instructions = std::fs::read_to_string(&custom)
         .unwrap_or_else(|_| DEFAULT_INSTRUCTIONS.to_string())
         .replace("{deadline_day}", &config.plan.deadline_day.to_string());
-    let units = config.unit_names();
-    let categories = config.category_names();
+    let units = config.plan.unit_names();
+    let categories = config.plan.category_names();
     let bytes = render(&TemplateSpec {
         plan_title: &config.plan.title,
         year: config.plan.year,
@@ -35,11 +46,11 @@ pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatu
                 Some(u) => format!("培训情况月报模板-{u}.xlsx"),
                 None => "培训情况月报模板.xlsx".to_string(),
             });
-            crate::cli::ensure_absent(&p)?;
+            crate::cmd::ensure_absent(&p)?;
             p
         }
     };
-    crate::cli::write_file(&path, &bytes)?;
+    crate::cmd::write_file(&path, &bytes)?;
     println!("wrote {}", path.display());
     Ok(ExitStatus::Success)
 }

@@ -2,8 +2,9 @@
 //! tally.toml), sets up its logger and the signal handler, and runs [`crate::watch::Daemon`];
 //! the watching itself lives in `watch` and `settle`.
 
-use crate::cli::{ExitStatus, Global, Settings, UsageError};
 use crate::logging::LogFormat;
+use crate::logging::Verbosity;
+use crate::settings::{ExitStatus, Settings, UsageError};
 use crate::watch::{Clock, Daemon, Mode, Options, secs};
 use clap::Args;
 use std::path::PathBuf;
@@ -48,17 +49,21 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-pub fn run(settings: &Settings, global: &Global, args: &WatchArgs) -> anyhow::Result<ExitStatus> {
-    let dispatch = crate::logging::daemon(global, args.log_format, args.log_file.as_deref())
+pub fn run(
+    settings: &Settings,
+    verbosity: Verbosity,
+    args: &WatchArgs,
+) -> anyhow::Result<ExitStatus> {
+    let dispatch = crate::logging::daemon(verbosity, args.log_format, args.log_file.as_deref())
         .map_err(|e| UsageError(format!("--log-file: {e}")))?;
     let _log = tracing::dispatcher::set_default(&dispatch);
     log_panics();
 
     let config = &settings.config;
-    let clock = if global.now.is_some() {
+    let clock = if settings.fixed_clock {
         Clock::Fixed(settings.now)
     } else {
-        Clock::Wall(config.tz)
+        Clock::Wall(config.plan.tz)
     };
     let mut opts = Options::from_config(&config.watch, clock);
     opts.once = args.once;
@@ -113,7 +118,7 @@ fn log_panics() {
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::{Cli, Command};
+    use crate::cmd::{Cli, Command};
     use clap::Parser;
 
     fn watch(args: &[&str]) -> Result<super::WatchArgs, clap::Error> {

@@ -93,14 +93,14 @@ pub fn valid_id(seed: u32) -> String {
     let day = 1 + (seed / 240) % 28;
     let seq = seed % 1000;
     let first17 = format!("330108{year:04}{month:02}{day:02}{seq:03}");
-    let check = tally::ids::resident_id_check_char(&first17).unwrap();
+    let check = tally::core::ids::resident_id_check_char(&first17).unwrap();
     format!("{first17}{check}")
 }
 
 /// A valid 统一社会信用代码 from a seed.
 pub fn valid_credit_code(seed: u32) -> String {
     let first17 = format!("91330108MA{:07}", seed % 10_000_000);
-    let check = tally::ids::credit_code_check_char(&first17).unwrap();
+    let check = tally::core::ids::credit_code_check_char(&first17).unwrap();
     format!("{first17}{check}")
 }
 
@@ -154,7 +154,7 @@ pub fn return_xlsx(unit: &str, month: &str, people: &[Person]) -> Vec<u8> {
     }
     let roster = wb.add_worksheet();
     roster.set_name("培训台账").unwrap();
-    let headers = tally::form::Column::ALL.map(|c| c.header());
+    let headers = tally::core::form::Column::ALL.map(|c| c.header());
     for (c, h) in headers.iter().enumerate() {
         roster.write_string(0, c as u16, *h).unwrap();
     }

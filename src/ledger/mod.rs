@@ -2,10 +2,12 @@
 //! provenance events and the mail outbox. Every change that belongs together is one
 //! transaction. Lives on local disk only (DESIGN.md §7).
 
-use crate::count::CountedRow;
-use crate::findings::{Code, Finding, Severity};
-use crate::plan::YearMonth;
-use crate::returns::Row;
+pub mod lock;
+
+use crate::core::calendar::YearMonth;
+use crate::core::count::CountedRow;
+use crate::core::findings::{Code, Finding, Severity};
+use crate::core::returns::Row;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

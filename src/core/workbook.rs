@@ -24,7 +24,7 @@ impl Cell {
     pub fn is_blank(&self) -> bool {
         match self {
             Cell::Empty => true,
-            Cell::Text(s) => crate::fold::trim(s).is_empty(),
+            Cell::Text(s) => crate::core::fold::trim(s).is_empty(),
             _ => false,
         }
     }
@@ -65,8 +65,8 @@ impl Range {
     pub fn a1(&self) -> String {
         format!(
             "{}:{}",
-            crate::findings::a1(self.first_row, self.first_col),
-            crate::findings::a1(self.last_row, self.last_col)
+            crate::core::findings::a1(self.first_row, self.first_col),
+            crate::core::findings::a1(self.last_row, self.last_col)
         )
     }
 }

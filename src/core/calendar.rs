@@ -1,7 +1,7 @@
 //! The plan's calendar: reporting months, deadlines, the expected-progress schedule and the
 //! lagging rule (DESIGN.md §2, §4a). Pure: `now` is always a parameter, never the wall clock.
 
-use crate::config::{Config, ScheduleKind};
+use crate::core::plan::{Plan, ScheduleKind};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -98,20 +98,20 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Tz> {
 }
 
 /// The first instant at which month `m`'s return is late: the start of day D+1 of month M+1.
-pub fn late_from(config: &Config, m: YearMonth) -> DateTime<Tz> {
-    let due_day = m.next().first_day() + chrono::Days::new(u64::from(config.plan.deadline_day));
-    start_of_day(config.tz, due_day)
+pub fn late_from(plan: &Plan, m: YearMonth) -> DateTime<Tz> {
+    let due_day = m.next().first_day() + chrono::Days::new(u64::from(plan.deadline_day));
+    start_of_day(plan.tz, due_day)
 }
 
 /// The last day on which month `m`'s return is on time.
-pub fn deadline_date(config: &Config, m: YearMonth) -> NaiveDate {
-    m.next().first_day() + chrono::Days::new(u64::from(config.plan.deadline_day) - 1)
+pub fn deadline_date(plan: &Plan, m: YearMonth) -> NaiveDate {
+    m.next().first_day() + chrono::Days::new(u64::from(plan.deadline_day) - 1)
 }
 
 /// Months of the plan year whose deadline has passed at `now`.
-pub fn overdue_months(config: &Config, now: DateTime<Tz>) -> Vec<YearMonth> {
-    YearMonth::months_of(config.plan.year)
-        .filter(|m| now >= late_from(config, *m))
+pub fn overdue_months(plan: &Plan, now: DateTime<Tz>) -> Vec<YearMonth> {
+    YearMonth::months_of(plan.year)
+        .filter(|m| now >= late_from(plan, *m))
         .collect()
 }
 
@@ -121,25 +121,22 @@ pub fn current_month(now: DateTime<Tz>) -> YearMonth {
 }
 
 /// Fraction of the yearly target expected to be done at `now`, in [0, 1].
-pub fn expected_fraction(config: &Config, now: DateTime<Tz>) -> f64 {
-    let year = config.plan.year;
-    let start = start_of_day(
-        config.tz,
-        NaiveDate::from_ymd_opt(year, 1, 1).expect("Jan 1"),
-    );
+pub fn expected_fraction(plan: &Plan, now: DateTime<Tz>) -> f64 {
+    let year = plan.year;
+    let start = start_of_day(plan.tz, NaiveDate::from_ymd_opt(year, 1, 1).expect("Jan 1"));
     let end = start_of_day(
-        config.tz,
+        plan.tz,
         NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("Jan 1"),
     );
     let secs = |a: DateTime<Tz>, b: DateTime<Tz>| (b - a).num_milliseconds() as f64 / 1000.0;
-    let fraction = match config.plan.schedule {
+    let fraction = match plan.schedule {
         ScheduleKind::Linear => secs(start, now) / secs(start, end),
         ScheduleKind::Milestones => {
             // Piecewise linear through (1 Jan, 0) and (end of each milestone month, fraction).
             let mut points = vec![(start, 0.0)];
-            for (month, f) in &config.plan.milestones {
+            for (month, f) in &plan.milestones {
                 if let Some(m) = YearMonth::parse(month) {
-                    points.push((start_of_day(config.tz, m.next().first_day()), *f));
+                    points.push((start_of_day(plan.tz, m.next().first_day()), *f));
                 }
             }
             let mut value = points.last().map_or(0.0, |p| p.1);
@@ -163,8 +160,8 @@ pub fn expected_fraction(config: &Config, now: DateTime<Tz>) -> f64 {
 }
 
 /// Whether `completed` lags behind `expected` beyond the plan's tolerance.
-pub fn is_lagging(config: &Config, completed: u64, expected: f64) -> bool {
-    (completed as f64) < expected * (1.0 - config.plan.tolerance)
+pub fn is_lagging(plan: &Plan, completed: u64, expected: f64) -> bool {
+    (completed as f64) < expected * (1.0 - plan.tolerance)
 }
 
 /// Parse a `--now` value: RFC 3339, or `YYYY-MM-DD` meaning local midnight in the plan's zone.
@@ -185,15 +182,9 @@ pub fn parse_now(s: &str, tz: Tz) -> Option<DateTime<Tz>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    fn reference() -> Config {
-        Config::parse(
-            include_str!("../tally.toml"),
-            Path::new("tally.toml"),
-            Path::new("."),
-        )
-        .unwrap()
+    fn reference() -> Plan {
+        crate::core::plan::reference()
     }
 
     fn at(s: &str) -> DateTime<Tz> {
@@ -221,8 +212,8 @@ mod tests {
     #[test]
     fn milestones_interpolate_and_hold() {
         let mut c = reference();
-        c.plan.schedule = ScheduleKind::Milestones;
-        c.plan.milestones = [("2020-06".to_string(), 0.6), ("2020-12".to_string(), 1.0)].into();
+        c.schedule = ScheduleKind::Milestones;
+        c.milestones = [("2020-06".to_string(), 0.6), ("2020-12".to_string(), 1.0)].into();
         let f = expected_fraction(&c, at("2020-07-01"));
         assert!((f - 0.6).abs() < 1e-12, "{f}");
         let mid = expected_fraction(&c, at("2020-04-01"));

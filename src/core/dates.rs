@@ -1,8 +1,8 @@
 //! Dates and months as submitters write them: Excel date cells, serial numbers and the text
 //! forms of DESIGN.md §3 (2020-05-12, 2020/5/12, 2020年5月12日, 20200512). Pure parsing only.
 
-use crate::plan::YearMonth;
-use crate::workbook::Cell;
+use crate::core::calendar::YearMonth;
+use crate::core::workbook::Cell;
 use chrono::{Datelike, NaiveDate};
 use unicode_normalization::UnicodeNormalization;
 

@@ -2,14 +2,14 @@
 //! found by content, labels matched after folding, every rule applied and every problem
 //! reported at once. Pure: no disk, no clock (`now` comes in the context).
 
-use crate::config::{Config, Unit};
-use crate::dates;
-use crate::findings::{Code, Finding, a1};
-use crate::fold::{fold, trim};
-use crate::form::{self, Column};
-use crate::ids;
-use crate::plan::YearMonth;
-use crate::workbook::{Cell, Sheet, Workbook, format_number};
+use crate::core::calendar::YearMonth;
+use crate::core::dates;
+use crate::core::findings::{Code, Finding, a1};
+use crate::core::fold::{fold, trim};
+use crate::core::form::{self, Column};
+use crate::core::ids;
+use crate::core::plan::{Plan, Unit};
+use crate::core::workbook::{Cell, Sheet, Workbook, format_number};
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -17,10 +17,12 @@ use std::collections::{BTreeMap, HashMap};
 
 /// What a check needs besides the cells.
 pub struct Context<'a> {
-    pub config: &'a Config,
+    pub plan: &'a Plan,
     /// The unit whose folder the file came from (`--unit`); None: take the cover's word.
     pub unit: Option<&'a Unit>,
     pub now: DateTime<Tz>,
+    /// Most roster rows in one return (`limits.max_rows`).
+    pub max_rows: usize,
 }
 
 /// One counted person-training, as reported.
@@ -73,7 +75,7 @@ pub struct Return {
 
 impl Return {
     pub fn accepted(&self) -> bool {
-        crate::findings::accepted(&self.findings)
+        crate::core::findings::accepted(&self.findings)
     }
 }
 
@@ -306,7 +308,7 @@ fn check_cover(
         Some((Cell::Error(_), _)) => {}
         Some((cell, at)) if !cell.is_blank() => {
             let written = text_of(cell);
-            match ctx.config.find_unit(&written) {
+            match ctx.plan.find_unit(&written) {
                 None => out.push(Finding::new(
                     Code::UnitUnknown,
                     name,
@@ -314,7 +316,7 @@ fn check_cover(
                     written.clone(),
                     format!(
                         "填报单位“{written}”不在本计划的单位名单中，请填写本单位的全称：{}。",
-                        ctx.config.unit_names().join("、")
+                        ctx.plan.unit_names().join("、")
                     ),
                 )),
                 Some(unit) => {
@@ -349,7 +351,7 @@ fn check_cover(
     }
 
     // 报送月份
-    let plan_year = ctx.config.plan.year;
+    let plan_year = ctx.plan.year;
     match cell_at(form::COVER_MONTH) {
         Some((Cell::Error(_), _)) => {}
         Some((cell, at)) => match dates::month_of(cell) {
@@ -537,13 +539,13 @@ fn check_roster(
         .filter(|&r| !is_blank_row(sheet, r, &columns, &extra))
         .collect();
     ret.row_count = data_rows.len();
-    if data_rows.len() > ctx.config.limits.max_rows {
+    if data_rows.len() > ctx.max_rows {
         out.push(Finding::file(
             Code::TooLarge,
             format!(
                 "培训台账有 {} 行，超过单个文件 {} 行的上限，请分文件报送或联系区里。",
                 data_rows.len(),
-                ctx.config.limits.max_rows
+                ctx.max_rows
             ),
         ));
         return;
@@ -551,14 +553,14 @@ fn check_roster(
 
     if let Some(c) = columns.get(&Column::Category) {
         for &r in &data_rows {
-            if let Some(cat) = ctx.config.find_category(&text_of(sheet.get(r, *c))) {
+            if let Some(cat) = ctx.plan.find_category(&text_of(sheet.get(r, *c))) {
                 *ret.category_rows.entry(cat.name.clone()).or_default() += 1;
             }
         }
     }
     // Cells hidden under a merged range (all but its top-left) are reported once, as
     // merged-cells, not again as blank: looked up only for blank required cells.
-    let merged_below: Vec<&crate::workbook::Range> = sheet
+    let merged_below: Vec<&crate::core::workbook::Range> = sheet
         .merged
         .iter()
         .filter(|m| m.last_row > header_row)
@@ -751,7 +753,7 @@ fn check_row(
 
     let category = category_cell.and_then(|(v, c)| {
         let written = text_of(v);
-        match ctx.config.find_category(&written) {
+        match ctx.plan.find_category(&written) {
             Some(cat) => Some(cat.name.clone()),
             None => {
                 out_push(
@@ -760,7 +762,7 @@ fn check_row(
                     written.clone(),
                     format!(
                         "第 {line} 行人员类别“{written}”不在本计划中，请从下拉列表中选择：{}。",
-                        ctx.config.category_names().join("、")
+                        ctx.plan.category_names().join("、")
                     ),
                 );
                 None
@@ -768,7 +770,7 @@ fn check_row(
         }
     });
 
-    let plan_year = ctx.config.plan.year;
+    let plan_year = ctx.plan.year;
     let date = date_cell.and_then(|(v, c)| match dates::date_of(v) {
         None => {
             out_push(
@@ -917,7 +919,7 @@ fn check_summary(
             total = Some((r, count));
             continue;
         }
-        let cat = ctx.config.find_category(&label).map(|c| c.name.clone());
+        let cat = ctx.plan.find_category(&label).map(|c| c.name.clone());
         if cat.is_none() {
             out.push(Finding::new(
                 Code::CategoryUnknown,
@@ -926,7 +928,7 @@ fn check_summary(
                 label.clone(),
                 format!(
                     "汇总表中的人员类别“{label}”不在本计划中，应为：{}。",
-                    ctx.config.category_names().join("、")
+                    ctx.plan.category_names().join("、")
                 ),
             ));
         }
@@ -1042,16 +1044,10 @@ fn check_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workbook::Range;
-    use std::path::Path;
+    use crate::core::workbook::Range;
 
-    fn config() -> Config {
-        Config::parse(
-            include_str!("../tally.toml"),
-            Path::new("tally.toml"),
-            Path::new("."),
-        )
-        .unwrap()
+    fn plan() -> Plan {
+        crate::core::plan::reference()
     }
 
     fn t(s: &str) -> Cell {
@@ -1117,15 +1113,16 @@ mod tests {
     }
 
     fn check_wb(wb: &Workbook) -> Return {
-        let c = config();
-        let now = crate::plan::parse_now("2020-07-01", c.tz).unwrap();
+        let c = plan();
+        let now = crate::core::calendar::parse_now("2020-07-01", c.tz).unwrap();
         let unit = c.find_unit("西兴街道").cloned();
         check(
             wb,
             &Context {
-                config: &c,
+                plan: &c,
                 unit: unit.as_ref(),
                 now,
+                max_rows: 100_000,
             },
         )
     }

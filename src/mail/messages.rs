@@ -5,12 +5,13 @@
 //! `<config folder>/templates/mail/`; a copy that fails to render is reported and the built-in
 //! one used. Composes only: storing and sending are `mail`'s.
 
-use crate::config::{Config, Unit};
-use crate::count::{Status, UnitStatus};
-use crate::findings::{Code, Finding};
+use crate::config::Config;
+use crate::core::calendar::YearMonth;
+use crate::core::count::{Status, UnitStatus};
+use crate::core::findings::{Code, Finding};
+use crate::core::plan::Unit;
+use crate::core::remind::{self, DeadlineDue, DigestDue, Line, Phase, Window};
 use crate::ledger::{Ledger, NewMessage, Submission, SubmissionStatus};
-use crate::plan::YearMonth;
-use crate::remind::{self, DeadlineDue, DigestDue, Line, Phase, Window};
 use chrono::DateTime;
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -22,13 +23,55 @@ pub const PROGRESS_MARKER: &str = "[[tally:progress]]";
 
 /// The built-in templates, as shipped in templates/mail/.
 const BUILT_IN: &[(&str, &str)] = &[
-    ("receipt", include_str!("../templates/mail/receipt.txt")),
-    ("rejection", include_str!("../templates/mail/rejection.txt")),
-    ("alert", include_str!("../templates/mail/alert.txt")),
-    ("reminder", include_str!("../templates/mail/reminder.txt")),
-    ("deadline", include_str!("../templates/mail/deadline.txt")),
-    ("digest", include_str!("../templates/mail/digest.txt")),
-    ("progress", include_str!("../templates/mail/progress.txt")),
+    (
+        "receipt",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/receipt.txt"
+        )),
+    ),
+    (
+        "rejection",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/rejection.txt"
+        )),
+    ),
+    (
+        "alert",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/alert.txt"
+        )),
+    ),
+    (
+        "reminder",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/reminder.txt"
+        )),
+    ),
+    (
+        "deadline",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/deadline.txt"
+        )),
+    ),
+    (
+        "digest",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/digest.txt"
+        )),
+    ),
+    (
+        "progress",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/progress.txt"
+        )),
+    ),
 ];
 
 /// Subject tags (DESIGN.md §4a), so clerks can filter.
@@ -128,7 +171,7 @@ fn collapse_blank_lines(s: &str) -> String {
 
 fn masked(config: &Config, s: &str) -> String {
     if config.plan.mask_ids {
-        crate::ids::mask_ids_in(s)
+        crate::core::ids::mask_ids_in(s)
     } else {
         s.to_string()
     }
@@ -231,7 +274,7 @@ fn intake_key(kind: &str, s: &Submission, unit: &str) -> String {
 /// Messages for one submission.
 pub fn compose_intake(config: &Config, s: &Submission, findings: &[Finding]) -> Vec<NewMessage> {
     let mut out = Vec::new();
-    let Some(unit) = config.units.iter().find(|u| u.name == s.unit) else {
+    let Some(unit) = config.plan.units.iter().find(|u| u.name == s.unit) else {
         return out;
     };
     match s.status {
@@ -347,8 +390,8 @@ pub fn progress_section(
         return String::new();
     };
     let now = DateTime::parse_from_rfc3339(&status.as_of)
-        .map(|t| t.with_timezone(&config.tz))
-        .unwrap_or_else(|_| chrono::Utc::now().with_timezone(&config.tz));
+        .map(|t| t.with_timezone(&config.plan.tz))
+        .unwrap_or_else(|_| chrono::Utc::now().with_timezone(&config.plan.tz));
     let ctx = ProgressContext {
         as_of: show_now(now),
         duplicate,
@@ -356,6 +399,7 @@ pub fn progress_section(
             Vec::new()
         } else {
             config
+                .plan
                 .categories
                 .iter()
                 .filter_map(|c| this_return.iter().find(|(cat, _, _)| cat == &c.name))
@@ -725,12 +769,12 @@ pub fn digest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::findings::Code;
-    use crate::ids::mask_ids_in;
+    use crate::core::findings::Code;
+    use crate::core::ids::mask_ids_in;
 
     fn config() -> Config {
         Config::parse(
-            include_str!("../tally.toml"),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml")),
             Path::new("tally.toml"),
             Path::new("/nonexistent-base"),
         )
@@ -848,17 +892,17 @@ mod tests {
             today: chrono::NaiveDate::from_ymd_opt(2020, 7, 3).unwrap(),
             days_left: 2,
         };
-        let now = crate::plan::parse_now("2020-07-03T10:00:00", c.tz).unwrap();
+        let now = crate::core::calendar::parse_now("2020-07-03T10:00:00", c.plan.tz).unwrap();
         std::fs::write(
             folder.join("deadline.txt"),
             "请报送{{ month }}月报\n\n{{ unit }}：请于{{ deadline }}前报送。\n",
         )
         .unwrap();
-        let m = deadline_reminder(&c, &c.units[0], &due, now);
+        let m = deadline_reminder(&c, &c.plan.units[0], &due, now);
         assert_eq!(m.subject, "【未报送提醒】西兴街道 请报送2020年6月月报");
         assert_eq!(m.body, "西兴街道：请于2020年7月5日前报送。\n");
         std::fs::write(folder.join("deadline.txt"), "{% if %}broken").unwrap();
-        let m = deadline_reminder(&c, &c.units[0], &due, now);
+        let m = deadline_reminder(&c, &c.plan.units[0], &due, now);
         assert!(
             m.subject
                 .starts_with("【未报送提醒】西兴街道 2020年6月月报"),
@@ -897,13 +941,13 @@ mod tests {
             for text in [format!("号{id}有误"), format!("ID{id}"), format!("{id}号")] {
                 let m = mask_ids_in(&text);
                 assert!(!m.contains(id), "{text} -> {m}");
-                assert!(m.contains(&crate::ids::mask_id(id)), "{text} -> {m}");
+                assert!(m.contains(&crate::core::ids::mask_id(id)), "{text} -> {m}");
             }
         }
         // 18 digits and an X, as the master masks a 17-digit run with an X.
         assert_eq!(
             mask_ids_in("33010819900101123X"),
-            crate::ids::mask_id("33010819900101123X")
+            crate::core::ids::mask_id("33010819900101123X")
         );
         assert!(!mask_ids_in("号 330108199001011234X").contains("199001011234"));
         // Shorter and longer numbers stay: phone numbers, dates, a 20-digit account.
@@ -920,8 +964,8 @@ mod tests {
     #[test]
     fn progress_shows_this_return_and_the_status_figures() {
         let c = config();
-        let now = crate::plan::parse_now("2020-07-01", c.tz).unwrap();
-        let status = crate::count::status(&c, now, &[], &Default::default());
+        let now = crate::core::calendar::parse_now("2020-07-01", c.plan.tz).unwrap();
+        let status = crate::core::count::status(&c.plan, now, &[], &Default::default());
         let s = progress_section(
             &c,
             &status,

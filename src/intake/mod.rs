@@ -2,12 +2,13 @@
 //! archive copy (fsync'd) → one ledger transaction → feedback workbook → move into 已接收/ or
 //! 退回/. Every step can be redone after a crash; nothing is deleted or overwritten.
 
-use crate::config::{Config, Unit};
-use crate::findings::{Code, Finding};
-use crate::ids::mask_id;
+use crate::config::Config;
+use crate::core::findings::{Code, Finding};
+use crate::core::ids::mask_id;
+use crate::core::plan::Unit;
+use crate::core::returns::{self, Return};
+use crate::core::workbook::Workbook;
 use crate::ledger::{Ledger, LedgerError, NewMessage, NewSubmission, Submission, SubmissionStatus};
-use crate::returns::{self, Return};
-use crate::workbook::Workbook;
 use chrono::DateTime;
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
@@ -296,9 +297,10 @@ pub fn ingest(
             let ret = returns::check(
                 &wb,
                 &returns::Context {
-                    config,
+                    plan: &config.plan,
                     unit: Some(unit),
                     now: ctx.now,
+                    max_rows: config.limits.max_rows,
                 },
             );
             (Some(wb), ret)
@@ -530,7 +532,7 @@ fn double_reported(
     let id_col = ret
         .layout
         .columns
-        .get(crate::form::Column::Id.header())
+        .get(crate::core::form::Column::Id.header())
         .copied()
         .unwrap_or(2);
     let sheet = ret.layout.roster.clone().unwrap_or_default();
@@ -565,7 +567,7 @@ fn double_reported(
             out.push(Finding::new(
                 Code::DoubleReported,
                 &sheet,
-                crate::findings::a1(row.line - 1, id_col),
+                crate::core::findings::a1(row.line - 1, id_col),
                 mask_id(&row.id),
                 message,
             ));

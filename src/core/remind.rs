@@ -3,13 +3,126 @@
 //! reminders, and the figures a reminder shows. Takes values, returns values: no ledger, no
 //! clock, no mail.
 
-use crate::config::Config;
-use crate::count::UnitStatus;
-use crate::mail::{Cadence, QuietHours};
-use crate::plan::{self, YearMonth};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use crate::core::calendar::{self, YearMonth};
+use crate::core::count::UnitStatus;
+use crate::core::plan::Plan;
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Weekday,
+};
 use chrono_tz::Tz;
+use serde::Deserialize;
 use serde::Serialize;
+
+/// How often a schedule's windows open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cadence {
+    Weekly(Weekday),
+    EveryDays(u32),
+}
+
+/// One skipped date or an inclusive span of dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DateSpan {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+}
+
+impl TryFrom<String> for DateSpan {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a date; write \"2020-10-01\" or a span \"2020-10-01..2020-10-08\""
+            )
+        };
+        let date = |x: &str| NaiveDate::parse_from_str(x.trim(), "%Y-%m-%d").map_err(|_| bad());
+        let (first, last) = match s.split_once("..") {
+            Some((a, b)) => (date(a)?, date(b)?),
+            None => (date(&s)?, date(&s)?),
+        };
+        if last < first {
+            return Err(format!("{s:?}: the span ends before it begins"));
+        }
+        Ok(DateSpan { first, last })
+    }
+}
+
+impl DateSpan {
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.first <= d && d <= self.last
+    }
+}
+
+/// One kind of scheduled mail: whether it is sent, how often its windows open and at what
+/// local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cycle {
+    pub enabled: bool,
+    pub cadence: Cadence,
+    pub time: NaiveTime,
+}
+
+/// When scheduled mail may go out (built by the mail edge from `[mail]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Days after the plan year during which reminders go on.
+    pub grace_days: u32,
+    /// Days without scheduled mail.
+    pub skip_dates: Vec<DateSpan>,
+    /// A span of local time without scheduled mail.
+    pub quiet_hours: Option<QuietHours>,
+    /// 催办 to lagging units.
+    pub reminders: Cycle,
+    /// 未报送提醒 daily on this many last days up to a deadline (0: none).
+    pub deadline_days: u32,
+    /// 周报 to the bureau.
+    pub digest: Cycle,
+}
+
+/// A span of local time during which no scheduled mail is sent; may run past midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct QuietHours {
+    pub from: NaiveTime,
+    pub to: NaiveTime,
+}
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a span of time; write it as \"20:00-08:00\"");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let (from, to) = (
+            parse_clock(a).map_err(|_| bad())?,
+            parse_clock(b).map_err(|_| bad())?,
+        );
+        if from == to {
+            return Err(format!(
+                "{s:?}: the quiet hours start and end at the same time"
+            ));
+        }
+        Ok(QuietHours { from, to })
+    }
+}
+
+impl QuietHours {
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        if self.from < self.to {
+            self.from <= t && t < self.to
+        } else {
+            t >= self.from || t < self.to
+        }
+    }
+}
+
+/// A local time of day written "HH:MM" (or "HH:MM:SS").
+pub fn parse_clock(s: &str) -> Result<NaiveTime, String> {
+    let t = s.trim();
+    NaiveTime::parse_from_str(t, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M:%S"))
+        .map_err(|_| format!("{s:?} is not a time of day; write it as \"09:00\""))
+}
 
 /// One window of a schedule: from one scheduled instant to the next, in the plan's local
 /// time. At most one reminder per unit (and one digest) per window.
@@ -120,7 +233,7 @@ pub struct UnitHistory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReminderDecision {
     NotLagging,
-    /// Lagging, but the config gives no address to write to.
+    /// Lagging, but the plan gives no address to write to.
     NoContacts,
     /// Reminded in this window already.
     AlreadySent,
@@ -259,11 +372,11 @@ pub struct Evaluation {
 }
 
 /// The phase of the plan year at local time `now`.
-pub fn phase(config: &Config, now: NaiveDateTime) -> Phase {
-    let year = config.plan.year;
+pub fn phase(plan: &Plan, schedule: &Schedule, now: NaiveDateTime) -> Phase {
+    let year = plan.year;
     let start = NaiveDate::from_ymd_opt(year, 1, 1).expect("1 January");
     let end = NaiveDate::from_ymd_opt(year + 1, 1, 1).expect("1 January");
-    let grace_end = end + Duration::days(i64::from(config.mail.grace_days));
+    let grace_end = end + Duration::days(i64::from(schedule.grace_days));
     let date = now.date();
     if date < start {
         Phase::Before
@@ -279,8 +392,8 @@ pub fn phase(config: &Config, now: NaiveDateTime) -> Phase {
 }
 
 /// Whether scheduled mail is held back at local time `now`.
-pub fn closed(config: &Config, now: NaiveDateTime) -> Option<Closed> {
-    let mail = &config.mail;
+pub fn closed(schedule: &Schedule, now: NaiveDateTime) -> Option<Closed> {
+    let mail = schedule;
     if let Some(d) = mail.skip_dates.iter().find(|s| s.contains(now.date())) {
         let _ = d;
         return Some(Closed::SkippedDate(now.date()));
@@ -292,28 +405,22 @@ pub fn closed(config: &Config, now: NaiveDateTime) -> Option<Closed> {
 }
 
 /// Evaluate the schedule at `now`.
-pub fn evaluate(config: &Config, now: DateTime<Tz>) -> Evaluation {
+pub fn evaluate(plan: &Plan, schedule: &Schedule, now: DateTime<Tz>) -> Evaluation {
     let local = now.naive_local();
-    let mail = &config.mail;
-    let phase = phase(config, local);
+    let mail = schedule;
+    let phase = phase(plan, schedule, local);
     let active = matches!(phase, Phase::Running | Phase::Grace { .. });
-    let anchor = NaiveDate::from_ymd_opt(config.plan.year, 1, 1).expect("1 January");
+    let anchor = NaiveDate::from_ymd_opt(plan.year, 1, 1).expect("1 January");
 
-    let reminder_window = (mail.reminders.enabled && active).then(|| {
-        window_at(
-            mail.reminders.cadence(),
-            mail.reminders.time.0,
-            anchor,
-            local,
-        )
-    });
+    let reminder_window = (mail.reminders.enabled && active)
+        .then(|| window_at(mail.reminders.cadence, mail.reminders.time, anchor, local));
 
     let mut deadlines = Vec::new();
-    let days = i64::from(mail.reminders.deadline_days);
-    if mail.reminders.enabled && active && days > 0 && local.time() >= mail.reminders.time.0 {
+    let days = i64::from(mail.deadline_days);
+    if mail.reminders.enabled && active && days > 0 && local.time() >= mail.reminders.time {
         let today = local.date();
-        for month in YearMonth::months_of(config.plan.year) {
-            let deadline = plan::deadline_date(config, month);
+        for month in YearMonth::months_of(plan.year) {
+            let deadline = calendar::deadline_date(plan, month);
             let days_left = (deadline - today).num_days();
             if (0..days).contains(&days_left) {
                 deadlines.push(DeadlineDue {
@@ -329,7 +436,7 @@ pub fn evaluate(config: &Config, now: DateTime<Tz>) -> Evaluation {
     let digest = if !mail.digest.enabled {
         None
     } else if active {
-        let w = window_at(mail.digest.cadence(), mail.digest.time.0, anchor, local);
+        let w = window_at(mail.digest.cadence, mail.digest.time, anchor, local);
         let length = w.end - w.start;
         Some(DigestDue {
             since: Some(w.start - length),
@@ -337,12 +444,12 @@ pub fn evaluate(config: &Config, now: DateTime<Tz>) -> Evaluation {
             window: Some(w),
             last: false,
         })
-    } else if phase == Phase::Over && local.time() >= mail.digest.time.0 {
+    } else if phase == Phase::Over && local.time() >= mail.digest.time {
         Some(DigestDue {
             window: None,
             since: None,
             last: true,
-            key: format!("digest/final/{}", config.plan.year),
+            key: format!("digest/final/{}", plan.year),
         })
     } else {
         None
@@ -350,7 +457,7 @@ pub fn evaluate(config: &Config, now: DateTime<Tz>) -> Evaluation {
 
     Evaluation {
         phase,
-        closed: closed(config, local),
+        closed: closed(schedule, local),
         reminder_window,
         deadlines,
         digest,
@@ -365,21 +472,15 @@ pub fn local_to_tz(tz: Tz, t: NaiveDateTime) -> Option<DateTime<Tz>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::count::CategoryStatus;
+    use crate::core::count::CategoryStatus;
     use chrono::Weekday;
-    use std::path::Path;
 
-    fn config() -> Config {
-        Config::parse(
-            include_str!("../tally.toml"),
-            Path::new("tally.toml"),
-            Path::new("."),
-        )
-        .unwrap()
+    fn plan() -> Plan {
+        crate::core::plan::reference()
     }
 
     fn at(s: &str) -> DateTime<Tz> {
-        plan::parse_now(s, chrono_tz::Asia::Shanghai).unwrap()
+        calendar::parse_now(s, chrono_tz::Asia::Shanghai).unwrap()
     }
 
     fn local(s: &str) -> NaiveDateTime {
@@ -388,6 +489,23 @@ mod tests {
 
     fn t(h: u32, m: u32) -> NaiveTime {
         NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    /// The reference plan's `[mail]` schedule.
+    fn schedule() -> Schedule {
+        let weekly = |h, m| Cycle {
+            enabled: true,
+            cadence: Cadence::Weekly(Weekday::Mon),
+            time: t(h, m),
+        };
+        Schedule {
+            grace_days: 31,
+            skip_dates: Vec::new(),
+            quiet_hours: None,
+            reminders: weekly(9, 0),
+            deadline_days: 3,
+            digest: weekly(8, 30),
+        }
     }
 
     fn jan1() -> NaiveDate {
@@ -442,10 +560,9 @@ mod tests {
 
     #[test]
     fn quiet_hours_and_skipped_dates_close_the_schedule() {
-        let mut c = config();
-        c.mail.quiet_hours = Some(QuietHours::try_from("20:00-08:00".to_string()).unwrap());
-        c.mail.skip_dates =
-            vec![crate::mail::DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap()];
+        let mut c = schedule();
+        c.quiet_hours = Some(QuietHours::try_from("20:00-08:00".to_string()).unwrap());
+        c.skip_dates = vec![DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap()];
         assert!(matches!(
             closed(&c, local("2020-07-01T21:00:00")),
             Some(Closed::QuietHours(_))
@@ -463,21 +580,21 @@ mod tests {
 
     #[test]
     fn grace_follows_the_year_then_reminders_stop_and_one_final_digest_is_due() {
-        let mut c = config();
-        c.mail.grace_days = 31;
-        assert_eq!(phase(&c, local("2019-12-31T12:00:00")), Phase::Before);
-        assert_eq!(phase(&c, local("2020-12-31T23:00:00")), Phase::Running);
+        let (c, mut s) = (plan(), schedule());
+        s.grace_days = 31;
+        assert_eq!(phase(&c, &s, local("2019-12-31T12:00:00")), Phase::Before);
+        assert_eq!(phase(&c, &s, local("2020-12-31T23:00:00")), Phase::Running);
         assert_eq!(
-            phase(&c, local("2021-01-15")),
+            phase(&c, &s, local("2021-01-15")),
             Phase::Grace {
                 last_day: NaiveDate::from_ymd_opt(2021, 1, 31).unwrap()
             }
         );
-        assert_eq!(phase(&c, local("2021-02-01")), Phase::Over);
-        let e = evaluate(&c, at("2021-01-15T10:00:00"));
+        assert_eq!(phase(&c, &s, local("2021-02-01")), Phase::Over);
+        let e = evaluate(&c, &s, at("2021-01-15T10:00:00"));
         assert!(e.reminder_window.is_some());
         assert!(!e.digest.as_ref().unwrap().last);
-        let e = evaluate(&c, at("2021-02-02T10:00:00"));
+        let e = evaluate(&c, &s, at("2021-02-02T10:00:00"));
         assert!(e.reminder_window.is_none() && e.deadlines.is_empty());
         let d = e.digest.unwrap();
         assert!(d.last);
@@ -486,9 +603,9 @@ mod tests {
 
     #[test]
     fn deadline_reminders_run_daily_on_the_last_days() {
-        let c = config(); // deadline day 5, deadline_days 3, time 09:00
+        let c = plan(); // deadline day 5, deadline_days 3, time 09:00
         let days = |s: &str| {
-            evaluate(&c, at(s))
+            evaluate(&c, &schedule(), at(s))
                 .deadlines
                 .iter()
                 .map(|d| (d.month.to_string(), d.days_left))

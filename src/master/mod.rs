@@ -3,12 +3,15 @@
 //! submissions, every finding and the streamed roster — and its durable replacement on disk.
 //! Rendering never reads the wall clock and never edits a workbook; only `rebuild` touches files.
 
-use crate::config::{Config, Counting, ScheduleKind};
-use crate::count::{self, CountedRow, Status};
-use crate::findings::{Finding, Severity, a1, column_letters};
-use crate::ids::mask_id;
+pub mod settings;
+
+use crate::config::Config;
+use crate::core::calendar::{self, YearMonth};
+use crate::core::count::{self, CountedRow, Status};
+use crate::core::findings::{Finding, Severity, a1, column_letters};
+use crate::core::ids::mask_id;
+use crate::core::plan::{Counting, ScheduleKind};
 use crate::ledger::{Ledger, LedgerError, Submission, SubmissionStatus};
-use crate::plan::{self, YearMonth};
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
 use rust_xlsxwriter::{
@@ -135,7 +138,7 @@ pub fn render_to<W: Write + Send>(
     if !(2..=EXCEL_MAX_ROWS).contains(&options.rows_per_sheet) {
         return Err(MasterError::RowsPerSheet(options.rows_per_sheet));
     }
-    let now = now.with_timezone(&config.tz);
+    let now = now.with_timezone(&config.plan.tz);
     let styles = Styles::new();
     let mut book = Workbook::new();
     book.set_default_format(&base_format(), DEFAULT_ROW_PX, DEFAULT_COL_PX)?;
@@ -246,8 +249,8 @@ fn status_of(
     accepted: &std::collections::BTreeSet<(String, YearMonth)>,
 ) -> Status {
     // Everything but the counts comes from count::status itself (missing months, expected).
-    let mut status = count::status(config, now, &[], accepted);
-    let fraction = plan::expected_fraction(config, now);
+    let mut status = count::status(&config.plan, now, &[], accepted);
+    let fraction = calendar::expected_fraction(&config.plan, now);
     for u in &mut status.units {
         for c in &mut u.categories {
             c.completed = figures
@@ -255,7 +258,8 @@ fn status_of(
                 .get(&(u.unit.clone(), c.category.clone()))
                 .copied()
                 .unwrap_or(0);
-            c.lagging = plan::is_lagging(config, c.completed, f64::from(c.target) * fraction);
+            c.lagging =
+                calendar::is_lagging(&config.plan, c.completed, f64::from(c.target) * fraction);
         }
         u.lagging = !u.missing_months.is_empty() || u.categories.iter().any(|c| c.lagging);
     }
@@ -276,7 +280,12 @@ enum Eligibility {
 }
 
 fn eligibility(config: &Config, r: &CountedRow) -> Eligibility {
-    let Some(cat) = config.categories.iter().find(|c| c.name == r.row.category) else {
+    let Some(cat) = config
+        .plan
+        .categories
+        .iter()
+        .find(|c| c.name == r.row.category)
+    else {
         return Eligibility::UnknownCategory;
     };
     if r.row.date.year() != config.plan.year {
@@ -411,11 +420,11 @@ struct DoubleEntry {
 impl<'c> Tally<'c> {
     fn new(config: &'c Config) -> Tally<'c> {
         let mut units = Interner::default();
-        for u in &config.units {
+        for u in &config.plan.units {
             units.get(&u.name);
         }
         let mut categories = Interner::default();
-        for c in &config.categories {
+        for c in &config.plan.categories {
             categories.get(&c.name);
         }
         Tally {
@@ -493,6 +502,7 @@ impl<'c> Tally<'c> {
     /// The counting rule of an interned category (configured categories come first).
     fn rule(&self, category: u32) -> Option<Counting> {
         self.config
+            .plan
             .categories
             .get(category as usize)
             .map(|c| c.counting)
@@ -548,8 +558,8 @@ impl<'c> Tally<'c> {
 
         let mut completed = BTreeMap::new();
         let mut monthly = BTreeMap::new();
-        for (ui, u) in self.config.units.iter().enumerate() {
-            for (ci, c) in self.config.categories.iter().enumerate() {
+        for (ui, u) in self.config.plan.units.iter().enumerate() {
+            for (ci, c) in self.config.plan.categories.iter().enumerate() {
                 let key = (ui as u32, ci as u32);
                 let mut months = match c.counting {
                     Counting::Persons => firsts.get(&key),
@@ -801,7 +811,7 @@ fn write_summary(
     status: &Status,
     s: &Styles,
 ) -> Result<(), XlsxError> {
-    let k = config.categories.len() as u16;
+    let k = config.plan.categories.len() as u16;
     let n = status.units.len() as u32;
     let target_col = |c: u16| 2 + 3 * c;
     let total = 2 + 3 * k;
@@ -809,7 +819,7 @@ fn write_summary(
     let state = total + 4;
     let note = total + 5;
     let totals_row = SUM_FIRST + n;
-    let fraction = plan::expected_fraction(config, now);
+    let fraction = calendar::expected_fraction(&config.plan, now);
     let tolerance = config.plan.tolerance;
 
     ws.set_column_width(0, 5)?;
@@ -871,6 +881,7 @@ fn write_summary(
         ws.merge_range(SUM_HEAD, col, head2, col, label, &s.header)?;
     }
     let groups = config
+        .plan
         .categories
         .iter()
         .map(|c| c.name.as_str())
@@ -1083,6 +1094,7 @@ fn write_summary(
 
     // Notes: how each figure is made, so a reader can audit it.
     let rules: Vec<String> = config
+        .plan
         .categories
         .iter()
         .map(|c| {
@@ -1175,9 +1187,9 @@ fn write_monthly(
     let year = config.plan.year;
     // Months shown: those that have ended by `now` (the month under way is in the summary).
     let shown = YearMonth::months_of(year)
-        .filter(|m| plan::start_of_day(config.tz, m.next().first_day()) <= now)
+        .filter(|m| calendar::start_of_day(config.plan.tz, m.next().first_day()) <= now)
         .count() as u32;
-    let k = config.categories.len() as u32;
+    let k = config.plan.categories.len() as u32;
 
     ws.set_column_width(0, 13)?;
     ws.set_column_width(1, 17)?;
@@ -1228,12 +1240,12 @@ fn write_monthly(
     // Block A: cumulative completed per unit and category, and a 小计 per unit.
     let mut row = HEAD + 1;
     let mut subtotals = Vec::new(); // (row, unit target, per-month totals)
-    for u in &config.units {
+    for u in &config.plan.units {
         let first = row;
         let mut unit_target = 0.0;
         let mut unit_months = [0.0f64; 12];
-        for c in &config.categories {
-            let target = f64::from(config.target(&u.name, &c.name).unwrap_or(0));
+        for c in &config.plan.categories {
+            let target = f64::from(config.plan.target(&u.name, &c.name).unwrap_or(0));
             unit_target += target;
             let months = figures
                 .monthly
@@ -1287,7 +1299,7 @@ fn write_monthly(
     header(ws, head_b, "项目")?;
     row = head_b + 1;
     let first_rate = row;
-    for (u, (sub_row, target, months)) in config.units.iter().zip(&subtotals) {
+    for (u, (sub_row, target, months)) in config.plan.units.iter().zip(&subtotals) {
         text(ws, row, 0, &u.name, Some(&s.cell))?;
         ws.write_string_with_format(row, 1, "累计完成率", &s.cell)?;
         formula(
@@ -1344,11 +1356,11 @@ fn write_monthly(
     ws.write_string_with_format(row, 1, "计划应完成", &s.total_label)?;
     ws.write_blank(row, 2, &s.total_label)?;
     for (m, ym) in YearMonth::months_of(year).enumerate() {
-        let end = plan::start_of_day(config.tz, ym.next().first_day());
+        let end = calendar::start_of_day(config.plan.tz, ym.next().first_day());
         ws.write_number_with_format(
             row,
             FIRST_MONTH + m as u16,
-            plan::expected_fraction(config, end),
+            calendar::expected_fraction(&config.plan, end),
             &s.total_pct,
         )?;
     }
@@ -1520,7 +1532,7 @@ fn write_submissions(
         let month = sub.month.map(|m| m.to_string()).unwrap_or_default();
         let received = DateTime::parse_from_rfc3339(&sub.received_at)
             .ok()
-            .map(|t| t.with_timezone(&config.tz).naive_local())
+            .map(|t| t.with_timezone(&config.plan.tz).naive_local())
             .and_then(|t| {
                 ExcelDateTime::from_ymd(
                     u16::try_from(t.year()).ok()?,
@@ -1610,7 +1622,7 @@ fn write_findings(
     let by_id: HashMap<i64, &Submission> = subs.iter().map(|s| (s.id, s)).collect();
     let masked = |t: &str| {
         if config.plan.mask_ids {
-            crate::ids::mask_ids_in(t)
+            crate::core::ids::mask_ids_in(t)
         } else {
             t.to_string()
         }
@@ -1716,7 +1728,7 @@ fn write_findings(
             t(&files),
             t(SubmissionStatus::Accepted.label_zh()),
             t(Severity::Warning.label()),
-            t(crate::findings::Code::DoubleReported.as_str()),
+            t(crate::core::findings::Code::DoubleReported.as_str()),
             t(ROSTER_SHEET),
             t(""),
             t(&id),
@@ -2123,12 +2135,12 @@ fn remove_stale_temps(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::returns::Row;
+    use crate::core::returns::Row;
     use chrono::NaiveDate;
 
     fn config() -> Config {
         Config::parse(
-            include_str!("../tally.toml"),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml")),
             Path::new("tally.toml"),
             Path::new("."),
         )
@@ -2139,7 +2151,7 @@ mod tests {
     /// dates outside the year, an unknown category and malformed IDs.
     fn rows(config: &Config, n: u32) -> Vec<CountedRow> {
         let units = ["西兴街道", "长河街道", "浦沿街道", "江北科技园", "旧单位"];
-        let mut cats = config.category_names();
+        let mut cats = config.plan.category_names();
         cats.push("未知类别".into());
         let mut x: u64 = 0x2545_f491;
         let mut next = move || {
@@ -2196,13 +2208,17 @@ mod tests {
     fn streamed_figures_equal_count_on_the_same_rows() {
         for rule in [Counting::Persons, Counting::PersonTimes] {
             let mut c = config();
-            c.categories[1].counting = rule;
-            c.categories[2].require_pass = false;
+            c.plan.categories[1].counting = rule;
+            c.plan.categories[2].require_pass = false;
             for n in [0, 1, 50, 400] {
                 let rows = rows(&c, n);
                 let f = figures(&c, &rows);
-                assert_eq!(f.completed, count::completed(&c, &rows), "{n} rows");
-                assert_eq!(f.monthly, count::monthly_cumulative(&c, &rows), "{n} rows");
+                assert_eq!(f.completed, count::completed(&c.plan, &rows), "{n} rows");
+                assert_eq!(
+                    f.monthly,
+                    count::monthly_cumulative(&c.plan, &rows),
+                    "{n} rows"
+                );
                 let expected: Vec<_> = count::doubles(&rows)
                     .into_iter()
                     .map(|d| (d.id, d.name, d.across_units, d.reports))
@@ -2230,8 +2246,8 @@ mod tests {
         let rows = rows(&c, 300);
         let accepted = [("西兴街道".to_string(), YearMonth::new(2020, 1).unwrap())].into();
         for now in ["2020-03-01", "2020-07-01", "2021-01-10"] {
-            let now = plan::parse_now(now, c.tz).unwrap();
-            let expected = count::status(&c, now, &rows, &accepted);
+            let now = calendar::parse_now(now, c.plan.tz).unwrap();
+            let expected = count::status(&c.plan, now, &rows, &accepted);
             assert_eq!(status_of(&c, now, &figures(&c, &rows), &accepted), expected);
         }
     }
@@ -2253,14 +2269,16 @@ mod tests {
     #[test]
     fn free_text_is_masked() {
         assert_eq!(
-            crate::ids::mask_ids_in("第 3 行身份证号 33010819800101001X 有误，电话 057187654321"),
+            crate::core::ids::mask_ids_in(
+                "第 3 行身份证号 33010819800101001X 有误，电话 057187654321"
+            ),
             "第 3 行身份证号 330108********001X 有误，电话 057187654321"
         );
         assert_eq!(
-            crate::ids::mask_ids_in("330108198001010"),
+            crate::core::ids::mask_ids_in("330108198001010"),
             "330108*****1010"
         );
-        assert_eq!(crate::ids::mask_ids_in("值 12"), "值 12");
+        assert_eq!(crate::core::ids::mask_ids_in("值 12"), "值 12");
     }
 
     #[test]
@@ -2300,7 +2318,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("t.db")).unwrap();
         let c = config();
-        let now = plan::parse_now("2020-07-01", c.tz).unwrap();
+        let now = calendar::parse_now("2020-07-01", c.plan.tz).unwrap();
         let err = render_with(&c, &ledger, now, &RenderOptions { rows_per_sheet: 1 }).unwrap_err();
         assert!(matches!(err, MasterError::RowsPerSheet(1)), "{err}");
         assert!(render_with(&c, &ledger, now, &RenderOptions { rows_per_sheet: 2 }).is_ok());

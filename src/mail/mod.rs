@@ -5,11 +5,16 @@
 //! sent — under a lease that keeps every other sender, and `outbox retry`, off it until the
 //! lease runs out — and marked sent only after the server (or the file system) accepted it.
 
+pub mod messages;
+pub mod settings;
+pub mod url;
+
 use crate::config::Config;
-use crate::count::Status;
+use crate::core::count::Status;
+use crate::core::remind::{self, Closed, Phase};
 use crate::ledger::{Ledger, LedgerError, NewMessage};
-use crate::remind::{self, Closed, Phase};
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Weekday};
+use crate::mail::url::{Security, SmtpUrl};
+use chrono::DateTime;
 use chrono_tz::Tz;
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
@@ -20,574 +25,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, Transport as _};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+pub use settings::MailSettings;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-
-// ---------------------------------------------------------------------------------------------
-// Configuration
-// ---------------------------------------------------------------------------------------------
-
-/// `[mail]`: where mail goes, who gets it and when scheduled mail is sent.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MailConfig {
-    /// SMTP server (`smtps://user@host:465`, `smtp+starttls://host:587`, `smtp://localhost:25`);
-    /// absent: every message is written as an .eml file into the outbox folder.
-    pub smtp_url: Option<String>,
-    /// File holding the SMTP password (relative to the config's folder); env
-    /// `TALLY_SMTP_PASSWORD` wins. Never the password itself.
-    pub smtp_password_file: Option<PathBuf>,
-    /// Allow unencrypted `smtp://` to a host other than this machine.
-    pub allow_plain: bool,
-    /// Sender: `名称 <address>` or a bare address.
-    pub from: String,
-    /// Where replies go (default: the sender).
-    pub reply_to: Option<String>,
-    /// The bureau's addresses: the digest and alerts go here.
-    pub bureau: Vec<String>,
-    /// No scheduled mail (reminders, digest) in this span of local time, e.g. "20:00-08:00".
-    pub quiet_hours: Option<QuietHours>,
-    /// Days without scheduled mail: "2020-10-01" or a span "2020-10-01..2020-10-08".
-    pub skip_dates: Vec<DateSpan>,
-    /// Days after the plan year during which reminders go on (late returns still count);
-    /// after them reminders stop and one final digest is sent.
-    pub grace_days: u32,
-    pub reminders: RemindersConfig,
-    pub digest: DigestConfig,
-    pub retry: RetryConfig,
-}
-
-impl Default for MailConfig {
-    fn default() -> Self {
-        MailConfig {
-            smtp_url: None,
-            smtp_password_file: None,
-            allow_plain: false,
-            from: "tally <tally@localhost>".into(),
-            reply_to: None,
-            bureau: Vec::new(),
-            quiet_hours: None,
-            skip_dates: Vec::new(),
-            grace_days: 31,
-            reminders: RemindersConfig::default(),
-            digest: DigestConfig::default(),
-            retry: RetryConfig::default(),
-        }
-    }
-}
-
-/// `[mail.reminders]`: 催办 to lagging units and 未报送提醒 before a deadline.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RemindersConfig {
-    pub enabled: bool,
-    /// Weekly on this day ("monday", "mon", "周一", "星期一")…
-    pub weekday: Option<Day>,
-    /// …or every N days from 1 January of the plan year.
-    pub every_days: Option<u32>,
-    /// Local time at which a reminder window opens ("09:00"); also the earliest time of day
-    /// for deadline reminders.
-    pub time: ClockTime,
-    /// After this many reminders in a row the next ones copy the unit's leader (0: never).
-    pub leader_after: u32,
-    /// 未报送提醒: daily on the last N days up to a month's deadline (0: never).
-    pub deadline_days: u32,
-}
-
-impl Default for RemindersConfig {
-    fn default() -> Self {
-        RemindersConfig {
-            enabled: true,
-            weekday: None,
-            every_days: None,
-            time: ClockTime(NaiveTime::from_hms_opt(9, 0, 0).expect("valid time")),
-            leader_after: 2,
-            deadline_days: 3,
-        }
-    }
-}
-
-/// `[mail.digest]`: 周报 to the bureau.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DigestConfig {
-    pub enabled: bool,
-    pub weekday: Option<Day>,
-    pub every_days: Option<u32>,
-    pub time: ClockTime,
-}
-
-impl Default for DigestConfig {
-    fn default() -> Self {
-        DigestConfig {
-            enabled: true,
-            weekday: None,
-            every_days: None,
-            time: ClockTime(NaiveTime::from_hms_opt(8, 30, 0).expect("valid time")),
-        }
-    }
-}
-
-/// `[mail.retry]`: transient failures are retried after backoff × 2^(attempt−1), at most
-/// `max_backoff_seconds` apart, `max_attempts` times in all; then the message is failed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    pub max_attempts: u32,
-    pub backoff_seconds: u64,
-    pub max_backoff_seconds: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            max_attempts: 50,
-            backoff_seconds: 60,
-            max_backoff_seconds: 3600,
-        }
-    }
-}
-
-impl RetryConfig {
-    /// Delay before the attempt after `attempts` failed ones.
-    pub fn backoff(&self, attempts: u32) -> Duration {
-        let exp = attempts.saturating_sub(1).min(30);
-        let secs = self
-            .backoff_seconds
-            .saturating_mul(1u64 << exp)
-            .min(self.max_backoff_seconds);
-        Duration::seconds(secs.min(i64::MAX as u64) as i64)
-    }
-}
-
-/// How often a schedule's windows open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cadence {
-    Weekly(Weekday),
-    EveryDays(u32),
-}
-
-impl RemindersConfig {
-    pub fn cadence(&self) -> Cadence {
-        cadence(self.weekday, self.every_days)
-    }
-}
-
-impl DigestConfig {
-    pub fn cadence(&self) -> Cadence {
-        cadence(self.weekday, self.every_days)
-    }
-}
-
-fn cadence(weekday: Option<Day>, every_days: Option<u32>) -> Cadence {
-    match (every_days, weekday) {
-        (Some(n), _) => Cadence::EveryDays(n.max(1)),
-        (None, Some(d)) => Cadence::Weekly(d.0),
-        (None, None) => Cadence::Weekly(Weekday::Mon),
-    }
-}
-
-/// A local time of day written "HH:MM".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ClockTime(pub NaiveTime);
-
-impl TryFrom<String> for ClockTime {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        parse_clock(&s).map(ClockTime)
-    }
-}
-
-fn parse_clock(s: &str) -> Result<NaiveTime, String> {
-    let t = s.trim();
-    NaiveTime::parse_from_str(t, "%H:%M")
-        .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M:%S"))
-        .map_err(|_| format!("{s:?} is not a time of day; write it as \"09:00\""))
-}
-
-/// A day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct Day(pub Weekday);
-
-impl TryFrom<String> for Day {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let t = s.trim().to_lowercase();
-        let zh = ["一", "二", "三", "四", "五", "六", "日"];
-        let days = [
-            Weekday::Mon,
-            Weekday::Tue,
-            Weekday::Wed,
-            Weekday::Thu,
-            Weekday::Fri,
-            Weekday::Sat,
-            Weekday::Sun,
-        ];
-        if let Ok(d) = t.parse::<Weekday>() {
-            return Ok(Day(d));
-        }
-        for (name, day) in zh.iter().zip(days) {
-            if t == format!("周{name}") || t == format!("星期{name}") {
-                return Ok(Day(day));
-            }
-        }
-        if t == "周天" || t == "星期天" {
-            return Ok(Day(Weekday::Sun));
-        }
-        Err(format!(
-            "{s:?} is not a day of the week; write \"monday\" … \"sunday\" (or 周一 … 周日)"
-        ))
-    }
-}
-
-/// A span of local time during which no scheduled mail is sent; may run past midnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct QuietHours {
-    pub from: NaiveTime,
-    pub to: NaiveTime,
-}
-
-impl TryFrom<String> for QuietHours {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a span of time; write it as \"20:00-08:00\"");
-        let (a, b) = s.split_once('-').ok_or_else(bad)?;
-        let (from, to) = (
-            parse_clock(a).map_err(|_| bad())?,
-            parse_clock(b).map_err(|_| bad())?,
-        );
-        if from == to {
-            return Err(format!(
-                "{s:?}: the quiet hours start and end at the same time"
-            ));
-        }
-        Ok(QuietHours { from, to })
-    }
-}
-
-impl QuietHours {
-    pub fn contains(&self, t: NaiveTime) -> bool {
-        if self.from < self.to {
-            self.from <= t && t < self.to
-        } else {
-            t >= self.from || t < self.to
-        }
-    }
-}
-
-/// One skipped date or an inclusive span of dates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct DateSpan {
-    pub first: NaiveDate,
-    pub last: NaiveDate,
-}
-
-impl TryFrom<String> for DateSpan {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "{s:?} is not a date; write \"2020-10-01\" or a span \"2020-10-01..2020-10-08\""
-            )
-        };
-        let date = |x: &str| NaiveDate::parse_from_str(x.trim(), "%Y-%m-%d").map_err(|_| bad());
-        let (first, last) = match s.split_once("..") {
-            Some((a, b)) => (date(a)?, date(b)?),
-            None => (date(&s)?, date(&s)?),
-        };
-        if last < first {
-            return Err(format!("{s:?}: the span ends before it begins"));
-        }
-        Ok(DateSpan { first, last })
-    }
-}
-
-impl DateSpan {
-    pub fn contains(&self, d: NaiveDate) -> bool {
-        self.first <= d && d <= self.last
-    }
-}
-
-impl MailConfig {
-    /// Problems with the `[mail]` values: (key path below `mail`, message).
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if self.from.parse::<Mailbox>().is_err() {
-            out.push((
-                "from",
-                format!(
-                    "{:?} is not an e-mail address (write \"名称 <address>\" or an address)",
-                    self.from
-                ),
-            ));
-        }
-        if let Some(r) = &self.reply_to
-            && r.parse::<Mailbox>().is_err()
-        {
-            out.push(("reply_to", format!("{r:?} is not an e-mail address")));
-        }
-        for (k, addr) in self.bureau.iter().enumerate() {
-            if addr.parse::<Mailbox>().is_err() {
-                out.push((
-                    "bureau",
-                    format!("address #{} {addr:?} is not an e-mail address", k + 1),
-                ));
-            }
-        }
-        if let Some(url) = &self.smtp_url
-            && let Err(e) = SmtpUrl::parse(url).and_then(|u| u.check_plain(self.allow_plain))
-        {
-            out.push(("smtp_url", e));
-        }
-        for (key_weekday, key_every, weekday, every) in [
-            (
-                "reminders.weekday",
-                "reminders.every_days",
-                self.reminders.weekday,
-                self.reminders.every_days,
-            ),
-            (
-                "digest.weekday",
-                "digest.every_days",
-                self.digest.weekday,
-                self.digest.every_days,
-            ),
-        ] {
-            if weekday.is_some() && every.is_some() {
-                out.push((
-                    key_weekday,
-                    "give either weekday or every_days, not both".into(),
-                ));
-            }
-            if every == Some(0) {
-                out.push((key_every, "must be 1 or more days".into()));
-            }
-        }
-        if self.reminders.deadline_days > 28 {
-            out.push((
-                "reminders.deadline_days",
-                format!(
-                    "must be 0..=28 days, found {}",
-                    self.reminders.deadline_days
-                ),
-            ));
-        }
-        if self.grace_days > 366 {
-            out.push((
-                "grace_days",
-                format!("must be 0..=366 days, found {}", self.grace_days),
-            ));
-        }
-        let r = &self.retry;
-        if r.max_attempts == 0 {
-            out.push(("retry.max_attempts", "must be 1 or more".into()));
-        }
-        if r.backoff_seconds == 0 {
-            out.push(("retry.backoff_seconds", "must be 1 or more seconds".into()));
-        }
-        if r.max_backoff_seconds < r.backoff_seconds {
-            out.push((
-                "retry.max_backoff_seconds",
-                format!("must not be below backoff_seconds ({})", r.backoff_seconds),
-            ));
-        }
-        out
-    }
-
-    /// The sender's mailbox (validated at load; a default when not).
-    pub fn from_mailbox(&self) -> Mailbox {
-        self.from
-            .parse()
-            .unwrap_or_else(|_| "tally <tally@localhost>".parse().expect("valid default"))
-    }
-}
-
-/// How the connection to the SMTP server is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// No encryption: only to this machine unless `allow_plain`.
-    Plain,
-    /// STARTTLS, required (`smtp+starttls://`, or `smtp://` on port 587).
-    StartTls,
-    /// TLS from the first byte (`smtps://`, or `smtp://` on port 465).
-    Tls,
-}
-
-/// A parsed SMTP URL; it never holds a password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpUrl {
-    pub security: Security,
-    pub host: String,
-    pub port: u16,
-    pub user: Option<String>,
-}
-
-impl SmtpUrl {
-    /// Parse `scheme://[user@]host[:port]`; a password in the URL is refused.
-    pub fn parse(url: &str) -> Result<SmtpUrl, String> {
-        let shown = redact(url);
-        let bad = |why: &str| format!("{shown:?}: {why}");
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("not an SMTP URL; write smtps://host:465, smtp+starttls://host:587 or smtp://localhost:25"))?;
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#']) {
-            return Err(bad(
-                "an SMTP URL has no path or query; write scheme://[user@]host[:port]",
-            ));
-        }
-        let (user, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => {
-                if u.contains(':') {
-                    return Err(bad(&format!(
-                        "the password must not be written in the URL; put it in env {} or mail.smtp_password_file",
-                        crate::cli::env::SMTP_PASSWORD
-                    )));
-                }
-                (
-                    Some(
-                        percent_decode(u)
-                            .ok_or_else(|| bad("the user name is not valid percent-encoding"))?,
-                    ),
-                    h,
-                )
-            }
-            None => (None, rest),
-        };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| bad("unclosed [ in the host"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => return Err(bad("unexpected text after the host")),
-            };
-            (h.to_string(), port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (hostport.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            Some(p) => Some(
-                p.parse::<u16>()
-                    .map_err(|_| bad("the port is not a number 1..=65535"))?,
-            ),
-            None => None,
-        };
-        let (security, default_port) = match scheme.to_ascii_lowercase().as_str() {
-            "smtps" => (Security::Tls, 465),
-            "smtp+starttls" | "submission" => (Security::StartTls, 587),
-            "smtp" => match port {
-                Some(587) => (Security::StartTls, 587),
-                Some(465) => (Security::Tls, 465),
-                _ => (Security::Plain, 25),
-            },
-            _ => {
-                return Err(bad(
-                    "unknown scheme; use smtps:// (TLS, port 465), smtp+starttls:// (port 587) or smtp:// (plain, this machine only)",
-                ));
-            }
-        };
-        Ok(SmtpUrl {
-            security,
-            host,
-            port: port.unwrap_or(default_port),
-            user: user.filter(|u| !u.is_empty()),
-        })
-    }
-
-    /// Whether the host is this machine: a loopback IP address (127.0.0.0/8, ::1, or
-    /// ::ffff:127.x.y.z), or exactly the name `localhost`. A name that merely begins with
-    /// "127." (`127.attacker.example`) is another host.
-    pub fn is_local(&self) -> bool {
-        let h = self.host.trim_end_matches('.');
-        if h.eq_ignore_ascii_case("localhost") {
-            return true;
-        }
-        match h.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
-            Ok(std::net::IpAddr::V6(v6)) => {
-                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Plain SMTP is only for this machine unless the config allows it.
-    pub fn check_plain(&self, allow_plain: bool) -> Result<(), String> {
-        if self.security == Security::Plain && !self.is_local() && !allow_plain {
-            return Err(format!(
-                "smtp://{}:{} would send mail (and the password) unencrypted; use smtps:// (port 465) or smtp+starttls:// (port 587), or set mail.allow_plain = true",
-                self.host, self.port
-            ));
-        }
-        Ok(())
-    }
-
-    /// The URL as shown in logs and messages (it never holds a password).
-    pub fn display(&self) -> String {
-        let scheme = match self.security {
-            Security::Plain => "smtp",
-            Security::StartTls => "smtp+starttls",
-            Security::Tls => "smtps",
-        };
-        let user = self
-            .user
-            .as_deref()
-            .map(|u| format!("{u}@"))
-            .unwrap_or_default();
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        format!("{scheme}://{user}{host}:{}", self.port)
-    }
-}
-
-/// The text with any password in it replaced by `***`, for messages: whatever follows the
-/// first `:` of the user-info (everything before the last `@`, after the scheme's `://` when
-/// there is one) is hidden, with or without a scheme (`tally:s3cret@mail.example.org:465`).
-pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}{user}:***@{host}")
-        }
-        _ => url.to_string(),
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -643,10 +83,10 @@ impl Transport {
     /// The transport configured for `config`, with env `TALLY_SMTP_URL` and
     /// `TALLY_SMTP_PASSWORD` read here (and only here).
     pub fn from_env(config: &Config) -> Result<Transport, MailError> {
-        let url = std::env::var(crate::cli::env::SMTP_URL)
+        let url = std::env::var(crate::settings::env::SMTP_URL)
             .ok()
             .filter(|s| !s.trim().is_empty());
-        let password = std::env::var(crate::cli::env::SMTP_PASSWORD).ok();
+        let password = std::env::var(crate::settings::env::SMTP_PASSWORD).ok();
         Transport::resolve(config, url, password)
     }
 
@@ -658,7 +98,7 @@ impl Transport {
     ) -> Result<Transport, MailError> {
         let mail = &config.mail;
         let (url, source) = match (env_url, &mail.smtp_url) {
-            (Some(u), _) => (u, crate::cli::env::SMTP_URL.to_string()),
+            (Some(u), _) => (u, crate::settings::env::SMTP_URL.to_string()),
             (None, Some(u)) => (u.clone(), "mail.smtp_url".to_string()),
             (None, None) => return Ok(Transport::Files(config.outbox_dir())),
         };
@@ -682,7 +122,7 @@ impl Transport {
                 None => {
                     return Err(MailError::Config(format!(
                         "{source}: SMTP user {user:?} needs a password: set env {} or mail.smtp_password_file",
-                        crate::cli::env::SMTP_PASSWORD
+                        crate::settings::env::SMTP_PASSWORD
                     )));
                 }
             },
@@ -1272,7 +712,7 @@ pub fn send_due_with(
         let due = row
             .next_attempt_at
             .as_deref()
-            .and_then(|s| parse_stamp(s, config.tz))
+            .and_then(|s| parse_stamp(s, config.plan.tz))
             .is_none_or(|t| t <= now);
         if !due || stop {
             report.waiting += 1;
@@ -1362,7 +802,7 @@ fn finish_receipts(
         let conn = ledger.conn();
         conn.prepare("SELECT id, idempotency_key, unit, body FROM outbox WHERE status = 'queued' AND kind = 'receipt' AND instr(body, ?1) > 0")
             .and_then(|mut s| {
-                s.query_map(params![crate::messages::PROGRESS_MARKER], |r| {
+                s.query_map(params![crate::mail::messages::PROGRESS_MARKER], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()
@@ -1377,9 +817,14 @@ fn finish_receipts(
         let Some(unit) = unit else { continue };
         let this_return = receipt_rows(ledger, &key, &unit)?;
         let duplicate = key.starts_with("receipt/duplicate/");
-        let section =
-            crate::messages::progress_section(config, &status, &unit, &this_return, duplicate);
-        let body = body.replace(crate::messages::PROGRESS_MARKER, &section);
+        let section = crate::mail::messages::progress_section(
+            config,
+            &status,
+            &unit,
+            &this_return,
+            duplicate,
+        );
+        let body = body.replace(crate::mail::messages::PROGRESS_MARKER, &section);
         ledger
             .conn()
             .execute(
@@ -1460,7 +905,12 @@ pub fn current_status(
 ) -> Result<Status, MailError> {
     let rows = ledger.counted_rows()?;
     let accepted = ledger.accepted_months()?;
-    Ok(crate::count::status(config, now, &rows, &accepted))
+    Ok(crate::core::count::status(
+        &config.plan,
+        now,
+        &rows,
+        &accepted,
+    ))
 }
 
 /// Status and received time of an earlier submission (for the receipt of a duplicate).
@@ -1547,7 +997,7 @@ pub fn schedule_for(
     let status = current_status(config, ledger, now)?;
     let accepted = ledger.accepted_months()?;
     let submissions = ledger.submissions()?;
-    let eval = remind::evaluate(config, now);
+    let eval = remind::evaluate(&config.plan, &config.mail.schedule(), now);
     let mut report = ScheduleReport {
         status: status.clone(),
         phase: eval.phase,
@@ -1586,7 +1036,7 @@ pub fn schedule_for(
     if let Some(window) = eval.reminder_window.as_ref().filter(|_| reminder_hour) {
         let wid = window.id();
         for u in &status.units {
-            let Some(unit) = config.units.iter().find(|x| x.name == u.unit) else {
+            let Some(unit) = config.plan.units.iter().find(|x| x.name == u.unit) else {
                 continue;
             };
             let current = window_record(&tx, &u.unit, Some(&wid), true).map_err(err)?;
@@ -1612,7 +1062,7 @@ pub fn schedule_for(
                     reason: "滞后，但 units.contacts 中没有邮箱，无法催办".into(),
                 }),
                 remind::ReminderDecision::AlreadySent => {
-                    let key = crate::messages::reminder_key(&wid, &u.unit);
+                    let key = crate::mail::messages::reminder_key(&wid, &u.unit);
                     report.passed.push(Passed {
                         unit: u.unit.clone(),
                         reason: format!(
@@ -1641,7 +1091,7 @@ pub fn schedule_for(
                     copy_leader,
                 } => {
                     let lines = remind::lines(u, now, config.plan.year);
-                    let message = crate::messages::reminder(
+                    let message = crate::mail::messages::reminder(
                         config,
                         unit,
                         u,
@@ -1670,7 +1120,7 @@ pub fn schedule_for(
 
     // 未报送提醒: daily on the last days before a month's deadline.
     for due in &eval.deadlines {
-        for unit in &config.units {
+        for unit in &config.plan.units {
             if accepted.contains(&(unit.name.clone(), due.month)) {
                 continue;
             }
@@ -1681,7 +1131,7 @@ pub fn schedule_for(
                 });
                 continue;
             }
-            let message = crate::messages::deadline_reminder(config, unit, due, now);
+            let message = crate::mail::messages::deadline_reminder(config, unit, due, now);
             let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
             if !dry_run {
                 crate::ledger::queue_message(&tx, &message, &at).map_err(err)?;
@@ -1694,7 +1144,9 @@ pub fn schedule_for(
     if let Some(digest) = &eval.digest
         && !config.mail.bureau.is_empty()
     {
-        let since = digest.since.and_then(|t| remind::local_to_tz(config.tz, t));
+        let since = digest
+            .since
+            .and_then(|t| remind::local_to_tz(config.plan.tz, t));
         let failed: i64 = tx
             .query_row(
                 "SELECT COUNT(*) FROM outbox WHERE status = 'failed'",
@@ -1705,7 +1157,7 @@ pub fn schedule_for(
         let received: Vec<&crate::ledger::Submission> = submissions
             .iter()
             .filter(|s| {
-                let t = parse_stamp(&s.received_at, config.tz);
+                let t = parse_stamp(&s.received_at, config.plan.tz);
                 match (since, t) {
                     (Some(since), Some(t)) => t >= since && t <= now,
                     (None, Some(t)) => t <= now,
@@ -1713,13 +1165,14 @@ pub fn schedule_for(
                 }
             })
             .collect();
-        let extras = crate::messages::DigestExtras {
+        let extras = crate::mail::messages::DigestExtras {
             since,
             received: &received,
             failed_mail: failed,
             master: Some(config.master_path()).filter(|p| p.exists()),
         };
-        let message = crate::messages::digest(config, &status, eval.phase, digest, &extras, now);
+        let message =
+            crate::mail::messages::digest(config, &status, eval.phase, digest, &extras, now);
         let new = !key_stored(&tx, &message.idempotency_key).map_err(err)?;
         if !dry_run {
             crate::ledger::queue_message(&tx, &message, &at).map_err(err)?;
@@ -1770,11 +1223,15 @@ pub fn tick(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::remind::QuietHours;
+    use crate::mail::settings::{ClockTime, Day, RetrySettings};
+    use crate::mail::url::redact;
+    use chrono::{Duration, NaiveDate, NaiveTime, Weekday};
     use std::path::Path;
 
     fn config() -> Config {
         Config::parse(
-            include_str!("../tally.toml"),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml")),
             Path::new("tally.toml"),
             Path::new("/base"),
         )
@@ -1804,7 +1261,7 @@ mod tests {
     }
 
     fn now() -> DateTime<Tz> {
-        crate::plan::parse_now("2020-07-01T09:00:00", chrono_tz::Asia::Shanghai).unwrap()
+        crate::core::calendar::parse_now("2020-07-01T09:00:00", chrono_tz::Asia::Shanghai).unwrap()
     }
 
     #[test]
@@ -1917,7 +1374,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let r = RetryConfig::default();
+        let r = RetrySettings::default();
         assert_eq!(r.backoff(1), Duration::seconds(60));
         assert_eq!(r.backoff(2), Duration::seconds(120));
         assert_eq!(r.backoff(7), Duration::seconds(3600));
@@ -1933,16 +1390,19 @@ mod tests {
         assert!(q.contains(NaiveTime::from_hms_opt(23, 0, 0).unwrap()));
         assert!(q.contains(NaiveTime::from_hms_opt(7, 59, 0).unwrap()));
         assert!(!q.contains(NaiveTime::from_hms_opt(8, 0, 0).unwrap()));
-        let s = DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap();
+        let s =
+            crate::core::remind::DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap();
         assert!(s.contains(NaiveDate::from_ymd_opt(2020, 10, 8).unwrap()));
-        assert!(DateSpan::try_from("2020-10-08..2020-10-01".to_string()).is_err());
+        assert!(
+            crate::core::remind::DateSpan::try_from("2020-10-08..2020-10-01".to_string()).is_err()
+        );
         assert!(ClockTime::try_from("25:00".to_string()).is_err());
     }
 
     /// Replace `from` by `to` in the reference plan; the error must point at the line that
     /// holds `at`.
     fn invalid(from: &str, to: &str, at: &str) -> (String, usize, String) {
-        let reference = include_str!("../tally.toml");
+        let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
         assert!(reference.contains(from), "{from}");
         let src = reference.replacen(from, to, 1);
         match Config::parse(&src, Path::new("tally.toml"), Path::new("/base")) {
@@ -1995,7 +1455,7 @@ mod tests {
 
     #[test]
     fn bad_schedule_values_name_the_key_and_line() {
-        let reference = include_str!("../tally.toml");
+        let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
         for (from, to, needle) in [
             ("time = \"09:00\"", "time = \"9点\"", "time"),
             (
@@ -2107,7 +1567,12 @@ mod tests {
 
     /// The reference plan with its folders (ledger, outbox) under `dir`.
     fn config_in(dir: &Path) -> Config {
-        Config::parse(include_str!("../tally.toml"), Path::new("tally.toml"), dir).unwrap()
+        Config::parse(
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml")),
+            Path::new("tally.toml"),
+            dir,
+        )
+        .unwrap()
     }
 
     fn queue(ledger: &mut Ledger, key: &str) -> i64 {
@@ -2216,7 +1681,7 @@ mod tests {
     }
 
     fn at(s: &str) -> DateTime<Tz> {
-        crate::plan::parse_now(s, chrono_tz::Asia::Shanghai).unwrap()
+        crate::core::calendar::parse_now(s, chrono_tz::Asia::Shanghai).unwrap()
     }
 
     fn reminded(r: &ScheduleReport) -> Vec<String> {

@@ -1,21 +1,24 @@
 //! The daemon (`tally watch`): notify wrapped as [`Watcher`] `{ Native, Poll(Duration) }`, its
 //! events converted once into [`FsEvent`]; a loop that feeds the settle machine
-//! ([`crate::settle`]), takes settled files one at a time through [`intake::ingest`] and calls
+//! ([`crate::core::settle`]), takes settled files one at a time through [`intake::ingest`] and calls
 //! [`after_burst`] once a burst is over. It owns the listing state in the ledger (which files
 //! were seen, are being taken, failed, or lie outside a unit's folder). It never judges a
 //! return itself (that is intake's job) and never writes outside intake and the master.
 
-use crate::config::{Config, Unit};
-use crate::findings::{Code, Finding};
+pub mod settings;
+
+use crate::config::Config;
+use crate::core::findings::{Code, Finding};
+use crate::core::plan::Unit;
+use crate::core::settle::{self, Class, Layout, Look, Outside, Ready, Settler, Stat, Timing};
 use crate::intake::{self, IntakeContext, IntakeError, Outcome};
+use crate::ledger::lock::{LockError, StateLock};
 use crate::ledger::{Ledger, NewMessage, NewSubmission, Submission, SubmissionStatus};
-use crate::lock::{LockError, StateLock};
 use crate::mail::Transport;
-use crate::settle::{self, Class, Layout, Look, Outside, Ready, Settler, Stat, Timing};
 use chrono::DateTime;
 use chrono_tz::Tz;
 use rusqlite::{OptionalExtension, params};
-use serde::Deserialize;
+pub use settings::{Mode, WatchSettings};
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -41,58 +44,6 @@ const MASTER_RETRY: Duration = Duration::from_secs(30);
 /// Scheduled mail (reminders, digest) and outbox retries are looked at this often, besides
 /// after every burst.
 const MAIL_EVERY: Duration = Duration::from_secs(300);
-
-/// How the daemon learns about new files.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The operating system's events (inotify, ReadDirectoryChangesW, FSEvents) only.
-    Native,
-    /// Look at the folders every `poll_interval_secs` (SMB/CIFS and NFS shares, which deliver
-    /// no native events and give no error about it).
-    Poll,
-    /// Native events plus a full rescan every `rescan_secs` as a safety net.
-    #[default]
-    Auto,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Native => "native",
-            Mode::Poll => "poll",
-            Mode::Auto => "auto",
-        }
-    }
-}
-
-/// The `[watch]` section of tally.toml. Seconds may have fractions.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WatchConfig {
-    pub mode: Mode,
-    /// Poll mode: seconds between looks at the folders.
-    pub poll_interval_secs: f64,
-    /// Auto and poll modes: seconds between full rescans (the safety net).
-    pub rescan_secs: f64,
-    /// A file is complete when its size and mtime are unchanged across two looks this many
-    /// seconds apart.
-    pub settle_secs: f64,
-    /// A file must be at least this many seconds old (by its mtime).
-    pub min_age_secs: f64,
-}
-
-impl Default for WatchConfig {
-    fn default() -> Self {
-        WatchConfig {
-            mode: Mode::Auto,
-            poll_interval_secs: 30.0,
-            rescan_secs: 60.0,
-            settle_secs: 2.0,
-            min_age_secs: 1.0,
-        }
-    }
-}
 
 /// Seconds as a duration; callers have validated the value (config problems, flag parser).
 pub fn secs(s: f64) -> Duration {
@@ -131,7 +82,7 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn from_config(w: &WatchConfig, clock: Clock) -> Options {
+    pub fn from_config(w: &WatchSettings, clock: Clock) -> Options {
         Options {
             mode: w.mode,
             poll_interval: secs(w.poll_interval_secs),
@@ -311,7 +262,7 @@ pub struct Summary {
 type Compose<'a> = Box<dyn Fn(&Submission, &[Finding]) -> Vec<NewMessage> + 'a>;
 
 fn composer(config: &Config) -> Compose<'_> {
-    Box::new(crate::messages::composer(config))
+    Box::new(crate::mail::messages::composer(config))
 }
 
 /// The running daemon.
@@ -362,14 +313,16 @@ impl<'a> Daemon<'a> {
         let lock = match StateLock::acquire(&config.state_path()) {
             Ok(l) => l,
             Err(e @ LockError::Busy { .. }) => {
-                return Err(crate::cli::UsageError(format!("cannot start the daemon: {e}")).into());
+                return Err(
+                    crate::settings::UsageError(format!("cannot start the daemon: {e}")).into(),
+                );
             }
             Err(e) => return Err(e.into()),
         };
         let ledger = Ledger::open(&config.state_path())?;
         // A bad SMTP setting is the user's to fix before the daemon runs for months.
         let transport = Transport::from_env(config).map_err(|e| match e {
-            crate::mail::MailError::Config(m) => crate::cli::UsageError(m).into(),
+            crate::mail::MailError::Config(m) => crate::settings::UsageError(m).into(),
             e => anyhow::Error::from(e),
         })?;
         let exe = std::env::current_exe()
@@ -378,6 +331,7 @@ impl<'a> Daemon<'a> {
         let layout = Layout {
             root,
             unit_folders: config
+                .plan
                 .units
                 .iter()
                 .map(|u| u.folder().to_string())
@@ -429,7 +383,7 @@ impl<'a> Daemon<'a> {
         let now = Instant::now();
         self.resume()?;
         if self.opts.once && !self.layout.root.is_dir() {
-            return Err(crate::cli::UsageError(
+            return Err(crate::settings::UsageError(
                 WatchError::RootMissing(self.layout.root.clone()).to_string(),
             )
             .into());
@@ -520,7 +474,7 @@ impl<'a> Daemon<'a> {
             Ok(t) => {
                 matches!(self.opts.clock, Clock::Wall(_))
                     && DateTime::<chrono::Utc>::from(t)
-                        .with_timezone(&self.config.tz)
+                        .with_timezone(&self.config.plan.tz)
                         .date_naive()
                         != today
             }
@@ -1003,7 +957,7 @@ impl<'a> Daemon<'a> {
 
     fn unit_of(&self, folder: &str) -> Option<&'a Unit> {
         let config: &'a Config = self.config;
-        config.units.iter().find(|u| u.folder() == folder)
+        config.plan.units.iter().find(|u| u.folder() == folder)
     }
 
     fn stamp(&self) -> String {
@@ -1564,7 +1518,7 @@ mod tests {
 
     #[test]
     fn watch_config_defaults() {
-        let w = WatchConfig::default();
+        let w = WatchSettings::default();
         assert_eq!(w.mode, Mode::Auto);
         let o = Options::from_config(&w, Clock::Wall(chrono_tz::Asia::Shanghai));
         assert_eq!(o.poll_interval, Duration::from_secs(30));
@@ -1573,7 +1527,7 @@ mod tests {
         assert_eq!(o.timing.min_age, Duration::from_secs(1));
     }
 
-    const REFERENCE: &str = include_str!("../tally.toml");
+    const REFERENCE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
 
     fn parse(src: &str) -> Result<Config, crate::config::ConfigError> {
         Config::parse(src, Path::new("tally.toml"), Path::new("/base"))
@@ -1581,7 +1535,7 @@ mod tests {
 
     #[test]
     fn the_reference_plan_spells_out_the_defaults() {
-        assert_eq!(parse(REFERENCE).unwrap().watch, WatchConfig::default());
+        assert_eq!(parse(REFERENCE).unwrap().watch, WatchSettings::default());
         let without = REFERENCE.replacen("[watch]", "[watch_unused_example]", 1);
         assert!(parse(&without).is_err(), "unknown sections are refused");
     }
@@ -1620,7 +1574,8 @@ mod tests {
 
     #[test]
     fn the_wall_clock_moves_and_a_fixed_one_does_not() {
-        let fixed = crate::plan::parse_now("2020-07-01", chrono_tz::Asia::Shanghai).unwrap();
+        let fixed =
+            crate::core::calendar::parse_now("2020-07-01", chrono_tz::Asia::Shanghai).unwrap();
         assert_eq!(Clock::Fixed(fixed).now(), fixed);
         let wall = Clock::Wall(chrono_tz::Asia::Shanghai);
         let a = wall.now();

@@ -2,9 +2,9 @@
 //! progress against expected, lagging, missing months and double reporting. Pure: rows and
 //! `now` come in, figures go out.
 
-use crate::config::{Config, Counting};
-use crate::plan::{self, YearMonth};
-use crate::returns::Row;
+use crate::core::calendar::{self, YearMonth};
+use crate::core::plan::{Counting, Plan};
+use crate::core::returns::Row;
 use chrono::{DateTime, Datelike};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -49,25 +49,25 @@ pub struct CategoryStatus {
 }
 
 /// Whether a row counts toward its category's figure at all.
-fn qualifies(config: &Config, row: &Row) -> bool {
-    let Some(cat) = config.categories.iter().find(|c| c.name == row.category) else {
+fn qualifies(plan: &Plan, row: &Row) -> bool {
+    let Some(cat) = plan.categories.iter().find(|c| c.name == row.category) else {
         return false;
     };
-    chrono::Datelike::year(&row.date) == config.plan.year && (row.passed || !cat.require_pass)
+    chrono::Datelike::year(&row.date) == plan.year && (row.passed || !cat.require_pass)
 }
 
 /// Completed per (unit, category) by the category's counting rule.
-pub fn completed(config: &Config, rows: &[CountedRow]) -> BTreeMap<(String, String), u64> {
+pub fn completed(plan: &Plan, rows: &[CountedRow]) -> BTreeMap<(String, String), u64> {
     let mut persons: HashMap<(String, String), HashSet<&str>> = HashMap::new();
     let mut times: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for r in rows.iter().filter(|r| qualifies(config, &r.row)) {
+    for r in rows.iter().filter(|r| qualifies(plan, &r.row)) {
         let key = (r.unit.clone(), r.row.category.clone());
         persons.entry(key.clone()).or_default().insert(&r.row.id);
         *times.entry(key).or_default() += 1;
     }
     let mut out = BTreeMap::new();
-    for u in &config.units {
-        for c in &config.categories {
+    for u in &plan.units {
+        for c in &plan.categories {
             let key = (u.name.clone(), c.name.clone());
             let n = match c.counting {
                 Counting::Persons => persons.get(&key).map_or(0, |s| s.len() as u64),
@@ -82,15 +82,15 @@ pub fn completed(config: &Config, rows: &[CountedRow]) -> BTreeMap<(String, Stri
 /// Completed per (unit, category) at the end of each month of the plan year (index 0 = Jan):
 /// a person counts from the date of their first qualifying training.
 pub fn monthly_cumulative(
-    config: &Config,
+    plan: &Plan,
     rows: &[CountedRow],
 ) -> BTreeMap<(String, String), [u64; 12]> {
     let mut first_seen: HashMap<(String, String, &str), u32> = HashMap::new();
     let mut per_month: HashMap<(String, String), [u64; 12]> = HashMap::new();
-    for r in rows.iter().filter(|r| qualifies(config, &r.row)) {
+    for r in rows.iter().filter(|r| qualifies(plan, &r.row)) {
         let m = r.row.date.month0();
         let key = (r.unit.clone(), r.row.category.clone());
-        let rule = config
+        let rule = plan
             .categories
             .iter()
             .find(|c| c.name == r.row.category)
@@ -108,8 +108,8 @@ pub fn monthly_cumulative(
         per_month.entry((u, c)).or_insert([0; 12])[m as usize] += 1;
     }
     let mut out = BTreeMap::new();
-    for u in &config.units {
-        for c in &config.categories {
+    for u in &plan.units {
+        for c in &plan.categories {
             let key = (u.name.clone(), c.name.clone());
             let mut months = per_month.get(&key).copied().unwrap_or([0; 12]);
             for i in 1..12 {
@@ -123,12 +123,12 @@ pub fn monthly_cumulative(
 
 /// Months past their deadline at `now` for which a unit has no accepted return.
 pub fn missing_months(
-    config: &Config,
+    plan: &Plan,
     now: DateTime<Tz>,
     unit: &str,
     accepted: &BTreeSet<(String, YearMonth)>,
 ) -> Vec<YearMonth> {
-    plan::overdue_months(config, now)
+    calendar::overdue_months(plan, now)
         .into_iter()
         .filter(|m| !accepted.contains(&(unit.to_string(), *m)))
         .collect()
@@ -136,22 +136,22 @@ pub fn missing_months(
 
 /// Progress of every unit and category at `now`.
 pub fn status(
-    config: &Config,
+    plan: &Plan,
     now: DateTime<Tz>,
     rows: &[CountedRow],
     accepted: &BTreeSet<(String, YearMonth)>,
 ) -> Status {
-    let done = completed(config, rows);
-    let fraction = plan::expected_fraction(config, now);
-    let units = config
+    let done = completed(plan, rows);
+    let fraction = calendar::expected_fraction(plan, now);
+    let units = plan
         .units
         .iter()
         .map(|u| {
-            let categories: Vec<CategoryStatus> = config
+            let categories: Vec<CategoryStatus> = plan
                 .categories
                 .iter()
                 .map(|c| {
-                    let target = config.target(&u.name, &c.name).unwrap_or(0);
+                    let target = plan.target(&u.name, &c.name).unwrap_or(0);
                     let completed = done
                         .get(&(u.name.clone(), c.name.clone()))
                         .copied()
@@ -162,11 +162,11 @@ pub fn status(
                         target,
                         completed,
                         expected: (expected * 10.0).round() / 10.0,
-                        lagging: plan::is_lagging(config, completed, expected),
+                        lagging: calendar::is_lagging(plan, completed, expected),
                     }
                 })
                 .collect();
-            let missing: Vec<String> = missing_months(config, now, &u.name, accepted)
+            let missing: Vec<String> = missing_months(plan, now, &u.name, accepted)
                 .into_iter()
                 .map(|m| m.to_string())
                 .collect();
@@ -180,8 +180,8 @@ pub fn status(
         .collect();
     Status {
         as_of: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        plan: config.plan.title.clone(),
-        year: config.plan.year,
+        plan: plan.title.clone(),
+        year: plan.year,
         units,
     }
 }
@@ -245,15 +245,9 @@ pub fn doubles(rows: &[CountedRow]) -> Vec<Double> {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
-    use std::path::Path;
 
-    fn config() -> Config {
-        Config::parse(
-            include_str!("../tally.toml"),
-            Path::new("tally.toml"),
-            Path::new("."),
-        )
-        .unwrap()
+    fn plan() -> Plan {
+        crate::core::plan::reference()
     }
 
     fn row(
@@ -286,7 +280,7 @@ mod tests {
 
     #[test]
     fn persons_count_distinct_ids_and_failures_do_not_count() {
-        let c = config();
+        let c = plan();
         let rows = vec![
             row(1, "西兴街道", 5, "A", "企业主要负责人", 3, true),
             row(2, "西兴街道", 6, "A", "企业主要负责人", 3, true),
@@ -304,7 +298,7 @@ mod tests {
 
     #[test]
     fn person_times_count_every_row() {
-        let mut c = config();
+        let mut c = plan();
         c.categories[0].counting = Counting::PersonTimes;
         let rows = vec![
             row(1, "西兴街道", 5, "A", "企业主要负责人", 3, true),
@@ -337,7 +331,7 @@ mod tests {
 
     #[test]
     fn status_at_1_july_matches_the_design_example() {
-        let c = config();
+        let c = plan();
         let rows: Vec<CountedRow> = (0..12)
             .map(|i| {
                 row(
@@ -353,7 +347,7 @@ mod tests {
             .collect();
         let accepted: BTreeSet<_> =
             [("西兴街道".to_string(), YearMonth::new(2020, 1).unwrap())].into();
-        let now = plan::parse_now("2020-07-01", c.tz).unwrap();
+        let now = calendar::parse_now("2020-07-01", c.tz).unwrap();
         let s = status(&c, now, &rows, &accepted);
         assert_eq!(s.as_of, "2020-07-01T00:00:00+08:00");
         let x = &s.units[0];

@@ -1,0 +1,144 @@
+//! Settings resolved once per run — the plan folder's tally.toml, the clock and the
+//! environment (flags over environment over file) — with the exit status and the usage error
+//! every command returns. Every environment variable tally reads is named and read here, and
+//! nowhere else. Below `cmd`; imports no command.
+
+use crate::config::Config;
+use crate::core::calendar;
+use crate::core::plan::Unit;
+use chrono::DateTime;
+use chrono_tz::Tz;
+use std::path::{Path, PathBuf};
+
+/// Environment variables read by tally, all in one place.
+pub mod env {
+    /// Replaces the wall clock (RFC 3339 or YYYY-MM-DD).
+    pub const NOW: &str = "TALLY_NOW";
+    /// Overrides the SMTP server URL.
+    pub const SMTP_URL: &str = "TALLY_SMTP_URL";
+    /// SMTP password (never in tally.toml).
+    pub const SMTP_PASSWORD: &str = "TALLY_SMTP_PASSWORD";
+    /// Test hook: `enospc` or `panic` injected into the daemon's rounds.
+    pub const FAULT_WATCH: &str = "TALLY_FAULT_WATCH";
+    /// Test hook: `panic` injected into the reader child.
+    pub const FAULT_READER: &str = "TALLY_FAULT_READER";
+}
+
+/// What the environment says, read once at start.
+#[derive(Clone, Default)]
+pub struct Environment {
+    /// `TALLY_SMTP_URL`, when set and not blank.
+    pub smtp_url: Option<String>,
+    /// `TALLY_SMTP_PASSWORD`.
+    pub smtp_password: Option<String>,
+    /// `TALLY_FAULT_WATCH` (tests only).
+    pub fault_watch: Option<String>,
+    /// `TALLY_FAULT_READER` (tests only).
+    pub fault_reader: Option<String>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_deref().map(crate::mail::url::redact),
+            )
+            .field("smtp_password", &self.smtp_password.as_ref().map(|_| "…"))
+            .field("fault_watch", &self.fault_watch)
+            .field("fault_reader", &self.fault_reader)
+            .finish()
+    }
+}
+
+impl Environment {
+    /// Read the process environment (the only place tally does).
+    pub fn read() -> Environment {
+        let var = |name: &str| std::env::var(name).ok().filter(|s| !s.trim().is_empty());
+        Environment {
+            smtp_url: var(env::SMTP_URL),
+            smtp_password: std::env::var(env::SMTP_PASSWORD).ok(),
+            fault_watch: var(env::FAULT_WATCH),
+            fault_reader: var(env::FAULT_READER),
+        }
+    }
+}
+
+/// Process exit status (DESIGN.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: success.
+    Success,
+    /// 1: a return rejected or a check failed.
+    Failure,
+    /// 2: usage or configuration error.
+    Error,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Error => 2,
+        }
+    }
+}
+
+/// An error that is the user's to fix (bad config, bad flag value): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Settings resolved once: flags over environment over file.
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub config: Config,
+    pub now: DateTime<Tz>,
+    /// `--now` (or `TALLY_NOW`) was given: the clock is fixed.
+    pub fixed_clock: bool,
+    pub env: Environment,
+}
+
+impl Settings {
+    /// Load `config_path` and resolve the clock; `now` is `--now` / `TALLY_NOW` (clap reads the
+    /// variable with the flag).
+    pub fn load(config_path: &Path, now: Option<&str>) -> anyhow::Result<Settings> {
+        let config = Config::load(config_path).map_err(|e| UsageError(e.to_string()))?;
+        let tz = config.plan.tz;
+        let fixed = match now {
+            Some(s) => Some(calendar::parse_now(s, tz).ok_or_else(|| {
+                UsageError(format!(
+                    "--now / {}: {s:?} is not a date (use RFC 3339 such as 2020-07-01T09:00:00+08:00, or 2020-07-01)",
+                    env::NOW
+                ))
+            })?),
+            None => None,
+        };
+        Ok(Settings {
+            config_path: config_path.to_path_buf(),
+            now: fixed.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz)),
+            fixed_clock: fixed.is_some(),
+            config,
+            env: Environment::read(),
+        })
+    }
+
+    /// A unit named on the command line (name or alias), or a usage error.
+    pub fn unit_arg(&self, name: &str) -> anyhow::Result<&Unit> {
+        self.config.plan.find_unit(name).ok_or_else(|| {
+            UsageError(format!(
+                "--unit {name:?}: not a unit of {} (units: {})",
+                self.config_path.display(),
+                self.config.plan.unit_names().join(", ")
+            ))
+            .into()
+        })
+    }
+
+    /// The unit whose drop folder holds `file`, if it sits directly in one.
+    pub fn unit_of_folder(&self, file: &Path) -> Option<&Unit> {
+        let folder = file.parent()?.file_name()?.to_str()?;
+        self.config.plan.unit_by_folder(folder)
+    }
+}
