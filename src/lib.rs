@@ -10,6 +10,7 @@
 pub mod cmd;
 pub mod config;
 pub mod core;
+pub mod durable;
 pub mod feedback;
 pub mod intake;
 pub mod ledger;

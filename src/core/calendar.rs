@@ -164,6 +164,12 @@ pub fn is_lagging(plan: &Plan, completed: u64, expected: f64) -> bool {
     (completed as f64) < expected * (1.0 - plan.tolerance)
 }
 
+/// An instant as tally records it: RFC 3339 to the second with the plan's offset
+/// (`2020-07-01T09:00:00+08:00`), in the ledger, the master, mail and JSON alike.
+pub fn stamp(t: DateTime<Tz>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
 /// Parse a `--now` value: RFC 3339, or `YYYY-MM-DD` meaning local midnight in the plan's zone.
 pub fn parse_now(s: &str, tz: Tz) -> Option<DateTime<Tz>> {
     let s = s.trim();

@@ -179,7 +179,7 @@ pub fn status(
         })
         .collect();
     Status {
-        as_of: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        as_of: calendar::stamp(now),
         plan: plan.title.clone(),
         year: plan.year,
         units,

@@ -3,11 +3,13 @@
 //! 退回/. Every step can be redone after a crash; nothing is deleted or overwritten.
 
 use crate::config::Config;
+use crate::core::calendar::stamp;
 use crate::core::findings::{Code, Finding};
 use crate::core::ids::mask_id;
 use crate::core::plan::Unit;
 use crate::core::returns::{self, Return};
 use crate::core::workbook::Workbook;
+use crate::durable::sync_dir;
 use crate::ledger::{Ledger, LedgerError, NewMessage, NewSubmission, Submission, SubmissionStatus};
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -150,12 +152,6 @@ pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 /// Move a file without ever overwriting: rename, or copy + remove across file systems. When
 /// the original cannot be removed after copying, the copy is removed again, so a retry never
 /// leaves a second copy behind.
@@ -194,10 +190,6 @@ fn move_file(src: &Path, dst: &Path) -> Result<(), IntakeError> {
             source,
         }),
     }
-}
-
-fn stamp(now: DateTime<Tz>) -> String {
-    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 /// Take one file in for `unit`.

@@ -529,9 +529,7 @@ fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
 }
 
 /// Timestamps in the outbox: RFC 3339 in the plan's zone, as the ledger writes them.
-pub fn stamp(t: DateTime<Tz>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-}
+pub use crate::core::calendar::stamp;
 
 fn parse_stamp(s: &str, tz: Tz) -> Option<DateTime<Tz>> {
     DateTime::parse_from_rfc3339(s)

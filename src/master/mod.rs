@@ -11,6 +11,7 @@ use crate::core::count::{self, CountedRow, Status};
 use crate::core::findings::{Finding, Severity, a1, column_letters};
 use crate::core::ids::mask_id;
 use crate::core::plan::{Counting, ScheduleKind};
+use crate::durable::sync_dir;
 use crate::ledger::{Ledger, LedgerError, Submission, SubmissionStatus};
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
@@ -1995,12 +1996,6 @@ fn is_read_only(path: &Path) -> bool {
     std::fs::metadata(path)
         .map(|m| m.permissions().readonly())
         .unwrap_or(false)
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// Whether two files hold the same bytes (streamed).
