@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod config;
 pub mod core;
 pub mod durable;
+pub mod excel;
 pub mod feedback;
 pub mod intake;
 pub mod ledger;

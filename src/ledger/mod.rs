@@ -2,7 +2,10 @@
 //! provenance events and the mail outbox. Every change that belongs together is one
 //! transaction. Lives on local disk only (DESIGN.md §7).
 
+mod files;
 pub mod lock;
+mod outbox;
+mod schedule;
 
 use crate::core::calendar::YearMonth;
 use crate::core::count::CountedRow;
