@@ -78,7 +78,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     // The master follows the ledger (a failure is logged; `tally rebuild` retries).
     crate::cmd::rebuild::after_intake(settings, &ledger);
     // The mail just stored goes out now; a server that is down only delays it (outbox).
-    match crate::mail::send_due(config, &mut ledger, settings.now) {
+    match crate::mail::send_due(config, &settings.env, &mut ledger, settings.now) {
         Ok(r) if r.sent.is_empty() && r.deferred.is_empty() && r.failed.is_empty() => {}
         Ok(r) => println!("{}", r.summary()),
         Err(e) => eprintln!("tally: mail stays in the outbox for now: {e}"),

@@ -37,7 +37,7 @@ pub fn run(settings: &Settings, args: &OutboxArgs) -> anyhow::Result<ExitStatus>
         None => list(settings, false, false),
         Some(OutboxAction::List { all, json }) => list(settings, *all, *json),
         Some(OutboxAction::Retry { ids }) => {
-            let transport = Transport::from_env(config).map_err(mail_error)?;
+            let transport = Transport::configured(config, &settings.env).map_err(mail_error)?;
             let mut ledger = Ledger::open(&config.state_path())?;
             let requeued = mail::requeue(&mut ledger, ids, settings.now).map_err(mail_error)?;
             println!("re-queued {} message(s)", requeued.changed);

@@ -32,7 +32,7 @@ pub fn run(settings: &Settings, args: &RemindArgs) -> anyhow::Result<ExitStatus>
     let transport = if args.dry_run {
         None
     } else {
-        Some(Transport::from_env(config).map_err(mail_error)?)
+        Some(Transport::configured(config, &settings.env).map_err(mail_error)?)
     };
     let mut ledger = Ledger::open(&config.state_path())?;
     if !args.dry_run {

@@ -67,6 +67,7 @@ pub fn run(
     };
     let mut opts = Options::from_config(&config.watch, clock);
     opts.once = args.once;
+    opts.env = settings.env.clone();
     if let Some(m) = args.mode {
         opts.mode = m;
     }

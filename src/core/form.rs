@@ -85,3 +85,17 @@ pub const TOTAL_LABEL: &str = "合计";
 pub const RESULT_PASS: &str = "合格";
 pub const RESULT_FAIL: &str = "不合格";
 pub const RESULTS: [&str; 2] = [RESULT_PASS, RESULT_FAIL];
+
+// The unit's folder (DESIGN.md §5).
+
+/// Sub-folder of a unit's folder for accepted (and duplicate) returns.
+pub const ACCEPTED_DIR: &str = "已接收";
+/// Sub-folder of a unit's folder for rejected returns and their feedback.
+pub const REJECTED_DIR: &str = "退回";
+/// Suffix of the feedback workbook: `X.xlsx` → `X.错误说明.xlsx`.
+pub const FEEDBACK_SUFFIX: &str = ".错误说明.xlsx";
+
+/// Whether a file name in a drop folder is our own feedback output.
+pub fn is_feedback_name(name: &str) -> bool {
+    name.ends_with(FEEDBACK_SUFFIX)
+}

@@ -4,7 +4,7 @@
 //! touches the disk or a clock: `now` (monotonic) and `wall` (the file system's time scale) are
 //! parameters, so the tests drive it with a fake clock and tables of events.
 
-use crate::intake::{ACCEPTED_DIR, REJECTED_DIR, is_feedback_name};
+use crate::core::form::{ACCEPTED_DIR, REJECTED_DIR, is_feedback_name};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::core::calendar::stamp;
 use crate::core::findings::{Code, Finding};
+pub use crate::core::form::{ACCEPTED_DIR, FEEDBACK_SUFFIX, REJECTED_DIR, is_feedback_name};
 use crate::core::ids::mask_id;
 use crate::core::plan::Unit;
 use crate::core::returns::{self, Return};
@@ -17,14 +18,8 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Sub-folder of a unit's folder for accepted (and duplicate) returns.
-pub const ACCEPTED_DIR: &str = "已接收";
-/// Sub-folder of a unit's folder for rejected returns and their feedback.
-pub const REJECTED_DIR: &str = "退回";
 /// Folder under the archive for the one private copy of a file being taken in.
 const STAGING_DIR: &str = ".staging";
-/// Suffix of the feedback workbook: `X.xlsx` → `X.错误说明.xlsx`.
-pub const FEEDBACK_SUFFIX: &str = ".错误说明.xlsx";
 
 /// A file that could not be taken in; it stays where it is.
 #[derive(Debug, thiserror::Error)]
@@ -110,11 +105,6 @@ pub fn feedback_path_for(dest: &Path) -> PathBuf {
         .unwrap_or("return");
     let (stem, _) = split_name(name);
     dest.with_file_name(format!("{stem}{FEEDBACK_SUFFIX}"))
-}
-
-/// Whether a file name in a drop folder is our own feedback output.
-pub fn is_feedback_name(name: &str) -> bool {
-    name.ends_with(FEEDBACK_SUFFIX)
 }
 
 /// Copy `src` to `dst` durably: write to a temp file beside it, fsync, rename, fsync the folder.

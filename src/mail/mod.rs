@@ -14,6 +14,7 @@ use crate::core::count::Status;
 use crate::core::remind::{self, Closed, Phase};
 use crate::ledger::{Ledger, LedgerError, NewMessage};
 use crate::mail::url::{Security, SmtpUrl};
+use crate::settings::Environment;
 use chrono::DateTime;
 use chrono_tz::Tz;
 use lettre::message::header::{
@@ -80,14 +81,10 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// The transport configured for `config`, with env `TALLY_SMTP_URL` and
-    /// `TALLY_SMTP_PASSWORD` read here (and only here).
-    pub fn from_env(config: &Config) -> Result<Transport, MailError> {
-        let url = std::env::var(crate::settings::env::SMTP_URL)
-            .ok()
-            .filter(|s| !s.trim().is_empty());
-        let password = std::env::var(crate::settings::env::SMTP_PASSWORD).ok();
-        Transport::resolve(config, url, password)
+    /// The transport configured for `config`, with the environment's `TALLY_SMTP_URL` and
+    /// `TALLY_SMTP_PASSWORD` (read once, in [`crate::settings`]).
+    pub fn configured(config: &Config, env: &Environment) -> Result<Transport, MailError> {
+        Transport::resolve(config, env.smtp_url.clone(), env.smtp_password.clone())
     }
 
     /// The transport for `config` given the environment's URL and password.
@@ -667,13 +664,14 @@ impl SendReport {
 /// Send every queued message that is due at `now`, through the configured transport.
 pub fn send_due(
     config: &Config,
+    env: &Environment,
     ledger: &mut Ledger,
     now: DateTime<Tz>,
 ) -> Result<SendReport, MailError> {
     // Receipts get their figures now, right after their returns, even when the transport
     // cannot be used yet.
     finish_receipts(config, ledger, now)?;
-    let transport = Transport::from_env(config)?;
+    let transport = Transport::configured(config, env)?;
     send_due_with(config, ledger, now, &transport)
 }
 
@@ -1210,11 +1208,12 @@ fn window_record(
 /// What the daemon does on each tick: store what the schedule says is due, then send.
 pub fn tick(
     config: &Config,
+    env: &Environment,
     ledger: &mut Ledger,
     now: DateTime<Tz>,
 ) -> Result<(ScheduleReport, SendReport), MailError> {
     let report = schedule(config, ledger, now, false)?;
-    let sent = send_due(config, ledger, now)?;
+    let sent = send_due(config, env, ledger, now)?;
     Ok((report, sent))
 }
 

@@ -15,6 +15,7 @@ use crate::intake::{self, IntakeContext, IntakeError, Outcome};
 use crate::ledger::lock::{LockError, StateLock};
 use crate::ledger::{Ledger, NewMessage, NewSubmission, Submission, SubmissionStatus};
 use crate::mail::Transport;
+use crate::settings::Environment;
 use chrono::DateTime;
 use chrono_tz::Tz;
 use rusqlite::{OptionalExtension, params};
@@ -24,11 +25,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Test hook: `panic` makes the per-file work panic in the daemon itself (to test that a
-/// panic becomes that file's rejection); `enospc` makes the native watcher report the inotify
-/// watch limit (to test the fall-back to polling).
-pub const FAULT_ENV: &str = "TALLY_FAULT_WATCH";
 
 /// How long after a failure a file intake could not take in is tried again when it does not
 /// change (in every mode: the loop re-adds it on its own timer, events or no events).
@@ -79,6 +75,8 @@ pub struct Options {
     /// A file intake could not take in is tried again this much later ([`FAILED_RETRY`];
     /// shorter only in tests).
     pub failed_retry: Duration,
+    /// The environment, read once at start (SMTP overrides, test fault hooks).
+    pub env: Environment,
 }
 
 impl Options {
@@ -91,6 +89,7 @@ impl Options {
             once: false,
             clock,
             failed_retry: FAILED_RETRY,
+            env: Environment::default(),
         }
     }
 }
@@ -206,7 +205,12 @@ impl WatchError {
 
 impl Watcher {
     /// Start the watcher; its events go to `tx` as [`Msg::Fs`]. Nothing is watched yet.
-    pub fn create(self, tx: Sender<Msg>) -> Result<Box<dyn notify::Watcher + Send>, WatchError> {
+    /// `fault` is the test hook `TALLY_FAULT_WATCH` (`enospc`: the watch limit is reached).
+    pub fn create(
+        self,
+        tx: Sender<Msg>,
+        fault: Option<&str>,
+    ) -> Result<Box<dyn notify::Watcher + Send>, WatchError> {
         let handler = move |r: notify::Result<notify::Event>| {
             for e in convert(r) {
                 let _ = tx.send(Msg::Fs(e));
@@ -214,7 +218,7 @@ impl Watcher {
         };
         match self {
             Watcher::Native => {
-                if std::env::var(FAULT_ENV).as_deref() == Ok("enospc") {
+                if fault == Some("enospc") {
                     return Err(WatchError::limit_watches(None));
                 }
                 <notify::RecommendedWatcher as notify::Watcher>::new(
@@ -321,7 +325,7 @@ impl<'a> Daemon<'a> {
         };
         let ledger = Ledger::open(&config.state_path())?;
         // A bad SMTP setting is the user's to fix before the daemon runs for months.
-        let transport = Transport::from_env(config).map_err(|e| match e {
+        let transport = Transport::configured(config, &opts.env).map_err(|e| match e {
             crate::mail::MailError::Config(m) => crate::settings::UsageError(m).into(),
             e => anyhow::Error::from(e),
         })?;
@@ -514,7 +518,7 @@ impl<'a> Daemon<'a> {
     }
 
     fn watch_with(&mut self, kind: Watcher) -> Result<(), WatchError> {
-        let mut w = kind.create(self.tx.clone())?;
+        let mut w = kind.create(self.tx.clone(), self.opts.env.fault_watch.as_deref())?;
         let mut watched = HashMap::new();
         for dir in self.watched_dirs() {
             if dir.is_dir() {
@@ -1007,8 +1011,8 @@ impl<'a> Daemon<'a> {
             }))
         } else {
             let first = catch_unwind(AssertUnwindSafe(|| {
-                if std::env::var(FAULT_ENV).as_deref() == Ok("panic") {
-                    panic!("fault injected by {FAULT_ENV}");
+                if self.opts.env.fault_watch.as_deref() == Some("panic") {
+                    panic!("fault injected by {}", crate::settings::env::FAULT_WATCH);
                 }
                 intake::ingest(&ctx, ledger, unit, &path)
             }));
