@@ -100,6 +100,29 @@ fn too_large(message: impl Into<String>) -> Finding {
     Finding::file(Code::TooLarge, message)
 }
 
+/// A compression or encryption method a return may not use.
+fn unsupported(method: &str) -> Finding {
+    unreadable(format!(
+        "文件使用了不支持的压缩或加密方式（{method}）。请取消密码、用 Excel 或 WPS 另存为 .xlsx 后再报送。"
+    ))
+}
+
+/// A sink that keeps the CRC-32 of what is written to it.
+#[derive(Default)]
+struct Crc32Sink {
+    crc: crc32fast::Hasher,
+}
+
+impl std::io::Write for Crc32Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.crc.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Check a zip container before any XML is parsed: entry count, declared and real inflated
 /// sizes, inflate ratio. Inflates each entry into a sink, never into memory.
 pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
@@ -140,39 +163,47 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
             limits.zip_max_inflated_bytes
         )));
     }
-    // Declared sizes can lie: inflate for real, counting, with the same budget.
+    // Declared sizes can lie: inflate for real, counting, with the same budget. The raw
+    // (still compressed) entry is inflated here, so that an entry that inflates past its
+    // declared size is recognised by our own count, not by the text of the zip crate's error.
     let mut budget = limits.zip_max_inflated_bytes;
     for i in 0..archive.len() {
-        let mut entry = match archive.by_index(i) {
-            Ok(e) => e,
-            Err(zip::result::ZipError::UnsupportedArchive(msg)) => {
-                return Err(unreadable(format!(
-                    "文件使用了不支持的压缩或加密方式（{msg}）。请取消密码、用 Excel 或 WPS 另存为 .xlsx 后再报送。"
-                )));
-            }
-            Err(e) => {
-                return Err(unreadable(format!("文件已损坏（{e}），请重新保存后报送。")));
-            }
-        };
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| unreadable(format!("文件已损坏（{e}），请重新保存后报送。")))?;
         let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
-        let mut limited = (&mut entry).take(budget + 1);
-        let n = std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| {
-            // The zip reader stops an entry that inflates past its declared size: a lying
-            // header is a bomb, not a damaged file.
-            if e.to_string().contains("declared") {
-                too_large(format!(
-                    "文件内部部件“{name}”解压后超过了它声明的大小，不像正常的报表文件，未予读取。"
-                ))
-            } else {
+        let (declared, crc) = (entry.size(), entry.crc32());
+        let method = entry.compression();
+        if entry.encrypted() {
+            return Err(unsupported("encrypted"));
+        }
+        let inflated: Box<dyn Read + '_> = match method {
+            zip::CompressionMethod::Stored => Box::new(entry),
+            zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(entry)),
+            other => return Err(unsupported(&format!("{other:?}"))),
+        };
+        let mut sink = Crc32Sink::default();
+        let n = std::io::copy(&mut inflated.take(declared.min(budget) + 1), &mut sink).map_err(
+            |e| {
                 unreadable(format!(
                     "文件已损坏（部件“{name}”无法解压：{e}），请重新保存后报送。"
                 ))
-            }
-        })?;
+            },
+        )?;
+        if n > declared {
+            return Err(too_large(format!(
+                "文件内部部件“{name}”解压后超过了它声明的大小，不像正常的报表文件，未予读取。"
+            )));
+        }
         if n > budget {
             return Err(too_large(format!(
                 "文件解压后超过上限 {} 字节，未予读取。",
                 limits.zip_max_inflated_bytes
+            )));
+        }
+        if n < declared || sink.crc.finalize() != crc {
+            return Err(unreadable(format!(
+                "文件已损坏（部件“{name}”校验失败），请重新保存后报送。"
             )));
         }
         budget -= n;
@@ -578,6 +609,41 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::default()
+    }
+
+    /// A zip of one deflated entry of `len` bytes whose headers declare `declared` bytes.
+    fn lying_zip(len: usize, declared: u32) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut buf);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("xl/workbook.xml", options).unwrap();
+        w.write_all(&vec![b'a'; len]).unwrap();
+        w.finish().unwrap();
+        let mut bytes = buf.into_inner();
+        // The uncompressed size: offset 22 of the local header, 24 of the central header.
+        for (signature, offset) in [
+            ([0x50, 0x4b, 0x03, 0x04], 22),
+            ([0x50, 0x4b, 0x01, 0x02], 24),
+        ] {
+            let at = bytes.windows(4).position(|w| w == signature).unwrap() + offset;
+            bytes[at..at + 4].copy_from_slice(&declared.to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn an_entry_that_inflates_past_its_declared_size_is_too_large() {
+        let f = check_zip(&lying_zip(100_000, 1_000), &limits()).unwrap_err();
+        assert_eq!(f.code, Code::TooLarge, "{}", f.message);
+        assert!(f.message.contains("声明的大小"), "{}", f.message);
+    }
+
+    #[test]
+    fn an_entry_shorter_than_declared_is_damaged_not_a_bomb() {
+        let f = check_zip(&lying_zip(1_000, 2_000), &limits()).unwrap_err();
+        assert_eq!(f.code, Code::FileUnreadable, "{}", f.message);
+        check_zip(&lying_zip(1_000, 1_000), &limits()).unwrap();
     }
 
     #[test]
