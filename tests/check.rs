@@ -250,7 +250,7 @@ fn the_check_table_names_file_cell_and_fix() {
         ],
         1,
     );
-    assert!(out.contains("rejected"), "{out}");
+    assert!(out.contains("将被退回"), "{out}");
     assert!(out.contains("培训台账!C2"), "{out}");
     assert!(out.contains("id-invalid"), "{out}");
     assert!(out.contains("校验"), "{out}");

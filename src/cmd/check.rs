@@ -68,7 +68,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> 
     };
     if !args.file.is_file() {
         return Err(
-            crate::settings::UsageError(format!("{}: no such file", args.file.display())).into(),
+            crate::settings::UsageError(format!("{}：文件不存在", args.file.display())).into(),
         );
     }
     let ret = check_file(settings, &args.file, unit);
@@ -102,12 +102,12 @@ pub fn render_text(report: &CheckReport<'_>) -> String {
         .count();
     let warnings = report.findings.len() - errors;
     let mut out = format!(
-        "{}: {} — {} row(s), unit {}, month {}; {} error(s), {} warning(s)\n",
+        "{}：{} — 台账 {} 行，单位 {}，月份 {}；错误 {} 处，警告 {} 处\n",
         report.file,
         if report.accepted {
-            "accepted (可以接收)"
+            "可以接收"
         } else {
-            "rejected (将被退回)"
+            "将被退回"
         },
         report.rows,
         report.unit.as_deref().unwrap_or("?"),

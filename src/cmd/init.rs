@@ -21,25 +21,25 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitStatus> {
     let path = dir.join("tally.toml");
     if path.exists() {
         return Err(UsageError(format!(
-            "{}: already exists; tally init never overwrites a plan",
+            "{}：已存在；tally init 从不覆盖已有的计划",
             path.display()
         ))
         .into());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}：无法创建文件夹", dir.display()))?;
     std::fs::write(&path, REFERENCE_PLAN)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
+        .with_context(|| format!("{}：无法写入", path.display()))?;
     let config = Config::load(&path)?;
     for unit in &config.plan.units {
         let folder = config.unit_dir(unit);
         std::fs::create_dir_all(&folder)
-            .with_context(|| format!("{}: cannot create", folder.display()))?;
+            .with_context(|| format!("{}：无法创建文件夹", folder.display()))?;
     }
     println!(
-        "wrote {} and {} drop folders under {}",
+        "已写入 {}，并在 {} 下建立 {} 个单位报送文件夹",
         path.display(),
-        config.plan.units.len(),
-        config.watch_root().display()
+        config.watch_root().display(),
+        config.plan.units.len()
     );
     Ok(ExitStatus::Success)
 }

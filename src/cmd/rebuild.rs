@@ -15,7 +15,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     let target = config.master_path();
     if written != target {
         eprintln!(
-            "tally: {}: held open or read-only, so the new master was written to {}; close the file and run `tally rebuild` again",
+            "tally: {}：文件被打开或只读，新的总表已写到 {}；请关闭该文件后再运行 `tally rebuild`",
             target.display(),
             written.display()
         );

@@ -39,7 +39,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitStatus>
 /// The status as a table; lagging lines in red when `colour`.
 pub fn render_text(status: &Status, colour: bool) -> String {
     let mut out = format!(
-        "{} ({}) — as of {}\n\n",
+        "{}（{} 年度）— 统计时点 {}\n\n",
         status.plan, status.year, status.as_of
     );
     let mut rows = Vec::new();
@@ -77,8 +77,8 @@ pub fn render_text(status: &Status, colour: bool) -> String {
         &[
             "单位",
             "人员类别",
-            "指标",
-            "完成",
+            "年度指标",
+            "已完成",
             "完成率",
             "序时进度",
             "状态",
@@ -100,9 +100,9 @@ pub fn render_text(status: &Status, colour: bool) -> String {
         .filter(|u| !u.missing_months.is_empty())
         .collect();
     if !missing.is_empty() {
-        out.push_str("\n未报送 (no accepted return after the deadline):\n");
+        out.push_str("\n未报送（截止日后仍无被接收的月报）：\n");
         for u in missing {
-            let line = format!("  {}: {}", u.unit, u.missing_months.join(", "));
+            let line = format!("  {}: {}", u.unit, u.missing_months.join("、"));
             if colour {
                 out.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
             } else {
@@ -140,12 +140,12 @@ mod tests {
         };
         let plain = render_text(&status, false);
         assert!(
-            plain.contains("西兴街道  企业主要负责人  70    12    17.1%   34.8      滞后"),
+            plain.contains("西兴街道  企业主要负责人  70        12      17.1%   34.8      滞后"),
             "{plain}"
         );
         assert!(
             plain.ends_with(
-                "未报送 (no accepted return after the deadline):\n  西兴街道: 2020-05\n"
+                "未报送（截止日后仍无被接收的月报）：\n  西兴街道: 2020-05\n"
             ),
             "{plain}"
         );

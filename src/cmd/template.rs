@@ -51,6 +51,6 @@ pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatu
         }
     };
     crate::cmd::write_file(&path, &bytes)?;
-    println!("wrote {}", path.display());
+    println!("已写入 {}", path.display());
     Ok(ExitStatus::Success)
 }
