@@ -256,10 +256,12 @@ fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
     );
     let receipts = server.received().len();
 
-    // Monday 2020-07-06 09:30: every unit lags (months not reported), one reminder each.
+    // Monday 2020-07-06 09:30: every unit lags (months not reported), one reminder each; the
+    // digest; and June's return is due today (5 July is a Sunday, so the deadline moved to
+    // Monday): one 未报送提醒 per unit.
     let now = "2020-07-06T09:30:00";
     let dry = w.stdout(&["--now", now, "remind", "--dry-run"], 0);
-    assert!(dry.contains("将发送 5 封邮件"), "{dry}");
+    assert!(dry.contains("将发送 9 封邮件"), "{dry}");
     assert_eq!(server.received().len(), receipts, "--dry-run sends nothing");
     ok(&w.run(&["--now", now, "remind"]), 0);
     let mails = server.received();
@@ -681,27 +683,28 @@ fn duplicates_a_unit_mismatch_and_deadline_reminders_through_the_file_transport(
     );
     assert_eq!(tagged(&mails, "【退回】浦沿街道").len(), 1);
 
-    // 未报送提醒: on the last days before June's deadline (5 July), to those without June.
+    // 未报送提醒: on the last days before June's deadline (day 5 is a Sunday in 2020, so the
+    // deadline moves to Monday 6 July), to those without June.
     let before = w.files_in("outbox").len();
-    ok(&w.run(&["--now", "2020-07-02T10:00:00", "remind"]), 0);
+    ok(&w.run(&["--now", "2020-07-03T10:00:00", "remind"]), 0);
     let after_first = smtp::read_dir_mails(&w.join("outbox"), ".eml");
     assert!(
         tagged(&after_first, "【未报送提醒】").is_empty(),
-        "2 July is not within the last 3 days"
+        "3 July is not within the last 3 days up to 6 July"
     );
-    ok(&w.run(&["--now", "2020-07-03T10:00:00", "remind"]), 0);
-    ok(&w.run(&["--now", "2020-07-03T16:00:00", "remind"]), 0);
-    ok(&w.run(&["--now", "2020-07-05T10:00:00", "remind"]), 0);
+    ok(&w.run(&["--now", "2020-07-04T10:00:00", "remind"]), 0);
+    ok(&w.run(&["--now", "2020-07-04T16:00:00", "remind"]), 0);
+    ok(&w.run(&["--now", "2020-07-06T10:00:00", "remind"]), 0);
     let mails = smtp::read_dir_mails(&w.join("outbox"), ".eml");
     let due = tagged(&mails, "【未报送提醒】");
     assert_eq!(
         due.len(),
         8,
-        "4 units × (3 and 5 July), once a day: {:?}",
+        "4 units × (4 and 6 July), once a day: {:?}",
         due.iter().map(|m| &m.subject).collect::<Vec<_>>()
     );
     assert!(
-        due[0].subject.contains("2020年6月") && due[0].subject.contains("2020年7月5日"),
+        due[0].subject.contains("2020年6月") && due[0].subject.contains("2020年7月6日"),
         "{}",
         due[0].subject
     );

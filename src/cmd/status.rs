@@ -144,9 +144,7 @@ mod tests {
             "{plain}"
         );
         assert!(
-            plain.ends_with(
-                "未报送（截止日后仍无被接收的月报）：\n  西兴街道: 2020-05\n"
-            ),
+            plain.ends_with("未报送（截止日后仍无被接收的月报）：\n  西兴街道: 2020-05\n"),
             "{plain}"
         );
         assert!(!plain.contains('\x1b'));

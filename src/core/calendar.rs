@@ -2,7 +2,7 @@
 //! lagging rule (DESIGN.md §2, §4a). Pure: `now` is always a parameter, never the wall clock.
 
 use crate::core::plan::{Plan, ScheduleKind};
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -97,15 +97,106 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Tz> {
         .unwrap_or_else(|| tz.from_utc_datetime(&naive))
 }
 
-/// The first instant at which month `m`'s return is late: the start of day D+1 of month M+1.
-pub fn late_from(plan: &Plan, m: YearMonth) -> DateTime<Tz> {
-    let due_day = m.next().first_day() + chrono::Days::new(u64::from(plan.deadline_day));
-    start_of_day(plan.tz, due_day)
+/// One skipped date or an inclusive span of dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DateSpan {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
 }
 
-/// The last day on which month `m`'s return is on time.
+impl TryFrom<String> for DateSpan {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a date; write \"2020-10-01\" or a span \"2020-10-01..2020-10-08\""
+            )
+        };
+        let date = |x: &str| NaiveDate::parse_from_str(x.trim(), "%Y-%m-%d").map_err(|_| bad());
+        let (first, last) = match s.split_once("..") {
+            Some((a, b)) => (date(a)?, date(b)?),
+            None => (date(&s)?, date(&s)?),
+        };
+        if last < first {
+            return Err(format!("{s:?}: the span ends before it begins"));
+        }
+        Ok(DateSpan { first, last })
+    }
+}
+
+impl DateSpan {
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.first <= d && d <= self.last
+    }
+}
+
+/// Rest days and working days (`[plan.calendar]`): weekends, public holidays, and the
+/// adjusted working days (调休) that fall on a weekend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkCalendar {
+    /// Public holidays: a date or an inclusive span of dates ("2020-10-01..2020-10-08").
+    #[serde(default)]
+    pub holidays: Vec<DateSpan>,
+    /// Adjusted working days (调休): days of the weekend on which offices work.
+    #[serde(default)]
+    pub workdays: Vec<DateSpan>,
+    /// The days of the week that are rest days; Saturday and Sunday unless given.
+    #[serde(default = "default_weekend")]
+    pub weekend: Vec<Weekday>,
+}
+
+fn default_weekend() -> Vec<Weekday> {
+    vec![Weekday::Sat, Weekday::Sun]
+}
+
+impl WorkCalendar {
+    /// Whether offices work on `d`: an adjusted working day always; a holiday never; else
+    /// any day outside the weekend.
+    pub fn is_working_day(&self, d: NaiveDate) -> bool {
+        if self.workdays.iter().any(|s| s.contains(d)) {
+            return true;
+        }
+        !self.holidays.iter().any(|s| s.contains(d)) && !self.weekend.contains(&d.weekday())
+    }
+
+    /// `d` itself when it is a working day, else the next working day (at most a year on).
+    pub fn on_or_after(&self, d: NaiveDate) -> NaiveDate {
+        let mut day = d;
+        for _ in 0..366 {
+            if self.is_working_day(day) {
+                return day;
+            }
+            day = day.succ_opt().unwrap_or(day);
+        }
+        d
+    }
+}
+
+/// The last day on which month `m`'s return is on time: day D of month M+1, moved to the next
+/// working day of `[plan.calendar]` when it is a rest day (unmoved without a calendar).
 pub fn deadline_date(plan: &Plan, m: YearMonth) -> NaiveDate {
-    m.next().first_day() + chrono::Days::new(u64::from(plan.deadline_day) - 1)
+    let nominal = m.next().first_day() + chrono::Days::new(u64::from(plan.deadline_day) - 1);
+    match &plan.calendar {
+        Some(c) => c.on_or_after(nominal),
+        None => nominal,
+    }
+}
+
+/// The first instant at which month `m`'s return is late: the start of the day after its
+/// deadline.
+pub fn late_from(plan: &Plan, m: YearMonth) -> DateTime<Tz> {
+    start_of_day(plan.tz, deadline_date(plan, m) + chrono::Days::new(1))
+}
+
+/// Calendar days a return received at `received` is late for month `m` (0: on time). Counted
+/// from the (moved) deadline day to the day of receipt in the plan's time zone: received the
+/// day after the deadline is late by 1.
+pub fn days_late(plan: &Plan, m: YearMonth, received: DateTime<Tz>) -> u32 {
+    let day = received.with_timezone(&plan.tz).date_naive();
+    let late = (day - deadline_date(plan, m)).num_days();
+    u32::try_from(late.max(0)).unwrap_or(u32::MAX)
 }
 
 /// Months of the plan year whose deadline has passed at `now`.
@@ -195,6 +286,95 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Tz> {
         parse_now(s, chrono_tz::Asia::Shanghai).unwrap()
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn ym(s: &str) -> YearMonth {
+        YearMonth::parse(s).unwrap()
+    }
+
+    #[test]
+    fn deadlines_on_rest_days_move_to_the_next_working_day_of_2020() {
+        let c = reference();
+        // The examples, from the State Council's 2020 calendar.
+        for (month, due) in [
+            ("2020-03", "2020-04-07"), // 5 April: Sunday, 清明 4–6 April
+            ("2020-04", "2020-05-06"), // 5 May: 劳动节 1–5 May
+            ("2020-06", "2020-07-06"), // 5 July: Sunday
+            ("2020-09", "2020-10-09"), // 5 October: 国庆 1–8 October
+            ("2020-01", "2020-02-05"), // a Wednesday after the extended Spring Festival
+            ("2020-05", "2020-06-05"), // a Friday: unmoved
+            ("2020-12", "2021-01-05"), // a Tuesday
+        ] {
+            assert_eq!(deadline_date(&c, ym(month)), date(due), "{month}");
+        }
+        assert_eq!(late_from(&c, ym("2020-03")), at("2020-04-08"));
+    }
+
+    #[test]
+    fn adjusted_working_days_count_and_holidays_do_not() {
+        let cal = reference().calendar.unwrap();
+        assert!(
+            cal.is_working_day(date("2020-01-19")),
+            "Sunday 19 Jan is 调休"
+        );
+        assert!(
+            cal.is_working_day(date("2020-10-10")),
+            "Saturday 10 Oct is 调休"
+        );
+        assert!(
+            !cal.is_working_day(date("2020-02-01")),
+            "1 Feb became a rest day"
+        );
+        assert!(!cal.is_working_day(date("2020-10-05")), "国庆");
+        assert!(!cal.is_working_day(date("2020-07-05")), "a Sunday");
+        assert!(cal.is_working_day(date("2020-07-06")));
+        // A deadline on an adjusted working day stays: day 10 of October 2020 is a Saturday.
+        let mut c = reference();
+        c.deadline_day = 10;
+        assert_eq!(deadline_date(&c, ym("2020-09")), date("2020-10-10"));
+    }
+
+    #[test]
+    fn without_a_calendar_deadlines_are_never_moved() {
+        let mut c = reference();
+        c.calendar = None;
+        assert_eq!(deadline_date(&c, ym("2020-06")), date("2020-07-05"));
+        assert_eq!(deadline_date(&c, ym("2020-09")), date("2020-10-05"));
+    }
+
+    #[test]
+    fn days_late_count_calendar_days_from_the_moved_deadline() {
+        let c = reference();
+        let june = ym("2020-06");
+        assert_eq!(
+            days_late(&c, june, at("2020-07-06T23:59:59")),
+            0,
+            "the deadline day"
+        );
+        assert_eq!(
+            days_late(&c, june, at("2020-07-07T00:00:00")),
+            1,
+            "the day after"
+        );
+        assert_eq!(days_late(&c, june, at("2020-07-09T09:00:00")), 3);
+        assert_eq!(days_late(&c, june, at("2020-06-20T09:00:00")), 0, "early");
+        // In the plan's time zone: 16:30 UTC on 6 July is already 7 July in Shanghai.
+        assert_eq!(days_late(&c, june, at("2020-07-06T16:30:00Z")), 1);
+    }
+
+    #[test]
+    fn weekend_days_are_configurable() {
+        let cal: WorkCalendar =
+            toml::from_str("weekend = [\"friday\", \"Sat\"]\nholidays = []").unwrap();
+        assert_eq!(cal.weekend, [Weekday::Fri, Weekday::Sat]);
+        assert!(!cal.is_working_day(date("2020-07-03")));
+        assert!(cal.is_working_day(date("2020-07-05")));
+        let cal: WorkCalendar = toml::from_str("").unwrap();
+        assert_eq!(cal.weekend, [Weekday::Sat, Weekday::Sun]);
     }
 
     #[test]

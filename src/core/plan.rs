@@ -3,6 +3,7 @@
 //! with its validation. Reading the file is the config edge's job (`crate::config`); every
 //! edge owns its own settings beside this.
 
+use crate::core::calendar::WorkCalendar;
 use crate::core::fold::fold;
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -41,6 +42,10 @@ pub struct Plan {
     /// Mask 身份证号 in the master, mail and logs (330108********123X).
     #[serde(default = "default_true")]
     pub mask_ids: bool,
+    /// Rest days and adjusted working days (`[plan.calendar]`); none: deadlines are never
+    /// moved.
+    #[serde(default)]
+    pub calendar: Option<WorkCalendar>,
     /// Personnel categories (`[[categories]]`), in config order.
     #[serde(skip)]
     pub categories: Vec<Category>,

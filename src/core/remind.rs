@@ -20,39 +20,7 @@ pub enum Cadence {
     EveryDays(u32),
 }
 
-/// One skipped date or an inclusive span of dates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct DateSpan {
-    pub first: NaiveDate,
-    pub last: NaiveDate,
-}
-
-impl TryFrom<String> for DateSpan {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "{s:?} is not a date; write \"2020-10-01\" or a span \"2020-10-01..2020-10-08\""
-            )
-        };
-        let date = |x: &str| NaiveDate::parse_from_str(x.trim(), "%Y-%m-%d").map_err(|_| bad());
-        let (first, last) = match s.split_once("..") {
-            Some((a, b)) => (date(a)?, date(b)?),
-            None => (date(&s)?, date(&s)?),
-        };
-        if last < first {
-            return Err(format!("{s:?}: the span ends before it begins"));
-        }
-        Ok(DateSpan { first, last })
-    }
-}
-
-impl DateSpan {
-    pub fn contains(&self, d: NaiveDate) -> bool {
-        self.first <= d && d <= self.last
-    }
-}
+pub use crate::core::calendar::DateSpan;
 
 /// One kind of scheduled mail: whether it is sent, how often its windows open and at what
 /// local time.
