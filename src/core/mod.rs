@@ -10,6 +10,7 @@ pub mod findings;
 pub mod fold;
 pub mod form;
 pub mod ids;
+pub mod lateness;
 pub mod plan;
 pub mod remind;
 pub mod returns;

@@ -10,10 +10,13 @@ mod schedule;
 use crate::core::calendar::YearMonth;
 use crate::core::count::CountedRow;
 use crate::core::findings::{Code, Finding, Severity};
+use crate::core::lateness::{Arrival, Arrivals};
 use crate::core::returns::Row;
+use chrono::DateTime;
+use chrono_tz::Tz;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Ledger failures; all name the database file.
@@ -694,6 +697,48 @@ impl Ledger {
             .into_iter()
             .filter_map(|(u, m)| YearMonth::parse(&m).map(|m| (u, m)))
             .collect())
+    }
+
+    /// When each unit's returns arrived, per month: the first accepted return (superseded
+    /// since or not) and the latest rejected one, for lateness ([`crate::core::lateness`]).
+    pub fn arrivals(
+        &self,
+        tz: Tz,
+    ) -> Result<BTreeMap<String, BTreeMap<YearMonth, Arrivals>>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT unit, month, status, received_at, file_name FROM submissions \
+                 WHERE month IS NOT NULL AND status IN ('accepted','superseded','rejected') \
+                 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let found: Vec<(String, String, String, String, String)> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        let mut out: BTreeMap<String, BTreeMap<YearMonth, Arrivals>> = BTreeMap::new();
+        for (unit, month, status, received_at, file) in found {
+            let (Some(month), Ok(at)) = (
+                YearMonth::parse(&month),
+                DateTime::parse_from_rfc3339(&received_at),
+            ) else {
+                continue;
+            };
+            let arrival = Arrival {
+                received_at: at.with_timezone(&tz),
+                file,
+            };
+            let a = out.entry(unit).or_default().entry(month).or_default();
+            if status == "rejected" {
+                a.last_rejected = Some(arrival);
+            } else if a.first_accepted.is_none() {
+                a.first_accepted = Some(arrival);
+            }
+        }
+        Ok(out)
     }
 
     /// Queue messages outside an intake (reminders, digests), idempotently.
