@@ -122,19 +122,26 @@ pub struct Inconsistency {
 }
 
 impl fmt::Display for Inconsistency {
-    /// `附件!F7: 合计 stated 26000, columns add to 20600`.
+    /// `附件!F7：合计写的是 26000，但各列相加为 20600`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (what, parts) = match &self.total {
-            Total::Row { unit } => (format!("{unit} 合计"), "its figures add"),
-            Total::Column { category } => (format!("{category} 合计"), "units add"),
-            Total::Grand => ("合计".to_string(), "columns add"),
+            Total::Row { unit } => (format!("{unit}的合计"), "该单位各项"),
+            Total::Column { category } => (format!("{category}的合计"), "各单位"),
+            Total::Grand => ("合计".to_string(), "各列"),
         };
         write!(
             f,
-            "{}!{}: {what} stated {}, {parts} to {}",
+            "{}!{}：{what}写的是 {}，但{parts}相加为 {}",
             self.sheet, self.cell, self.stated, self.computed
         )
     }
+}
+
+/// A cell's text in Chinese quotation marks, with control characters escaped (a header label
+/// may hold a line break) so that one message stays on one line.
+fn quoted(text: &str) -> String {
+    let debug = format!("{text:?}");
+    format!("“{}”", &debug[1..debug.len() - 1])
 }
 
 /// A table that cannot be imported; each names the sheet and cell at fault.
@@ -142,12 +149,13 @@ impl fmt::Display for Inconsistency {
 pub enum TableError {
     /// No sheet has a row with 单位 in its first [`HEADER_SCAN_ROWS`] rows.
     #[error(
-        "no sheet has a header row with 单位 and a category ({categories}) in its first {HEADER_SCAN_ROWS} rows"
+        "没有哪个工作表在前 {HEADER_SCAN_ROWS} 行内有表头行（同一行写有“单位”和至少一个人员类别：{categories}）；请检查表头是否写了这些名称"
     )]
     HeaderMissing { categories: String },
     /// A header label that is no category, no 单位, 合计, 序号 or 备注.
     #[error(
-        "{at}: {label:?} is not a category of the plan (categories: {known}); if it names one, add it to that category's aliases in tally.toml"
+        "{at}：{}不是培训计划中的人员类别（人员类别：{known}）；如果它指的是其中之一，请在 tally.toml 中把它加到该人员类别的 aliases 里",
+        quoted(.label)
     )]
     CategoryUnknown {
         at: String,
@@ -155,7 +163,7 @@ pub enum TableError {
         known: String,
     },
     /// Two header columns name the same category, or 单位 / 合计 twice.
-    #[error("{at}: {label:?} is a second column for {what} (the first is {first})")]
+    #[error("{at}：{}是重复的{what}列（已有一列在 {first}）；请只保留一列", quoted(.label))]
     ColumnDuplicate {
         at: String,
         label: String,
@@ -163,11 +171,12 @@ pub enum TableError {
         first: String,
     },
     /// A category of the plan has no column in the table.
-    #[error("{at}: the header has no column for category {category}")]
+    #[error("{at}：表头中没有人员类别“{category}”这一列；请补上这一列")]
     CategoryMissing { at: String, category: String },
     /// A unit label that names no unit of the plan.
     #[error(
-        "{at}: {label:?} is not a unit of the plan (units: {known}); if it names one, add it to that unit's aliases in tally.toml"
+        "{at}：{}不是培训计划中的单位（单位：{known}）；如果它指的是其中之一，请在 tally.toml 中把它加到该单位的 aliases 里",
+        quoted(.label)
     )]
     UnitUnknown {
         at: String,
@@ -175,30 +184,30 @@ pub enum TableError {
         known: String,
     },
     /// A row with figures but no unit label.
-    #[error("{at}: the row has figures but no unit")]
+    #[error("{at}：这一行有数字，但没有填写单位；请填写单位名称")]
     UnitBlank { at: String },
     /// The same unit in two rows.
-    #[error("{at}: {unit} appears a second time (first at {first})")]
+    #[error("{at}：{unit}出现了第二次（第一次在 {first}）；请只保留一行")]
     UnitDuplicate {
         at: String,
         unit: String,
         first: String,
     },
     /// A unit of the plan has no row in the table.
-    #[error("{at}: the table has no row for unit {unit}")]
+    #[error("{at}：表中没有单位“{unit}”这一行；请补上这一行")]
     UnitMissing { at: String, unit: String },
     /// A second 合计 row.
-    #[error("{at}: a second 合计 row (the first is row {first})")]
+    #[error("{at}：出现了第二个合计行（第一个在第 {first} 行）；请只保留一个合计行")]
     TotalRowDuplicate { at: String, first: u32 },
     /// A unit's figure for a category is blank.
-    #[error("{at}: no figure for {unit} / {category}; enter 0 if the unit has no quota")]
+    #[error("{at}：{unit} / {category} 没有填写数字；该单位此类人员没有年度指标的，请填 0")]
     FigureBlank {
         at: String,
         unit: String,
         category: String,
     },
     /// A figure or total that is not a whole number in 0..=4294967295.
-    #[error("{at}: {value:?} is not a whole number of people (0 or more)")]
+    #[error("{at}：{}不是人数（应为 0 或以上的整数）", quoted(.value))]
     NotANumber { at: String, value: String },
 }
 
@@ -212,7 +221,7 @@ pub enum TableError {
 pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableError>> {
     let (sheet, header_row) = find_header(wb, config).ok_or_else(|| {
         vec![TableError::HeaderMissing {
-            categories: config.plan.category_names().join(", "),
+            categories: config.plan.category_names().join("、"),
         }]
     })?;
     let at = |row: u32, col: u32| format!("{}!{}", sheet.name, a1(row, col));
@@ -249,7 +258,7 @@ pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableErro
                 Some((first, _)) => errors.push(TableError::ColumnDuplicate {
                     at: at(header_row, col),
                     label: label.clone(),
-                    what: format!("category {}", category.name),
+                    what: format!("人员类别“{}”", category.name),
                     first: a1(header_row, *first),
                 }),
                 None => cat_cols.push((col, category.name.clone())),
@@ -258,7 +267,7 @@ pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableErro
             errors.push(TableError::CategoryUnknown {
                 at: at(header_row, col),
                 label: label.clone(),
-                known: config.plan.category_names().join(", "),
+                known: config.plan.category_names().join("、"),
             });
         }
     }
@@ -335,7 +344,7 @@ pub fn parse(wb: &Workbook, config: &Config) -> Result<QuotaTable, Vec<TableErro
             errors.push(TableError::UnitUnknown {
                 at: at(row, unit_col),
                 label,
-                known: config.plan.unit_names().join(", "),
+                known: config.plan.unit_names().join("、"),
             });
             continue;
         };
@@ -515,10 +524,11 @@ pub struct Change {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// The text is not TOML.
-    #[error("{0}")]
+    #[error("不是有效的 TOML（{0}）")]
     Syntax(#[from] toml_edit::TomlError),
-    /// A key on the way to a target holds something other than a table or an integer.
-    #[error("{key}: is not a {expected}; tally cannot write the targets there")]
+    /// A key on the way to a target holds something other than a table or an integer;
+    /// `expected` is said in words (表, 整数).
+    #[error("{key} 不是{expected}，tally 无法在此写入年度指标；请在 tally.toml 中改正这一项")]
     Shape { key: String, expected: &'static str },
 }
 
@@ -534,13 +544,13 @@ pub fn apply(src: &str, table: &QuotaTable) -> Result<(String, Vec<Change>), App
         let unit_item = child(targets, &row.unit, &path)?;
         let unit_table = unit_item
             .as_table_like_mut()
-            .ok_or_else(|| shape(&path, "table"))?;
+            .ok_or_else(|| shape(&path, TABLE))?;
         for (category, figure) in table.categories.iter().zip(&row.figures) {
-            let new = u32::try_from(figure.value).map_err(|_| shape(&path, "u32"))?;
+            let new = u32::try_from(figure.value).map_err(|_| shape(&path, SMALL_INTEGER))?;
             match unit_table.get_mut(category) {
                 Some(item) => {
                     let key = format!("{path}.{category:?}");
-                    let value = item.as_value_mut().ok_or_else(|| shape(&key, "integer"))?;
+                    let value = item.as_value_mut().ok_or_else(|| shape(&key, INTEGER))?;
                     let old = value.as_integer();
                     if old == Some(i64::from(new)) {
                         continue;
@@ -570,6 +580,11 @@ pub fn apply(src: &str, table: &QuotaTable) -> Result<(String, Vec<Change>), App
     Ok((doc.to_string(), changes))
 }
 
+/// What a key must hold, in words for [`ApplyError::Shape`].
+const TABLE: &str = "表（TOML table）";
+const INTEGER: &str = "整数";
+const SMALL_INTEGER: &str = "0 到 4294967295 之间的整数";
+
 fn shape(key: &str, expected: &'static str) -> ApplyError {
     ApplyError::Shape {
         key: key.to_string(),
@@ -582,7 +597,7 @@ fn child<'a>(parent: &'a mut Item, key: &str, path: &str) -> Result<&'a mut Item
     let inline = parent.is_inline_table();
     let table = parent
         .as_table_like_mut()
-        .ok_or_else(|| shape(path, "table"))?;
+        .ok_or_else(|| shape(path, TABLE))?;
     if table.get(key).is_none() {
         let new = if inline {
             Item::Value(Value::InlineTable(InlineTable::new()))
@@ -591,11 +606,11 @@ fn child<'a>(parent: &'a mut Item, key: &str, path: &str) -> Result<&'a mut Item
         };
         table.insert(key, new);
     }
-    let item = table.get_mut(key).ok_or_else(|| shape(path, "table"))?;
+    let item = table.get_mut(key).ok_or_else(|| shape(path, TABLE))?;
     if item.is_table_like() {
         Ok(item)
     } else {
-        Err(shape(path, "table"))
+        Err(shape(path, TABLE))
     }
 }
 
@@ -604,12 +619,12 @@ fn child<'a>(parent: &'a mut Item, key: &str, path: &str) -> Result<&'a mut Item
 pub fn write_config(path: &Path, original: &str, new: &str) -> anyhow::Result<()> {
     // Follow a symbolic link so that the rename replaces the file, not the link.
     let real = std::fs::canonicalize(path)
-        .with_context(|| format!("{}: cannot resolve", path.display()))?;
-    let current = std::fs::read_to_string(&real)
-        .with_context(|| format!("{}: cannot read", real.display()))?;
+        .with_context(|| format!("{}：无法确定文件的实际位置", path.display()))?;
+    let current =
+        std::fs::read_to_string(&real).with_context(|| format!("{}：无法读取", real.display()))?;
     if current != original {
         bail!(
-            "{}: changed on disk during the import; nothing written, run the import again",
+            "{}：导入期间文件被改动过，未写入；请重新运行导入",
             path.display()
         );
     }
@@ -617,12 +632,12 @@ pub fn write_config(path: &Path, original: &str, new: &str) -> anyhow::Result<()
     if let Err(e) = Config::load(path) {
         replace(&real, original).with_context(|| {
             format!(
-                "{}: the written file does not load ({e}) and could not be restored",
+                "{}：写入后的文件无法加载（{e}），且未能恢复原文件；请手工检查该文件",
                 path.display()
             )
         })?;
         bail!(
-            "{}: the written file does not load ({e}); the original was restored",
+            "{}：写入后的文件无法加载（{e}），已恢复原文件",
             path.display()
         );
     }
@@ -643,17 +658,17 @@ fn replace(path: &Path, text: &str) -> anyhow::Result<()> {
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+        .with_context(|| format!("{}：无法创建临时文件", dir.display()))?;
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("{}: cannot write", tmp.path().display()))?;
+        .with_context(|| format!("{}：无法写入", tmp.path().display()))?;
     if let Ok(meta) = std::fs::metadata(path) {
         std::fs::set_permissions(tmp.path(), meta.permissions())
-            .with_context(|| format!("{}: cannot set permissions", tmp.path().display()))?;
+            .with_context(|| format!("{}：无法设置文件权限", tmp.path().display()))?;
     }
     tmp.persist(path)
         .map_err(|e| e.error)
-        .with_context(|| format!("{}: cannot replace", path.display()))?;
+        .with_context(|| format!("{}：无法替换原文件", path.display()))?;
     Ok(())
 }
 
@@ -773,7 +788,7 @@ mod tests {
         );
         assert_eq!(
             found[0].to_string(),
-            "附件!F7: 合计 stated 26000, columns add to 20600"
+            "附件!F7：合计写的是 26000，但各列相加为 20600"
         );
     }
 
@@ -787,9 +802,9 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "附件!F4: 长河街道 合计 stated 5100, its figures add to 5150",
-                "附件!D7: 安全生产管理人员 合计 stated 300, units add to 320",
-                "附件!F7: 合计 stated 26000, columns add to 20600",
+                "附件!F4：长河街道的合计写的是 5100，但该单位各项相加为 5150",
+                "附件!D7：安全生产管理人员的合计写的是 300，但各单位相加为 320",
+                "附件!F7：合计写的是 26000，但各列相加为 20600",
             ]
         );
     }
@@ -815,7 +830,7 @@ mod tests {
         assert!(
             errors[0]
                 .to_string()
-                .starts_with("附件!B5: \"西湖街道\" is not a unit"),
+                .starts_with("附件!B5：“西湖街道”不是培训计划中的单位"),
             "{}",
             errors[0]
         );
@@ -833,6 +848,25 @@ mod tests {
             "{errors:?}"
         );
         assert!(errors.iter().any(|e| matches!(e, TableError::CategoryMissing { category, .. } if category == "其他从业人员")));
+    }
+
+    #[test]
+    fn a_label_with_a_line_break_is_quoted_on_one_line() {
+        let mut sheet = reference_sheet();
+        sheet.rows[1][4] = t("一般\n员工");
+        let errors = parse(&wb(sheet), &config()).unwrap_err();
+        let text = errors
+            .iter()
+            .find(|e| matches!(e, TableError::CategoryUnknown { .. }))
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            text.starts_with(
+                "附件!E2：“一般\\n员工”不是培训计划中的人员类别（人员类别：企业主要负责人、"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
     }
 
     #[test]
@@ -876,10 +910,10 @@ mod tests {
         assert_eq!(
             text,
             [
-                "附件!C3: \"七十\" is not a whole number of people (0 or more)",
-                "附件!D4: no figure for 长河街道 / 安全生产管理人员; enter 0 if the unit has no quota",
-                "附件!E5: \"12.5\" is not a whole number of people (0 or more)",
-                "附件!F6: \"#REF!\" is not a whole number of people (0 or more)",
+                "附件!C3：“七十”不是人数（应为 0 或以上的整数）",
+                "附件!D4：长河街道 / 安全生产管理人员 没有填写数字；该单位此类人员没有年度指标的，请填 0",
+                "附件!E5：“12.5”不是人数（应为 0 或以上的整数）",
+                "附件!F6：“#REF!”不是人数（应为 0 或以上的整数）",
             ]
         );
     }
@@ -1037,7 +1071,12 @@ mod tests {
     fn apply_refuses_a_target_that_is_not_a_table() {
         let src = "targets = 3\n";
         let table = parse(&wb(reference_sheet()), &config()).unwrap();
-        assert!(matches!(apply(src, &table), Err(ApplyError::Shape { .. })));
+        let err = apply(src, &table).unwrap_err();
+        assert!(matches!(err, ApplyError::Shape { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "targets 不是表（TOML table），tally 无法在此写入年度指标；请在 tally.toml 中改正这一项"
+        );
     }
 
     fn fixture(name: &str) -> Workbook {
@@ -1072,7 +1111,7 @@ mod tests {
         assert!(
             errors[0]
                 .to_string()
-                .starts_with("附件!B5: \"西湖街道\" is not a unit of the plan"),
+                .starts_with("附件!B5：“西湖街道”不是培训计划中的单位"),
             "{errors:?}"
         );
     }

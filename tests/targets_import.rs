@@ -129,10 +129,13 @@ fn the_reference_attachment_is_refused_naming_the_grand_total_cell() {
     run.expect_code(1);
     let out = run.stdout();
     assert!(
-        out.contains("附件!F7: 合计 stated 26000, columns add to 20600"),
+        out.contains("附件!F7：合计写的是 26000，但各列相加为 20600"),
         "{out}"
     );
-    assert!(out.contains("refused"), "{out}");
+    assert!(
+        out.contains("已拒绝：所写合计与各单位数字不符；tally.toml 未改动。"),
+        "{out}"
+    );
     assert!(
         out.contains("--use-computed") && out.contains("--accept-stated"),
         "{out}"
@@ -148,11 +151,17 @@ fn the_reference_attachment_with_accept_stated_is_imported() {
     run.expect_code(0);
     let out = run.stdout();
     assert!(
-        out.contains("附件!F7: 合计 stated 26000, columns add to 20600"),
+        out.contains("附件!F7：合计写的是 26000，但各列相加为 20600"),
         "{out}"
     );
-    assert!(out.contains("accepted as stated"), "{out}");
-    assert!(out.contains("2 target(s) changed"), "{out}");
+    assert!(
+        out.contains("--accept-stated：上面所写的合计按原样接受"),
+        "{out}"
+    );
+    assert!(
+        out.contains("已更新 tally.toml：2 个年度指标有变化"),
+        "{out}"
+    );
     assert_eq!(wd.targets(), reference_targets());
     // The only bytes that changed are the two drifted values.
     assert_eq!(wd.config_text(), REFERENCE);
@@ -166,10 +175,13 @@ fn the_reference_attachment_with_use_computed_is_imported() {
     run.expect_code(0);
     let out = run.stdout();
     assert!(
-        out.contains("附件!F7: 合计 stated 26000, columns add to 20600"),
+        out.contains("附件!F7：合计写的是 26000，但各列相加为 20600"),
         "{out}"
     );
-    assert!(out.contains("computed"), "{out}");
+    assert!(
+        out.contains("--use-computed：不采用上面所写的合计"),
+        "{out}"
+    );
     assert_eq!(wd.targets(), reference_targets());
     assert_eq!(wd.config_text(), REFERENCE);
 }
@@ -179,7 +191,12 @@ fn the_reference_attachment_over_the_reference_plan_changes_nothing() {
     let wd = Workdir::new();
     let run = wd.import("reference-attachment.xlsx", &["--use-computed"]);
     run.expect_code(0);
-    assert!(run.stdout().contains("nothing written"), "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("tally.toml 中已是这些年度指标，未写入。"),
+        "{}",
+        run.stdout()
+    );
     assert_eq!(wd.config_text().as_bytes(), REFERENCE.as_bytes());
 }
 
@@ -189,8 +206,11 @@ fn a_consistent_table_is_imported_keeping_comments_and_layout() {
     let run = wd.import("consistent.xlsx", &[]);
     run.expect_code(0);
     let out = run.stdout();
-    assert!(out.contains("every stated total agrees"), "{out}");
-    assert!(out.contains("12 target(s) changed"), "{out}");
+    assert!(out.contains("所写合计与各项数字全部相符"), "{out}");
+    assert!(
+        out.contains("已更新 tally.toml：12 个年度指标有变化"),
+        "{out}"
+    );
 
     let expected = targets_of(&[
         ("西兴街道", [60, 90, 4000]),
@@ -233,7 +253,9 @@ fn a_consistent_table_is_imported_keeping_comments_and_layout() {
     let again = wd.import("consistent.xlsx", &[]);
     again.expect_code(0);
     assert!(
-        again.stdout().contains("nothing written"),
+        again
+            .stdout()
+            .contains("tally.toml 中已是这些年度指标，未写入。"),
         "{}",
         again.stdout()
     );
@@ -246,7 +268,11 @@ fn an_unknown_unit_is_refused_naming_its_cell() {
     let run = wd.import("unknown-unit.xlsx", &["--use-computed"]);
     run.expect_code(1);
     let out = run.stdout();
-    assert!(out.contains("附件!B5: \"西湖街道\" is not a unit"), "{out}");
+    assert!(
+        out.contains("附件!B5：“西湖街道”不是培训计划中的单位"),
+        "{out}"
+    );
+    assert!(out.contains("tally.toml 未改动"), "{out}");
     assert_eq!(wd.config_text().as_bytes(), REFERENCE.as_bytes());
     assert_eq!(wd.entries(), ["tally.toml"]);
 }
@@ -268,7 +294,7 @@ fn a_missing_file_is_a_usage_error() {
     let run = wd.import("no-such-table.xlsx", &[]);
     run.expect_code(2);
     assert!(
-        run.stderr().contains("no-such-table.xlsx"),
+        run.stderr().contains("no-such-table.xlsx：文件不存在"),
         "{}",
         run.stderr()
     );
@@ -290,7 +316,7 @@ fn a_file_that_is_not_a_workbook_is_refused() {
     let run = wd.import("make_targets.py", &[]);
     run.expect_code(1);
     assert!(
-        run.stdout().contains("cannot be read as a workbook"),
+        run.stdout().contains("已拒绝，无法作为工作簿读取"),
         "{}",
         run.stdout()
     );
