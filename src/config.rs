@@ -5,6 +5,7 @@
 use crate::core::plan::{Category, Plan, Problem, Seg, Unit};
 use crate::mail::settings::MailSettings;
 use crate::master::settings::MasterSettings;
+use crate::progress::ProgressSettings;
 use crate::read::Limits;
 use crate::watch::settings::WatchSettings;
 use serde::Deserialize;
@@ -43,6 +44,8 @@ pub struct Config {
     pub limits: Limits,
     /// The master workbook: how many earlier versions to keep.
     pub master: MasterSettings,
+    /// Each unit's progress workbook in its folder.
+    pub progress: ProgressSettings,
     /// The daemon: how it watches and when a dropped file counts as complete.
     pub watch: WatchSettings,
     /// Mail: transport, addresses, the reminder and digest schedule, retries.
@@ -65,6 +68,8 @@ struct File {
     limits: Limits,
     #[serde(default)]
     master: MasterSettings,
+    #[serde(default)]
+    progress: ProgressSettings,
     #[serde(default)]
     watch: WatchSettings,
     #[serde(default)]
@@ -128,6 +133,7 @@ impl Config {
             paths: file.paths,
             limits: file.limits,
             master: file.master,
+            progress: file.progress,
             watch: file.watch,
             mail: file.mail,
             base_dir: base_dir.to_path_buf(),
@@ -153,6 +159,9 @@ impl Config {
         let mut out = self.plan.problems();
         for (key, message) in self.limits.problems() {
             out.push((vec![Seg::Key("limits"), Seg::Key(key)], message));
+        }
+        for (key, message) in self.progress.problems() {
+            out.push((vec![Seg::Key("progress"), Seg::Key(key)], message));
         }
         for (key, message) in self.watch.problems() {
             out.push((vec![Seg::Key("watch"), Seg::Key(key)], message));

@@ -11,3 +11,21 @@ pub fn sync_dir(dir: &Path) {
         let _ = d.sync_all();
     }
 }
+
+/// Temporary files tally writes beside a file it replaces start with this: hidden on Unix,
+/// and a name the watcher never takes as a return.
+pub const TEMP_PREFIX: &str = ".tally-";
+/// …and end with this (the watcher ignores `*.tmp`).
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// Temporary files are private (0600); a file published for others on the share (the master,
+/// a unit's progress workbook) gets 0644 before it is renamed into place.
+pub fn shared_mode(file: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+}

@@ -3,7 +3,7 @@
 //! Layers (DESIGN.md §7), dependencies pointing one way, cmd → edges → core:
 //! - `core`: the pure domain; imports no edge.
 //! - edges, each owning its settings from tally.toml: `config` (the file), `read`, `ledger`,
-//!   `intake`, `master`, `feedback`, `template`, `targets`, `watch`, `mail`, `logging`.
+//!   `intake`, `master`, `progress`, `feedback`, `template`, `targets`, `watch`, `mail`, `logging`.
 //! - `settings` (resolved once: config, clock, environment) and `cmd` (clap, one module per
 //!   command).
 
@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod logging;
 pub mod mail;
 pub mod master;
+pub mod progress;
 pub mod read;
 pub mod settings;
 pub mod targets;

@@ -1,5 +1,5 @@
-//! `tally rebuild`: rewrite the master workbook from the ledger (issue 4), and the same
-//! rebuild after an intake. The work is `master::rebuild`; this only takes the lock and reports.
+//! `tally rebuild`: rewrite the master workbook from the ledger (issue 4) and each unit's
+//! progress workbook, and the same rebuild after an intake. The work is `master::rebuild`; this only takes the lock and reports.
 
 use crate::ledger::Ledger;
 use crate::ledger::lock::StateLock;
@@ -21,6 +21,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
         );
     }
     println!("{}", written.display());
+    // Each unit's own workbook follows the master; a unit's file held open is left for now.
+    for (unit, result) in crate::progress::publish_all(config, &ledger, settings.now)? {
+        if let Err(e) = result {
+            eprintln!("tally: {unit}：本单位进度表未能写入：{e}");
+        }
+    }
     Ok(ExitStatus::Success)
 }
 
@@ -29,5 +35,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
 pub fn after_intake(settings: &Settings, ledger: &Ledger) {
     if let Err(e) = master::rebuild(&settings.config, ledger, settings.now) {
         tracing::error!(error = %e, "the master workbook was not rebuilt; run `tally rebuild` to retry");
+    }
+    // Failures of single units are logged by `publish_all`.
+    if let Err(e) = crate::progress::publish_all(&settings.config, ledger, settings.now) {
+        tracing::error!(error = %e, "the units' progress workbooks were not written");
     }
 }

@@ -1,0 +1,499 @@
+//! Each unit's own progress workbook (本单位进度.xlsx) in its folder: its figures against its
+//!年度指标 and 序时进度, its row of the 报送日历, every return it sent with the outcome, its
+//! open findings and its counted roster — and nothing of any other unit. Rendering is a pure
+//! function of (plan, the unit's records, now); [`publish`] writes it atomically beside the
+//! unit's returns and leaves a copy the clerk holds open alone.
+
+use crate::config::Config;
+use crate::core::calendar::{self, YearMonth};
+use crate::core::count::{CountedRow, UnitStatus};
+use crate::core::findings::{Finding, Severity};
+use crate::core::ids::mask_id;
+use crate::core::lateness::{MonthEntry, MonthState};
+use crate::core::plan::Unit;
+use crate::ledger::{Ledger, LedgerError, Submission, SubmissionStatus};
+use chrono::DateTime;
+use chrono_tz::Tz;
+use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `[progress]` in tally.toml: the unit's progress workbook.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgressSettings {
+    /// Write the workbook into each unit's folder after every burst.
+    pub enabled: bool,
+    /// Its file name in the unit's folder.
+    pub file_name: String,
+    /// 身份证号 in its roster: "masked" (330108********123X) or "full" (as the unit typed them).
+    pub ids: IdDisplay,
+}
+
+impl Default for ProgressSettings {
+    fn default() -> Self {
+        ProgressSettings {
+            enabled: true,
+            file_name: "本单位进度.xlsx".into(),
+            ids: IdDisplay::Masked,
+        }
+    }
+}
+
+impl ProgressSettings {
+    /// Every value that cannot be used, with its key under `[progress]`.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let name = &self.file_name;
+        let plain = !name.is_empty()
+            && !name.contains(['/', '\\'])
+            && !name.starts_with(['.', '~'])
+            && name.to_lowercase().ends_with(".xlsx");
+        if plain {
+            Vec::new()
+        } else {
+            vec![(
+                "file_name",
+                format!("{name:?} must be a plain file name ending in .xlsx"),
+            )]
+        }
+    }
+}
+
+/// How 身份证号 are shown in the unit's roster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdDisplay {
+    #[default]
+    Masked,
+    Full,
+}
+
+/// A progress workbook that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgressError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// rust_xlsxwriter refused the workbook.
+    #[error("{unit}: cannot build the progress workbook: {source}")]
+    Xlsx { unit: String, source: XlsxError },
+    /// A file step failed.
+    #[error("{path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// What one unit's workbook shows.
+pub struct UnitRecords<'a> {
+    pub unit: &'a Unit,
+    pub status: &'a UnitStatus,
+    /// The twelve months of the plan year (`core::lateness`).
+    pub months: &'a [MonthEntry],
+    pub on_time_rate: Option<f64>,
+    /// Every return the unit sent, in the order received.
+    pub submissions: Vec<&'a Submission>,
+    /// Open findings: (month, file, finding).
+    pub findings: Vec<(String, String, Finding)>,
+    /// Its counted rows.
+    pub rows: Vec<&'a CountedRow>,
+}
+
+/// What happened to one unit's workbook.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Published {
+    Written(PathBuf),
+    /// The clerk has it open (an Office lock file beside it, or the rename refused).
+    HeldOpen(PathBuf),
+}
+
+const TITLE: &str = "本单位进度";
+const MONTHS_SHEET: &str = "报送日历";
+const RETURNS_SHEET: &str = "报送记录";
+const FINDINGS_SHEET: &str = "待改问题";
+const ROSTER_SHEET: &str = "培训台账";
+
+/// The workbook of one unit, as bytes.
+pub fn render(
+    config: &Config,
+    records: &UnitRecords<'_>,
+    now: DateTime<Tz>,
+) -> Result<Vec<u8>, XlsxError> {
+    let plan = &config.plan;
+    let s = Styles::new();
+    let mut book = Workbook::new();
+
+    let ws = book.add_worksheet().set_name(TITLE)?;
+    ws.write_string_with_format(
+        0,
+        0,
+        format!("{}　{}", plan.title, records.unit.name),
+        &s.title,
+    )?;
+    ws.write_string(
+        1,
+        0,
+        format!(
+            "统计时点：{}　　本表只含本单位的数据，由 tally 自动生成，请勿修改后报送。",
+            now.format("%Y-%m-%d %H:%M")
+        ),
+    )?;
+    let headers = [
+        "人员类别",
+        "年度指标",
+        "已完成",
+        "完成率",
+        "序时进度",
+        "状态",
+    ];
+    for (c, h) in headers.iter().enumerate() {
+        ws.write_string_with_format(3, c as u16, *h, &s.header)?;
+    }
+    for (i, c) in records.status.categories.iter().enumerate() {
+        let r = 4 + i as u32;
+        let rate = if c.target == 0 {
+            0.0
+        } else {
+            c.completed as f64 / f64::from(c.target)
+        };
+        ws.write_string_with_format(r, 0, &c.category, &s.cell)?;
+        ws.write_number_with_format(r, 1, f64::from(c.target), &s.cell)?;
+        ws.write_number_with_format(r, 2, c.completed as f64, &s.cell)?;
+        ws.write_number_with_format(r, 3, rate, &s.percent)?;
+        ws.write_number_with_format(r, 4, c.expected, &s.decimal)?;
+        let (text, fmt) = if c.lagging {
+            ("滞后", &s.lagging)
+        } else {
+            ("正常", &s.cell)
+        };
+        ws.write_string_with_format(r, 5, text, fmt)?;
+    }
+    ws.set_column_width(0, 18)?;
+    ws.set_column_range_width(1, 5, 11)?;
+
+    let ws = book.add_worksheet().set_name(MONTHS_SHEET)?;
+    ws.write_string_with_format(0, 0, "报送月份", &s.header)?;
+    ws.write_string_with_format(0, 1, "状态", &s.header)?;
+    ws.write_string_with_format(0, 2, "截止日", &s.header)?;
+    ws.write_string_with_format(0, 3, "收到时间", &s.header)?;
+    ws.write_string_with_format(0, 4, "文件", &s.header)?;
+    for (i, m) in records.months.iter().enumerate() {
+        let r = 1 + i as u32;
+        let Some(month) = YearMonth::parse(&m.month) else {
+            continue;
+        };
+        ws.write_string_with_format(r, 0, month.label_zh(), &s.cell)?;
+        ws.write_string_with_format(r, 1, m.state.label(m.days_late), s.state(m.state))?;
+        let due = calendar::deadline_date(plan, month);
+        ws.write_string_with_format(r, 2, due.format("%Y-%m-%d").to_string(), &s.cell)?;
+        ws.write_string_with_format(r, 3, m.received_at.as_deref().unwrap_or(""), &s.cell)?;
+        ws.write_string_with_format(r, 4, m.file.as_deref().unwrap_or(""), &s.cell)?;
+    }
+    let rate = records
+        .on_time_rate
+        .map_or_else(|| "—".to_string(), |r| format!("{:.0}%", r * 100.0));
+    ws.write_string(
+        14,
+        0,
+        format!("按时报送率：{rate}（已到截止日或已报送的月份中按时的比例）"),
+    )?;
+    ws.set_column_width(0, 12)?;
+    ws.set_column_width(1, 12)?;
+    ws.set_column_width(2, 12)?;
+    ws.set_column_width(3, 26)?;
+    ws.set_column_width(4, 36)?;
+
+    let ws = book.add_worksheet().set_name(RETURNS_SHEET)?;
+    let headers = [
+        "文件",
+        "报送月份",
+        "收到时间",
+        "结果",
+        "台账行数",
+        "错误",
+        "提醒",
+    ];
+    header_row(ws, &headers, &s)?;
+    for (i, sub) in records.submissions.iter().enumerate() {
+        let r = 1 + i as u32;
+        ws.write_string_with_format(r, 0, &sub.file_name, &s.cell)?;
+        let month = sub.month.map(|m| m.label_zh()).unwrap_or_default();
+        ws.write_string_with_format(r, 1, month, &s.cell)?;
+        ws.write_string_with_format(r, 2, &sub.received_at, &s.cell)?;
+        ws.write_string_with_format(r, 3, sub.status.label_zh(), &s.cell)?;
+        ws.write_number_with_format(r, 4, sub.rows as f64, &s.cell)?;
+        ws.write_number_with_format(r, 5, sub.errors as f64, &s.cell)?;
+        ws.write_number_with_format(r, 6, sub.warnings as f64, &s.cell)?;
+    }
+    ws.set_column_width(0, 36)?;
+    ws.set_column_width(1, 12)?;
+    ws.set_column_width(2, 26)?;
+
+    let ws = book.add_worksheet().set_name(FINDINGS_SHEET)?;
+    let headers = ["报送月份", "文件", "级别", "位置", "代码", "说明"];
+    header_row(ws, &headers, &s)?;
+    for (i, (month, file, f)) in records.findings.iter().enumerate() {
+        let r = 1 + i as u32;
+        ws.write_string_with_format(r, 0, month, &s.cell)?;
+        ws.write_string_with_format(r, 1, file, &s.cell)?;
+        let fmt = if f.severity == Severity::Error {
+            &s.lagging
+        } else {
+            &s.cell
+        };
+        ws.write_string_with_format(r, 2, f.severity.label(), fmt)?;
+        ws.write_string_with_format(r, 3, f.location(), &s.cell)?;
+        ws.write_string_with_format(r, 4, f.code.to_string(), &s.cell)?;
+        ws.write_string_with_format(r, 5, &f.message, &s.wrap)?;
+    }
+    ws.set_column_width(1, 30)?;
+    ws.set_column_width(3, 16)?;
+    ws.set_column_width(4, 20)?;
+    ws.set_column_width(5, 60)?;
+
+    let ws = book.add_worksheet().set_name(ROSTER_SHEET)?;
+    let headers = [
+        "报送月份",
+        "姓名",
+        "身份证号",
+        "企业名称",
+        "人员类别",
+        "培训日期",
+        "培训学时",
+        "考核结果",
+        "证书编号",
+    ];
+    header_row(ws, &headers, &s)?;
+    for (i, c) in records.rows.iter().enumerate() {
+        let r = 1 + i as u32;
+        let row = &c.row;
+        let id = match config.progress.ids {
+            IdDisplay::Masked => mask_id(&row.id),
+            IdDisplay::Full => row.id.clone(),
+        };
+        ws.write_string(r, 0, c.month.label_zh())?;
+        ws.write_string(r, 1, &row.name)?;
+        ws.write_string(r, 2, id)?;
+        ws.write_string(r, 3, &row.enterprise)?;
+        ws.write_string(r, 4, &row.category)?;
+        ws.write_string(r, 5, row.date.format("%Y-%m-%d").to_string())?;
+        ws.write_number(r, 6, row.hours)?;
+        ws.write_string(r, 7, if row.passed { "合格" } else { "不合格" })?;
+        ws.write_string(r, 8, &row.certificate)?;
+    }
+    ws.set_column_width(2, 22)?;
+    ws.set_column_width(3, 30)?;
+    ws.set_column_width(4, 18)?;
+    ws.set_column_width(5, 12)?;
+    ws.set_freeze_panes(1, 0)?;
+
+    book.save_to_buffer()
+}
+
+fn header_row(ws: &mut Worksheet, headers: &[&str], s: &Styles) -> Result<(), XlsxError> {
+    for (c, h) in headers.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *h, &s.header)?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    Ok(())
+}
+
+struct Styles {
+    title: Format,
+    header: Format,
+    cell: Format,
+    wrap: Format,
+    percent: Format,
+    decimal: Format,
+    lagging: Format,
+    on_time: Format,
+    late: Format,
+    missing: Format,
+    rejected: Format,
+}
+
+impl Styles {
+    fn new() -> Styles {
+        let cell = Format::new().set_border(FormatBorder::Thin);
+        let fill = |c: u32| cell.clone().set_background_color(Color::RGB(c));
+        Styles {
+            title: Format::new().set_bold().set_font_size(14),
+            header: cell
+                .clone()
+                .set_bold()
+                .set_align(FormatAlign::Center)
+                .set_background_color(Color::RGB(0xDDEBF7)),
+            wrap: cell.clone().set_text_wrap(),
+            percent: cell.clone().set_num_format("0.0%"),
+            decimal: cell.clone().set_num_format("0.0"),
+            lagging: cell.clone().set_font_color(Color::RGB(0xC00000)),
+            on_time: fill(0xC6EFCE),
+            late: fill(0xFFEB9C),
+            missing: fill(0xFFC7CE),
+            rejected: fill(0xF8CBAD),
+            cell,
+        }
+    }
+
+    fn state(&self, state: MonthState) -> &Format {
+        match state {
+            MonthState::OnTime => &self.on_time,
+            MonthState::Late => &self.late,
+            MonthState::Missing => &self.missing,
+            MonthState::Rejected => &self.rejected,
+            MonthState::NotDue => &self.cell,
+        }
+    }
+}
+
+/// The unit's open findings: every finding of the latest rejected return of a month still
+/// without an accepted one, and the warnings of its counted returns.
+fn open_findings(
+    ledger: &Ledger,
+    subs: &[&Submission],
+    months: &[MonthEntry],
+) -> Result<Vec<(String, String, Finding)>, LedgerError> {
+    let mut out = Vec::new();
+    for sub in subs {
+        let month = sub.month.map(|m| m.to_string()).unwrap_or_default();
+        let open_rejection = sub.status == SubmissionStatus::Rejected
+            && months.iter().any(|m| {
+                m.month == month
+                    && m.state == MonthState::Rejected
+                    && m.file.as_deref() == Some(&sub.file_name)
+            });
+        let counted = sub.status == SubmissionStatus::Accepted;
+        if !(open_rejection || counted) {
+            continue;
+        }
+        for f in ledger.findings(sub.id)? {
+            if open_rejection || f.severity == Severity::Warning {
+                let label = sub.month.map(|m| m.label_zh()).unwrap_or_default();
+                out.push((label, sub.file_name.clone(), f));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Write every unit's workbook into its folder; a failure for one unit is logged and the
+/// others still get theirs.
+pub fn publish_all(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+) -> Result<Vec<(String, Result<Published, ProgressError>)>, LedgerError> {
+    if !config.progress.enabled {
+        return Ok(Vec::new());
+    }
+    let plan = &config.plan;
+    let rows = ledger.counted_rows()?;
+    let accepted = ledger.accepted_months()?;
+    let status = crate::core::count::status(plan, now, &rows, &accepted);
+    let arrivals = ledger.arrivals(plan.tz)?;
+    let submissions = ledger.submissions()?;
+    let mut out = Vec::new();
+    for unit in &plan.units {
+        let Some(unit_status) = status.units.iter().find(|u| u.unit == unit.name) else {
+            continue;
+        };
+        let months = crate::core::lateness::unit_months(
+            plan,
+            now,
+            arrivals.get(&unit.name).unwrap_or(&Default::default()),
+        );
+        let subs: Vec<&Submission> = submissions.iter().filter(|s| s.unit == unit.name).collect();
+        let result = open_findings(ledger, &subs, &months)
+            .map_err(ProgressError::from)
+            .and_then(|findings| {
+                let records = UnitRecords {
+                    unit,
+                    status: unit_status,
+                    on_time_rate: crate::core::lateness::on_time_rate(&months),
+                    months: &months,
+                    submissions: subs.clone(),
+                    findings,
+                    rows: rows.iter().filter(|r| r.unit == unit.name).collect(),
+                };
+                let bytes =
+                    render(config, &records, now).map_err(|source| ProgressError::Xlsx {
+                        unit: unit.name.clone(),
+                        source,
+                    })?;
+                publish(
+                    &config.unit_dir(unit).join(&config.progress.file_name),
+                    &bytes,
+                )
+            });
+        match &result {
+            Ok(Published::Written(path)) => {
+                tracing::debug!(unit = %unit.name, path = %path.display(), "progress workbook written")
+            }
+            Ok(Published::HeldOpen(path)) => {
+                tracing::info!(unit = %unit.name, path = %path.display(), "progress workbook held open; left as it is")
+            }
+            Err(e) => {
+                tracing::warn!(unit = %unit.name, error = %e, "progress workbook not written")
+            }
+        }
+        out.push((unit.name.clone(), result));
+    }
+    Ok(out)
+}
+
+/// Replace `target` with `bytes` atomically, unless a clerk holds it open.
+pub fn publish(target: &Path, bytes: &[u8]) -> Result<Published, ProgressError> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    if held_open(target) {
+        return Ok(Published::HeldOpen(target.to_path_buf()));
+    }
+    let io = |path: &Path, what| {
+        let path = path.to_path_buf();
+        move |source| ProgressError::Io { path, what, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir, "cannot create the folder"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(crate::durable::TEMP_PREFIX)
+        .suffix(crate::durable::TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io(dir, "cannot create a temporary file"))?;
+    use std::io::Write as _;
+    tmp.write_all(bytes)
+        .map_err(io(tmp.path(), "cannot write"))?;
+    crate::durable::shared_mode(tmp.as_file());
+    tmp.as_file()
+        .sync_all()
+        .map_err(io(tmp.path(), "cannot fsync"))?;
+    match tmp.persist(target) {
+        Ok(_) => {
+            crate::durable::sync_dir(dir);
+            Ok(Published::Written(target.to_path_buf()))
+        }
+        // Windows refuses to replace a file another program holds open.
+        Err(e) if e.error.kind() == std::io::ErrorKind::PermissionDenied => {
+            Ok(Published::HeldOpen(target.to_path_buf()))
+        }
+        Err(e) => Err(ProgressError::Io {
+            path: target.to_path_buf(),
+            what: "cannot replace",
+            source: e.error,
+        }),
+    }
+}
+
+/// Whether Excel, WPS or LibreOffice has `path` open: their lock file is beside it.
+fn held_open(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return false;
+    };
+    // Excel and WPS: `~$` over the first two characters of a long name, or before a short one.
+    let short: String = name.chars().skip(2).collect();
+    [
+        format!("~${name}"),
+        format!("~${short}"),
+        format!(".~lock.{name}#"),
+    ]
+    .iter()
+    .any(|lock| dir.join(lock).exists())
+}
