@@ -156,8 +156,15 @@ fn a_unit_sees_its_own_standing_and_nothing_of_any_other_unit() {
     }
     let changhe_id = valid_id(3);
     let masked = format!("{}********{}", &changhe_id[..6], &changhe_id[14..]);
-    assert!(!text.contains(&changhe_id) && !text.contains(&masked), "{text}");
-    assert!(text.contains(&format!("{}********{}", &valid_id(1)[..6], &valid_id(1)[14..])));
+    assert!(
+        !text.contains(&changhe_id) && !text.contains(&masked),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "{}********{}",
+        &valid_id(1)[..6],
+        &valid_id(1)[14..]
+    )));
 
     // The other unit has its own.
     let theirs = all_text(&sheets_of(&w, "长河街道"));

@@ -1,9 +1,11 @@
 //! `tally status [--json]`: progress per unit and category at `--now` (DESIGN.md §6).
 
-use crate::core::count::{self, Status};
+use crate::core::count::{self, Status, UnitStatus};
+use crate::core::lateness::{self, MonthEntry, MonthState};
 use crate::ledger::Ledger;
 use crate::settings::{ExitStatus, Settings};
 use clap::Args;
+use serde::Serialize;
 use std::io::IsTerminal;
 
 #[derive(Debug, Args)]
@@ -25,15 +27,100 @@ pub fn load(settings: &Settings, ledger: &Ledger) -> anyhow::Result<Status> {
     ))
 }
 
+/// One unit in `status --json`: its figures, then its months (报送日历) and on-time rate.
+#[derive(Debug, Serialize)]
+pub struct UnitReport<'a> {
+    #[serde(flatten)]
+    pub status: &'a UnitStatus,
+    pub months: Vec<MonthEntry>,
+    pub on_time_rate: Option<f64>,
+}
+
+/// `status --json` (DESIGN.md §6).
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub as_of: &'a str,
+    pub plan: &'a str,
+    pub year: i32,
+    pub units: Vec<UnitReport<'a>>,
+}
+
+/// The status with each unit's months, from the ledger's arrivals.
+pub fn report<'a>(
+    settings: &Settings,
+    ledger: &Ledger,
+    status: &'a Status,
+) -> anyhow::Result<Report<'a>> {
+    let plan = &settings.config.plan;
+    let arrivals = ledger.arrivals(plan.tz)?;
+    let units = status
+        .units
+        .iter()
+        .map(|u| {
+            let months = lateness::unit_months(
+                plan,
+                settings.now,
+                arrivals.get(&u.unit).unwrap_or(&Default::default()),
+            );
+            UnitReport {
+                status: u,
+                on_time_rate: lateness::on_time_rate(&months),
+                months,
+            }
+        })
+        .collect();
+    Ok(Report {
+        as_of: &status.as_of,
+        plan: &status.plan,
+        year: status.year,
+        units,
+    })
+}
+
 pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitStatus> {
     let ledger = Ledger::open(&settings.config.state_path())?;
     let status = load(settings, &ledger)?;
+    let report = report(settings, &ledger, &status)?;
     if args.json {
-        println!("{}", serde_json::to_string(&status)?);
+        println!("{}", serde_json::to_string(&report)?);
     } else {
-        print!("{}", render_text(&status, std::io::stdout().is_terminal()));
+        let colour = std::io::stdout().is_terminal();
+        print!("{}", render_text(&status, colour));
+        print!("{}", render_calendar(&report));
     }
     Ok(ExitStatus::Success)
+}
+
+/// The 报送日历 as a compact grid: one line per unit, one column per month, and the on-time
+/// rate.
+pub fn render_calendar(report: &Report<'_>) -> String {
+    let mut header: Vec<String> = vec!["单位".into()];
+    header.extend((1..=12).map(|m| format!("{m}月")));
+    header.push("按时率".into());
+    let rows: Vec<Vec<String>> = report
+        .units
+        .iter()
+        .map(|u| {
+            let mut row = vec![u.status.unit.clone()];
+            row.extend(u.months.iter().map(|m| match m.state {
+                MonthState::OnTime => "按时".to_string(),
+                MonthState::Late => format!("逾{}", m.days_late),
+                MonthState::Missing => "未报".to_string(),
+                MonthState::Rejected => "退回".to_string(),
+                MonthState::NotDue => "·".to_string(),
+            }));
+            row.push(
+                u.on_time_rate
+                    .map_or_else(|| "—".to_string(), |r| format!("{:.0}%", r * 100.0)),
+            );
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    format!(
+        "\n报送日历（按时 / 逾N = 逾期N天 / 未报 / 退回 = 退回待改 / · = 未到期）：\n{}",
+        crate::cmd::table::render(&header, &rows)
+    )
 }
 
 /// The status as a table; lagging lines in red when `colour`.
