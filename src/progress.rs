@@ -377,13 +377,16 @@ fn open_findings(
     Ok(out)
 }
 
+/// One unit's name and what became of its workbook.
+pub type UnitOutcome = (String, Result<Published, ProgressError>);
+
 /// Write every unit's workbook into its folder; a failure for one unit is logged and the
 /// others still get theirs.
 pub fn publish_all(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
-) -> Result<Vec<(String, Result<Published, ProgressError>)>, LedgerError> {
+) -> Result<Vec<UnitOutcome>, LedgerError> {
     if !config.progress.enabled {
         return Ok(Vec::new());
     }
