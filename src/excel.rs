@@ -1,2 +1,163 @@
-//! What every workbook tally writes shares (master, feedback, template): Excel's limits and
-//! the house look.
+//! What every workbook tally writes shares (master, feedback, template): Excel's limits, the one
+//! rule for the length of text, how a date becomes an Excel date, and the house colours and
+//! page. It holds no workbook of its own and does no I/O.
+//!
+//! Text is measured as Excel measures it, in UTF-16 code units: rust_xlsxwriter 0.102 refuses a
+//! cell with `utf16_len(&string) > MAX_STRING_LEN` (32,767) with `MaxStringLengthExceeded`
+//! (worksheet.rs:15513), a note over 32,767 − 54 (worksheet.rs:5878) and a sheet name over 31
+//! (utility.rs:1119). A character outside the Basic Multilingual Plane (𠮷, most emoji) takes
+//! two units, so counting characters would let such text through to a failed write.
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, FormatBorder, Worksheet, XlsxError};
+
+/// Rows in one worksheet.
+pub const MAX_ROWS: u32 = 1_048_576;
+/// Columns in one worksheet (A to XFD).
+pub const MAX_COLS: u16 = 16_384;
+/// The last zero-based row of a worksheet.
+pub const LAST_ROW: u32 = MAX_ROWS - 1;
+/// The last zero-based column of a worksheet.
+pub const LAST_COL: u16 = MAX_COLS - 1;
+/// Text in one cell, in UTF-16 code units.
+pub const MAX_TEXT: usize = 32_767;
+/// Text of a note: a cell's limit less the room Excel keeps for an author prefix.
+pub const MAX_NOTE: usize = MAX_TEXT - 54;
+/// A sheet name, in UTF-16 code units.
+pub const MAX_SHEET_NAME: usize = 31;
+
+/// `set_paper_size` for A4.
+pub const PAPER_A4: u8 = 9;
+/// Number format of a date without a time.
+pub const DATE_FORMAT: &str = "yyyy-mm-dd";
+
+/// Fill of header rows.
+pub const HEADER_FILL: &str = "DDEBF7";
+/// An error, a lagging figure: fill and font (Excel's "light red fill with dark red text").
+pub const ERROR_FILL: &str = "FFC7CE";
+pub const ERROR_FONT: &str = "9C0006";
+/// A warning: fill and font (Excel's "yellow fill with dark yellow text").
+pub const WARNING_FILL: &str = "FFEB9C";
+pub const WARNING_FONT: &str = "9C5700";
+/// Text that matters less: hints, returns that no longer count.
+pub const GREY_FONT: &str = "808080";
+
+/// Creation time written into workbooks that must render the same bytes every time.
+const FIXED_CREATED: (u16, u8, u8) = (2020, 1, 1);
+
+/// Length of `s` in UTF-16 code units, Excel's measure.
+pub fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
+/// `s` cut to at most `max` UTF-16 code units, never inside a character: what fits where Excel
+/// allows `max` (a cell: [`MAX_TEXT`], a note: [`MAX_NOTE`], a sheet name: [`MAX_SHEET_NAME`]).
+pub fn clip(s: &str, max: usize) -> &str {
+    // UTF-8 never takes fewer bytes than UTF-16 units, so short strings need no count.
+    if s.len() <= max || utf16_len(s) <= max {
+        return s;
+    }
+    let mut units = 0;
+    let end = s
+        .char_indices()
+        .find(|(_, ch)| {
+            units += ch.len_utf16();
+            units > max
+        })
+        .map_or(s.len(), |(i, _)| i);
+    &s[..end]
+}
+
+/// Write text from a return or the ledger: always a string cell (never a formula, whatever it
+/// starts with), clipped to [`MAX_TEXT`] so the write cannot fail on its length. Returns the
+/// text written.
+pub fn write_text<'s>(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    s: &'s str,
+    format: Option<&Format>,
+) -> Result<&'s str, XlsxError> {
+    let s = clip(s, MAX_TEXT);
+    match format {
+        Some(f) => ws.write_string_with_format(row, col, s, f)?,
+        None => ws.write_string(row, col, s)?,
+    };
+    Ok(s)
+}
+
+/// A day as an Excel date; `None` outside Excel's years (1900–9999).
+pub fn date(d: NaiveDate) -> Option<ExcelDateTime> {
+    let year = u16::try_from(d.year()).ok()?;
+    ExcelDateTime::from_ymd(year, d.month() as u8, d.day() as u8).ok()
+}
+
+/// A time of day as an Excel date and time (to the second); `None` outside Excel's years.
+pub fn datetime(t: NaiveDateTime) -> Option<ExcelDateTime> {
+    date(t.date())?
+        .and_hms(t.hour() as u16, t.minute() as u8, t.second())
+        .ok()
+}
+
+/// The fixed creation time of workbooks rendered reproducibly (feedback, template).
+pub fn fixed_created() -> Result<ExcelDateTime, XlsxError> {
+    let (y, m, d) = FIXED_CREATED;
+    ExcelDateTime::from_ymd(y, m, d)
+}
+
+/// `base` made into a header cell: bold on [`HEADER_FILL`], boxed, centred both ways.
+pub fn header_format(base: Format) -> Format {
+    base.set_bold()
+        .set_background_color(HEADER_FILL)
+        .set_border(FormatBorder::Thin)
+        .set_align(FormatAlign::Center)
+        .set_align(FormatAlign::VerticalCenter)
+}
+
+/// `base` tinted as an error ([`ERROR_FILL`], [`ERROR_FONT`]).
+pub fn error_tint(base: Format) -> Format {
+    base.set_background_color(ERROR_FILL)
+        .set_font_color(ERROR_FONT)
+}
+
+/// `base` tinted as a warning ([`WARNING_FILL`], [`WARNING_FONT`]).
+pub fn warning_tint(base: Format) -> Format {
+    base.set_background_color(WARNING_FILL)
+        .set_font_color(WARNING_FONT)
+}
+
+/// Print on A4 landscape, one page wide and as many pages long as it takes.
+pub fn print_a4_landscape(ws: &mut Worksheet) {
+    ws.set_paper_size(PAPER_A4)
+        .set_landscape()
+        .set_print_fit_to_pages(1, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_xlsxwriter::Workbook;
+
+    #[test]
+    fn clip_counts_utf16_units_and_keeps_characters_whole() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("长河街道", 2), "长河");
+        // 𠮷 is two UTF-16 units: it fits whole or not at all.
+        assert_eq!(clip("a𠮷b", 2), "a");
+        assert_eq!(clip("a𠮷b", 3), "a𠮷");
+        assert_eq!(utf16_len("a𠮷b"), 4);
+    }
+
+    /// What clip lets through, rust_xlsxwriter writes: text over the limit in characters
+    /// (32,767 of them, half outside the BMP) and in UTF-16 units alike.
+    #[test]
+    fn clipped_text_is_always_written() {
+        let mut book = Workbook::new();
+        let ws = book.add_worksheet();
+        let long = "𠮷长".repeat(MAX_TEXT / 2 + 1);
+        let written = write_text(ws, 0, 0, &long, None).unwrap();
+        assert!(utf16_len(written) <= MAX_TEXT && utf16_len(written) > MAX_TEXT - 2);
+        assert!(ws.write_string(1, 0, &long[..written.len() + 4]).is_err());
+        book.save_to_buffer().unwrap();
+    }
+}

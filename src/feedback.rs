@@ -5,10 +5,9 @@
 //! the same input always renders the same bytes. Text from the return is written as text, never
 //! as a formula.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use chrono::{Datelike, NaiveDate, NaiveTime, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveTime};
 use rust_xlsxwriter::{
     DocProperties, ExcelDateTime, Format, FormatAlign, FormatBorder, FormatUnderline, Note, Url,
     Workbook, Worksheet, XlsxError,
@@ -16,7 +15,12 @@ use rust_xlsxwriter::{
 use unicode_width::UnicodeWidthStr;
 
 use crate::core::findings::{Finding, Severity, a1};
+use crate::core::form::{COVER_MONTH, COVER_UNIT};
 use crate::core::workbook::{Cell, Sheet, Workbook as RawWorkbook, format_number};
+use crate::excel::{
+    self, ERROR_FILL, ERROR_FONT, LAST_COL, LAST_ROW, MAX_NOTE, MAX_SHEET_NAME, WARNING_FILL, clip,
+    utf16_len, write_text,
+};
 
 /// Name of the first sheet, the list of findings.
 pub const FEEDBACK_SHEET: &str = "错误说明";
@@ -44,23 +48,9 @@ const HINT: &str = "后面各工作表是您报送的原表：有问题的单元
 const UNKNOWN: &str = "未能识别";
 const NOTE_AUTHOR: &str = "报表审核";
 
-/// Fixed creation time, so that rendering is reproducible.
-const CREATED: (u16, u8, u8) = (2020, 1, 1);
-
-const ERROR_FILL: &str = "FFC7CE";
-const ERROR_FONT: &str = "9C0006";
-const WARNING_FILL: &str = "FFEB9C";
-const WARNING_FONT: &str = "9C5700";
-const HEADER_FILL: &str = "DDEBF7";
+/// Text of links to a cell.
 const LINK_FONT: &str = "0563C1";
 
-/// Excel's limits.
-const ROW_MAX: u32 = 1_048_575;
-const COL_MAX: u32 = 16_383;
-const MAX_STRING: usize = 32_767;
-/// Notes leave room for an author prefix.
-const MAX_NOTE: usize = MAX_STRING - 54;
-const MAX_SHEET_NAME: usize = 31;
 /// Excel refuses more hyperlinks than 65,530 in one worksheet; stay below.
 const MAX_LINKS: usize = 65_000;
 /// Column widths of copied sheets: Excel's default and our cap.
@@ -105,11 +95,10 @@ pub fn render(input: &FeedbackInput) -> Result<Vec<u8>, XlsxError> {
     }
 
     let mut book = Workbook::new();
-    let (y, m, d) = CREATED;
     book.set_properties(
         &DocProperties::new()
             .set_title(TITLE)
-            .set_creation_datetime(&ExcelDateTime::from_ymd(y, m, d)?),
+            .set_creation_datetime(&excel::fixed_created()?),
     );
 
     let summary = book.add_worksheet().set_name(FEEDBACK_SHEET)?;
@@ -230,7 +219,7 @@ impl Styles {
             ]
         });
         let kind = |k: usize| match k {
-            1 => Format::new().set_num_format("yyyy-mm-dd"),
+            1 => Format::new().set_num_format(excel::DATE_FORMAT),
             2 => Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
             3 => Format::new().set_num_format("0"),
             _ => Format::new(),
@@ -238,12 +227,8 @@ impl Styles {
         let cells = [0, 1, 2, 3].map(|k| {
             [
                 kind(k),
-                kind(k)
-                    .set_background_color(ERROR_FILL)
-                    .set_font_color(ERROR_FONT),
-                kind(k)
-                    .set_background_color(WARNING_FILL)
-                    .set_font_color(WARNING_FONT),
+                excel::error_tint(kind(k)),
+                excel::warning_tint(kind(k)),
             ]
         });
         Styles {
@@ -254,13 +239,7 @@ impl Styles {
                 .set_font_color(ERROR_FONT),
             instruction: Format::new().set_bold(),
             hint: Format::new().set_font_color("595959"),
-            header: Format::new()
-                .set_bold()
-                .set_background_color(HEADER_FILL)
-                .set_border(FormatBorder::Thin)
-                .set_text_wrap()
-                .set_align(FormatAlign::Center)
-                .set_align(FormatAlign::VerticalCenter),
+            header: excel::header_format(Format::new()).set_text_wrap(),
             rows,
             cells,
         }
@@ -295,8 +274,8 @@ fn write_summary(
     ws.set_row_height(0, 24)?;
     let info = [
         ("文件名", input.file_name),
-        ("填报单位", input.unit.unwrap_or(UNKNOWN)),
-        ("报送月份", input.month.unwrap_or(UNKNOWN)),
+        (COVER_UNIT, input.unit.unwrap_or(UNKNOWN)),
+        (COVER_MONTH, input.month.unwrap_or(UNKNOWN)),
         ("接收时间", input.received_at),
     ];
     for (row, (label, value)) in (1u32..).zip(info) {
@@ -305,7 +284,7 @@ fn write_summary(
         } else {
             value
         };
-        ws.write_string(row, 0, clip(&format!("{label}：{value}"), MAX_STRING))?;
+        write_text(ws, row, 0, &format!("{label}：{value}"), None)?;
     }
     ws.write_string_with_format(
         5,
@@ -326,14 +305,14 @@ fn write_summary(
 
     let mut links = 0;
     for ((n, finding), target) in (1u32..).zip(input.findings).zip(targets) {
-        let Some(row) = header.checked_add(n).filter(|r| *r <= ROW_MAX) else {
+        let Some(row) = header.checked_add(n).filter(|r| *r <= LAST_ROW) else {
             break;
         };
         let sev = finding.severity;
         ws.write_number_with_format(row, 0, n, st.row(sev, 1))?;
         ws.write_string_with_format(row, 1, sev.label(), st.row(sev, 1))?;
-        ws.write_string_with_format(row, 2, clip(&finding.sheet, MAX_STRING), st.row(sev, 0))?;
-        let cell = clip(&finding.cell, MAX_STRING);
+        write_text(ws, row, 2, &finding.sheet, Some(st.row(sev, 0)))?;
+        let cell = clip(&finding.cell, excel::MAX_TEXT);
         match target {
             Some((i, r, c)) if links < MAX_LINKS => {
                 links += 1;
@@ -350,8 +329,8 @@ fn write_summary(
             }
         }
         ws.write_string_with_format(row, 4, finding.code.as_str(), st.row(sev, 0))?;
-        ws.write_string_with_format(row, 5, clip(&finding.value, MAX_STRING), st.row(sev, 0))?;
-        ws.write_string_with_format(row, 6, clip(&finding.message, MAX_STRING), st.row(sev, 0))?;
+        write_text(ws, row, 5, &finding.value, Some(st.row(sev, 0)))?;
+        write_text(ws, row, 6, &finding.message, Some(st.row(sev, 0)))?;
         // Spreadsheet programs do not grow a row for wrapped text on their own: size it.
         let message_width = UnicodeWidthStr::width(finding.message.as_str());
         let lines = message_width.div_ceil((TABLE_WIDTHS[6] as usize).saturating_sub(2).max(1));
@@ -359,14 +338,12 @@ fn write_summary(
             ws.set_row_height(row, 15.0 * lines.min(20) as f64)?;
         }
     }
-    let last = header + u32::try_from(input.findings.len()).unwrap_or(ROW_MAX);
-    ws.autofilter(header, 0, last.min(ROW_MAX), 6)?;
+    let last = header + u32::try_from(input.findings.len()).unwrap_or(LAST_ROW);
+    ws.autofilter(header, 0, last.min(LAST_ROW), 6)?;
 
     ws.set_freeze_panes(header + 1, 0)?;
     ws.set_repeat_rows(header, header)?;
-    ws.set_paper_size(9); // A4
-    ws.set_landscape();
-    ws.set_print_fit_to_pages(1, 0);
+    excel::print_a4_landscape(ws);
     ws.set_margins(0.4, 0.4, 0.5, 0.6, 0.3, 0.3);
     ws.set_footer("&C第 &P 页，共 &N 页");
     Ok(())
@@ -381,11 +358,11 @@ fn write_copy(
 ) -> Result<(), XlsxError> {
     let mut widths: Vec<usize> = Vec::new();
     for (r, cells) in sheet.rows.iter().enumerate() {
-        let Some(r) = u32::try_from(r).ok().filter(|r| *r <= ROW_MAX) else {
+        let Some(r) = u32::try_from(r).ok().filter(|r| *r <= LAST_ROW) else {
             break;
         };
         for (c, cell) in cells.iter().enumerate() {
-            let Some(c) = u16::try_from(c).ok().filter(|c| u32::from(*c) <= COL_MAX) else {
+            let Some(c) = u16::try_from(c).ok().filter(|c| *c <= LAST_COL) else {
                 break;
             };
             let tone = marks.get(&(r, c)).map_or(Tone::Plain, Mark::tone);
@@ -418,9 +395,7 @@ fn write_copy(
             ws.set_column_width(c, width)?;
         }
     }
-    ws.set_paper_size(9);
-    ws.set_landscape();
-    ws.set_print_fit_to_pages(1, 0);
+    excel::print_a4_landscape(ws);
     ws.set_print_gridlines(true);
     Ok(())
 }
@@ -435,11 +410,7 @@ fn write_cell(
     st: &Styles,
 ) -> Result<usize, XlsxError> {
     let string = |ws: &mut Worksheet, s: &str| -> Result<usize, XlsxError> {
-        let s = clip(s, MAX_STRING);
-        match st.cell(Kind::General, tone) {
-            Some(f) => ws.write_string_with_format(r, c, s.as_ref(), f)?,
-            None => ws.write_string(r, c, s.as_ref())?,
-        };
+        let s = write_text(ws, r, c, s, st.cell(Kind::General, tone))?;
         Ok(s.lines().map(UnicodeWidthStr::width).max().unwrap_or(0))
     };
     match cell {
@@ -491,16 +462,12 @@ fn excel_date(iso: &str) -> Option<(ExcelDateTime, Kind)> {
         .and_then(|t| NaiveTime::parse_from_str(t, "%H:%M:%S").ok())
         .filter(|t| *t != NaiveTime::MIN);
     // Excel's dates begin on 1900-01-01 (serial 1); 0 would show as 1900-01-00.
-    let year = u16::try_from(date.year()).ok().filter(|y| *y >= 1900)?;
-    let day = ExcelDateTime::from_ymd(year, date.month() as u8, date.day() as u8).ok()?;
+    if date.year() < 1900 {
+        return None;
+    }
     match time {
-        None => Some((day, Kind::Date)),
-        Some(t) => {
-            let dt = day
-                .and_hms(t.hour() as u16, t.minute() as u8, t.second())
-                .ok()?;
-            Some((dt, Kind::DateTime))
-        }
+        None => Some((excel::date(date)?, Kind::Date)),
+        Some(t) => Some((excel::datetime(date.and_time(t))?, Kind::DateTime)),
     }
 }
 
@@ -521,7 +488,7 @@ fn parse_a1(reference: &str) -> Option<(u32, u16)> {
         n * 26 + u32::from(b.to_ascii_uppercase() - b'A' + 1)
     }) - 1;
     let row = row.parse::<u32>().ok()?.checked_sub(1)?;
-    if row > ROW_MAX || col > COL_MAX {
+    if row > LAST_ROW || col > u32::from(LAST_COL) {
         return None;
     }
     Some((row, u16::try_from(col).ok()?))
@@ -580,31 +547,11 @@ fn with_suffix(base: &str, suffix: &str) -> String {
     format!("{}{suffix}", base.trim_end_matches('\''))
 }
 
-fn utf16_len(s: &str) -> usize {
-    s.chars().map(char::len_utf16).sum()
-}
-
-/// `s` cut to at most `max` UTF-16 units (Excel's measure), on a character boundary.
-fn clip(s: &str, max: usize) -> Cow<'_, str> {
-    // UTF-8 never takes fewer bytes than UTF-16 units, so short strings need no count.
-    if s.len() <= max || utf16_len(s) <= max {
-        return Cow::Borrowed(s);
-    }
-    let mut units = 0;
-    let end = s
-        .char_indices()
-        .find(|(_, ch)| {
-            units += ch.len_utf16();
-            units > max
-        })
-        .map_or(s.len(), |(i, _)| i);
-    Cow::Borrowed(&s[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::findings::Code;
+    use crate::core::form::Column;
     use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
     use std::io::{Cursor, Read};
 
@@ -628,20 +575,7 @@ mod tests {
             ],
             merged: vec![],
         };
-        let header = [
-            "序号",
-            "姓名",
-            "身份证号",
-            "企业名称",
-            "统一社会信用代码",
-            "人员类别",
-            "培训日期",
-            "培训学时",
-            "考核结果",
-            "证书编号",
-        ]
-        .map(text)
-        .to_vec();
+        let header = Column::ALL.map(|c| text(c.header())).to_vec();
         let roster = Sheet {
             name: "培训台账".into(),
             rows: vec![
@@ -1011,7 +945,7 @@ mod tests {
         let f = vec![Finding::new(Code::DateInvalid, "x", "XFD1048576", "", "m")];
         let mut book = open(render(&input(Some(&wb), &f)).unwrap());
         let s = book.worksheet_range("x").unwrap();
-        assert_eq!(string_at(&s, 0, 0).chars().count(), MAX_STRING);
+        assert_eq!(string_at(&s, 0, 0).chars().count(), excel::MAX_TEXT);
         assert_eq!(string_at(&s, 0, 2), "1899-12-31");
         assert_eq!(string_at(&s, 0, 3), "垃圾");
     }

@@ -4,9 +4,8 @@
 //! bytes, and the same spec always renders byte-identical output.
 
 use rust_xlsxwriter::{
-    DataValidation, DataValidationRule, DocProperties, ExcelDateTime, Format, FormatAlign,
-    FormatBorder, Formula, Workbook, Worksheet, XlsxError, column_number_to_name,
-    worksheet_range_absolute,
+    DataValidation, DataValidationRule, DocProperties, ExcelDateTime, Format, FormatAlign, Formula,
+    Workbook, Worksheet, XlsxError, column_number_to_name, worksheet_range_absolute,
 };
 
 use crate::core::form::{
@@ -14,6 +13,7 @@ use crate::core::form::{
     INSTRUCTIONS_SHEET, RESULTS, ROSTER_SHEET, SUMMARY_CATEGORY, SUMMARY_COUNT, SUMMARY_SHEET,
     TOTAL_LABEL,
 };
+use crate::excel;
 
 /// The instructions shipped with the crate (`templates/填报说明.txt`).
 pub const DEFAULT_INSTRUCTIONS: &str = include_str!("../templates/填报说明.txt");
@@ -27,9 +27,6 @@ pub const LISTS_SHEET: &str = "下拉选项";
 
 /// Upper bound of 培训学时 accepted by the template's validation.
 const MAX_HOURS: u32 = 200;
-
-/// Fixed creation time, so that rendering is reproducible.
-const CREATED: (u16, u8, u8) = (2020, 1, 1);
 
 /// What varies between generated templates.
 pub struct TemplateSpec<'a> {
@@ -58,11 +55,10 @@ pub fn render(spec: &TemplateSpec) -> Result<Vec<u8>, XlsxError> {
     let mut lists = Lists::default();
     let mut workbook = Workbook::new();
     let title = format!("{} 培训情况月报", spec.plan_title);
-    let (y, m, d) = CREATED;
     workbook.set_properties(
         &DocProperties::new()
             .set_title(&title)
-            .set_creation_datetime(&ExcelDateTime::from_ymd(y, m, d)?),
+            .set_creation_datetime(&excel::fixed_created()?),
     );
 
     write_cover(
@@ -111,14 +107,9 @@ impl Styles {
         Styles {
             title: Format::new().set_bold().set_font_size(14),
             label: Format::new().set_bold(),
-            header: Format::new()
-                .set_bold()
-                .set_background_color("DDEBF7")
-                .set_border(FormatBorder::Thin)
-                .set_align(FormatAlign::Center)
-                .set_align(FormatAlign::VerticalCenter),
+            header: excel::header_format(Format::new()),
             text: Format::new().set_num_format("@"),
-            hint: Format::new().set_font_color("808080"),
+            hint: Format::new().set_font_color(excel::GREY_FONT),
             para: Format::new().set_text_wrap().set_align(FormatAlign::Top),
             heading: Format::new()
                 .set_bold()
@@ -245,7 +236,7 @@ fn write_roster(
     sheet.set_name(ROSTER_SHEET)?;
     let year = spec.year;
     let (first, last) = (1, ROSTER_ROWS);
-    let date_format = Format::new().set_num_format("yyyy-mm-dd");
+    let date_format = Format::new().set_num_format(excel::DATE_FORMAT);
 
     for (col, column) in (0u16..).zip(Column::ALL) {
         let header = column.header();

@@ -49,7 +49,7 @@ impl Column {
     ];
 
     /// The header label (simplified Chinese) as the template writes it.
-    pub fn header(self) -> &'static str {
+    pub const fn header(self) -> &'static str {
         match self {
             Column::Seq => "序号",
             Column::Name => "姓名",
