@@ -749,22 +749,19 @@ fn a_retry_while_another_process_is_sending_does_not_send_it_twice() {
     );
     assert!(out.contains("1 to retry"), "{out}");
 
-    // A slow server: each message takes 4 s to be accepted. One `outbox retry 1` is sending
-    // #1 when a second one starts.
-    let server = Server::start_slow(port, 4.0);
-    let first = spawn(
+    // A server that holds each message until released: `outbox retry 1` is known to be in the
+    // middle of sending #1 (claimed, its text with the server) when a second one starts.
+    let server = Server::start_holding(port);
+    let mut first = spawn(
         &w,
         &["--now", "2020-06-02T10:02:00", "outbox", "retry", "1"],
     );
-    let start = std::time::Instant::now();
-    while w.json(&["outbox", "list", "--json"], 0)[0]["lease_until"].is_null() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "the first retry never claimed #1"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    server.wait_until_held(1, &mut first);
+    let row = &w.json(&["outbox", "list", "--json"], 0)[0];
+    assert!(
+        !row["lease_until"].is_null(),
+        "claimed under a lease: {row}"
+    );
     let listed = w.stdout(&["outbox"], 0);
     assert!(listed.contains("发送中"), "{listed}");
     let second = ok(
@@ -775,6 +772,8 @@ fn a_retry_while_another_process_is_sending_does_not_send_it_twice() {
         second.contains("re-queued 0") && second.contains("being sent by another process"),
         "{second}"
     );
+    assert_eq!(server.held(), 1, "the second retry sent nothing");
+    server.release();
     let first = first.wait_with_output().unwrap();
     let first_out = ok(&first, 0);
     assert!(first_out.contains("1 sent"), "{first_out}");

@@ -62,8 +62,8 @@ pub fn run(settings: &Settings, args: &OutboxArgs) -> anyhow::Result<ExitStatus>
 }
 
 fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<ExitStatus> {
-    let mut ledger = Ledger::open(&settings.config.state_path())?;
-    let rows = mail::list(&mut ledger, all).map_err(mail_error)?;
+    let ledger = Ledger::open(&settings.config.state_path())?;
+    let rows = mail::list(&ledger, all).map_err(mail_error)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);
     } else {

@@ -349,3 +349,160 @@ pub fn contact_problems(plan: &Plan) -> Vec<Problem<'_>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::core::remind::QuietHours;
+    use crate::mail::Transport;
+    use crate::mail::fixtures::config;
+    use crate::mail::url::redact;
+    use chrono::NaiveDate;
+    use std::path::Path;
+
+    /// Replace `from` by `to` in the reference plan; the error must point at the line that
+    /// holds `at`.
+    fn invalid(from: &str, to: &str, at: &str) -> (String, usize, String) {
+        let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
+        assert!(reference.contains(from), "{from}");
+        let src = reference.replacen(from, to, 1);
+        match Config::parse(&src, Path::new("tally.toml"), Path::new("/base")) {
+            Err(crate::config::ConfigError::Invalid {
+                key, line, message, ..
+            }) => {
+                let expected = src.lines().position(|l| l.starts_with(at)).unwrap() + 1;
+                assert_eq!(line, expected, "{key}: {message}");
+                (key, line, message)
+            }
+            Err(e) => (String::new(), 0, e.to_string()),
+            Ok(_) => panic!("{to:?} was accepted"),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let r = RetrySettings::default();
+        assert_eq!(r.backoff(1), Duration::seconds(60));
+        assert_eq!(r.backoff(2), Duration::seconds(120));
+        assert_eq!(r.backoff(7), Duration::seconds(3600));
+        assert_eq!(r.backoff(200), Duration::seconds(3600));
+    }
+
+    #[test]
+    fn schedule_values_parse() {
+        assert_eq!(Day::try_from("周五".to_string()).unwrap().0, Weekday::Fri);
+        assert_eq!(Day::try_from("Monday".to_string()).unwrap().0, Weekday::Mon);
+        assert!(Day::try_from("someday".to_string()).is_err());
+        let q = QuietHours::try_from("20:00-08:00".to_string()).unwrap();
+        assert!(q.contains(NaiveTime::from_hms_opt(23, 0, 0).unwrap()));
+        assert!(q.contains(NaiveTime::from_hms_opt(7, 59, 0).unwrap()));
+        assert!(!q.contains(NaiveTime::from_hms_opt(8, 0, 0).unwrap()));
+        let s =
+            crate::core::remind::DateSpan::try_from("2020-10-01..2020-10-08".to_string()).unwrap();
+        assert!(s.contains(NaiveDate::from_ymd_opt(2020, 10, 8).unwrap()));
+        assert!(
+            crate::core::remind::DateSpan::try_from("2020-10-08..2020-10-01".to_string()).is_err()
+        );
+        assert!(ClockTime::try_from("25:00".to_string()).is_err());
+    }
+
+    #[test]
+    fn mail_settings_are_checked_with_key_and_line() {
+        let (key, _, _) = invalid(
+            "bureau = [\"anquan@example.org\"]",
+            "bureau = [\"anquan at example.org\"]",
+            "bureau",
+        );
+        assert_eq!(key, "mail.bureau");
+        let to = "smtp_url = \"smtps://tally:secret@mail.example.org\"\nfrom = \"";
+        let (key, _, msg) = invalid("from = \"", to, "smtp_url");
+        assert_eq!(key, "mail.smtp_url");
+        assert!(msg.contains("TALLY_SMTP_PASSWORD"), "{msg}");
+        assert!(
+            !msg.contains("secret"),
+            "the password is never echoed: {msg}"
+        );
+        let (key, _, msg) = invalid(
+            "from = \"",
+            "smtp_url = \"smtp://mail.example.org\"\nfrom = \"",
+            "smtp_url",
+        );
+        assert_eq!(key, "mail.smtp_url");
+        assert!(msg.contains("allow_plain"), "{msg}");
+        let to = "every_days = 7\nweekday = \"monday\" # 催办";
+        let (key, _, _) = invalid(
+            "weekday = \"monday\"                   # 催办",
+            to,
+            "weekday",
+        );
+        assert_eq!(key, "mail.reminders.weekday");
+        let from = "from = \"滨江区应急管理局安全培训 <tally@example.org>\"";
+        let (key, _, _) = invalid(from, "from = \"tally at example\"", "from");
+        assert_eq!(key, "mail.from");
+    }
+
+    #[test]
+    fn bad_schedule_values_name_the_key_and_line() {
+        let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
+        for (from, to, needle) in [
+            ("time = \"09:00\"", "time = \"9点\"", "time"),
+            (
+                "weekday = \"monday\"                   # 催办",
+                "weekday = \"someday\"",
+                "weekday",
+            ),
+            (
+                "grace_days = 31",
+                "grace_days = 31\nquiet_hours = \"20:00\"",
+                "quiet_hours",
+            ),
+            ("leader_after = 2", "leader_after = 2\ncolour = 1", "colour"),
+        ] {
+            assert!(reference.contains(from), "{from}");
+            let err = Config::parse(
+                &reference.replacen(from, to, 1),
+                Path::new("tally.toml"),
+                Path::new("/b"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(needle) && err.contains("line"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_password_is_never_shown_whatever_the_form_of_the_url() {
+        for url in [
+            "tally:s3cret@mail.example.org:465",
+            "smtps://tally:s3cret@mail.example.org:465",
+            "smtps://tally:s3c@ret@mail.example.org",
+            "smtp:tally:s3cret@mail.example.org",
+            "tally:s3cret@mail.example.org/path",
+        ] {
+            let shown = redact(url);
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("ret@"),
+                "{url} -> {shown}"
+            );
+            let e = SmtpUrl::parse(url).unwrap_err();
+            assert!(!e.contains("s3cret"), "{url}: {e}");
+            let e = Transport::resolve(&config(), Some(url.into()), None).unwrap_err();
+            assert!(!e.to_string().contains("s3cret"), "{url}: {e}");
+        }
+        assert_eq!(
+            redact("tally:s3cret@mail.example.org:465"),
+            "tally:***@mail.example.org:465"
+        );
+        assert_eq!(redact("smtp://mail.example.org"), "smtp://mail.example.org");
+        assert_eq!(
+            redact("smtps://tally@mail.example.org"),
+            "smtps://tally@mail.example.org"
+        );
+        // In tally.toml too.
+        let to = "smtp_url = \"tally:s3cret@mail.example.org:465\"\nfrom = \"";
+        let (key, _, msg) = invalid("from = \"", to, "smtp_url");
+        assert_eq!(key, "mail.smtp_url");
+        assert!(!msg.contains("s3cret"), "{msg}");
+    }
+}

@@ -1,28 +1,35 @@
 """aiosmtpd handlers for the mail tests (loaded with `-c handlers.Class MAILDIR ARG`, this
-folder on PYTHONPATH): a Maildir like aiosmtpd.handlers.Mailbox that either answers slowly or
-refuses some recipients."""
+folder on PYTHONPATH): a Maildir like aiosmtpd.handlers.Mailbox that either holds each message
+until the test releases it or refuses some recipients."""
 
 import asyncio
+import os
 
 from aiosmtpd.handlers import Mailbox
 
 
-class SlowMailbox(Mailbox):
-    """Waits SECONDS before it answers the end of DATA: a slow server, so that a message is
-    still being sent when another process looks at the outbox."""
+class HoldingMailbox(Mailbox):
+    """Holds every message at the end of DATA until the test releases it: when message N
+    arrives it writes CONTROL/held-N, then answers only once CONTROL/release exists. So the
+    test knows when a message is in flight, and keeps it there while it looks."""
 
-    def __init__(self, mail_dir, seconds):
+    def __init__(self, mail_dir, control):
         super().__init__(mail_dir)
-        self.seconds = float(seconds)
+        self.control = control
+        self.arrived = 0
 
     async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(self.seconds)
+        self.arrived += 1
+        with open(os.path.join(self.control, "held-%d" % self.arrived), "w"):
+            pass
+        while not os.path.exists(os.path.join(self.control, "release")):
+            await asyncio.sleep(0.02)
         return await super().handle_DATA(server, session, envelope)
 
     @classmethod
     def from_cli(cls, parser, *args):
         if len(args) != 2:
-            parser.error("SlowMailbox MAILDIR SECONDS")
+            parser.error("HoldingMailbox MAILDIR CONTROL")
         return cls(args[0], args[1])
 
 

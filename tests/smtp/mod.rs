@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 const PYTHON: &str = "/usr/bin/python3";
 
+/// In a handler's arguments: the server's control folder (see [`Server::start_holding`]).
+const CONTROL: &str = "{control}";
+
 /// Whether aiosmtpd can run here. Without it the tests are skipped with a notice — except
 /// under CI (env `CI` set), where its absence is a failure.
 pub fn available(test: &str) -> bool {
@@ -44,6 +47,8 @@ pub struct Server {
     pub maildir: PathBuf,
     /// The aiosmtpd handler class and its arguments after the Maildir.
     handler: (String, Vec<String>),
+    /// Where a holding server says which messages it holds, and the test releases them.
+    control: PathBuf,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -59,9 +64,11 @@ impl Server {
         Server::start_handler(port, "aiosmtpd.handlers.Mailbox", &[])
     }
 
-    /// A server that waits `seconds` before it accepts each message (tests/smtp/handlers.py).
-    pub fn start_slow(port: u16, seconds: f64) -> Server {
-        Server::start_handler(port, "handlers.SlowMailbox", &[&seconds.to_string()])
+    /// A server that holds each message at the end of DATA — received, not yet answered —
+    /// until [`Server::release`] (tests/smtp/handlers.py): while it holds one, the sender is
+    /// known to be in the middle of sending it.
+    pub fn start_holding(port: u16) -> Server {
+        Server::start_handler(port, "handlers.HoldingMailbox", &[CONTROL])
     }
 
     /// A server that refuses (550) every recipient whose address begins with `prefix`.
@@ -69,16 +76,28 @@ impl Server {
         Server::start_handler(free_port(), "handlers.PickyMailbox", &[prefix])
     }
 
+    /// `args` may name [`CONTROL`], which stands for the server's control folder.
     fn start_handler(port: u16, class: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("Maildir");
+        let control = dir.path().join("control");
+        std::fs::create_dir(&control).unwrap();
         let mut server = Server {
             port,
             maildir,
             handler: (
                 class.to_string(),
-                args.iter().map(|s| s.to_string()).collect(),
+                args.iter()
+                    .map(|&a| {
+                        if a == CONTROL {
+                            control.to_string_lossy().to_string()
+                        } else {
+                            a.to_string()
+                        }
+                    })
+                    .collect(),
             ),
+            control,
             child: None,
             _dir: dir,
         };
@@ -116,6 +135,38 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Wait until a holding server holds its `n`-th message: `sender`, the process sending
+    /// it, is then in the middle of sending it. Fails if `sender` ends first.
+    pub fn wait_until_held(&self, n: usize, sender: &mut Child) {
+        let start = Instant::now();
+        while self.held() < n {
+            if let Some(status) = sender.try_wait().unwrap() {
+                panic!("the sender ended ({status}) before message {n} reached the server");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "message {n} never reached the server"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// How many messages a holding server has received (held, or released since).
+    pub fn held(&self) -> usize {
+        std::fs::read_dir(&self.control)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("held-"))
+            })
+            .count()
+    }
+
+    /// Let a holding server answer every message it holds, and every later one at once.
+    pub fn release(&self) {
+        std::fs::write(self.control.join("release"), b"").unwrap();
     }
 
     /// Every message received so far, in the order of arrival.
