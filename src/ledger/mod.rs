@@ -5,6 +5,7 @@
 mod files;
 pub mod lock;
 mod outbox;
+pub use outbox::{OutboxRow, Requeued};
 mod schedule;
 
 use crate::core::calendar::YearMonth;
@@ -289,7 +290,7 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     "#,
-    // 3: reminder windows (src/mail.rs): per unit and schedule window, whether the unit was
+    // 3: reminder windows (src/mail/schedule.rs): per unit and schedule window, whether the unit was
     // found lagging (and reminded) and how many reminders in a row that made.
     r#"
     CREATE TABLE reminder_windows (
@@ -301,7 +302,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (unit, window_id)
     );
     "#,
-    // 4: outbox leases and per-recipient delivery (src/mail.rs): a claimed message is being
+    // 4: outbox leases and per-recipient delivery (src/mail/outbox.rs): a claimed message is being
     // sent until `lease_until` (unix seconds, real clock); `delivered_to` lists recipients the
     // server already accepted when a message had to go to its recipients one by one.
     r#"

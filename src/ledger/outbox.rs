@@ -4,15 +4,48 @@
 //! `mail`'s), and it never builds, sends or decides anything about a message.
 
 use super::{Ledger, LedgerError};
-// The row types are `mail`'s until this module's types can be re-exported by `ledger`
-// (`pub use outbox::{OutboxRow, Requeued}` in ledger/mod.rs); then they move here.
-use crate::mail::{OutboxRow, Requeued};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
 
 const SELECT_OUTBOX: &str = "SELECT id, idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, status, attempts, next_attempt_at, last_error, sent_at, lease_until, delivered_to FROM outbox";
 
 /// A message nobody holds: no lease, or one that ran out by `?2` (the lease clock).
 const FREE: &str = "(lease_until IS NULL OR lease_until <= ?2)";
+
+/// One stored message, as the ledger returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key: String,
+    pub kind: String,
+    pub unit: Option<String>,
+    pub created_at: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<(String, String)>,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<String>,
+    /// While a sender holds the message (claimed, being sent): until when, unix seconds of
+    /// the real clock. Nobody else sends or re-queues it before then; a lease that ran out
+    /// (the sender died) may be claimed again.
+    pub lease_until: Option<i64>,
+    /// Recipients the server already accepted (when it had to go to them one by one).
+    pub delivered_to: Vec<String>,
+}
+
+/// What `requeue` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Requeued {
+    /// Messages re-queued (failed before) or made due now.
+    pub changed: usize,
+    /// Messages left alone because a sender holds them right now.
+    pub sending: Vec<i64>,
+}
 
 fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };

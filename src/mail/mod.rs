@@ -19,8 +19,9 @@ pub mod url;
 
 use crate::ledger::LedgerError;
 
+pub use crate::ledger::{OutboxRow, Requeued};
 pub use messages::kind_label;
-pub use outbox::{OutboxRow, Requeued, SendReport, exists, list, requeue, send_due, send_due_with};
+pub use outbox::{SendReport, exists, list, requeue, send_due, send_due_with};
 pub use schedule::{Passed, Planned, ScheduleReport, Trigger, schedule, schedule_for};
 pub use settings::MailSettings;
 pub use transport::Transport;

@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::core::calendar::stamp;
 use crate::core::count::Status;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, OutboxRow, Requeued};
 use crate::mail::MailError;
 use crate::mail::compose::{build, one_line};
 use crate::mail::messages::{PROGRESS_MARKER, progress_section};
@@ -16,49 +16,13 @@ use crate::mail::transport::{Failure, Transport};
 use crate::settings::Environment;
 use chrono::DateTime;
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
-
-/// One stored message, as the ledger returns it. (The ledger's type: it moves to
-/// ledger/outbox.rs, with `Requeued`, once `ledger` can re-export that module's types.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub key: String,
-    pub kind: String,
-    pub unit: Option<String>,
-    pub created_at: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub subject: String,
-    pub body: String,
-    pub attachments: Vec<(String, String)>,
-    pub status: String,
-    pub attempts: u32,
-    pub next_attempt_at: Option<String>,
-    pub last_error: Option<String>,
-    pub sent_at: Option<String>,
-    /// While a sender holds the message (claimed, being sent): until when, unix seconds of
-    /// the real clock. Nobody else sends or re-queues it before then; a lease that ran out
-    /// (the sender died) may be claimed again.
-    pub lease_until: Option<i64>,
-    /// Recipients the server already accepted (when it had to go to them one by one).
-    pub delivered_to: Vec<String>,
-}
+use serde::Serialize;
 
 impl OutboxRow {
     /// Whether a sender holds this message right now.
     pub fn sending(&self) -> bool {
         self.status == "queued" && self.lease_until.is_some_and(|t| t > lease_clock())
     }
-}
-
-/// What `requeue` did.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct Requeued {
-    /// Messages re-queued (failed before) or made due now.
-    pub changed: usize,
-    /// Messages left alone because a sender holds them right now.
-    pub sending: Vec<i64>,
 }
 
 /// How long a claim holds a message: far longer than one delivery may take (lettre's SMTP
