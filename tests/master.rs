@@ -217,7 +217,7 @@ fn the_master_matches_status_cell_by_cell() {
     let names = book.sheet_names();
     assert_eq!(
         names,
-        [SUMMARY, "月度进度", "报送记录", "问题清单", "培训台账"]
+        [SUMMARY, "报送日历", "月度进度", "报送记录", "问题清单", "培训台账"]
     );
 
     let s = book.worksheet_range(SUMMARY).unwrap();
@@ -519,7 +519,7 @@ fn the_roster_continues_on_numbered_sheets() {
     let bytes = tally::master::render_with(&config, &ledger, now, &options).unwrap();
     let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
     let names = book.sheet_names();
-    assert_eq!(&names[4..], ["培训台账", "培训台账(2)", "培训台账(3)"]);
+    assert_eq!(&names[5..], ["培训台账", "培训台账(2)", "培训台账(3)"]);
     let mut seq = Vec::new();
     for (name, data_rows) in [("培训台账", 9), ("培训台账(2)", 9), ("培训台账(3)", 5)] {
         let t = book.worksheet_range(name).unwrap();

@@ -4,10 +4,11 @@
 //! Rendering never reads the wall clock and never edits a workbook; only `rebuild` touches files.
 //!
 //! Here: the entry points and the order of the sheets. Each sheet has its file (`completion`,
-//! `monthly`, `lists`, `roster`), `styles` holds the formats they share, `publish` puts the
+//! `calendar`, `monthly`, `lists`, `roster`), `styles` holds the formats they share, `publish` puts the
 //! rendered bytes in place; the counting is `core::count`'s. Nothing here counts or writes a
 //! cell itself.
 
+mod calendar;
 mod completion;
 mod lists;
 mod monthly;
@@ -32,6 +33,8 @@ use styles::Styles;
 /// 考核指标完成情况: each unit's completed figures against its targets, the master's first
 /// sheet (not the return's 汇总, `form::SUMMARY_SHEET`).
 pub const COMPLETION_SHEET: &str = "考核指标完成情况";
+/// 报送日历: who reported each month, on time, late or not at all.
+pub const CALENDAR_SHEET: &str = "报送日历";
 /// 月度进度: cumulative completed and rates month by month.
 pub const MONTHLY_SHEET: &str = "月度进度";
 /// 报送记录: every submission received.
@@ -134,14 +137,16 @@ pub fn render_to<W: Write + Send>(
 
     // Sheets in their final order; the roster sheets are added as its rows stream.
     book.add_worksheet().set_name(COMPLETION_SHEET)?;
+    book.add_worksheet().set_name(CALENDAR_SHEET)?;
     book.add_worksheet().set_name(MONTHLY_SHEET)?;
     book.add_worksheet().set_name(SUBMISSIONS_SHEET)?;
     book.add_worksheet_with_constant_memory()?
         .set_name(FINDINGS_SHEET)?;
     const COMPLETION: usize = 0;
-    const MONTHLY: usize = 1;
-    const SUBMISSIONS: usize = 2;
-    const FINDINGS: usize = 3;
+    const CALENDAR: usize = 1;
+    const MONTHLY: usize = 2;
+    const SUBMISSIONS: usize = 3;
+    const FINDINGS: usize = 4;
 
     let submissions = ledger.submissions()?;
     let mut roster = roster::Roster::start(
@@ -185,6 +190,13 @@ pub fn render_to<W: Write + Send>(
         config,
         now,
         &status,
+        &styles,
+    )?;
+    calendar::write(
+        book.worksheet_from_index(CALENDAR)?,
+        config,
+        now,
+        &ledger.arrivals(config.plan.tz)?,
         &styles,
     )?;
     monthly::write(
