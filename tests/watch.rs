@@ -1,7 +1,9 @@
 //! End-to-end tests of `tally watch` on the real binary: a daemon process on a temp folder,
 //! files dropped into the units' folders, its JSON log lines and the ledger read back. Times
 //! here are generous deadlines for things to happen, never assertions about speed (that is
-//! scripts/watch-latency.sh).
+//! scripts/watch-latency.sh). A test never sleeps and then concludes that nothing happened: it
+//! first waits for the daemon to say it has dealt with everything it was told (a finished
+//! round of its loop with nothing pending, or its start-up listing), then asserts.
 
 #![cfg(unix)]
 
@@ -78,7 +80,8 @@ impl Daemon {
         }
         cmd.env_remove("TALLY_NOW")
             .env_remove("TALLY_SMTP_URL")
-            .env("RUST_LOG", "tally=info")
+            // debug: the daemon's "round finished" lines, the tests' positive signal.
+            .env("RUST_LOG", "tally=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -134,11 +137,57 @@ impl Daemon {
         (with_files.len(), with_files.iter().sum())
     }
 
+    /// Rebuilds the burst cap forced while files were still settling (a slow machine).
+    fn cuts(&self) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e["message"] == "burst finished" && e["cut"] == true)
+            .count()
+    }
+
     fn taken(&self) -> Vec<Value> {
         self.events()
             .into_iter()
             .filter(|e| e["message"] == "file taken")
             .collect()
+    }
+
+    /// The `watching` line: start-up (interrupted intakes, the first listing) is done.
+    fn watching(&self) -> Value {
+        self.events()
+            .into_iter()
+            .find(|e| e["message"] == "watching")
+            .expect("started")
+    }
+
+    /// Wait until, after the last line matching `after`, a round of the daemon's loop has
+    /// finished that satisfies `round`: the positive signal before asserting that nothing
+    /// (else) happens.
+    fn wait_for_round_after(
+        &self,
+        what: &str,
+        after: impl Fn(&Value) -> bool,
+        round: impl Fn(&Value) -> bool,
+    ) {
+        self.wait_for(&format!("a round after {what}"), |d| {
+            let events = d.events();
+            let Some(start) = events.iter().rposition(&after) else {
+                return false;
+            };
+            events[start..]
+                .iter()
+                .any(|e| e["message"] == "round finished" && round(e))
+        });
+    }
+
+    /// Wait for a round after the last file taken with nothing pending and no master rebuild
+    /// owed: all the daemon had been told of is dealt with.
+    fn wait_for_quiet_round_after_taken(&self) {
+        self.wait_for_round_after(
+            "the last file taken",
+            |e| e["message"] == "file taken",
+            |r| r["pending"] == 0 && r["burst"] == 0,
+        );
     }
 
     fn wait_for(&self, what: &str, ok: impl Fn(&Daemon) -> bool) {
@@ -230,7 +279,7 @@ fn a_file_written_slowly_in_chunks_is_taken_once_and_complete() {
     }
     drop(f);
     d.wait_for("the return to be taken", |d| !d.taken().is_empty());
-    std::thread::sleep(Duration::from_millis(2_000));
+    d.wait_for_quiet_round_after_taken();
     let taken = d.taken();
     assert_eq!(taken.len(), 1, "{taken:?}");
     let t = &taken[0];
@@ -270,32 +319,76 @@ fn fifty_files_dropped_at_once_are_all_taken_with_few_master_rebuilds() {
             )
         })
         .collect();
-    // Dropped as a copy program would: written beside, renamed in.
+    // Dropped as a copy program would: written beside, then renamed in, all at once.
     let staging = w.join("staging");
     std::fs::create_dir_all(&staging).unwrap();
-    for (i, (dest, bytes)) in files.iter().enumerate() {
-        let tmp = staging.join(format!("{i}.xlsx"));
-        std::fs::write(&tmp, bytes).unwrap();
-        std::fs::rename(&tmp, dest).unwrap();
+    let staged: Vec<PathBuf> = (0..files.len())
+        .map(|i| staging.join(format!("{i}.xlsx")))
+        .collect();
+    for (tmp, (_, bytes)) in staged.iter().zip(&files) {
+        std::fs::write(tmp, bytes).unwrap();
     }
+    let dropping = Instant::now();
+    for (tmp, (dest, _)) in staged.iter().zip(&files) {
+        std::fs::rename(tmp, dest).unwrap();
+    }
+    let dropped_in = dropping.elapsed();
     d.wait_for("all 50 files", |d| d.taken().len() >= 50);
     d.wait_for("the master with all 50", |d| d.rebuilds().1 == 50);
-    std::thread::sleep(Duration::from_millis(1_000));
+    d.wait_for_quiet_round_after_taken();
     let taken = d.taken();
     assert_eq!(taken.len(), 50);
     assert!(taken.iter().all(|t| t["result"] == "accepted"), "{taken:?}");
     let total: usize = units.iter().map(|u| accepted_in(&w, u)).sum();
     assert_eq!(total, 50);
     assert_eq!(count(&w, "SELECT count(*) FROM submissions"), 50);
+    // Every file is in a rebuild, and the last rebuild came after the last file.
     let (rebuilds, files) = d.rebuilds();
     assert_eq!(files, 50);
-    eprintln!("master rebuilds for 50 files: {rebuilds}");
+    let events = d.events();
+    let last = |m: &str| events.iter().rposition(|e| e["message"] == m).unwrap();
     assert!(
-        (1..=3).contains(&rebuilds),
-        "{rebuilds} master rebuilds for one burst"
+        last("burst finished") > last("file taken"),
+        "{}",
+        d.log_text()
     );
-    assert!(w.join("output/master.xlsx").is_file());
+    // Few rebuilds: one for the burst, and one more each time the burst cap cut it short (on
+    // a slow machine; burst.rs proves the cut with a fake clock). That holds when the drop
+    // itself is one burst: all files in place within a settle period.
+    let cuts = d.cuts();
+    eprintln!(
+        "master rebuilds for 50 files: {rebuilds} ({cuts} cut by the cap; dropped in {dropped_in:?})"
+    );
+    if dropped_in < Duration::from_millis(300) {
+        assert!(
+            rebuilds <= 1 + cuts,
+            "{rebuilds} master rebuilds, {cuts} cut by the cap:\n{}",
+            d.log_text()
+        );
+    }
     assert_eq!(d.terminate().0, 0);
+    // The master itself lists all 50.
+    let master = master_strings(&w.join("output/master.xlsx"));
+    let listed = (0..50)
+        .filter(|i| master.contains(&format!("return-{i:02}.xlsx")))
+        .count();
+    assert_eq!(listed, 50);
+}
+
+/// Every text cell of every sheet of a workbook.
+fn master_strings(path: &Path) -> std::collections::HashSet<String> {
+    use calamine::{Data, Reader};
+    let mut book = calamine::open_workbook_auto(path).unwrap();
+    let mut out = std::collections::HashSet::new();
+    for name in book.sheet_names() {
+        let range = book.worksheet_range(&name).unwrap();
+        for cell in range.used_cells() {
+            if let (_, _, Data::String(s)) = cell {
+                out.insert(s.clone());
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -329,8 +422,9 @@ fn lock_temp_hidden_and_stray_files_are_ignored() {
         &a_return(XX, "2020-05", 1, 2),
     );
     d.wait_for("the return", |d| d.taken().len() == 1);
-    // Give the junk every chance to be (wrongly) taken.
-    std::thread::sleep(Duration::from_millis(1_500));
+    // The junk was written before the return: had any of it been (wrongly) a candidate, it
+    // would still be pending or taken by now.
+    d.wait_for_quiet_round_after_taken();
     assert_eq!(d.taken().len(), 1, "{:?}", d.taken());
     for name in junk {
         assert!(w.unit_dir(XX).join(name).exists(), "{name} was touched");
@@ -362,9 +456,9 @@ fn lock_temp_hidden_and_stray_files_are_ignored() {
         1,
         "{log}"
     );
-    // Logged once: a restart does not repeat it.
+    // Logged once: a restart does not repeat it (start-up lists every folder before it says
+    // it is watching).
     let d = Daemon::start(&w, &[]);
-    std::thread::sleep(Duration::from_millis(500));
     let (_, d) = d.terminate();
     assert!(!d.log_text().contains("not counted"), "{}", d.log_text());
 }
@@ -380,7 +474,17 @@ fn a_return_open_in_excel_waits_for_its_lock_file() {
         "2020-05.xlsx",
         &a_return(XX, "2020-05", 1, 2),
     );
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Two looks a settle period apart found it held: a file not open would have been taken
+    // in the round of the second look.
+    let is_held = |e: &Value| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("open in an office program"))
+    };
+    d.wait_for("two looks at the held return", |d| {
+        d.events().iter().filter(|e| is_held(e)).count() >= 2
+    });
+    d.wait_for_round_after("the second look", is_held, |r| r["pending"] == 1);
     assert!(d.taken().is_empty(), "taken while open in Excel");
     std::fs::remove_file(&lock).unwrap();
     d.wait_for("the return once Excel closed it", |d| d.taken().len() == 1);
@@ -408,7 +512,7 @@ fn files_dropped_while_the_daemon_was_down_are_taken_at_restart() {
     assert_eq!(d.terminate().0, 0);
     // A third start finds nothing to do and repeats nothing.
     let d = Daemon::start(&w, &[]);
-    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(d.watching()["pending"], 0, "{}", d.log_text());
     assert!(d.taken().is_empty());
     assert_eq!(d.terminate().0, 0);
     assert_eq!(count(&w, "SELECT count(*) FROM submissions"), 2);
@@ -492,7 +596,7 @@ fn sigterm_in_the_middle_of_a_batch_loses_nothing_and_a_restart_finishes_it() {
     // The restart finishes the batch, taking nothing twice.
     let d = Daemon::start(&w, &[]);
     d.wait_for("the rest of the batch", |d| d.taken().len() == waiting);
-    std::thread::sleep(Duration::from_millis(500));
+    d.wait_for_quiet_round_after_taken();
     assert_eq!(d.taken().len(), waiting);
     assert_eq!(accepted_in(&w, XX), n as usize);
     assert_eq!(count(&w, "SELECT count(*) FROM submissions"), n as i64);
@@ -711,11 +815,15 @@ fn plan_with_min_age() -> String {
     plan
 }
 
-/// Write `a` (a larger return, slow to take), then `b` a moment later.
-fn drop_two_a_moment_apart(w: &Workdir) {
+/// Write `a` (a larger return, slow to take), then `b` a moment later; how far apart they
+/// landed.
+fn drop_two_a_moment_apart(w: &Workdir) -> Duration {
+    let b = a_return(CH, "2020-04", 2, 2);
     drop_return(&w.unit_dir(XX), "a.xlsx", &a_return(XX, "2020-04", 1, 400));
+    let a_landed = Instant::now();
     std::thread::sleep(Duration::from_millis(20));
-    drop_return(&w.unit_dir(CH), "b.xlsx", &a_return(CH, "2020-04", 2, 2));
+    drop_return(&w.unit_dir(CH), "b.xlsx", &b);
+    a_landed.elapsed()
 }
 
 #[test]
@@ -743,10 +851,16 @@ fn a_file_that_settles_while_another_is_taken_joins_the_same_burst() {
     let d = Daemon::start(&w, &[]);
     // The master is missing at start: its rebuild comes first, with no files.
     d.wait_for("the start-up rebuild", |d| d.lines("burst finished") >= 1);
-    drop_two_a_moment_apart(&w);
+    let apart = drop_two_a_moment_apart(&w);
     d.wait_for("both returns", |d| d.taken().len() == 2);
     d.wait_for("the master with both", |d| d.rebuilds().1 == 2);
-    assert_eq!(d.rebuilds(), (1, 2), "one rebuild for the burst of two");
+    // b settles while a is taken when it lands before a is a minimum age (1 s) old; a
+    // machine so slow that it did not is no counterexample.
+    if apart < Duration::from_millis(900) {
+        assert_eq!(d.rebuilds(), (1, 2), "one rebuild for the burst of two");
+    } else {
+        eprintln!("b landed {apart:?} after a: not one burst");
+    }
     assert_eq!(accepted_in(&w, XX) + accepted_in(&w, CH), 2);
     assert_eq!(d.terminate().0, 0);
 }

@@ -63,7 +63,7 @@ pub struct Outcome {
 }
 
 /// sha256 of a file, streamed.
-pub fn hash_file(path: &Path) -> Result<String, IntakeError> {
+fn hash_file(path: &Path) -> Result<String, IntakeError> {
     let mut f = std::fs::File::open(path).map_err(io(path, "cannot open"))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -98,7 +98,7 @@ fn split_name(name: &str) -> (&str, &str) {
 }
 
 /// The feedback workbook path for a rejected file at `dest`.
-pub fn feedback_path_for(dest: &Path) -> PathBuf {
+fn feedback_path_for(dest: &Path) -> PathBuf {
     let name = dest
         .file_name()
         .and_then(|n| n.to_str())
@@ -182,6 +182,9 @@ fn move_file(src: &Path, dst: &Path) -> Result<(), IntakeError> {
     }
 }
 
+/// The message of an internal-error rejection.
+const INTERNAL_ERROR_MESSAGE: &str = "系统处理此文件时发生内部错误，未能完成检查，本次报送暂未计入。文件已存档保留，请联系区安监局处理，或用 Excel/WPS 另存为 .xlsx 后重新报送。";
+
 /// Take one file in for `unit`.
 ///
 /// The dropped file is copied once into a private staging file; the hash, the validation and
@@ -192,6 +195,32 @@ pub fn ingest(
     ledger: &mut Ledger,
     unit: &Unit,
     path: &Path,
+) -> Result<Outcome, IntakeError> {
+    take(ctx, ledger, unit, path, None)
+}
+
+/// Reject a file as `internal-error` without reading it: taking it in panicked, or killed
+/// tally before. It goes the way of every rejection (archive copy, one ledger record with its
+/// notice, feedback, move into 退回/), but is not read, and is not compared with counted
+/// returns. When an earlier intake of it was recorded before the failure, only its move is
+/// finished.
+pub fn reject_internal_error(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    unit: &Unit,
+    path: &Path,
+) -> Result<Outcome, IntakeError> {
+    let finding = Finding::file(Code::InternalError, INTERNAL_ERROR_MESSAGE);
+    take(ctx, ledger, unit, path, Some(finding))
+}
+
+/// [`ingest`], or with `unread` the rejection of the file with that one finding.
+fn take(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    unit: &Unit,
+    path: &Path,
+    unread: Option<Finding>,
 ) -> Result<Outcome, IntakeError> {
     let config = ctx.config;
     let path = std::path::absolute(path).map_err(io(path, "cannot resolve"))?;
@@ -238,7 +267,11 @@ pub fn ingest(
 
     // The same bytes as a return that counts now: recorded as a duplicate, counted nothing.
     // Bytes that were rejected, or superseded since, are checked again like new ones.
-    if let Some(original) = ledger.find_counting_by_hash(&unit.name, &sha)? {
+    let original = match unread {
+        None => ledger.find_counting_by_hash(&unit.name, &sha)?,
+        Some(_) => None,
+    };
+    if let Some(original) = original {
         let dest = free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists());
         let new = NewSubmission {
             sha256: sha,
@@ -269,31 +302,40 @@ pub fn ingest(
 
     // Read and check.
     let started = std::time::Instant::now();
-    let (workbook, mut ret) = match crate::read::read_sandboxed(
-        ctx.exe,
-        Some(ctx.config_path),
-        &staged,
-        &config.limits,
-    ) {
-        Ok(wb) => {
-            let ret = returns::check(
-                &wb,
-                &returns::Context {
-                    plan: &config.plan,
-                    unit: Some(unit),
-                    now: ctx.now,
-                    max_rows: config.limits.max_rows,
-                },
-            );
-            (Some(wb), ret)
-        }
-        Err(f) => (
+    let (workbook, mut ret) = match unread {
+        Some(finding) => (
             None,
             Return {
-                findings: vec![f],
+                findings: vec![finding],
                 ..Return::default()
             },
         ),
+        None => match crate::read::read_sandboxed(
+            ctx.exe,
+            Some(ctx.config_path),
+            &staged,
+            &config.limits,
+        ) {
+            Ok(wb) => {
+                let ret = returns::check(
+                    &wb,
+                    &returns::Context {
+                        plan: &config.plan,
+                        unit: Some(unit),
+                        now: ctx.now,
+                        max_rows: config.limits.max_rows,
+                    },
+                );
+                (Some(wb), ret)
+            }
+            Err(f) => (
+                None,
+                Return {
+                    findings: vec![f],
+                    ..Return::default()
+                },
+            ),
+        },
     };
     if ret.accepted() {
         let doubles = double_reported(ledger, unit, &ret)?;

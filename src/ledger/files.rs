@@ -1,2 +1,202 @@
 //! The watcher's file states in the ledger: files seen in the drop folders, being taken,
-//! failed, or lying outside a unit's folder.
+//! failed, or lying outside a unit's folder; and whether the master is stale. Operations are
+//! named by what they mean to the daemon, not by table: a second backend implements the same
+//! calls. It never looks at the disk (the caller decides which files are gone).
+
+use super::{Ledger, LedgerError};
+use crate::core::settle::Stat;
+use rusqlite::{OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The key of the one piece of daemon state kept besides the files: the master lags the
+/// ledger (a crash came between a file taken and its rebuild).
+const MASTER_STALE: &str = "master_stale";
+
+fn key(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn mtime_ns(stat: Stat) -> i64 {
+    stat.mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl Ledger {
+    /// A candidate return was seen in `unit`'s folder (recorded the first time only).
+    pub fn file_seen(
+        &mut self,
+        path: &Path,
+        unit: Option<&str>,
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO watch_files (path, unit, state, first_seen, updated_at) VALUES (?1, ?2, 'seen', ?3, ?3)",
+                params![key(path), unit, at],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Taking `path` in begins. Returns how many times tally stopped abruptly while taking
+    /// it before (it was still being taken when this call came).
+    pub fn begin_taking(
+        &mut self,
+        path: &Path,
+        unit: &str,
+        stat: Stat,
+        at: &str,
+    ) -> Result<u32, LedgerError> {
+        self.conn
+            .query_row(
+                "INSERT INTO watch_files (path, unit, state, size, mtime_ns, first_seen, updated_at) VALUES (?1, ?2, 'taking', ?3, ?4, ?5, ?5)
+                 ON CONFLICT(path) DO UPDATE SET
+                    crashes = crashes + (state = 'taking'), state = 'taking', unit = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
+                 RETURNING crashes",
+                params![key(path), unit, stat.size as i64, mtime_ns(stat), at],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Intake could not take `path` in; it stays in its folder.
+    pub fn file_failed(&mut self, path: &Path, detail: &str, at: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE watch_files SET state = 'failed', detail = ?2, updated_at = ?3 WHERE path = ?1",
+                params![key(path), detail, at],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// `path` has left its folder (taken, removed, renamed): it is forgotten.
+    pub fn file_gone(&mut self, path: &Path) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "DELETE FROM watch_files WHERE path = ?1",
+                params![key(path)],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Something in the watch root lies outside any unit's folder. True when it was not
+    /// noted before (the operator is told once).
+    pub fn outside_file_noted(&mut self, path: &Path, at: &str) -> Result<bool, LedgerError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO watch_files (path, state, first_seen, updated_at) VALUES (?1, 'outside', ?2, ?2)",
+                params![key(path), at],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every path the watcher has noted and not forgotten, in any state.
+    pub fn noted_files(&self) -> Result<Vec<PathBuf>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path FROM watch_files")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| r.get::<_, String>(0).map(PathBuf::from))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Whether the master lags the ledger: files were taken after its last rebuild.
+    pub fn master_stale(&self) -> Result<bool, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM watch_state WHERE key = ?1",
+                params![MASTER_STALE],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map(|v| v.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Note that the master lags the ledger (`true`) or has caught up (`false`).
+    pub fn set_master_stale(&mut self, stale: bool) -> Result<(), LedgerError> {
+        let r = if stale {
+            self.conn.execute(
+                "INSERT INTO watch_state (key, value) VALUES (?1, '1') ON CONFLICT(key) DO UPDATE SET value = '1'",
+                params![MASTER_STALE],
+            )
+        } else {
+            self.conn.execute(
+                "DELETE FROM watch_state WHERE key = ?1",
+                params![MASTER_STALE],
+            )
+        };
+        r.map(|_| ()).map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn stat(size: u64) -> Stat {
+        Stat {
+            size,
+            mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(1_590_000_000),
+        }
+    }
+
+    fn state_of(ledger: &Ledger, path: &Path) -> Option<(String, u32, String)> {
+        ledger
+            .conn
+            .query_row(
+                "SELECT state, crashes, detail FROM watch_files WHERE path = ?1",
+                params![key(path)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_file_goes_from_seen_to_taking_to_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("tally.db")).unwrap();
+        let p = Path::new("/w/西兴街道/2020-05.xlsx");
+        l.file_seen(p, Some("西兴街道"), "t1").unwrap();
+        l.file_seen(p, Some("西兴街道"), "t2").unwrap();
+        assert_eq!(state_of(&l, p).unwrap().0, "seen");
+        assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t3").unwrap(), 0);
+        // Still taking at the next begin: tally stopped abruptly in between.
+        assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t4").unwrap(), 1);
+        l.file_failed(p, "cannot read", "t5").unwrap();
+        assert_eq!(
+            state_of(&l, p).unwrap(),
+            ("failed".into(), 1, "cannot read".into())
+        );
+        // A failure is no crash.
+        assert_eq!(l.begin_taking(p, "西兴街道", stat(2), "t6").unwrap(), 1);
+        assert_eq!(l.noted_files().unwrap(), [PathBuf::from(p)]);
+        l.file_gone(p).unwrap();
+        assert_eq!(state_of(&l, p), None);
+        assert!(l.noted_files().unwrap().is_empty());
+    }
+
+    #[test]
+    fn outside_files_are_noted_once_and_the_master_flag_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("tally.db")).unwrap();
+        let p = Path::new("/w/stray.xlsx");
+        assert!(l.outside_file_noted(p, "t1").unwrap());
+        assert!(!l.outside_file_noted(p, "t2").unwrap());
+        assert_eq!(state_of(&l, p).unwrap().0, "outside");
+        assert!(!l.master_stale().unwrap());
+        l.set_master_stale(true).unwrap();
+        l.set_master_stale(true).unwrap();
+        assert!(l.master_stale().unwrap());
+        l.set_master_stale(false).unwrap();
+        assert!(!l.master_stale().unwrap());
+    }
+}

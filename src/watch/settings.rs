@@ -76,3 +76,55 @@ impl WatchSettings {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigError};
+    use std::path::Path;
+
+    const REFERENCE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(src, Path::new("tally.toml"), Path::new("/base"))
+    }
+
+    #[test]
+    fn the_reference_plan_spells_out_the_defaults() {
+        assert_eq!(parse(REFERENCE).unwrap().watch, WatchSettings::default());
+        let without = REFERENCE.replacen("[watch]", "[watch_unused_example]", 1);
+        assert!(parse(&without).is_err(), "unknown sections are refused");
+    }
+
+    #[test]
+    fn bad_watch_values_name_key_and_line() {
+        for (from, to, key) in [
+            ("settle_secs = 2", "settle_secs = -1", "watch.settle_secs"),
+            (
+                "min_age_secs = 1",
+                "min_age_secs = nan",
+                "watch.min_age_secs",
+            ),
+            ("rescan_secs = 60", "rescan_secs = 0", "watch.rescan_secs"),
+            (
+                "poll_interval_secs = 30",
+                "poll_interval_secs = 1e9",
+                "watch.poll_interval_secs",
+            ),
+        ] {
+            let src = REFERENCE.replacen(from, to, 1);
+            let err = parse(&src).unwrap_err();
+            let ConfigError::Invalid { key: k, line, .. } = &err else {
+                panic!("{err}")
+            };
+            assert_eq!(k, key);
+            assert_eq!(
+                *line,
+                src.lines().position(|l| l.starts_with(to)).unwrap() + 1
+            );
+        }
+        let err =
+            parse(&REFERENCE.replacen("mode = \"auto\"", "mode = \"inotify\"", 1)).unwrap_err();
+        assert!(err.to_string().contains("inotify"), "{err}");
+    }
+}

@@ -1,0 +1,150 @@
+//! One settled file through intake: its state in the ledger (being taken, failed, gone), a
+//! panic caught and turned into the file's internal-error rejection, a file that killed tally
+//! before rejected unread, a failure left in place and retried later. The return itself is
+//! judged by intake, never here.
+
+use super::Daemon;
+use crate::core::plan::Unit;
+use crate::core::settle::{Ready, Stat};
+use crate::intake::{self, IntakeContext};
+use crate::ledger::SubmissionStatus;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A file whose processing killed the daemon this many times is rejected unread.
+const MAX_CRASHES: u32 = 2;
+
+impl Daemon<'_> {
+    /// Take one settled file through intake, catching a panic.
+    pub(super) fn take(&mut self, ready: Ready) {
+        let path = ready.path.clone();
+        let Some(unit) = self.unit_of(&ready.folder) else {
+            return;
+        };
+        if !path.is_file() {
+            return; // taken away since it settled
+        }
+        if let Some((stat, retry_at)) = self.failed.get(&path)
+            && *stat == ready.stat
+            && Instant::now() < *retry_at
+        {
+            return;
+        }
+        let at = self.stamp();
+        let crashes = match self.ledger.begin_taking(&path, &unit.name, ready.stat, &at) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record the listing");
+                0
+            }
+        };
+        let started = Instant::now();
+        let now = self.opts.clock.now();
+        let ctx = IntakeContext {
+            config: self.config,
+            config_path: self.config_path,
+            exe: &self.exe,
+            now,
+            compose: &*self.compose,
+        };
+        let ledger = &mut self.ledger;
+        let result = if crashes >= MAX_CRASHES {
+            tracing::error!(unit = %unit.name, file = %path.display(), crashes, "tally stopped abruptly while taking this file before; rejecting it unread");
+            catch_unwind(AssertUnwindSafe(|| {
+                intake::reject_internal_error(&ctx, ledger, unit, &path)
+            }))
+        } else {
+            let first = catch_unwind(AssertUnwindSafe(|| {
+                if self.opts.env.fault_watch.as_deref() == Some("panic") {
+                    panic!("fault injected by {}", crate::settings::env::FAULT_WATCH);
+                }
+                intake::ingest(&ctx, ledger, unit, &path)
+            }));
+            match first {
+                Err(panic) => {
+                    tracing::error!(unit = %unit.name, file = %path.display(), panic = panic_text(&*panic), "panic while taking a file; rejecting it as internal-error");
+                    catch_unwind(AssertUnwindSafe(|| {
+                        intake::reject_internal_error(&ctx, ledger, unit, &path)
+                    }))
+                }
+                ok => ok,
+            }
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        let file = ready
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.settler.forget(&path);
+        match result {
+            Ok(Ok(outcome)) => {
+                let s = &outcome.submission;
+                match s.status {
+                    SubmissionStatus::Rejected => self.summary.rejected += 1,
+                    SubmissionStatus::Duplicate => self.summary.duplicate += 1,
+                    _ => self.summary.accepted += 1,
+                }
+                tracing::info!(
+                    unit = %unit.name,
+                    file = %file,
+                    result = %s.status.as_str(),
+                    rows = s.rows,
+                    errors = s.errors,
+                    warnings = s.warnings,
+                    ms,
+                    "file taken"
+                );
+                self.failed.remove(&path);
+                self.known.remove(&path);
+                if let Err(e) = self.ledger.file_gone(&path) {
+                    tracing::warn!(error = %e, "cannot record the listing");
+                }
+                self.burst.file_taken(Instant::now());
+                if let Err(e) = self.ledger.set_master_stale(true) {
+                    tracing::warn!(error = %e, "cannot record the listing");
+                }
+            }
+            Ok(Err(e)) => self.fail(&path, unit, &file, ready.stat, ms, &e.to_string()),
+            Err(panic) => {
+                let msg = panic_text(&*panic);
+                self.fail(&path, unit, &file, ready.stat, ms, &format!("panic: {msg}"));
+            }
+        }
+    }
+
+    fn fail(&mut self, path: &Path, unit: &Unit, file: &str, stat: Stat, ms: u64, error: &str) {
+        self.summary.failed += 1;
+        let retry = self.opts.failed_retry;
+        let retry_text = if retry >= Duration::from_secs(60) {
+            format!("{} min", retry.as_secs() / 60)
+        } else {
+            format!("{:.1} s", retry.as_secs_f64())
+        };
+        tracing::warn!(
+            unit = %unit.name,
+            file = %file,
+            result = %"failed",
+            rows = 0,
+            ms,
+            error = %error,
+            "file not taken in; it stays where it is and is retried when it changes or in {retry_text}"
+        );
+        self.failed
+            .insert(path.to_path_buf(), (stat, Instant::now() + retry));
+        let at = self.stamp();
+        if let Err(e) = self.ledger.file_failed(path, error, &at) {
+            tracing::warn!(error = %e, "cannot record the listing");
+        }
+    }
+}
+
+/// The text of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
