@@ -12,7 +12,7 @@ use std::time::Instant;
 use tally::config::Config;
 use tally::core::calendar::YearMonth;
 use tally::core::returns::Row;
-use tally::ledger::{Ledger, NewSubmission, SubmissionStatus};
+use tally::ledger::{Ledger, NewSubmission, Submission, SubmissionStatus};
 
 const PLAN: &str = include_str!("../tally.toml");
 const UNITS: [&str; 4] = ["西兴街道", "长河街道", "浦沿街道", "江北科技园"];
@@ -87,7 +87,8 @@ fn bench(rows: u64) {
             })
             .collect();
         written += n;
-        let new = NewSubmission {
+        let submission = Submission {
+            id: 0,
             sha256: format!("{r:064x}"),
             unit: unit.into(),
             month: Some(ym),
@@ -97,14 +98,17 @@ fn bench(rows: u64) {
             received_at: format!("{}T09:00:00+08:00", ym.next().first_day()),
             status: SubmissionStatus::Accepted,
             duplicate_of: None,
+            superseded_by: None,
             rows: n as i64,
+            errors: 0,
+            warnings: 0,
             reporter: "王芳".into(),
             phone: "0571-87654321".into(),
             destination: format!("watch-dirs/{unit}/已接收/{ym}.xlsx"),
             feedback_path: None,
-            counted_rows,
-            findings: Vec::new(),
+            moved: false,
         };
+        let new = NewSubmission::new(submission, counted_rows, Vec::new());
         ledger.record(&new, &[]).expect("record");
     }
     drop(ledger);

@@ -389,7 +389,9 @@ fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
     let w = Workdir::new();
     let config = Config::load(&w.join("tally.toml")).unwrap();
     let config_path = w.join("tally.toml");
-    let compose = |_: &tally::ledger::Submission, _: &[tally::core::findings::Finding]| Vec::new();
+    let compose = |_: &tally::ledger::Ledger,
+                   _: &tally::ledger::Submission,
+                   _: &[tally::core::findings::Finding]| Vec::new();
     let now = tally::core::calendar::parse_now("2020-06-02", config.plan.tz).unwrap();
     let ctx = IntakeContext {
         config: &config,

@@ -217,7 +217,14 @@ fn the_master_matches_status_cell_by_cell() {
     let names = book.sheet_names();
     assert_eq!(
         names,
-        [SUMMARY, "报送日历", "月度进度", "报送记录", "问题清单", "培训台账"]
+        [
+            SUMMARY,
+            "报送日历",
+            "月度进度",
+            "报送记录",
+            "问题清单",
+            "培训台账"
+        ]
     );
 
     let s = book.worksheet_range(SUMMARY).unwrap();

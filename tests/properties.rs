@@ -63,7 +63,9 @@ fn run(drops: &[Drop], times: usize) -> Outcome {
     let w = Workdir::new();
     let config = Config::load(&w.join("tally.toml")).unwrap();
     let mut ledger = Ledger::open(&config.state_path()).unwrap();
-    let compose = |_: &tally::ledger::Submission, _: &[tally::core::findings::Finding]| Vec::new();
+    let compose = |_: &tally::ledger::Ledger,
+                   _: &tally::ledger::Submission,
+                   _: &[tally::core::findings::Finding]| Vec::new();
     let config_path = w.join("tally.toml");
     let now = tally::core::calendar::parse_now("2020-07-01", config.plan.tz).unwrap();
     let ctx = IntakeContext {

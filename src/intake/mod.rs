@@ -18,6 +18,10 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+/// Composes the messages a submission causes (receipt, rejection notice, alert), given the
+/// ledger as it stands before the submission is recorded.
+pub type Compose<'a> = dyn Fn(&Ledger, &Submission, &[Finding]) -> Vec<NewMessage> + 'a;
+
 /// Folder under the archive for the one private copy of a file being taken in.
 const STAGING_DIR: &str = ".staging";
 
@@ -50,7 +54,7 @@ pub struct IntakeContext<'a> {
     pub exe: &'a Path,
     pub now: DateTime<Tz>,
     /// Builds the messages stored with a submission (receipt, rejection, alert).
-    pub compose: &'a dyn Fn(&Submission, &[Finding]) -> Vec<NewMessage>,
+    pub compose: &'a Compose<'a>,
 }
 
 /// What happened to one file.
@@ -273,24 +277,18 @@ fn take(
     };
     if let Some(original) = original {
         let dest = free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists());
-        let new = NewSubmission {
+        let duplicate = Submission {
             sha256: sha,
-            unit: unit.name.clone(),
-            month: original.month,
             file_name,
             source_path: source,
-            archive_path: original.archive_path.clone(),
             received_at,
             status: SubmissionStatus::Duplicate,
             duplicate_of: Some(original.id),
-            rows: original.rows,
-            reporter: original.reporter.clone(),
-            phone: original.phone.clone(),
             destination: dest.to_string_lossy().to_string(),
             feedback_path: None,
-            counted_rows: Vec::new(),
-            findings: Vec::new(),
+            ..original.clone()
         };
+        let new = NewSubmission::new(duplicate, Vec::new(), Vec::new());
         let s = record(ctx, ledger, &new)?;
         let s = finish(ctx, ledger, s)?;
         return Ok(Outcome {
@@ -371,7 +369,8 @@ fn take(
         let fb = feedback_path_for(&dest);
         (dest, Some(fb))
     };
-    let new = NewSubmission {
+    let submission = Submission {
+        id: 0,
         sha256: sha,
         unit: unit.name.clone(),
         month: ret.month,
@@ -385,18 +384,22 @@ fn take(
             SubmissionStatus::Rejected
         },
         duplicate_of: None,
+        superseded_by: None,
         rows: ret.row_count as i64,
+        errors: 0,
+        warnings: 0,
         reporter: ret.reporter.clone(),
         phone: ret.phone.clone(),
         destination: dest.to_string_lossy().to_string(),
         feedback_path: feedback.as_ref().map(|p| p.to_string_lossy().to_string()),
-        counted_rows: if accepted {
-            ret.rows.clone()
-        } else {
-            Vec::new()
-        },
-        findings: ret.findings.clone(),
+        moved: false,
     };
+    let counted = if accepted {
+        ret.rows.clone()
+    } else {
+        Vec::new()
+    };
+    let new = NewSubmission::new(submission, counted, ret.findings.clone());
     let s = record(ctx, ledger, &new)?;
     if let Some(fb) = &feedback {
         write_feedback(&s, workbook.as_ref(), &ret.findings, fb)?;
@@ -426,8 +429,7 @@ fn record(
 ) -> Result<Submission, IntakeError> {
     // Compose the messages the submission causes against its provisional record (no id yet:
     // message keys come from the bytes and the verdict), then store both in one transaction.
-    let provisional = new.provisional();
-    let messages = (ctx.compose)(&provisional, &new.findings);
+    let messages = (ctx.compose)(ledger, new.provisional(), &new.findings);
     Ok(ledger.record(new, &messages)?)
 }
 

@@ -118,52 +118,44 @@ pub struct Submission {
     pub moved: bool,
 }
 
-/// A submission to record (id and supersession are assigned by the ledger).
+/// A submission to record: the record as it will be stored (the ledger assigns its `id` and,
+/// later, `superseded_by` and `moved`), with the rows it counts and its findings.
 #[derive(Debug, Clone)]
 pub struct NewSubmission {
-    pub sha256: String,
-    pub unit: String,
-    pub month: Option<YearMonth>,
-    pub file_name: String,
-    pub source_path: String,
-    pub archive_path: String,
-    pub received_at: String,
-    pub status: SubmissionStatus,
-    pub duplicate_of: Option<i64>,
-    pub rows: i64,
-    pub reporter: String,
-    pub phone: String,
-    pub destination: String,
-    pub feedback_path: Option<String>,
+    record: Submission,
     pub counted_rows: Vec<Row>,
     pub findings: Vec<Finding>,
 }
 
 impl NewSubmission {
-    /// The submission as it will be recorded, before the ledger assigns its id (0 here).
-    pub fn provisional(&self) -> Submission {
-        let errors = self.findings.iter().filter(|f| f.is_error()).count() as i64;
-        Submission {
-            id: 0,
-            sha256: self.sha256.clone(),
-            unit: self.unit.clone(),
-            month: self.month,
-            file_name: self.file_name.clone(),
-            source_path: self.source_path.clone(),
-            archive_path: self.archive_path.clone(),
-            received_at: self.received_at.clone(),
-            status: self.status,
-            duplicate_of: self.duplicate_of,
-            superseded_by: None,
-            rows: self.rows,
-            errors,
-            warnings: self.findings.len() as i64 - errors,
-            reporter: self.reporter.clone(),
-            phone: self.phone.clone(),
-            destination: self.destination.clone(),
-            feedback_path: self.feedback_path.clone(),
-            moved: false,
+    /// `record` with its error and warning counts taken from `findings`; its id, supersession
+    /// and move are the ledger's to set.
+    pub fn new(record: Submission, counted_rows: Vec<Row>, findings: Vec<Finding>) -> Self {
+        let errors = findings.iter().filter(|f| f.is_error()).count() as i64;
+        NewSubmission {
+            record: Submission {
+                id: 0,
+                superseded_by: None,
+                moved: false,
+                errors,
+                warnings: findings.len() as i64 - errors,
+                ..record
+            },
+            counted_rows,
+            findings,
         }
+    }
+
+    /// The submission as it will be recorded, before the ledger assigns its id (0 here).
+    pub fn provisional(&self) -> &Submission {
+        &self.record
+    }
+}
+
+impl std::ops::Deref for NewSubmission {
+    type Target = Submission;
+    fn deref(&self) -> &Submission {
+        &self.record
     }
 }
 
@@ -383,11 +375,6 @@ impl Ledger {
             tx.commit().map_err(sql)?;
         }
         Ok(())
-    }
-
-    /// The underlying connection, for modules that own their own tables (the outbox).
-    pub fn conn(&mut self) -> &mut Connection {
-        &mut self.conn
     }
 
     pub fn path(&self) -> &Path {

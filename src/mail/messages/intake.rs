@@ -2,8 +2,8 @@
 //! 回执 (receipt; its progress figures are filled in by the sender once the return counts),
 //! the 退回 notice with every finding and the feedback workbook, and the 异常 alert to the
 //! bureau when a return names another unit than its folder. Words only: nothing is stored or
-//! sent here. It reads the ledger for a duplicate's original and for a month already reported,
-//! through a read-only `Ledger::open` of its own, until intake hands the composer its ledger.
+//! sent here. It reads the ledger intake hands it, for a duplicate's original and for a month
+//! already reported.
 
 use super::{
     FindingView, PROGRESS_MARKER, collapse_blank_lines, file_name_of, finding_view, masked,
@@ -21,8 +21,10 @@ use serde::Serialize;
 
 /// The composer intake calls with each provisional submission (id 0): receipt, rejection
 /// notice, unit-mismatch alert.
-pub fn composer(config: &Config) -> impl Fn(&Submission, &[Finding]) -> Vec<NewMessage> + '_ {
-    move |s, findings| compose_intake(config, s, findings)
+pub fn composer(
+    config: &Config,
+) -> impl Fn(&Ledger, &Submission, &[Finding]) -> Vec<NewMessage> + '_ {
+    move |ledger, s, findings| compose_intake(config, ledger, s, findings)
 }
 
 /// An earlier submission, looked up (read only) for the notice about a duplicate.
@@ -31,8 +33,7 @@ struct Earlier {
     feedback_path: Option<String>,
 }
 
-fn earlier(config: &Config, id: i64) -> Option<Earlier> {
-    let ledger = Ledger::open(&config.state_path()).ok()?;
+fn earlier(ledger: &Ledger, id: i64) -> Option<Earlier> {
     let s = ledger.submission(id).ok()??;
     Some(Earlier {
         received_at: s.received_at,
@@ -41,12 +42,11 @@ fn earlier(config: &Config, id: i64) -> Option<Earlier> {
 }
 
 /// Whether the unit already has an accepted return for this month (this one will replace it).
-fn supersedes(config: &Config, unit: &str, month: Option<YearMonth>) -> bool {
+fn supersedes(ledger: &Ledger, unit: &str, month: Option<YearMonth>) -> bool {
     let Some(month) = month else { return false };
-    Ledger::open(&config.state_path())
-        .ok()
-        .and_then(|l| l.accepted_months().ok())
-        .is_some_and(|months| months.contains(&(unit.to_string(), month)))
+    ledger
+        .accepted_months()
+        .is_ok_and(|months| months.contains(&(unit.to_string(), month)))
 }
 
 /// The idempotency key of a message about one intake:
@@ -65,19 +65,27 @@ fn intake_key(kind: &str, s: &Submission, unit: &str) -> String {
 }
 
 /// Messages for one submission.
-pub fn compose_intake(config: &Config, s: &Submission, findings: &[Finding]) -> Vec<NewMessage> {
+pub fn compose_intake(
+    config: &Config,
+    ledger: &Ledger,
+    s: &Submission,
+    findings: &[Finding],
+) -> Vec<NewMessage> {
     let mut out = Vec::new();
     let Some(unit) = config.plan.units.iter().find(|u| u.name == s.unit) else {
         return out;
     };
     match s.status {
-        SubmissionStatus::Accepted => out.extend(receipt(config, unit, s, findings, None)),
+        SubmissionStatus::Accepted => {
+            let superseding = supersedes(ledger, &unit.name, s.month);
+            out.extend(receipt(config, unit, s, findings, None, superseding))
+        }
         SubmissionStatus::Rejected => out.extend(rejection(config, unit, s, findings, None)),
         SubmissionStatus::Duplicate => {
             // Intake records duplicates only of bytes that count now (rejected bytes are
             // checked again), so a duplicate always gets an "already counted" receipt.
-            let original = s.duplicate_of.and_then(|id| earlier(config, id));
-            out.extend(receipt(config, unit, s, &[], original.as_ref()))
+            let original = s.duplicate_of.and_then(|id| earlier(ledger, id));
+            out.extend(receipt(config, unit, s, &[], original.as_ref(), false))
         }
         SubmissionStatus::Superseded => {}
     }
@@ -110,6 +118,7 @@ fn receipt(
     s: &Submission,
     findings: &[Finding],
     original: Option<&Earlier>,
+    superseding: bool,
 ) -> Option<NewMessage> {
     if unit.contacts.is_empty() {
         tracing::info!(unit = %unit.name, "no contact address: no receipt");
@@ -127,7 +136,7 @@ fn receipt(
         original_received_at: original
             .map(|o| show_time(&o.received_at))
             .unwrap_or_default(),
-        superseding: !duplicate && supersedes(config, &unit.name, s.month),
+        superseding: !duplicate && superseding,
         warnings: findings
             .iter()
             .filter(|f| !f.is_error())
@@ -340,6 +349,14 @@ mod tests {
         config_in(Path::new("/nonexistent-base"))
     }
 
+    /// An empty ledger (a temporary file, removed when the test ends).
+    fn ledger() -> Ledger {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("tally.db")).unwrap();
+        std::mem::forget(dir);
+        ledger
+    }
+
     fn submission(status: SubmissionStatus) -> Submission {
         Submission {
             id: 0,
@@ -375,7 +392,12 @@ mod tests {
             id,
             format!("身份证号 {id} 校验位错误"),
         );
-        let msgs = compose_intake(&c, &submission(SubmissionStatus::Rejected), &[bad]);
+        let msgs = compose_intake(
+            &c,
+            &ledger(),
+            &submission(SubmissionStatus::Rejected),
+            &[bad],
+        );
         assert_eq!(msgs.len(), 1);
         let m = &msgs[0];
         assert!(m.subject.starts_with("【退回】西兴街道"), "{}", m.subject);
@@ -391,7 +413,7 @@ mod tests {
         );
         assert_eq!(m.to, ["xixing@example.org"]);
 
-        let msgs = compose_intake(&c, &submission(SubmissionStatus::Accepted), &[]);
+        let msgs = compose_intake(&c, &ledger(), &submission(SubmissionStatus::Accepted), &[]);
         assert!(
             msgs[0].subject.starts_with("【回执】西兴街道"),
             "{}",
@@ -420,7 +442,7 @@ mod tests {
             "长河街道",
             "填报单位与文件夹不符",
         );
-        let msgs = compose_intake(&c, &submission(SubmissionStatus::Rejected), &[f]);
+        let msgs = compose_intake(&c, &ledger(), &submission(SubmissionStatus::Rejected), &[f]);
         let alert = msgs.iter().find(|m| m.kind == "alert").expect("alert");
         assert!(
             alert.subject.starts_with("【异常】西兴街道"),

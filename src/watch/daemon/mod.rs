@@ -11,11 +11,10 @@ use super::burst::{self, Burst, End, after_burst, mail_work};
 use super::source::{FsEvent, Msg, WatchError, Watcher};
 use super::{Clock, Mode, Options};
 use crate::config::Config;
-use crate::core::findings::Finding;
 use crate::core::settle::{Layout, Settler, Stat};
 use crate::intake::{self, IntakeContext};
+use crate::ledger::Ledger;
 use crate::ledger::lock::{LockError, StateLock};
-use crate::ledger::{Ledger, NewMessage, Submission};
 use crate::mail::Transport;
 use chrono::DateTime;
 use std::collections::{HashMap, HashSet};
@@ -51,7 +50,7 @@ pub struct Summary {
 }
 
 /// Builds the messages stored with a submission (receipt, rejection notice, alert).
-type Compose<'a> = Box<dyn Fn(&Submission, &[Finding]) -> Vec<NewMessage> + 'a>;
+type Compose<'a> = Box<crate::intake::Compose<'a>>;
 
 /// The running daemon.
 pub struct Daemon<'a> {
