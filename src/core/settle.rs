@@ -23,6 +23,9 @@ pub enum Ignore {
     Handled,
     /// Our own feedback workbook (`*.错误说明.xlsx`).
     Feedback,
+    /// Another file tally publishes in a unit's folder (the unit's progress workbook), or a
+    /// folder of them (the blank forms): never a return.
+    Published,
     /// Not under the watch root at all.
     Elsewhere,
 }
@@ -69,6 +72,10 @@ pub enum Class {
 pub struct Layout {
     pub root: PathBuf,
     pub unit_folders: Vec<String>,
+    /// Names of the files tally itself writes directly in each unit's folder (本单位进度.xlsx).
+    pub published_files: Vec<String>,
+    /// Names of the sub-folders tally itself fills in each unit's folder (报表模板).
+    pub published_folders: Vec<String>,
 }
 
 impl Layout {
@@ -98,6 +105,12 @@ impl Layout {
                 Class::Ignored(Ignore::Handled)
             }
             (true, 2) if is_feedback_name(&parts[1]) => Class::Ignored(Ignore::Feedback),
+            (true, 2) if self.published_files.contains(&parts[1]) => {
+                Class::Ignored(Ignore::Published)
+            }
+            (true, _) if self.published_folders.contains(&parts[1]) => {
+                Class::Ignored(Ignore::Published)
+            }
             (true, 2) => Class::Return {
                 folder: parts[0].clone(),
             },
@@ -442,6 +455,8 @@ mod tests {
         Layout {
             root: PathBuf::from("/w"),
             unit_folders: vec!["西兴街道".into(), "长河街道".into()],
+            published_files: vec!["本单位进度.xlsx".into()],
+            published_folders: vec!["报表模板".into()],
         }
     }
 
@@ -455,6 +470,16 @@ mod tests {
             ("/w/西兴街道/2020-05.xlsx", ret("西兴街道")),
             ("/w/长河街道/五月 报表.XLS", ret("长河街道")),
             ("/w/西兴街道/notes.pdf", ret("西兴街道")),
+            (
+                "/w/西兴街道/本单位进度.xlsx",
+                Class::Ignored(Ignore::Published),
+            ),
+            (
+                "/w/西兴街道/报表模板/西兴街道_2020年05月_培训台账.xlsx",
+                Class::Ignored(Ignore::Published),
+            ),
+            ("/w/西兴街道/报表模板", Class::Ignored(Ignore::Published)),
+            ("/w/长河街道/本单位进度 (2).xlsx", ret("长河街道")),
             (
                 "/w/西兴街道/~$2020-05.xlsx",
                 Class::Ignored(Ignore::OfficeLock),
@@ -608,6 +633,8 @@ mod tests {
                 layout: Layout {
                     root: PathBuf::from("/w"),
                     unit_folders: vec!["u".into()],
+                    published_files: Vec::new(),
+                    published_folders: Vec::new(),
                 },
                 taken: Vec::new(),
             }

@@ -195,6 +195,10 @@ pub fn after_burst(
             "the master is held open or read-only; the new version was written beside it"
         );
     }
+    // Each unit's own workbook follows the master; failures of one unit are logged there.
+    if let Err(e) = crate::progress::publish_all(config, ledger, now) {
+        tracing::warn!(error = %e, "the units' progress workbooks were not written");
+    }
     mail_work(config, ledger, now, transport);
     Ok(BurstReport { master: rebuilt? })
 }

@@ -120,6 +120,9 @@ impl<'a> Daemon<'a> {
                 .iter()
                 .map(|u| u.folder().to_string())
                 .collect(),
+            // Ignored even while switched off: an earlier one may still lie there.
+            published_files: vec![config.progress.file_name.clone()],
+            published_folders: Vec::new(),
         };
         let settler = if opts.once {
             Settler::one_pass(opts.timing)
