@@ -85,7 +85,7 @@ fn reminder_figures(body: &str) -> Vec<(String, String, String, String)> {
             current = Some(cat.to_string());
             continue;
         }
-        if let (Some(cat), Some(target)) = (&current, figure(line, "全年指标 ")) {
+        if let (Some(cat), Some(target)) = (&current, figure(line, "年度指标 ")) {
             let completed = figure(line, "已完成 ").unwrap();
             let expected = figure(line, "应完成 ").unwrap();
             out.push((cat.clone(), target, completed, expected));
@@ -165,7 +165,7 @@ fn receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook() {
         .unwrap()
     {
         let line = format!(
-            "{}：已完成 {} 人 / 全年指标 {} 人",
+            "{}：已完成 {} 人 / 年度指标 {} 人",
             c["category"].as_str().unwrap(),
             c["completed"],
             c["target"]
@@ -294,7 +294,7 @@ fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
         .find(|r| r.subject.contains("西兴街道"))
         .unwrap()
         .body;
-    assert!(dry_body.contains(sent_body.lines().find(|l| l.contains("全年指标")).unwrap()));
+    assert!(dry_body.contains(sent_body.lines().find(|l| l.contains("年度指标")).unwrap()));
 
     // The digest: to the bureau, the status table, the master workbook attached.
     let digests = tagged(&mails, "【周报】");
@@ -302,6 +302,13 @@ fn reminders_match_status_copy_the_leader_after_n_and_come_once_per_window() {
     let d = digests[0];
     assert_eq!(d.to, ["anquan@example.org"]);
     assert!(UNITS.iter().all(|u| d.body.contains(u)), "{}", d.body);
+    // Each unit's row of the 报送日历: 西兴街道 sent May on 2 June (on time), nothing else.
+    assert!(
+        d.body
+            .contains("报送日历：1月未报 2月未报 3月未报 4月未报 5月按时（按时率 20%）"),
+        "{}",
+        d.body
+    );
     assert_eq!(d.attachments.len(), 1, "the master is attached");
     assert_eq!(d.attachments[0].0, "master.xlsx");
     assert!(

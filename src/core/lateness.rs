@@ -124,6 +124,27 @@ pub fn on_time_rate(months: &[MonthEntry]) -> Option<f64> {
     (due > 0).then(|| on_time as f64 / due as f64)
 }
 
+/// One unit's row of the calendar as a line of text (for mail, where columns do not align):
+/// the months that are due or reported, then the on-time rate.
+/// `1月按时 2月逾期4天 3月未报 4月退回待改（按时率 25%）`.
+pub fn calendar_line(months: &[MonthEntry]) -> String {
+    let shown: Vec<String> = months
+        .iter()
+        .filter(|m| m.state != MonthState::NotDue)
+        .filter_map(|m| {
+            let month = YearMonth::parse(&m.month)?;
+            Some(format!("{}月{}", month.month, m.state.label(m.days_late)))
+        })
+        .collect();
+    let rate =
+        on_time_rate(months).map_or_else(|| "—".to_string(), |r| format!("{:.0}%", r * 100.0));
+    if shown.is_empty() {
+        format!("尚无到期月份（按时率 {rate}）")
+    } else {
+        format!("{}（按时率 {rate}）", shown.join(" "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +237,10 @@ mod tests {
         );
         // Due: January–May (5); on time: January.
         assert_eq!(on_time_rate(&months), Some(0.2));
+        assert_eq!(
+            calendar_line(&months),
+            "1月按时 2月逾期4天 3月未报 4月未报 5月退回待改（按时率 20%）"
+        );
         assert_eq!(
             on_time_rate(&unit_months(&plan, at("2020-01-15"), &BTreeMap::new())),
             None

@@ -927,7 +927,7 @@ fn check_summary(
                 a1(r, cat_col),
                 label.clone(),
                 format!(
-                    "汇总表中的人员类别“{label}”不在本计划中，应为：{}。",
+                    "汇总页中的人员类别“{label}”不在本计划中，应为：{}。",
                     ctx.plan.category_names().join("、")
                 ),
             ));
@@ -954,7 +954,7 @@ fn check_summary(
                     name,
                     a1(*r, count_col),
                     e.clone(),
-                    format!("汇总表此单元格是错误值 {e}，请直接填写人数。"),
+                    format!("汇总页此单元格是错误值 {e}，请直接填写人数。"),
                 ));
                 stated_ok = false;
                 continue;
@@ -968,7 +968,7 @@ fn check_summary(
                         name,
                         a1(*r, count_col),
                         c.display(),
-                        format!("汇总表的人数“{}”不是数字，请填写人数。", c.display()),
+                        format!("汇总页的人数“{}”不是数字，请填写人数。", c.display()),
                     ));
                     stated_ok = false;
                     continue;
@@ -986,7 +986,7 @@ fn check_summary(
                     a1(*r, count_col),
                     format_number(stated),
                     format!(
-                        "汇总表中“{cat}”填的是 {}，但培训台账中该类别有 {actual} 行。请按台账改正汇总数（或补全台账）。",
+                        "汇总页中“{cat}”填的是 {}，但培训台账中该类别有 {actual} 行。请按台账改正汇总数（或补全台账）。",
                         format_number(stated)
                     ),
                 ));
@@ -1001,7 +1001,7 @@ fn check_summary(
                 "",
                 cat.clone(),
                 format!(
-                    "培训台账中有 {actual} 行“{cat}”，但汇总表中没有这一类别，请在汇总表中补上。"
+                    "培训台账中有 {actual} 行“{cat}”，但汇总页中没有这一类别，请在汇总页中补上。"
                 ),
             ));
         }
@@ -1013,7 +1013,7 @@ fn check_summary(
                 name,
                 a1(r, count_col),
                 e.clone(),
-                format!("汇总表合计是错误值 {e}，请直接填写合计人数。"),
+                format!("汇总页合计是错误值 {e}，请直接填写合计人数。"),
             )),
             c if c.is_blank() => {}
             c => match number_of(c) {
@@ -1023,7 +1023,7 @@ fn check_summary(
                     a1(r, count_col),
                     format_number(stated),
                     format!(
-                        "汇总表合计填的是 {}，但各类别相加为 {}。请改正合计数。",
+                        "汇总页合计填的是 {}，但各类别相加为 {}。请改正合计数。",
                         format_number(stated),
                         format_number(stated_sum)
                     ),
@@ -1034,7 +1034,7 @@ fn check_summary(
                     name,
                     a1(r, count_col),
                     c.display(),
-                    format!("汇总表合计“{}”不是数字，请填写人数。", c.display()),
+                    format!("汇总页合计“{}”不是数字，请填写人数。", c.display()),
                 )),
             },
         }

@@ -80,6 +80,7 @@ pub fn schedule_for(
     let status = current_status(config, ledger, now)?;
     let accepted = ledger.accepted_months()?;
     let submissions = ledger.submissions()?;
+    let arrivals = ledger.arrivals(config.plan.tz)?;
     let eval = remind::evaluate(&config.plan, &config.mail.schedule(), now);
     let mut report = ScheduleReport {
         status: status.clone(),
@@ -220,6 +221,7 @@ pub fn schedule_for(
             received: &received,
             failed_mail: failed,
             master: Some(config.master_path()).filter(|p| p.exists()),
+            arrivals: &arrivals,
         };
         let message = messages::digest(config, &status, eval.phase, digest, &extras, now);
         let new = !round.message_stored(&message.idempotency_key)?;

@@ -5,13 +5,16 @@
 
 use super::{file_name_of, month_labels, render, sender, show_now, split};
 use crate::config::Config;
+use crate::core::calendar::YearMonth;
 use crate::core::count::{Status, UnitStatus};
+use crate::core::lateness::{self, Arrivals};
 use crate::core::plan::Unit;
 use crate::core::remind::{self, DeadlineDue, DigestDue, Line, Phase, Window};
 use crate::ledger::{NewMessage, Submission, SubmissionStatus};
 use chrono::DateTime;
 use chrono_tz::Tz;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Key of a unit's reminder in a window.
@@ -133,10 +136,14 @@ pub struct DigestExtras<'a> {
     pub failed_mail: i64,
     /// The master workbook, when it exists.
     pub master: Option<PathBuf>,
+    /// When each unit's returns arrived, per month (for the 报送日历 lines).
+    pub arrivals: &'a BTreeMap<String, BTreeMap<YearMonth, Arrivals>>,
 }
 
 #[derive(Serialize)]
 struct DigestUnit {
+    /// The unit's row of the 报送日历.
+    calendar: String,
     unit: String,
     lagging: bool,
     missing_months: Vec<String>,
@@ -189,6 +196,11 @@ pub fn digest(
             .units
             .iter()
             .map(|u| DigestUnit {
+                calendar: lateness::calendar_line(&lateness::unit_months(
+                    &config.plan,
+                    now,
+                    extras.arrivals.get(&u.unit).unwrap_or(&BTreeMap::new()),
+                )),
                 unit: u.unit.clone(),
                 lagging: u.lagging,
                 missing_months: month_labels(&u.missing_months),
