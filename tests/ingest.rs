@@ -199,7 +199,7 @@ fn persons_count_once_across_months_and_person_times_twice() {
             0,
         );
         assert!(
-            out.contains("1 warning"),
+            out.contains("提醒 1 处"),
             "double-reported warning expected: {out}"
         );
         let s = w.json(&["--now", "2020-07-01", "status", "--json"], 0);
@@ -226,7 +226,7 @@ fn a_person_in_two_units_is_flagged_and_counted_by_each() {
         "2020-06-02",
         0,
     );
-    assert!(out.contains("1 warning"), "{out}");
+    assert!(out.contains("提醒 1 处"), "{out}");
     let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
     assert_eq!(completed(&s, "西兴街道", P), 1);
     assert_eq!(completed(&s, "长河街道", P), 1);
@@ -526,7 +526,7 @@ fn recorded_paths_are_absolute_even_with_a_relative_config() {
         .trim();
     assert!(std::path::Path::new(dest).is_absolute(), "{stdout}");
     let feedback = stdout
-        .split("feedback: ")
+        .split("错误说明：")
         .nth(1)
         .unwrap()
         .lines()

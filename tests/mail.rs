@@ -140,7 +140,7 @@ fn receipt_and_rejection_arrive_with_progress_and_the_feedback_workbook() {
         ),
         0,
     );
-    assert!(out.contains("mail: 1 sent"), "{out}");
+    assert!(out.contains("邮件：已发送 1 封"), "{out}");
 
     let mails = server.received();
     assert_eq!(mails.len(), 1);
@@ -368,7 +368,7 @@ fn a_server_that_is_down_delays_mail_and_loses_none_nor_sends_twice() {
         0,
     );
     assert!(
-        out.contains("1 to retry"),
+        out.contains("待重试 1 封"),
         "the return is taken in all the same: {out}"
     );
     let queued = w.json(&["outbox", "list", "--json"], 0);
@@ -392,7 +392,7 @@ fn a_server_that_is_down_delays_mail_and_loses_none_nor_sends_twice() {
         &w.run(&["--now", "2020-06-02T10:02:00", "outbox", "retry"]),
         0,
     );
-    assert!(out.contains("1 sent"), "{out}");
+    assert!(out.contains("已发送 1 封"), "{out}");
     assert_eq!(server.received().len(), 1);
     ok(
         &w.run(&["--now", "2020-06-02T10:03:00", "outbox", "retry"]),
@@ -565,7 +565,7 @@ fn the_reference_plan_leaves_readable_eml_files_in_the_outbox() {
 
     let now = "2020-07-01";
     let out = ok(&w.run(&["--now", now, "remind"]), 0);
-    assert!(out.contains("files in"), "{out}");
+    assert!(out.contains("写入文件夹"), "{out}");
     let status = w.json(&["--now", now, "status", "--json"], 0);
     let lagging: BTreeSet<String> = status["units"]
         .as_array()
@@ -754,7 +754,7 @@ fn a_retry_while_another_process_is_sending_does_not_send_it_twice() {
         ),
         0,
     );
-    assert!(out.contains("1 to retry"), "{out}");
+    assert!(out.contains("待重试 1 封"), "{out}");
 
     // A server that holds each message until released: `outbox retry 1` is known to be in the
     // middle of sending #1 (claimed, its text with the server) when a second one starts.
@@ -776,14 +776,14 @@ fn a_retry_while_another_process_is_sending_does_not_send_it_twice() {
         0,
     );
     assert!(
-        second.contains("re-queued 0") && second.contains("being sent by another process"),
+        second.contains("已重新排队 0 封") && second.contains("另一进程正在发送"),
         "{second}"
     );
     assert_eq!(server.held(), 1, "the second retry sent nothing");
     server.release();
     let first = first.wait_with_output().unwrap();
     let first_out = ok(&first, 0);
-    assert!(first_out.contains("1 sent"), "{first_out}");
+    assert!(first_out.contains("已发送 1 封"), "{first_out}");
 
     // And once it is sent, retries send nothing.
     ok(
@@ -903,7 +903,7 @@ fn a_recipient_the_server_refuses_does_not_keep_the_message_from_the_others() {
         ),
         0,
     );
-    assert!(out.contains("1 failed"), "{out}");
+    assert!(out.contains("失败 1 封"), "{out}");
     let mails = server.received();
     assert_eq!(mails.len(), 1, "the unit's own address gets the receipt");
     assert!(mails[0].subject.starts_with("【回执】西兴街道"));
@@ -932,7 +932,7 @@ fn a_recipient_the_server_refuses_does_not_keep_the_message_from_the_others() {
         1,
     );
     assert!(
-        out.contains("re-queued 1") && out.contains("1 failed"),
+        out.contains("已重新排队 1 封") && out.contains("失败 1 封"),
         "{out}"
     );
     assert_eq!(server.received().len(), 1, "never sent twice");

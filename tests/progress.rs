@@ -246,15 +246,12 @@ fn the_daemon_writes_it_after_a_burst_and_never_takes_it_as_a_return() {
         "0.3",
     ];
     let out = w.stdout(&once, 0);
-    assert!(out.contains("1 accepted"), "{out}");
+    assert!(out.contains("已采用 1 份"), "{out}");
     let path = w.unit_dir("江北科技园").join("本单位进度.xlsx");
     assert!(path.is_file(), "written after the burst");
     // A second round sees the workbook in the unit's folder and leaves it there.
     let out = w.stdout(&once, 0);
-    assert!(
-        out.contains("0 accepted") && out.contains("0 rejected"),
-        "{out}"
-    );
+    assert!(out.contains("已采用 0 份，退回 0 份"), "{out}");
     assert!(path.is_file());
     assert!(w.files_in(w.unit_dir("江北科技园").join("退回")).is_empty());
     let status = w.json(&["--now", "2020-06-03T10:00:00", "status", "--json"], 0);

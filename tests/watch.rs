@@ -624,7 +624,7 @@ fn once_takes_what_is_complete_rebuilds_the_master_and_exits_0() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("1 accepted, 1 rejected"), "{stdout}");
+    assert!(stdout.contains("已采用 1 份，退回 1 份"), "{stdout}");
     assert_eq!(accepted_in(&w, XX), 1);
     assert_eq!(
         w.files_in(format!("watch-dirs/{CH}/退回")),
@@ -634,7 +634,7 @@ fn once_takes_what_is_complete_rebuilds_the_master_and_exits_0() {
     // Nothing pending: exits at once, still 0, master rewritten (unchanged).
     let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.3"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 accepted"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("已采用 0 份"));
 }
 
 #[test]
@@ -679,7 +679,7 @@ fn a_panic_while_taking_a_file_becomes_its_internal_error_rejection() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{var}: {stderr}");
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("1 rejected"),
+            String::from_utf8_lossy(&out.stdout).contains("退回 1 份"),
             "{var}: {stderr}"
         );
         let stem = file.trim_end_matches(".xlsx");
@@ -838,8 +838,8 @@ fn once_takes_a_file_that_settles_while_another_is_taken() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("2 accepted"), "{stdout}");
-    assert!(stdout.contains("0 left"), "{stdout}");
+    assert!(stdout.contains("已采用 2 份"), "{stdout}");
+    assert!(stdout.contains("留待下次 0 份"), "{stdout}");
     assert_eq!(accepted_in(&w, XX), 1);
     assert_eq!(accepted_in(&w, CH), 1, "b.xlsx was skipped");
     assert!(!w.unit_dir(CH).join("b.xlsx").exists());
@@ -882,7 +882,7 @@ fn once_sends_mail_when_the_master_cannot_be_written() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("1 rejected"), "{stdout}");
+    assert!(stdout.contains("退回 1 份"), "{stdout}");
     assert_eq!(
         outbox_with(&w, "退回").len(),
         1,

@@ -48,7 +48,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
             Ok(outcome) => {
                 let s = &outcome.submission;
                 println!(
-                    "{}: {} ({}) — {} row(s), {} error(s), {} warning(s) → {}",
+                    "{}：{}（{}）— 台账 {} 行，错误 {} 处，提醒 {} 处 → {}",
                     file.display(),
                     s.status.as_str(),
                     s.status.label_zh(),
@@ -58,7 +58,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                     s.destination
                 );
                 if let Some(fb) = &s.feedback_path {
-                    println!("  feedback: {fb}");
+                    println!("  错误说明：{fb}");
                 }
                 if (s.status == SubmissionStatus::Rejected || s.feedback_path.is_some())
                     && status == ExitStatus::Success
@@ -67,10 +67,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 }
             }
             Err(e) => {
-                eprintln!(
-                    "tally: {}: not taken in (the file stays where it is): {e}",
-                    file.display()
-                );
+                eprintln!("tally: {}：未能处理（文件留在原处）：{e}", file.display());
                 failed += 1;
             }
         }
@@ -81,7 +78,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     match crate::mail::send_due(config, &settings.env, &mut ledger, settings.now) {
         Ok(r) if r.sent.is_empty() && r.deferred.is_empty() && r.failed.is_empty() => {}
         Ok(r) => println!("{}", r.summary()),
-        Err(e) => eprintln!("tally: mail stays in the outbox for now: {e}"),
+        Err(e) => eprintln!("tally: 邮件暂留在发件箱：{e}"),
     }
     if failed > 0 {
         return Ok(ExitStatus::Error);

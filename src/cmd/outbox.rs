@@ -40,11 +40,9 @@ pub fn run(settings: &Settings, args: &OutboxArgs) -> anyhow::Result<ExitStatus>
             let transport = Transport::configured(config, &settings.env).map_err(mail_error)?;
             let mut ledger = Ledger::open(&config.state_path())?;
             let requeued = mail::requeue(&mut ledger, ids, settings.now).map_err(mail_error)?;
-            println!("re-queued {} message(s)", requeued.changed);
+            println!("已重新排队 {} 封", requeued.changed);
             for id in &requeued.sending {
-                println!(
-                    "  #{id}: being sent by another process right now; left to it (not sent twice)"
-                );
+                println!("  #{id}：另一进程正在发送，由它完成（不会重复发送）");
             }
             let report = mail::send_due_with(config, &mut ledger, settings.now, &transport)
                 .map_err(mail_error)?;

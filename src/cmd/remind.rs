@@ -55,7 +55,7 @@ pub fn run(settings: &Settings, args: &RemindArgs) -> anyhow::Result<ExitStatus>
     if sent.deferred.is_empty() && sent.failed.is_empty() {
         Ok(ExitStatus::Success)
     } else {
-        eprintln!("tally: some mail was not delivered; it stays in the outbox (tally outbox list)");
+        eprintln!("tally: 有邮件未能送达，仍在发件箱中（可运行 tally outbox list 查看）");
         Ok(ExitStatus::Failure)
     }
 }

@@ -97,7 +97,7 @@ pub fn run(
     let summary = daemon.run()?;
     if args.once {
         println!(
-            "{} accepted, {} rejected, {} duplicate, {} not taken in, {} left for the next run",
+            "已采用 {} 份，退回 {} 份，重复 {} 份，未能处理 {} 份，留待下次 {} 份",
             summary.accepted, summary.rejected, summary.duplicate, summary.failed, summary.left
         );
     }

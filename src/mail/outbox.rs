@@ -81,25 +81,25 @@ pub struct SendReport {
 impl SendReport {
     /// One line for the terminal.
     pub fn summary(&self) -> String {
-        let mut s = format!("mail: {} sent", self.sent.len());
+        let mut s = format!("邮件：已发送 {} 封", self.sent.len());
         if !self.deferred.is_empty() {
-            s.push_str(&format!(", {} to retry", self.deferred.len()));
+            s.push_str(&format!("，待重试 {} 封", self.deferred.len()));
         }
         if !self.failed.is_empty() {
-            s.push_str(&format!(", {} failed", self.failed.len()));
+            s.push_str(&format!("，失败 {} 封", self.failed.len()));
         }
         if self.waiting > 0 {
-            s.push_str(&format!(", {} waiting", self.waiting));
+            s.push_str(&format!("，未到发送时间 {} 封", self.waiting));
         }
         if !self.sending_elsewhere.is_empty() {
             s.push_str(&format!(
-                ", {} being sent by another process",
+                "，另一进程正在发送 {} 封",
                 self.sending_elsewhere.len()
             ));
         }
-        s.push_str(&format!(" ({})", self.transport));
+        s.push_str(&format!("（{}）", self.transport));
         if let Some((_, e)) = self.deferred.first().or(self.failed.first()) {
-            s.push_str(&format!(" — {e}"));
+            s.push_str(&format!("— {e}"));
         }
         s
     }
@@ -341,7 +341,7 @@ mod tests {
         let report = send_due_with(&c, &mut ledger, later, &files).unwrap();
         assert!(report.sent.is_empty(), "{report:?}");
         assert_eq!(report.sending_elsewhere, [id]);
-        assert!(report.summary().contains("being sent by another process"));
+        assert!(report.summary().contains("另一进程正在发送 1 封"));
         assert!(!c.outbox_dir().exists() || c.outbox_dir().read_dir().unwrap().count() == 0);
 
         // The sender died: once its lease has run out, the message may be claimed again.

@@ -96,7 +96,7 @@ impl Transport {
     pub fn describe(&self) -> String {
         match self {
             Transport::Smtp { describe, .. } => describe.clone(),
-            Transport::Files(dir) => format!("files in {}", dir.display()),
+            Transport::Files(dir) => format!("写入文件夹 {}", dir.display()),
         }
     }
 }
