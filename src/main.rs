@@ -9,16 +9,16 @@ fn main() {
     tally::logging::init(cli.global.verbosity());
     std::panic::set_hook(Box::new(|info| {
         eprintln!(
-            "tally: internal error: {info}\n\
-             tally: nothing was half-written (every change is one ledger transaction); \
-             please report this message to the maintainers"
+            "tally: 内部错误：{info}\n\
+             tally: 没有写入一半的数据（每次改动都是一个完整的数据库事务）；\
+             请把这条信息报告给维护人员"
         );
     }));
     let status = match tally::cmd::run(cli) {
         Ok(status) => status,
         Err(err) => {
             // Configuration, usage and I/O errors: every message names its file, key or cell.
-            eprintln!("tally: error: {err:#}");
+            eprintln!("tally: 错误：{err:#}");
             ExitStatus::Error
         }
     };
