@@ -3,6 +3,7 @@
 
 mod common;
 
+use calamine::{Reader, Xlsx, open_workbook};
 use common::*;
 use serde_json::Value;
 
@@ -115,6 +116,48 @@ fn status_reports_each_month_on_time_late_missing_rejected_or_not_due() {
     assert!((rate - 2.0 / 6.0).abs() < 1e-9, "{rate}");
     // The figures are still there.
     assert!(status["units"][0]["categories"].is_array());
+
+    // The master's 报送日历: the same states, one row per unit, the units reported per month.
+    w.stdout(&["--now", "2020-07-10", "rebuild"], 0);
+    let mut book: Xlsx<_> = open_workbook(w.join("output/master.xlsx")).unwrap();
+    assert_eq!(
+        book.sheet_names()[1],
+        "报送日历",
+        "right after 考核指标完成情况"
+    );
+    let sheet = book.worksheet_range("报送日历").unwrap();
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let head = rows.iter().position(|r| r[0] == "单位").unwrap();
+    assert_eq!(rows[head][1], "1月");
+    assert_eq!(rows[head][13], "按时率");
+    let xixing = &rows[head + 1];
+    assert_eq!(xixing[0], "西兴街道");
+    assert_eq!(
+        xixing[1..13],
+        [
+            "未报",
+            "未报",
+            "按时",
+            "逾期2天",
+            "按时",
+            "退回待改",
+            "未到期",
+            "未到期",
+            "未到期",
+            "未到期",
+            "未到期",
+            "未到期"
+        ]
+    );
+    let rate: f64 = xixing[13].parse().unwrap();
+    assert!((rate - 2.0 / 6.0).abs() < 1e-9, "{rate}");
+    assert_eq!(rows[head + 2][0], "长河街道");
+    assert_eq!(rows[head + 2][3], "未报");
+    let reported = rows.iter().find(|r| r[0] == "已报单位数").unwrap();
+    assert_eq!(reported[1..7], ["0", "0", "1", "1", "1", "0"]);
 
     let text = w.stdout(&["--now", "2020-07-10", "status"], 0);
     let line = text
