@@ -383,7 +383,7 @@ impl Ledger {
             .conn
             .prepare("SELECT code, severity, sheet, cell, value, message FROM findings WHERE submission_id = ?1 ORDER BY seq")
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![submission], finding_from_row)
+        stmt.query_map(params![submission], |r| finding_at(r, 0))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))
     }
@@ -394,24 +394,9 @@ impl Ledger {
             .conn
             .prepare("SELECT submission_id, code, severity, sheet, cell, value, message FROM findings ORDER BY submission_id, seq")
             .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| {
-            let id: i64 = r.get(0)?;
-            let f = Finding {
-                code: Code::parse(&r.get::<_, String>(1)?).unwrap_or(Code::InternalError),
-                severity: if r.get::<_, String>(2)? == "warning" {
-                    Severity::Warning
-                } else {
-                    Severity::Error
-                },
-                sheet: r.get(3)?,
-                cell: r.get(4)?,
-                value: r.get(5)?,
-                message: r.get(6)?,
-            };
-            Ok((id, f))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.err(e))
+        stmt.query_map([], |r| Ok((r.get(0)?, finding_at(r, 1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
     }
 
     /// Provenance events of one submission, in order.
@@ -622,18 +607,19 @@ fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Submission> {
     })
 }
 
-fn finding_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Finding> {
+/// A finding from the columns code, severity, sheet, cell, value, message from column `at` on.
+fn finding_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Finding> {
     Ok(Finding {
-        code: Code::parse(&r.get::<_, String>(0)?).unwrap_or(Code::InternalError),
-        severity: if r.get::<_, String>(1)? == "warning" {
+        code: Code::parse(&r.get::<_, String>(at)?).unwrap_or(Code::InternalError),
+        severity: if r.get::<_, String>(at + 1)? == "warning" {
             Severity::Warning
         } else {
             Severity::Error
         },
-        sheet: r.get(2)?,
-        cell: r.get(3)?,
-        value: r.get(4)?,
-        message: r.get(5)?,
+        sheet: r.get(at + 2)?,
+        cell: r.get(at + 3)?,
+        value: r.get(at + 4)?,
+        message: r.get(at + 5)?,
     })
 }
 
