@@ -1,6 +1,7 @@
-//! What every workbook tally writes shares (master, feedback, template): Excel's limits, the one
-//! rule for the length of text, how a date becomes an Excel date, and the house colours and
-//! page. It holds no workbook of its own and does no I/O.
+//! What every workbook tally writes shares (master, feedback, template, a unit's progress):
+//! Excel's limits, the one rule for the length of text, how a date becomes an Excel date, the
+//! house colours, and the one page set-up every sheet prints with (A4, one page wide). It holds
+//! no workbook of its own and does no I/O.
 //!
 //! Text is measured as Excel measures it, in UTF-16 code units: rust_xlsxwriter 0.102 refuses a
 //! cell with `utf16_len(&string) > MAX_STRING_LEN` (32,767) with `MaxStringLengthExceeded`
@@ -105,6 +106,13 @@ pub fn fixed_created() -> Result<ExcelDateTime, XlsxError> {
     ExcelDateTime::from_ymd(y, m, d)
 }
 
+/// [`fixed_created`] as docProps/core.xml holds it (`dcterms:created` and `dcterms:modified`,
+/// until a spreadsheet program saves the file).
+pub fn fixed_created_stamp() -> String {
+    let (y, m, d) = FIXED_CREATED;
+    format!("{y:04}-{m:02}-{d:02}T00:00:00Z")
+}
+
 /// `base` made into a header cell: bold on [`HEADER_FILL`], boxed, centred both ways.
 pub fn header_format(base: Format) -> Format {
     base.set_bold()
@@ -126,11 +134,55 @@ pub fn warning_tint(base: Format) -> Format {
         .set_font_color(WARNING_FONT)
 }
 
-/// Print on A4 landscape, one page wide and as many pages long as it takes.
-pub fn print_a4_landscape(ws: &mut Worksheet) {
+/// The widest sheet, in Excel characters of its printed columns, that prints on A4 portrait at
+/// about full size within [`set_up_page`]'s margins (190 mm ≈ 718 px ≈ 100 characters of 7 px);
+/// a wider one prints landscape.
+pub const PORTRAIT_MAX_WIDTH: f64 = 100.0;
+/// A page header or footer: Excel refuses more than 255 characters, codes included.
+const MAX_HEADER_TITLE: usize = 100;
+
+/// How one sheet prints.
+pub struct Page<'a> {
+    /// Left of the page header: the plan's title, or what the workbook is about.
+    pub title: &'a str,
+    /// Sum of the printed columns' widths, in Excel characters: portrait up to
+    /// [`PORTRAIT_MAX_WIDTH`], landscape beyond.
+    pub width: f64,
+    /// Rows printed at the top of every page (first, last; zero-based): the header.
+    pub repeat_rows: Option<(u32, u32)>,
+    /// The print area (first row, first column, last row, last column). `None`: the used range,
+    /// which grows with what a clerk types — what spreadsheet programs print by default.
+    pub area: Option<(u32, u16, u32, u16)>,
+}
+
+/// The page set-up of every sheet tally writes: A4, portrait or landscape by its width, one
+/// page wide and as many long as it takes, the title and the sheet's name in the page header,
+/// "第 N 页，共 M 页" in the footer, the header rows repeated on every page.
+pub fn set_up_page(ws: &mut Worksheet, page: &Page) -> Result<(), XlsxError> {
+    let title: String = page
+        .title
+        .replace('&', "&&")
+        .chars()
+        .take(MAX_HEADER_TITLE)
+        .collect();
     ws.set_paper_size(PAPER_A4)
-        .set_landscape()
-        .set_print_fit_to_pages(1, 0);
+        .set_print_fit_to_pages(1, 0)
+        .set_margins(0.4, 0.4, 0.6, 0.6, 0.3, 0.3)
+        .set_print_center_horizontally(true)
+        .set_header(format!("&L&9{title}&R&9&A"))
+        .set_footer("&C&9第 &P 页，共 &N 页");
+    if page.width > PORTRAIT_MAX_WIDTH {
+        ws.set_landscape();
+    } else {
+        ws.set_portrait();
+    }
+    if let Some((first, last)) = page.repeat_rows {
+        ws.set_repeat_rows(first, last)?;
+    }
+    if let Some((first_row, first_col, last_row, last_col)) = page.area {
+        ws.set_print_area(first_row, first_col, last_row, last_col)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
