@@ -131,7 +131,7 @@ mod tests {
         );
         for lock in [
             "~$本单位进度.xlsx",
-            "~$单位进度.xlsx",
+            "~$位进度.xlsx",
             ".~lock.本单位进度.xlsx#",
         ] {
             let lock = dir.path().join(lock);

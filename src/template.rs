@@ -619,6 +619,149 @@ mod tests {
         assert!(core.contains("2020-01-01T00:00:00Z"), "fixed creation time");
     }
 
+    /// One part of the .xlsx package, as text.
+    fn part(bytes: &[u8], name: &str) -> String {
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let mut xml = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut xml).unwrap();
+        xml
+    }
+
+    /// Whether cell format `index` of styles.xml leaves its cells unlocked.
+    fn unlocked(styles: &str, index: usize) -> bool {
+        let xfs = styles.split("<cellXfs").nth(1).unwrap();
+        let xfs = xfs.split("</cellXfs>").next().unwrap();
+        xfs.split("<xf ")
+            .nth(index + 1)
+            .unwrap()
+            .contains(r#"locked="0""#)
+    }
+
+    /// The `s="N"` of `<c r="{cell}" …>` in a sheet's XML.
+    fn style_of(sheet: &str, cell: &str) -> usize {
+        let c = sheet.split(&format!(r#"<c r="{cell}""#)).nth(1).unwrap();
+        let s = c.split(r#"s=""#).nth(1).unwrap();
+        s[..s.find('"').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn labels_and_headers_are_locked_and_the_inputs_open() {
+        let units = units();
+        let bytes = with_spec(Some("长河街道"), &units, |spec| render(spec).unwrap());
+        let styles = part(&bytes, "xl/styles.xml");
+        let (cover, roster, summary, instructions) = (
+            part(&bytes, "xl/worksheets/sheet1.xml"),
+            part(&bytes, "xl/worksheets/sheet2.xml"),
+            part(&bytes, "xl/worksheets/sheet3.xml"),
+            part(&bytes, "xl/worksheets/sheet4.xml"),
+        );
+        for sheet in [&cover, &roster, &summary] {
+            let protection = sheet.split("<sheetProtection ").nth(1).expect("protected");
+            let protection = &protection[..protection.find("/>").unwrap()];
+            assert!(!protection.contains("password"), "{protection}");
+            // In OOXML "0" means "not prevented".
+            for allowed in ["insertRows", "deleteRows", "formatColumns", "autoFilter"] {
+                assert!(
+                    protection.contains(&format!(r#"{allowed}="0""#)),
+                    "{protection}"
+                );
+            }
+            assert!(
+                !protection.contains("formatCells"),
+                "formats stay: {protection}"
+            );
+        }
+        assert!(!instructions.contains("<sheetProtection"));
+
+        for label in ["A1", "A2", "A3", "A4", "A5", "C2"] {
+            assert!(!unlocked(&styles, style_of(&cover, label)), "cover {label}");
+        }
+        for value in ["B2", "B3", "B4", "B5"] {
+            assert!(unlocked(&styles, style_of(&cover, value)), "cover {value}");
+        }
+        for header in ["A1", "C1", "G1", "J1"] {
+            assert!(
+                !unlocked(&styles, style_of(&roster, header)),
+                "roster {header}"
+            );
+        }
+        // Every column below the header is open, those right of the form too (a row with a
+        // locked cell could not be deleted).
+        let cols: Vec<&str> = roster.split("<col ").skip(1).collect();
+        assert_eq!(
+            cols.last().map(|c| c.contains(r#"max="16384""#)),
+            Some(true)
+        );
+        for col in cols {
+            let s = col.split(r#"style=""#).nth(1).unwrap();
+            let index: usize = s[..s.find('"').unwrap()].parse().unwrap();
+            assert!(unlocked(&styles, index), "<col {col}");
+        }
+        assert!(
+            roster.contains(r#"<pane ySplit="1""#),
+            "frozen under the header"
+        );
+        for header in ["A1", "B1"] {
+            assert!(
+                !unlocked(&styles, style_of(&summary, header)),
+                "汇总 {header}"
+            );
+        }
+        for count in ["B2", "B3", "B4", "B5"] {
+            assert!(unlocked(&styles, style_of(&summary, count)), "汇总 {count}");
+        }
+    }
+
+    #[test]
+    fn every_sheet_prints_on_a4_one_page_wide() {
+        let units = units();
+        let bytes = with_spec(None, &units, |spec| render(spec).unwrap());
+        for (n, orientation) in [
+            (1, "portrait"),
+            (2, "landscape"),
+            (3, "portrait"),
+            (4, "portrait"),
+        ] {
+            let sheet = part(&bytes, &format!("xl/worksheets/sheet{n}.xml"));
+            assert!(
+                sheet.contains(r#"<pageSetUpPr fitToPage="1"/>"#),
+                "sheet {n}"
+            );
+            assert!(sheet.contains(r#"paperSize="9""#), "sheet {n}");
+            assert!(sheet.contains(r#"fitToHeight="0""#), "sheet {n}");
+            assert!(
+                sheet.contains(&format!(r#"orientation="{orientation}""#)),
+                "sheet {n}"
+            );
+            assert!(sheet.contains("第 &amp;P 页，共 &amp;N 页"), "sheet {n}");
+        }
+        let workbook = part(&bytes, "xl/workbook.xml");
+        assert!(
+            workbook.contains("培训台账!$1:$1"),
+            "the roster's header on every page"
+        );
+    }
+
+    #[test]
+    fn month_prefilled_as_text() {
+        let units = units();
+        let categories = names(&["企业主要负责人"]);
+        let spec = TemplateSpec {
+            plan_title: "计划",
+            year: 2020,
+            unit: Some("西兴街道"),
+            month: YearMonth::new(2020, 5),
+            units: &units,
+            categories: &categories,
+            instructions: "",
+        };
+        let mut book = open(render(&spec).unwrap());
+        let cover = book.worksheet_range(COVER_SHEET).unwrap();
+        assert_eq!(text(&cover, 1, 1).as_deref(), Some("西兴街道"));
+        assert_eq!(text(&cover, 2, 0).as_deref(), Some(COVER_MONTH));
+        assert_eq!(text(&cover, 2, 1).as_deref(), Some("2020-05"));
+    }
+
     #[test]
     fn long_unit_list_goes_to_hidden_sheet() {
         let units: Vec<String> = (1..=40)
