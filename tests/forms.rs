@@ -81,7 +81,7 @@ fn after_an_intake_each_unit_finds_the_form_of_the_month_due() {
     );
     for unit in UNITS {
         let name = form_name(unit, 2020, 5);
-        assert_eq!(w.files_in(form_dir(&w, unit)), [name.clone()], "{unit}");
+        assert_eq!(w.files_in(form_dir(&w, unit)), [name.as_str()], "{unit}");
         let form = form_dir(&w, unit).join(&name);
         assert_eq!(cover(&form), (unit.to_string(), "2020-05".to_string()));
         // As it stands it is that unit's return of that month, only 填报人 and 联系电话 to fill.
