@@ -138,7 +138,8 @@ pub fn warning_tint(base: Format) -> Format {
 /// about full size within [`set_up_page`]'s margins (190 mm ≈ 718 px ≈ 100 characters of 7 px);
 /// a wider one prints landscape.
 pub const PORTRAIT_MAX_WIDTH: f64 = 100.0;
-/// A page header or footer: Excel refuses more than 255 characters, codes included.
+/// The title's share of the page header: Excel refuses a header over 255 characters, codes
+/// and escaped `&&` included.
 const MAX_HEADER_TITLE: usize = 100;
 
 /// How one sheet prints.
@@ -150,21 +151,17 @@ pub struct Page<'a> {
     pub width: f64,
     /// Rows printed at the top of every page (first, last; zero-based): the header.
     pub repeat_rows: Option<(u32, u32)>,
-    /// The print area (first row, first column, last row, last column). `None`: the used range,
-    /// which grows with what a clerk types — what spreadsheet programs print by default.
-    pub area: Option<(u32, u16, u32, u16)>,
 }
 
 /// The page set-up of every sheet tally writes: A4, portrait or landscape by its width, one
 /// page wide and as many long as it takes, the title and the sheet's name in the page header,
-/// "第 N 页，共 M 页" in the footer, the header rows repeated on every page.
+/// "第 N 页，共 M 页" in the footer, the header rows repeated on every page. No print area is
+/// set: spreadsheet programs print the used range, which grows with what a clerk types (a
+/// fixed area would cut a long roster off, or print blank pages of an empty one).
 pub fn set_up_page(ws: &mut Worksheet, page: &Page) -> Result<(), XlsxError> {
-    let title: String = page
-        .title
-        .replace('&', "&&")
-        .chars()
-        .take(MAX_HEADER_TITLE)
-        .collect();
+    // Cut before escaping, so that no `&&` is cut in two.
+    let title: String = page.title.chars().take(MAX_HEADER_TITLE).collect();
+    let title = title.replace('&', "&&");
     ws.set_paper_size(PAPER_A4)
         .set_print_fit_to_pages(1, 0)
         .set_margins(0.4, 0.4, 0.6, 0.6, 0.3, 0.3)
@@ -178,9 +175,6 @@ pub fn set_up_page(ws: &mut Worksheet, page: &Page) -> Result<(), XlsxError> {
     }
     if let Some((first, last)) = page.repeat_rows {
         ws.set_repeat_rows(first, last)?;
-    }
-    if let Some((first_row, first_col, last_row, last_col)) = page.area {
-        ws.set_print_area(first_row, first_col, last_row, last_col)?;
     }
     Ok(())
 }
@@ -211,5 +205,50 @@ mod tests {
         assert!(utf16_len(written) <= MAX_TEXT && utf16_len(written) > MAX_TEXT - 2);
         assert!(ws.write_string(1, 0, &long[..written.len() + 4]).is_err());
         book.save_to_buffer().unwrap();
+    }
+
+    #[test]
+    fn the_page_is_a4_one_page_wide_with_an_escaped_title() {
+        let mut book = Workbook::new();
+        let narrow = book.add_worksheet();
+        let title = format!("{}&研发", "长".repeat(MAX_HEADER_TITLE - 1));
+        set_up_page(
+            narrow,
+            &Page {
+                title: &title,
+                width: PORTRAIT_MAX_WIDTH,
+                repeat_rows: None,
+            },
+        )
+        .unwrap();
+        let wide = book.add_worksheet();
+        let page = Page {
+            title: "a&b",
+            width: PORTRAIT_MAX_WIDTH + 1.0,
+            repeat_rows: Some((0, 1)),
+        };
+        set_up_page(wide, &page).unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut sheet = |n: usize| {
+            let mut xml = String::new();
+            let name = format!("xl/worksheets/sheet{n}.xml");
+            std::io::Read::read_to_string(&mut zip.by_name(&name).unwrap(), &mut xml).unwrap();
+            xml
+        };
+        let (narrow, wide) = (sheet(1), sheet(2));
+        assert!(narrow.contains(r#"orientation="portrait""#), "{narrow}");
+        // The cut falls on the `&`: it is escaped whole, never left as a lone code.
+        let header = format!(
+            "&amp;L&amp;9{}&amp;&amp;&amp;R",
+            "长".repeat(MAX_HEADER_TITLE - 1)
+        );
+        assert!(narrow.contains(&header), "{narrow}");
+        assert!(wide.contains(r#"orientation="landscape""#), "{wide}");
+        assert!(wide.contains("a&amp;&amp;b&amp;R&amp;9&amp;A"), "{wide}");
+        for xml in [&narrow, &wide] {
+            assert!(xml.contains(r#"paperSize="9""#) && xml.contains(r#"fitToHeight="0""#));
+            assert!(xml.contains("第 &amp;P 页，共 &amp;N 页"));
+        }
     }
 }

@@ -351,7 +351,6 @@ fn write_summary(
             title,
             width: TABLE_WIDTHS.iter().sum(),
             repeat_rows: Some((header, header)),
-            area: None,
         },
     )
 }
@@ -420,7 +419,6 @@ fn write_copy(
             title,
             width: printed,
             repeat_rows: repeat,
-            area: None,
         },
     )
 }

@@ -290,7 +290,6 @@ fn page(ws: &mut Worksheet, title: &str, width: f64, repeat: (u32, u32)) -> Resu
             title,
             width,
             repeat_rows: Some(repeat),
-            area: None,
         },
     )
 }

@@ -194,7 +194,6 @@ fn page(
             title,
             width: widths.iter().sum(),
             repeat_rows: repeat,
-            area: None,
         },
     )
 }

@@ -148,7 +148,6 @@ pub fn print_setup(
             title: &config.plan.title,
             width,
             repeat_rows: Some(repeat),
-            area: None,
         },
     )
 }
