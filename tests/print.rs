@@ -1,8 +1,9 @@
 //! Every workbook tally writes prints as a form (issue 15): the template, a 错误说明, the master
 //! and a unit's 本单位进度 are converted to PDF by LibreOffice and their pages counted per
 //! sheet (each page's header names its sheet), checked A4, portrait or landscape, with the
-//! plan's title above and "第 N 页，共 M 页" below. Skipped with a notice without LibreOffice and
-//! poppler-utils, except under CI, where they must be installed.
+//! plan's title above and "第 N 页，共 M 页" below; and LibreOffice keeps the template's sheet
+//! protection and its drop-down lists and date check. Skipped with a notice without LibreOffice
+//! and poppler-utils, except under CI, where they must be installed.
 
 mod common;
 
@@ -40,18 +41,17 @@ struct Page {
     landscape: bool,
 }
 
-/// Print `xlsx` to PDF with LibreOffice (a fresh profile per call, so runs never share a
-/// lock) and read the pages back.
-fn print(xlsx: &Path) -> Vec<Page> {
-    let out = tempfile::tempdir().unwrap();
+/// Convert `xlsx` with LibreOffice into `out` (a fresh profile per call, so runs never share
+/// a lock); returns the converted file.
+fn convert(xlsx: &Path, to: &str, out: &Path) -> PathBuf {
     let profile = tempfile::tempdir().unwrap();
     let run = std::process::Command::new("soffice")
         .arg(format!(
             "-env:UserInstallation=file://{}",
             profile.path().display()
         ))
-        .args(["--headless", "--convert-to", "pdf", "--outdir"])
-        .arg(out.path())
+        .args(["--headless", "--convert-to", to, "--outdir"])
+        .arg(out)
         .arg(xlsx)
         .output()
         .unwrap();
@@ -60,9 +60,13 @@ fn print(xlsx: &Path) -> Vec<Page> {
         "soffice: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let pdf = out
-        .path()
-        .join(xlsx.with_extension("pdf").file_name().unwrap());
+    out.join(xlsx.with_extension(to).file_name().unwrap())
+}
+
+/// Print `xlsx` to PDF with LibreOffice and read the pages back.
+fn print(xlsx: &Path) -> Vec<Page> {
+    let out = tempfile::tempdir().unwrap();
+    let pdf = convert(xlsx, "pdf", out.path());
     let info = std::process::Command::new("pdfinfo")
         .args(["-f", "1", "-l", "9999"])
         .arg(&pdf)
@@ -415,4 +419,48 @@ fn master_progress_and_feedback_print_as_forms() {
     );
     assert!(pages[0].landscape);
     assert_headed(&pages, "报表退回说明：五月.xlsx");
+}
+
+/// What LibreOffice makes of the template: every protected sheet still protected (rows may be
+/// inserted and deleted), every drop-down list and the date check still there.
+#[test]
+fn libreoffice_keeps_the_protection_the_lists_and_the_date_check() {
+    let Some(()) = printing_tools() else { return };
+    let w = Workdir::new();
+    let out = tempfile::tempdir().unwrap();
+    let ods = convert(&template(&w, "长河街道", "2020-05"), "ods", out.path());
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&ods).unwrap()).unwrap();
+    let mut xml = String::new();
+    zip.by_name("content.xml")
+        .unwrap()
+        .read_to_string(&mut xml)
+        .unwrap();
+    assert_eq!(xml.matches(r#"table:protected="true""#).count(), 3);
+    let allowed = r#"loext:insert-rows="true" loext:delete-rows="true""#;
+    assert_eq!(
+        xml.matches(allowed).count(),
+        3,
+        "rows may be inserted and deleted"
+    );
+    let q = |s: &str| format!("&quot;{s}&quot;");
+    for condition in [
+        format!(
+            "cell-content-is-in-list({})",
+            ["西兴街道", "长河街道", "浦沿街道", "江北科技园"]
+                .map(q)
+                .join(";")
+        ),
+        format!(
+            "cell-content-is-in-list({})",
+            [P, "安全生产管理人员", O].map(q).join(";")
+        ),
+        format!(
+            "cell-content-is-in-list({})",
+            ["合格", "不合格"].map(q).join(";")
+        ),
+        // 2020-01-01 and 2020-12-31 as serial numbers.
+        "cell-content-is-date() and cell-content-is-between(43831,44196)".to_string(),
+    ] {
+        assert!(xml.contains(&condition), "{condition}");
+    }
 }
