@@ -77,6 +77,12 @@ fn pieces(pattern: &str) -> Result<Vec<Piece<'_>>, String> {
     Ok(out)
 }
 
+/// `s` after its first `n` characters, when they are ASCII digits.
+fn after_digits(s: &str, n: usize) -> Option<&str> {
+    let head = s.get(..n)?;
+    head.bytes().all(|b| b.is_ascii_digit()).then(|| &s[n..])
+}
+
 impl FormsSettings {
     /// Every value that cannot be used, with its key under `[forms]`.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
@@ -133,17 +139,13 @@ impl FormsSettings {
         let Ok(pieces) = pieces(&self.file_name) else {
             return false;
         };
-        fn digits(s: &str, n: usize) -> Option<&str> {
-            let head = s.get(..n)?;
-            head.bytes().all(|b| b.is_ascii_digit()).then(|| &s[n..])
-        }
         let mut rest = Some(name);
         for piece in &pieces {
             rest = rest.and_then(|r| match piece {
                 Piece::Text(t) => r.strip_prefix(t),
                 Piece::Unit => r.strip_prefix(unit),
-                Piece::Year => digits(r, 4),
-                Piece::Month => digits(r, 2),
+                Piece::Year => after_digits(r, 4),
+                Piece::Month => after_digits(r, 2),
             });
         }
         rest == Some("")
