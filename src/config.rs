@@ -3,6 +3,7 @@
 //! reads the file; paths are resolved against the config file's folder here.
 
 use crate::core::plan::{Category, Plan, Problem, Seg, Unit};
+use crate::forms::FormsSettings;
 use crate::mail::settings::MailSettings;
 use crate::master::settings::MasterSettings;
 use crate::progress::ProgressSettings;
@@ -46,6 +47,8 @@ pub struct Config {
     pub master: MasterSettings,
     /// Each unit's progress workbook in its folder.
     pub progress: ProgressSettings,
+    /// The blank form of the month due, kept in each unit's folder.
+    pub forms: FormsSettings,
     /// The daemon: how it watches and when a dropped file counts as complete.
     pub watch: WatchSettings,
     /// Mail: transport, addresses, the reminder and digest schedule, retries.
@@ -70,6 +73,8 @@ struct File {
     master: MasterSettings,
     #[serde(default)]
     progress: ProgressSettings,
+    #[serde(default)]
+    forms: FormsSettings,
     #[serde(default)]
     watch: WatchSettings,
     #[serde(default)]
@@ -134,6 +139,7 @@ impl Config {
             limits: file.limits,
             master: file.master,
             progress: file.progress,
+            forms: file.forms,
             watch: file.watch,
             mail: file.mail,
             base_dir: base_dir.to_path_buf(),
@@ -162,6 +168,9 @@ impl Config {
         }
         for (key, message) in self.progress.problems() {
             out.push((vec![Seg::Key("progress"), Seg::Key(key)], message));
+        }
+        for (key, message) in self.forms.problems() {
+            out.push((vec![Seg::Key("forms"), Seg::Key(key)], message));
         }
         for (key, message) in self.watch.problems() {
             out.push((vec![Seg::Key("watch"), Seg::Key(key)], message));

@@ -1,7 +1,9 @@
-//! Durable file steps shared by the edges that write files (intake, master, watch): making a
-//! rename or a new file survive power loss. Only file-system calls; no domain rules.
+//! Durable file steps shared by the edges that write files (intake, master, watch, a unit's
+//! progress workbook, the forms in its folder): making a rename or a new file survive power loss,
+//! and publishing a file for clerks on the share without disturbing one they hold open. Only
+//! file-system calls; no domain rules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Flush a folder's entries (a rename or a new file in it) to disk. On systems where a folder
 /// cannot be opened or synced (Windows) this does nothing: there the rename itself is durable
@@ -28,4 +30,124 @@ pub fn shared_mode(file: &std::fs::File) {
     }
     #[cfg(not(unix))]
     let _ = file;
+}
+
+/// What became of a file published into a unit's folder.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Published {
+    /// Written: new, or its content changed.
+    Written(PathBuf),
+    /// It held these bytes already: left untouched.
+    Unchanged(PathBuf),
+    /// Left as it is: a clerk has it open (an Office lock file beside it, or the rename
+    /// refused), or has saved over it.
+    Kept(PathBuf),
+}
+
+/// A file step of publishing that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {what}: {source}")]
+pub struct PublishError {
+    pub path: PathBuf,
+    pub what: &'static str,
+    pub source: std::io::Error,
+}
+
+/// Replace `target` with `bytes` atomically (a temporary file beside it, fsync, rename, sync
+/// the folder), unless it holds these bytes already or a clerk holds it open.
+pub fn publish(target: &Path, bytes: &[u8]) -> Result<Published, PublishError> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    if held_open(target) {
+        return Ok(Published::Kept(target.to_path_buf()));
+    }
+    if std::fs::read(target).is_ok_and(|old| old == bytes) {
+        return Ok(Published::Unchanged(target.to_path_buf()));
+    }
+    let io = |path: &Path, what| {
+        let path = path.to_path_buf();
+        move |source| PublishError { path, what, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir, "cannot create the folder"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io(dir, "cannot create a temporary file"))?;
+    use std::io::Write as _;
+    tmp.write_all(bytes)
+        .map_err(io(tmp.path(), "cannot write"))?;
+    shared_mode(tmp.as_file());
+    tmp.as_file()
+        .sync_all()
+        .map_err(io(tmp.path(), "cannot fsync"))?;
+    match tmp.persist(target) {
+        Ok(_) => {
+            sync_dir(dir);
+            Ok(Published::Written(target.to_path_buf()))
+        }
+        // Windows refuses to replace a file another program holds open.
+        Err(e) if e.error.kind() == std::io::ErrorKind::PermissionDenied => {
+            Ok(Published::Kept(target.to_path_buf()))
+        }
+        Err(e) => Err(PublishError {
+            path: target.to_path_buf(),
+            what: "cannot replace",
+            source: e.error,
+        }),
+    }
+}
+
+/// Whether Excel, WPS or LibreOffice has `path` open: their lock file is beside it.
+pub fn held_open(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return false;
+    };
+    // Excel and WPS: `~$` over the first two characters of a long name, or before a short one.
+    let short: String = name.chars().skip(2).collect();
+    [
+        format!("~${name}"),
+        format!("~${short}"),
+        format!(".~lock.{name}#"),
+    ]
+    .iter()
+    .any(|lock| dir.join(lock).exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_writes_skips_the_same_bytes_and_keeps_a_file_held_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("本单位进度.xlsx");
+        assert_eq!(
+            publish(&target, b"one").unwrap(),
+            Published::Written(target.clone())
+        );
+        assert_eq!(
+            publish(&target, b"one").unwrap(),
+            Published::Unchanged(target.clone())
+        );
+        for lock in [
+            "~$本单位进度.xlsx",
+            "~$位进度.xlsx",
+            ".~lock.本单位进度.xlsx#",
+        ] {
+            let lock = dir.path().join(lock);
+            std::fs::write(&lock, b"").unwrap();
+            assert_eq!(
+                publish(&target, b"two").unwrap(),
+                Published::Kept(target.clone())
+            );
+            std::fs::remove_file(lock).unwrap();
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"one");
+        assert_eq!(
+            publish(&target, b"two").unwrap(),
+            Published::Written(target.clone())
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left");
+    }
 }

@@ -1,6 +1,7 @@
-//! What every workbook tally writes shares (master, feedback, template): Excel's limits, the one
-//! rule for the length of text, how a date becomes an Excel date, and the house colours and
-//! page. It holds no workbook of its own and does no I/O.
+//! What every workbook tally writes shares (master, feedback, template, a unit's progress):
+//! Excel's limits, the one rule for the length of text, how a date becomes an Excel date, the
+//! house colours, and the one page set-up every sheet prints with (A4, one page wide). It holds
+//! no workbook of its own and does no I/O.
 //!
 //! Text is measured as Excel measures it, in UTF-16 code units: rust_xlsxwriter 0.102 refuses a
 //! cell with `utf16_len(&string) > MAX_STRING_LEN` (32,767) with `MaxStringLengthExceeded`
@@ -105,6 +106,13 @@ pub fn fixed_created() -> Result<ExcelDateTime, XlsxError> {
     ExcelDateTime::from_ymd(y, m, d)
 }
 
+/// [`fixed_created`] as docProps/core.xml holds it (`dcterms:created` and `dcterms:modified`,
+/// until a spreadsheet program saves the file).
+pub fn fixed_created_stamp() -> String {
+    let (y, m, d) = FIXED_CREATED;
+    format!("{y:04}-{m:02}-{d:02}T00:00:00Z")
+}
+
 /// `base` made into a header cell: bold on [`HEADER_FILL`], boxed, centred both ways.
 pub fn header_format(base: Format) -> Format {
     base.set_bold()
@@ -126,11 +134,49 @@ pub fn warning_tint(base: Format) -> Format {
         .set_font_color(WARNING_FONT)
 }
 
-/// Print on A4 landscape, one page wide and as many pages long as it takes.
-pub fn print_a4_landscape(ws: &mut Worksheet) {
+/// The widest sheet, in Excel characters of its printed columns, that prints on A4 portrait at
+/// about full size within [`set_up_page`]'s margins (190 mm ≈ 718 px ≈ 100 characters of 7 px);
+/// a wider one prints landscape.
+pub const PORTRAIT_MAX_WIDTH: f64 = 100.0;
+/// The title's share of the page header: Excel refuses a header over 255 characters, codes
+/// and escaped `&&` included.
+const MAX_HEADER_TITLE: usize = 100;
+
+/// How one sheet prints.
+pub struct Page<'a> {
+    /// Left of the page header: the plan's title, or what the workbook is about.
+    pub title: &'a str,
+    /// Sum of the printed columns' widths, in Excel characters: portrait up to
+    /// [`PORTRAIT_MAX_WIDTH`], landscape beyond.
+    pub width: f64,
+    /// Rows printed at the top of every page (first, last; zero-based): the header.
+    pub repeat_rows: Option<(u32, u32)>,
+}
+
+/// The page set-up of every sheet tally writes: A4, portrait or landscape by its width, one
+/// page wide and as many long as it takes, the title and the sheet's name in the page header,
+/// "第 N 页，共 M 页" in the footer, the header rows repeated on every page. No print area is
+/// set: spreadsheet programs print the used range, which grows with what a clerk types (a
+/// fixed area would cut a long roster off, or print blank pages of an empty one).
+pub fn set_up_page(ws: &mut Worksheet, page: &Page) -> Result<(), XlsxError> {
+    // Cut before escaping, so that no `&&` is cut in two.
+    let title: String = page.title.chars().take(MAX_HEADER_TITLE).collect();
+    let title = title.replace('&', "&&");
     ws.set_paper_size(PAPER_A4)
-        .set_landscape()
-        .set_print_fit_to_pages(1, 0);
+        .set_print_fit_to_pages(1, 0)
+        .set_margins(0.4, 0.4, 0.6, 0.6, 0.3, 0.3)
+        .set_print_center_horizontally(true)
+        .set_header(format!("&L&9{title}&R&9&A"))
+        .set_footer("&C&9第 &P 页，共 &N 页");
+    if page.width > PORTRAIT_MAX_WIDTH {
+        ws.set_landscape();
+    } else {
+        ws.set_portrait();
+    }
+    if let Some((first, last)) = page.repeat_rows {
+        ws.set_repeat_rows(first, last)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -159,5 +205,50 @@ mod tests {
         assert!(utf16_len(written) <= MAX_TEXT && utf16_len(written) > MAX_TEXT - 2);
         assert!(ws.write_string(1, 0, &long[..written.len() + 4]).is_err());
         book.save_to_buffer().unwrap();
+    }
+
+    #[test]
+    fn the_page_is_a4_one_page_wide_with_an_escaped_title() {
+        let mut book = Workbook::new();
+        let narrow = book.add_worksheet();
+        let title = format!("{}&研发", "长".repeat(MAX_HEADER_TITLE - 1));
+        set_up_page(
+            narrow,
+            &Page {
+                title: &title,
+                width: PORTRAIT_MAX_WIDTH,
+                repeat_rows: None,
+            },
+        )
+        .unwrap();
+        let wide = book.add_worksheet();
+        let page = Page {
+            title: "a&b",
+            width: PORTRAIT_MAX_WIDTH + 1.0,
+            repeat_rows: Some((0, 1)),
+        };
+        set_up_page(wide, &page).unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut sheet = |n: usize| {
+            let mut xml = String::new();
+            let name = format!("xl/worksheets/sheet{n}.xml");
+            std::io::Read::read_to_string(&mut zip.by_name(&name).unwrap(), &mut xml).unwrap();
+            xml
+        };
+        let (narrow, wide) = (sheet(1), sheet(2));
+        assert!(narrow.contains(r#"orientation="portrait""#), "{narrow}");
+        // The cut falls on the `&`: it is escaped whole, never left as a lone code.
+        let header = format!(
+            "&amp;L&amp;9{}&amp;&amp;&amp;R",
+            "长".repeat(MAX_HEADER_TITLE - 1)
+        );
+        assert!(narrow.contains(&header), "{narrow}");
+        assert!(wide.contains(r#"orientation="landscape""#), "{wide}");
+        assert!(wide.contains("a&amp;&amp;b&amp;R&amp;9&amp;A"), "{wide}");
+        for xml in [&narrow, &wide] {
+            assert!(xml.contains(r#"paperSize="9""#) && xml.contains(r#"fitToHeight="0""#));
+            assert!(xml.contains("第 &amp;P 页，共 &amp;N 页"));
+        }
     }
 }

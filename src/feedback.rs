@@ -101,6 +101,7 @@ pub fn render(input: &FeedbackInput) -> Result<Vec<u8>, XlsxError> {
             .set_creation_datetime(&excel::fixed_created()?),
     );
 
+    let title = page_title(input);
     let summary = book.add_worksheet().set_name(FEEDBACK_SHEET)?;
     write_summary(
         summary,
@@ -108,11 +109,12 @@ pub fn render(input: &FeedbackInput) -> Result<Vec<u8>, XlsxError> {
         &targets,
         &names,
         !sheets.is_empty(),
+        &title,
         &styles,
     )?;
     for ((sheet, name), marks) in sheets.iter().zip(&names).zip(&marks) {
         let copy = book.add_worksheet().set_name(name)?;
-        write_copy(copy, sheet, marks, &styles)?;
+        write_copy(copy, sheet, marks, &title, &styles)?;
     }
 
     book.save_to_buffer()
@@ -264,6 +266,7 @@ fn write_summary(
     targets: &[Option<(usize, u32, u16)>],
     names: &[String],
     has_copies: bool,
+    title: &str,
     st: &Styles,
 ) -> Result<(), XlsxError> {
     let errors = input.findings.iter().filter(|f| f.is_error()).count();
@@ -342,11 +345,20 @@ fn write_summary(
     ws.autofilter(header, 0, last.min(LAST_ROW), 6)?;
 
     ws.set_freeze_panes(header + 1, 0)?;
-    ws.set_repeat_rows(header, header)?;
-    excel::print_a4_landscape(ws);
-    ws.set_margins(0.4, 0.4, 0.5, 0.6, 0.3, 0.3);
-    ws.set_footer("&C第 &P 页，共 &N 页");
-    Ok(())
+    excel::set_up_page(
+        ws,
+        &excel::Page {
+            title,
+            width: TABLE_WIDTHS.iter().sum(),
+            repeat_rows: Some((header, header)),
+        },
+    )
+}
+
+/// The page header of every sheet: what the workbook is and the file it is about (the plan's
+/// title is not known here).
+fn page_title(input: &FeedbackInput) -> String {
+    format!("{TITLE}：{}", input.file_name)
 }
 
 /// One sheet of the return, cell for cell, flagged cells tinted and annotated.
@@ -354,6 +366,7 @@ fn write_copy(
     ws: &mut Worksheet,
     sheet: &Sheet,
     marks: &HashMap<(u32, u16), Mark>,
+    title: &str,
     st: &Styles,
 ) -> Result<(), XlsxError> {
     let mut widths: Vec<usize> = Vec::new();
@@ -389,15 +402,25 @@ fn write_copy(
         ws.insert_note(r, c, &mark.note())?;
     }
 
+    let mut printed = 0.0;
     for (c, width) in (0u16..).zip(widths) {
         let width = (width as f64 * 1.1 + 2.0).min(MAX_WIDTH);
         if width > DEFAULT_WIDTH {
             ws.set_column_width(c, width)?;
         }
+        printed += width.max(DEFAULT_WIDTH);
     }
-    excel::print_a4_landscape(ws);
     ws.set_print_gridlines(true);
-    Ok(())
+    // The first row of a return's sheet is its header (the template's layout) or a title.
+    let repeat = (sheet.rows.len() > 1).then_some((0, 0));
+    excel::set_up_page(
+        ws,
+        &excel::Page {
+            title,
+            width: printed,
+            repeat_rows: repeat,
+        },
+    )
 }
 
 /// Write one cell as it was read; returns its display width (for the column width).

@@ -3,7 +3,8 @@
 //! Layers (DESIGN.md §7), dependencies pointing one way, cmd → edges → core:
 //! - `core`: the pure domain; imports no edge.
 //! - edges, each owning its settings from tally.toml: `config` (the file), `read`, `ledger`,
-//!   `intake`, `master`, `progress`, `feedback`, `template`, `targets`, `watch`, `mail`, `logging`.
+//!   `intake`, `master`, `progress`, `forms`, `feedback`, `template`, `targets`, `watch`,
+//!   `mail`, `logging`.
 //! - `settings` (resolved once: config, clock, environment) and `cmd` (clap, one module per
 //!   command).
 
@@ -13,6 +14,7 @@ pub mod core;
 pub mod durable;
 pub mod excel;
 pub mod feedback;
+pub mod forms;
 pub mod intake;
 pub mod ledger;
 pub mod logging;

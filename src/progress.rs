@@ -1,8 +1,9 @@
 //! Each unit's own progress workbook (本单位进度.xlsx) in its folder: its figures against its
 //!年度指标 and 序时进度, its row of the 报送日历, every return it sent with the outcome, its
 //! open findings and its counted roster — and nothing of any other unit. Rendering is a pure
-//! function of (plan, the unit's records, now); [`publish`] writes it atomically beside the
-//! unit's returns and leaves a copy the clerk holds open alone.
+//! function of (plan, the unit's records, now), every sheet set up to print on A4;
+//! [`publish_all`] writes it atomically beside the unit's returns (`durable::publish`) and
+//! leaves a copy the clerk holds open alone.
 
 use crate::config::Config;
 use crate::core::calendar::{self, YearMonth};
@@ -11,12 +12,13 @@ use crate::core::findings::{Finding, Severity};
 use crate::core::ids::mask_id;
 use crate::core::lateness::{MonthEntry, MonthState};
 use crate::core::plan::Unit;
+use crate::durable::{self, PublishError, Published};
+use crate::excel;
 use crate::ledger::{Ledger, LedgerError, Submission, SubmissionStatus};
 use chrono::DateTime;
 use chrono_tz::Tz;
 use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
 
 /// `[progress]` in tally.toml: the unit's progress workbook.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -77,12 +79,8 @@ pub enum ProgressError {
     #[error("{unit}: cannot build the progress workbook: {source}")]
     Xlsx { unit: String, source: XlsxError },
     /// A file step failed.
-    #[error("{path}: {what}: {source}")]
-    Io {
-        path: PathBuf,
-        what: &'static str,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// What one unit's workbook shows.
@@ -100,14 +98,6 @@ pub struct UnitRecords<'a> {
     pub rows: Vec<&'a CountedRow>,
 }
 
-/// What happened to one unit's workbook.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Published {
-    Written(PathBuf),
-    /// The clerk has it open (an Office lock file beside it, or the rename refused).
-    HeldOpen(PathBuf),
-}
-
 const TITLE: &str = "本单位进度";
 const MONTHS_SHEET: &str = "报送日历";
 const RETURNS_SHEET: &str = "报送记录";
@@ -123,14 +113,10 @@ pub fn render(
     let plan = &config.plan;
     let s = Styles::new();
     let mut book = Workbook::new();
+    let title = format!("{}　{}", plan.title, records.unit.name);
 
     let ws = book.add_worksheet().set_name(TITLE)?;
-    ws.write_string_with_format(
-        0,
-        0,
-        format!("{}　{}", plan.title, records.unit.name),
-        &s.title,
-    )?;
+    ws.write_string_with_format(0, 0, &title, &s.title)?;
     ws.write_string(
         1,
         0,
@@ -169,8 +155,8 @@ pub fn render(
         };
         ws.write_string_with_format(r, 5, text, fmt)?;
     }
-    ws.set_column_width(0, 18)?;
-    ws.set_column_range_width(1, 5, 11)?;
+    let width = column_widths(ws, &[18.0, 11.0, 11.0, 11.0, 11.0, 11.0])?;
+    page(ws, &title, width, (3, 3))?;
 
     let ws = book.add_worksheet().set_name(MONTHS_SHEET)?;
     ws.write_string_with_format(0, 0, "报送月份", &s.header)?;
@@ -198,11 +184,8 @@ pub fn render(
         0,
         format!("按时报送率：{rate}（已到截止日或已报送的月份中按时的比例）"),
     )?;
-    ws.set_column_width(0, 12)?;
-    ws.set_column_width(1, 12)?;
-    ws.set_column_width(2, 12)?;
-    ws.set_column_width(3, 26)?;
-    ws.set_column_width(4, 36)?;
+    let width = column_widths(ws, &[12.0, 12.0, 12.0, 26.0, 36.0])?;
+    page(ws, &title, width, (0, 0))?;
 
     let ws = book.add_worksheet().set_name(RETURNS_SHEET)?;
     let headers = [
@@ -226,9 +209,8 @@ pub fn render(
         ws.write_number_with_format(r, 5, sub.errors as f64, &s.cell)?;
         ws.write_number_with_format(r, 6, sub.warnings as f64, &s.cell)?;
     }
-    ws.set_column_width(0, 36)?;
-    ws.set_column_width(1, 12)?;
-    ws.set_column_width(2, 26)?;
+    let width = column_widths(ws, &[36.0, 12.0, 26.0, DEFAULT, DEFAULT, DEFAULT, DEFAULT])?;
+    page(ws, &title, width, (0, 0))?;
 
     let ws = book.add_worksheet().set_name(FINDINGS_SHEET)?;
     let headers = ["报送月份", "文件", "级别", "位置", "代码", "说明"];
@@ -247,10 +229,8 @@ pub fn render(
         ws.write_string_with_format(r, 4, f.code.to_string(), &s.cell)?;
         ws.write_string_with_format(r, 5, &f.message, &s.wrap)?;
     }
-    ws.set_column_width(1, 30)?;
-    ws.set_column_width(3, 16)?;
-    ws.set_column_width(4, 20)?;
-    ws.set_column_width(5, 60)?;
+    let width = column_widths(ws, &[DEFAULT, 30.0, DEFAULT, 16.0, 20.0, 60.0])?;
+    page(ws, &title, width, (0, 0))?;
 
     let ws = book.add_worksheet().set_name(ROSTER_SHEET)?;
     let headers = [
@@ -282,13 +262,36 @@ pub fn render(
         ws.write_string(r, 7, if row.passed { "合格" } else { "不合格" })?;
         ws.write_string(r, 8, &row.certificate)?;
     }
-    ws.set_column_width(2, 22)?;
-    ws.set_column_width(3, 30)?;
-    ws.set_column_width(4, 18)?;
-    ws.set_column_width(5, 12)?;
-    ws.set_freeze_panes(1, 0)?;
+    let widths = [
+        DEFAULT, DEFAULT, 22.0, 30.0, 18.0, 12.0, DEFAULT, DEFAULT, DEFAULT,
+    ];
+    let width = column_widths(ws, &widths)?;
+    page(ws, &title, width, (0, 0))?;
 
     book.save_to_buffer()
+}
+
+/// Excel's default column width, in characters.
+const DEFAULT: f64 = 8.43;
+
+/// Set the widths of the first columns; returns their sum (the printed width).
+fn column_widths(ws: &mut Worksheet, widths: &[f64]) -> Result<f64, XlsxError> {
+    for (col, width) in (0u16..).zip(widths) {
+        ws.set_column_width(col, *width)?;
+    }
+    Ok(widths.iter().sum())
+}
+
+/// Every sheet prints on A4 with the plan's title and the unit above, `repeat` on each page.
+fn page(ws: &mut Worksheet, title: &str, width: f64, repeat: (u32, u32)) -> Result<(), XlsxError> {
+    excel::set_up_page(
+        ws,
+        &excel::Page {
+            title,
+            width,
+            repeat_rows: Some(repeat),
+        },
+    )
 }
 
 fn header_row(ws: &mut Worksheet, headers: &[&str], s: &Styles) -> Result<(), XlsxError> {
@@ -424,16 +427,15 @@ pub fn publish_all(
                         unit: unit.name.clone(),
                         source,
                     })?;
-                publish(
-                    &config.unit_dir(unit).join(&config.progress.file_name),
-                    &bytes,
-                )
+                let target = config.unit_dir(unit).join(&config.progress.file_name);
+                Ok(durable::publish(&target, &bytes)?)
             });
         match &result {
             Ok(Published::Written(path)) => {
                 tracing::debug!(unit = %unit.name, path = %path.display(), "progress workbook written")
             }
-            Ok(Published::HeldOpen(path)) => {
+            Ok(Published::Unchanged(_)) => {}
+            Ok(Published::Kept(path)) => {
                 tracing::info!(unit = %unit.name, path = %path.display(), "progress workbook held open; left as it is")
             }
             Err(e) => {
@@ -443,60 +445,4 @@ pub fn publish_all(
         out.push((unit.name.clone(), result));
     }
     Ok(out)
-}
-
-/// Replace `target` with `bytes` atomically, unless a clerk holds it open.
-pub fn publish(target: &Path, bytes: &[u8]) -> Result<Published, ProgressError> {
-    let dir = target.parent().unwrap_or(Path::new("."));
-    if held_open(target) {
-        return Ok(Published::HeldOpen(target.to_path_buf()));
-    }
-    let io = |path: &Path, what| {
-        let path = path.to_path_buf();
-        move |source| ProgressError::Io { path, what, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir, "cannot create the folder"))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(crate::durable::TEMP_PREFIX)
-        .suffix(crate::durable::TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(io(dir, "cannot create a temporary file"))?;
-    use std::io::Write as _;
-    tmp.write_all(bytes)
-        .map_err(io(tmp.path(), "cannot write"))?;
-    crate::durable::shared_mode(tmp.as_file());
-    tmp.as_file()
-        .sync_all()
-        .map_err(io(tmp.path(), "cannot fsync"))?;
-    match tmp.persist(target) {
-        Ok(_) => {
-            crate::durable::sync_dir(dir);
-            Ok(Published::Written(target.to_path_buf()))
-        }
-        // Windows refuses to replace a file another program holds open.
-        Err(e) if e.error.kind() == std::io::ErrorKind::PermissionDenied => {
-            Ok(Published::HeldOpen(target.to_path_buf()))
-        }
-        Err(e) => Err(ProgressError::Io {
-            path: target.to_path_buf(),
-            what: "cannot replace",
-            source: e.error,
-        }),
-    }
-}
-
-/// Whether Excel, WPS or LibreOffice has `path` open: their lock file is beside it.
-fn held_open(path: &Path) -> bool {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        return false;
-    };
-    // Excel and WPS: `~$` over the first two characters of a long name, or before a short one.
-    let short: String = name.chars().skip(2).collect();
-    [
-        format!("~${name}"),
-        format!("~${short}"),
-        format!(".~lock.{name}#"),
-    ]
-    .iter()
-    .any(|lock| dir.join(lock).exists())
 }

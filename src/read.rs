@@ -695,6 +695,7 @@ mod tests {
             plan_title: "计划",
             year: 2020,
             unit: Some("西兴街道"),
+            month: None,
             units: &units,
             categories: &cats,
             instructions: "说明",

@@ -1,13 +1,17 @@
 //! The blank return workbook (DESIGN §3): renders the cover, roster, summary and instructions
-//! sheets, with drop-down lists, text/date formats and input messages, into .xlsx bytes. It
-//! must not do file I/O or read the clock: the caller reads the instructions and writes the
+//! sheets, with drop-down lists, text/date formats and input messages, into .xlsx bytes; the
+//! cover, roster and summary are protected without a password (labels and headers locked, the
+//! cells a clerk fills unlocked, rows may be inserted and deleted) and every sheet prints on A4.
+//! It must not do file I/O or read the clock: the caller reads the instructions and writes the
 //! bytes, and the same spec always renders byte-identical output.
 
 use rust_xlsxwriter::{
     DataValidation, DataValidationRule, DocProperties, ExcelDateTime, Format, FormatAlign, Formula,
-    Workbook, Worksheet, XlsxError, column_number_to_name, worksheet_range_absolute,
+    ProtectionOptions, Workbook, Worksheet, XlsxError, column_number_to_name,
+    worksheet_range_absolute,
 };
 
+use crate::core::calendar::YearMonth;
 use crate::core::form::{
     COVER_LABELS, COVER_MONTH, COVER_PHONE, COVER_REPORTER, COVER_SHEET, COVER_UNIT, Column,
     INSTRUCTIONS_SHEET, RESULTS, ROSTER_SHEET, SUMMARY_CATEGORY, SUMMARY_COUNT, SUMMARY_SHEET,
@@ -36,6 +40,8 @@ pub struct TemplateSpec<'a> {
     pub year: i32,
     /// Pre-fills 填报单位 when `Some`.
     pub unit: Option<&'a str>,
+    /// Pre-fills 报送月份 when `Some`, as the text `2020-05`.
+    pub month: Option<YearMonth>,
     /// All unit names: the drop-down list on 填报单位.
     pub units: &'a [String],
     /// Canonical category names: the drop-down on 人员类别 and the rows of 汇总.
@@ -72,12 +78,12 @@ pub fn render(spec: &TemplateSpec) -> Result<Vec<u8>, XlsxError> {
     write_roster(
         workbook.add_worksheet(),
         spec,
-        (&year_start, &year_end),
+        (&title, &year_start, &year_end),
         &styles,
         &mut lists,
     )?;
-    write_summary(workbook.add_worksheet(), spec, &styles)?;
-    write_instructions(workbook.add_worksheet(), spec.instructions, &styles)?;
+    write_summary(workbook.add_worksheet(), spec, &title, &styles)?;
+    write_instructions(workbook.add_worksheet(), spec.instructions, &title, &styles)?;
     if !lists.columns.is_empty() {
         let sheet = workbook.add_worksheet().set_name(LISTS_SHEET)?;
         for (col, items) in (0u16..).zip(&lists.columns) {
@@ -91,12 +97,15 @@ pub fn render(spec: &TemplateSpec) -> Result<Vec<u8>, XlsxError> {
     workbook.save_to_buffer()
 }
 
-/// The formats shared by the sheets.
+/// The formats shared by the sheets. Cells are locked unless their format says otherwise:
+/// only what a clerk fills (`input`, `text`, `date`) is unlocked.
 struct Styles {
     title: Format,
     label: Format,
     header: Format,
+    input: Format,
     text: Format,
+    date: Format,
     hint: Format,
     para: Format,
     heading: Format,
@@ -104,11 +113,14 @@ struct Styles {
 
 impl Styles {
     fn new() -> Styles {
+        let input = Format::new().set_unlocked();
         Styles {
             title: Format::new().set_bold().set_font_size(14),
             label: Format::new().set_bold(),
             header: excel::header_format(Format::new()),
-            text: Format::new().set_num_format("@"),
+            text: input.clone().set_num_format("@"),
+            date: input.clone().set_num_format(excel::DATE_FORMAT),
+            input,
             hint: Format::new().set_font_color(excel::GREY_FONT),
             para: Format::new().set_text_wrap().set_align(FormatAlign::Top),
             heading: Format::new()
@@ -152,6 +164,40 @@ impl Lists {
     }
 }
 
+/// Protection without a password, so that a clerk cannot overwrite a label or header by a slip
+/// of the mouse yet can unprotect the sheet on purpose: unlocked cells are edited, rows
+/// inserted and deleted, columns widened, the filter used; formats stay (身份证号 as text).
+fn protect(sheet: &mut Worksheet) {
+    sheet.protect_with_options(&ProtectionOptions {
+        select_locked_cells: true,
+        select_unlocked_cells: true,
+        format_columns: true,
+        format_rows: true,
+        insert_rows: true,
+        delete_rows: true,
+        sort: true,
+        use_autofilter: true,
+        ..ProtectionOptions::default()
+    });
+}
+
+/// The page set-up of the template's sheets: `widths` printed, `repeat` on every page.
+fn page(
+    sheet: &mut Worksheet,
+    title: &str,
+    widths: &[f64],
+    repeat: Option<(u32, u32)>,
+) -> Result<(), XlsxError> {
+    excel::set_up_page(
+        sheet,
+        &excel::Page {
+            title,
+            width: widths.iter().sum(),
+            repeat_rows: repeat,
+        },
+    )
+}
+
 /// Attach an input message (title ≤ 32, message ≤ 255 characters) to a validation.
 fn prompt(
     validation: DataValidation,
@@ -174,6 +220,13 @@ fn error(
         .set_error_message(message)
 }
 
+/// Widths of the cover's label, value and hint columns.
+const COVER_WIDTHS: [f64; 3] = [12.0, 36.0, 40.0];
+/// Widths of the summary's columns: 人员类别, 本月培训人数, a gap, the note.
+const SUMMARY_WIDTHS: [f64; 4] = [20.0, 14.0, 8.43, 50.0];
+/// Width of the instructions' one column.
+const INSTRUCTIONS_WIDTH: f64 = 100.0;
+
 fn write_cover(
     sheet: &mut Worksheet,
     spec: &TemplateSpec,
@@ -183,9 +236,9 @@ fn write_cover(
     lists: &mut Lists,
 ) -> Result<(), XlsxError> {
     sheet.set_name(COVER_SHEET)?;
-    sheet.set_column_width(0, 12)?;
-    sheet.set_column_width(1, 36)?;
-    sheet.set_column_width(2, 40)?;
+    for (col, width) in (0u16..).zip(COVER_WIDTHS) {
+        sheet.set_column_width(col, width)?;
+    }
     sheet.write_string_with_format(0, 0, title, &styles.title)?;
     sheet.set_row_height(0, 24)?;
 
@@ -200,11 +253,18 @@ fn write_cover(
             _ => String::new(),
         };
         sheet.write_string_with_format(row, 2, &hint, &styles.hint)?;
+        let (value, format) = match label {
+            COVER_UNIT => (spec.unit.map(str::to_string), &styles.input),
+            COVER_MONTH => (spec.month.map(|m| m.to_string()), &styles.text),
+            COVER_PHONE => (None, &styles.text),
+            _ => (None, &styles.input),
+        };
+        match value {
+            Some(value) => sheet.write_string_with_format(row, 1, value, format)?,
+            None => sheet.write_blank(row, 1, format)?,
+        };
         match label {
             COVER_UNIT => {
-                if let Some(unit) = spec.unit {
-                    sheet.write_string(row, 1, unit)?;
-                }
                 if let Some(list) = lists.validation(spec.units) {
                     let list = prompt(list, COVER_UNIT, "请从下拉列表中选择本单位名称。")?;
                     let list = error(list, "填报单位有误", "请从下拉列表中选择本单位名称。")?;
@@ -212,57 +272,55 @@ fn write_cover(
                 }
             }
             COVER_MONTH => {
-                sheet.write_blank(row, 1, &styles.text)?;
                 let message = format!("填写培训所属的月份，格式如 {month_example}。");
                 let validation = prompt(DataValidation::new(), COVER_MONTH, &message)?;
                 sheet.add_data_validation(row, 1, row, 1, &validation)?;
             }
-            COVER_PHONE => {
-                sheet.write_blank(row, 1, &styles.text)?;
-            }
             _ => {}
         }
     }
-    Ok(())
+    protect(sheet);
+    page(sheet, title, &COVER_WIDTHS, None)
+}
+
+/// Width of a roster column, in characters.
+fn roster_width(column: Column) -> f64 {
+    match column {
+        Column::Seq => 6.0,
+        Column::Name => 10.0,
+        Column::Id => 22.0,
+        Column::Enterprise => 30.0,
+        Column::CreditCode => 22.0,
+        Column::Category => 18.0,
+        Column::Date => 12.0,
+        Column::Hours => 10.0,
+        Column::Result => 10.0,
+        Column::Certificate => 20.0,
+    }
 }
 
 fn write_roster(
     sheet: &mut Worksheet,
     spec: &TemplateSpec,
-    (year_start, year_end): (&ExcelDateTime, &ExcelDateTime),
+    (title, year_start, year_end): (&str, &ExcelDateTime, &ExcelDateTime),
     styles: &Styles,
     lists: &mut Lists,
 ) -> Result<(), XlsxError> {
     sheet.set_name(ROSTER_SHEET)?;
     let year = spec.year;
     let (first, last) = (1, ROSTER_ROWS);
-    let date_format = Format::new().set_num_format(excel::DATE_FORMAT);
 
     for (col, column) in (0u16..).zip(Column::ALL) {
         let header = column.header();
         sheet.write_string_with_format(0, col, header, &styles.header)?;
-        let width = match column {
-            Column::Seq => 6,
-            Column::Name => 10,
-            Column::Id => 22,
-            Column::Enterprise => 30,
-            Column::CreditCode => 22,
-            Column::Category => 18,
-            Column::Date => 12,
-            Column::Hours => 10,
-            Column::Result => 10,
-            Column::Certificate => 20,
+        sheet.set_column_width(col, roster_width(column))?;
+        // Below the locked header every cell of the column is open to the clerk.
+        let format = match column {
+            Column::Id | Column::CreditCode | Column::Certificate => &styles.text,
+            Column::Date => &styles.date,
+            _ => &styles.input,
         };
-        sheet.set_column_width(col, width)?;
-        match column {
-            Column::Id | Column::CreditCode | Column::Certificate => {
-                sheet.set_column_format(col, &styles.text)?;
-            }
-            Column::Date => {
-                sheet.set_column_format(col, &date_format)?;
-            }
-            _ => {}
-        }
+        sheet.set_column_format(col, format)?;
 
         let any = DataValidation::new;
         let validation = match column {
@@ -314,22 +372,28 @@ fn write_roster(
         sheet.add_data_validation(first, col, last, col, &validation)?;
     }
 
-    let last_col = u16::try_from(Column::ALL.len() - 1).unwrap_or(0);
+    let columns = u16::try_from(Column::ALL.len()).unwrap_or(excel::LAST_COL);
+    // Columns right of the form are open too: a row can only be deleted when none of its
+    // cells is locked.
+    sheet.set_column_range_format(columns, excel::LAST_COL, &styles.input)?;
     sheet.set_freeze_panes(1, 0)?;
-    sheet.autofilter(0, 0, last, last_col)?;
+    sheet.autofilter(0, 0, last, columns - 1)?;
     sheet.set_row_height(0, 20)?;
-    Ok(())
+    protect(sheet);
+    let widths: Vec<f64> = Column::ALL.into_iter().map(roster_width).collect();
+    page(sheet, title, &widths, Some((0, 0)))
 }
 
 fn write_summary(
     sheet: &mut Worksheet,
     spec: &TemplateSpec,
+    title: &str,
     styles: &Styles,
 ) -> Result<(), XlsxError> {
     sheet.set_name(SUMMARY_SHEET)?;
-    sheet.set_column_width(0, 20)?;
-    sheet.set_column_width(1, 14)?;
-    sheet.set_column_width(3, 50)?;
+    for (col, width) in (0u16..).zip(SUMMARY_WIDTHS) {
+        sheet.set_column_width(col, width)?;
+    }
     sheet.write_string_with_format(0, 0, SUMMARY_CATEGORY, &styles.header)?;
     sheet.write_string_with_format(0, 1, SUMMARY_COUNT, &styles.header)?;
     sheet.write_string_with_format(
@@ -342,9 +406,11 @@ fn write_summary(
     let mut row = 1u32;
     for category in spec.categories {
         sheet.write_string(row, 0, category)?;
+        sheet.write_blank(row, 1, &styles.input)?;
         row += 1;
     }
     sheet.write_string_with_format(row, 0, TOTAL_LABEL, &styles.label)?;
+    sheet.write_blank(row, 1, &styles.input)?;
 
     let validation = DataValidation::new()
         .allow_whole_number(DataValidationRule::GreaterThanOrEqualTo(0))
@@ -353,16 +419,18 @@ fn write_summary(
         .set_error_title("人数有误")?
         .set_error_message("请填写不小于0的整数。")?;
     sheet.add_data_validation(1, 1, row, 1, &validation)?;
-    Ok(())
+    protect(sheet);
+    page(sheet, title, &SUMMARY_WIDTHS, Some((0, 0)))
 }
 
 fn write_instructions(
     sheet: &mut Worksheet,
     instructions: &str,
+    title: &str,
     styles: &Styles,
 ) -> Result<(), XlsxError> {
     sheet.set_name(INSTRUCTIONS_SHEET)?;
-    sheet.set_column_width(0, 100)?;
+    sheet.set_column_width(0, INSTRUCTIONS_WIDTH)?;
     let mut first = true;
     for (row, line) in (0u32..).zip(instructions.lines()) {
         let line = line.trim_end();
@@ -379,7 +447,7 @@ fn write_instructions(
         first = false;
         sheet.write_string_with_format(row, 0, line, format)?;
     }
-    Ok(())
+    page(sheet, title, &[INSTRUCTIONS_WIDTH], None)
 }
 
 /// Section headings of the instructions: "一、报送要求" and the like.
@@ -410,6 +478,7 @@ mod tests {
             plan_title: "杭州高新区（滨江）2020年度安全生产培训计划",
             year: 2020,
             unit,
+            month: None,
             units,
             categories: &categories,
             instructions: DEFAULT_INSTRUCTIONS,
@@ -549,6 +618,149 @@ mod tests {
         assert!(core.contains("2020-01-01T00:00:00Z"), "fixed creation time");
     }
 
+    /// One part of the .xlsx package, as text.
+    fn part(bytes: &[u8], name: &str) -> String {
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let mut xml = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut xml).unwrap();
+        xml
+    }
+
+    /// Whether cell format `index` of styles.xml leaves its cells unlocked.
+    fn unlocked(styles: &str, index: usize) -> bool {
+        let xfs = styles.split("<cellXfs").nth(1).unwrap();
+        let xfs = xfs.split("</cellXfs>").next().unwrap();
+        xfs.split("<xf ")
+            .nth(index + 1)
+            .unwrap()
+            .contains(r#"locked="0""#)
+    }
+
+    /// The `s="N"` of `<c r="{cell}" …>` in a sheet's XML.
+    fn style_of(sheet: &str, cell: &str) -> usize {
+        let c = sheet.split(&format!(r#"<c r="{cell}""#)).nth(1).unwrap();
+        let s = c.split(r#"s=""#).nth(1).unwrap();
+        s[..s.find('"').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn labels_and_headers_are_locked_and_the_inputs_open() {
+        let units = units();
+        let bytes = with_spec(Some("长河街道"), &units, |spec| render(spec).unwrap());
+        let styles = part(&bytes, "xl/styles.xml");
+        let (cover, roster, summary, instructions) = (
+            part(&bytes, "xl/worksheets/sheet1.xml"),
+            part(&bytes, "xl/worksheets/sheet2.xml"),
+            part(&bytes, "xl/worksheets/sheet3.xml"),
+            part(&bytes, "xl/worksheets/sheet4.xml"),
+        );
+        for sheet in [&cover, &roster, &summary] {
+            let protection = sheet.split("<sheetProtection ").nth(1).expect("protected");
+            let protection = &protection[..protection.find("/>").unwrap()];
+            assert!(!protection.contains("password"), "{protection}");
+            // In OOXML "0" means "not prevented".
+            for allowed in ["insertRows", "deleteRows", "formatColumns", "autoFilter"] {
+                assert!(
+                    protection.contains(&format!(r#"{allowed}="0""#)),
+                    "{protection}"
+                );
+            }
+            assert!(
+                !protection.contains("formatCells"),
+                "formats stay: {protection}"
+            );
+        }
+        assert!(!instructions.contains("<sheetProtection"));
+
+        for label in ["A1", "A2", "A3", "A4", "A5", "C2"] {
+            assert!(!unlocked(&styles, style_of(&cover, label)), "cover {label}");
+        }
+        for value in ["B2", "B3", "B4", "B5"] {
+            assert!(unlocked(&styles, style_of(&cover, value)), "cover {value}");
+        }
+        for header in ["A1", "C1", "G1", "J1"] {
+            assert!(
+                !unlocked(&styles, style_of(&roster, header)),
+                "roster {header}"
+            );
+        }
+        // Every column below the header is open, those right of the form too (a row with a
+        // locked cell could not be deleted).
+        let cols: Vec<&str> = roster.split("<col ").skip(1).collect();
+        assert_eq!(
+            cols.last().map(|c| c.contains(r#"max="16384""#)),
+            Some(true)
+        );
+        for col in cols {
+            let s = col.split(r#"style=""#).nth(1).unwrap();
+            let index: usize = s[..s.find('"').unwrap()].parse().unwrap();
+            assert!(unlocked(&styles, index), "<col {col}");
+        }
+        assert!(
+            roster.contains(r#"<pane ySplit="1""#),
+            "frozen under the header"
+        );
+        for header in ["A1", "B1"] {
+            assert!(
+                !unlocked(&styles, style_of(&summary, header)),
+                "汇总 {header}"
+            );
+        }
+        for count in ["B2", "B3", "B4", "B5"] {
+            assert!(unlocked(&styles, style_of(&summary, count)), "汇总 {count}");
+        }
+    }
+
+    #[test]
+    fn every_sheet_prints_on_a4_one_page_wide() {
+        let units = units();
+        let bytes = with_spec(None, &units, |spec| render(spec).unwrap());
+        for (n, orientation) in [
+            (1, "portrait"),
+            (2, "landscape"),
+            (3, "portrait"),
+            (4, "portrait"),
+        ] {
+            let sheet = part(&bytes, &format!("xl/worksheets/sheet{n}.xml"));
+            assert!(
+                sheet.contains(r#"<pageSetUpPr fitToPage="1"/>"#),
+                "sheet {n}"
+            );
+            assert!(sheet.contains(r#"paperSize="9""#), "sheet {n}");
+            assert!(sheet.contains(r#"fitToHeight="0""#), "sheet {n}");
+            assert!(
+                sheet.contains(&format!(r#"orientation="{orientation}""#)),
+                "sheet {n}"
+            );
+            assert!(sheet.contains("第 &amp;P 页，共 &amp;N 页"), "sheet {n}");
+        }
+        let workbook = part(&bytes, "xl/workbook.xml");
+        assert!(
+            workbook.contains("培训台账!$1:$1"),
+            "the roster's header on every page"
+        );
+    }
+
+    #[test]
+    fn month_prefilled_as_text() {
+        let units = units();
+        let categories = names(&["企业主要负责人"]);
+        let spec = TemplateSpec {
+            plan_title: "计划",
+            year: 2020,
+            unit: Some("西兴街道"),
+            month: YearMonth::new(2020, 5),
+            units: &units,
+            categories: &categories,
+            instructions: "",
+        };
+        let mut book = open(render(&spec).unwrap());
+        let cover = book.worksheet_range(COVER_SHEET).unwrap();
+        assert_eq!(text(&cover, 1, 1).as_deref(), Some("西兴街道"));
+        assert_eq!(text(&cover, 2, 0).as_deref(), Some(COVER_MONTH));
+        assert_eq!(text(&cover, 2, 1).as_deref(), Some("2020-05"));
+    }
+
     #[test]
     fn long_unit_list_goes_to_hidden_sheet() {
         let units: Vec<String> = (1..=40)
@@ -570,6 +782,7 @@ mod tests {
             plan_title: "计划",
             year: 2021,
             unit: None,
+            month: None,
             units: &[],
             categories: &[],
             instructions: "",
@@ -585,6 +798,7 @@ mod tests {
             plan_title: "计划",
             year: -1,
             unit: None,
+            month: None,
             units: &[],
             categories: &[],
             instructions: "",

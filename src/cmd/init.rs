@@ -1,4 +1,5 @@
-//! `tally init DIR`: write the reference plan's tally.toml and its drop folders.
+//! `tally init DIR`: write the reference plan's tally.toml, its drop folders and each unit's
+//! folder for the form (`forms`); it writes no form, having no clock to tell the month.
 
 use crate::config::Config;
 use crate::settings::{ExitStatus, UsageError};
@@ -31,7 +32,11 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitStatus> {
         .with_context(|| format!("{}：无法写入", path.display()))?;
     let config = Config::load(&path)?;
     for unit in &config.plan.units {
-        let folder = config.unit_dir(unit);
+        let folder = if config.forms.enabled {
+            crate::forms::folder(&config, unit)
+        } else {
+            config.unit_dir(unit)
+        };
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("{}：无法创建文件夹", folder.display()))?;
     }

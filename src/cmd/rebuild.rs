@@ -1,5 +1,7 @@
-//! `tally rebuild`: rewrite the master workbook from the ledger (issue 4) and each unit's
-//! progress workbook, and the same rebuild after an intake. The work is `master::rebuild`; this only takes the lock and reports.
+//! `tally rebuild`: rewrite the master workbook from the ledger (issue 4), each unit's
+//! progress workbook and the form in its folder, and the same rebuild after an intake. The work
+//! is `master::rebuild`, `progress::publish_all` and `forms::publish_all`; this only takes the
+//! lock and reports.
 
 use crate::ledger::Ledger;
 use crate::ledger::lock::StateLock;
@@ -27,6 +29,11 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
             eprintln!("tally: {unit}：本单位进度表未能写入：{e}");
         }
     }
+    for (unit, result) in crate::forms::publish_all(config, settings.now) {
+        if let Err(e) = result {
+            eprintln!("tally: {unit}：报表模板未能写入：{e}");
+        }
+    }
     Ok(ExitStatus::Success)
 }
 
@@ -40,4 +47,5 @@ pub fn after_intake(settings: &Settings, ledger: &Ledger) {
     if let Err(e) = crate::progress::publish_all(&settings.config, ledger, settings.now) {
         tracing::error!(error = %e, "the units' progress workbooks were not written");
     }
+    crate::forms::publish_all(&settings.config, settings.now);
 }

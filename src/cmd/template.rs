@@ -1,7 +1,9 @@
-//! `tally template`: write the blank return workbook for the plan (optionally for one unit).
+//! `tally template`: write the blank return workbook for the plan (optionally for one unit and
+//! month).
 
+use crate::core::calendar::YearMonth;
+use crate::forms;
 use crate::settings::{ExitStatus, Settings};
-use crate::template::{DEFAULT_INSTRUCTIONS, TemplateSpec, render};
 use anyhow::Context as _;
 use clap::Args;
 use std::path::PathBuf;
@@ -11,9 +13,16 @@ pub struct TemplateArgs {
     /// Pre-fill 填报单位 with this unit.
     #[arg(long, value_name = "U")]
     pub unit: Option<String>,
+    /// Pre-fill 报送月份 with this month (YYYY-MM).
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+    pub month: Option<YearMonth>,
     /// Output file (default: 培训情况月报模板.xlsx, or with the unit's name).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+fn parse_month(s: &str) -> Result<YearMonth, String> {
+    YearMonth::parse(s).ok_or_else(|| format!("{s:?} is not a month YYYY-MM (e.g. 2020-05)"))
 }
 
 pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatus> {
@@ -23,22 +32,9 @@ pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatu
         None => None,
     };
     // The bureau may edit the wording without recompiling: templates/填报说明.txt beside the plan.
-    let custom = config.base_dir.join("templates").join("填报说明.txt");
-    // `{deadline_day}` in the text is the plan's deadline day.
-    let instructions = std::fs::read_to_string(&custom)
-        .unwrap_or_else(|_| DEFAULT_INSTRUCTIONS.to_string())
-        .replace("{deadline_day}", &config.plan.deadline_day.to_string());
-    let units = config.plan.unit_names();
-    let categories = config.plan.category_names();
-    let bytes = render(&TemplateSpec {
-        plan_title: &config.plan.title,
-        year: config.plan.year,
-        unit: unit.as_deref(),
-        units: &units,
-        categories: &categories,
-        instructions: &instructions,
-    })
-    .context("cannot build the template workbook")?;
+    let instructions = forms::instructions(config);
+    let bytes = forms::render(config, &instructions, unit.as_deref(), args.month)
+        .context("cannot build the template workbook")?;
     let path = match &args.output {
         Some(p) => p.clone(),
         None => {
@@ -53,4 +49,23 @@ pub fn run(settings: &Settings, args: &TemplateArgs) -> anyhow::Result<ExitStatu
     crate::cmd::write_file(&path, &bytes)?;
     println!("已写入 {}", path.display());
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cmd::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn month_is_parsed_or_refused() {
+        let cli = Cli::try_parse_from(["tally", "template", "--month", "2020-05"]).unwrap();
+        let Command::Template(args) = cli.command else {
+            panic!("not template")
+        };
+        assert_eq!(
+            args.month.map(|m| m.to_string()).as_deref(),
+            Some("2020-05")
+        );
+        assert!(Cli::try_parse_from(["tally", "template", "--month", "5月"]).is_err());
+    }
 }

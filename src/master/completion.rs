@@ -29,6 +29,10 @@ const TITLE_ROW: u32 = 0;
 const SUBTITLE_ROW: u32 = 1;
 const HEAD_ROW: u32 = 2;
 const FIRST_ROW: u32 = 4;
+/// Widths of 序号 and 单位; of each group's 指标, 完成 and 完成率; of 序时进度 and 状态.
+const LEAD_WIDTHS: [f64; 2] = [5.0, 13.0];
+const GROUP_WIDTHS: [f64; 3] = [7.5, 7.5, 8.5];
+const TAIL_WIDTHS: [f64; 2] = [9.0, 8.0];
 /// Width of the 备注 column.
 const NOTE_WIDTH: f64 = 34.0;
 
@@ -66,6 +70,15 @@ impl Layout {
     fn target_col(c: u16) -> u16 {
         2 + 3 * c
     }
+
+    /// The table's width in characters, as printed.
+    fn width(&self) -> f64 {
+        let group: f64 = GROUP_WIDTHS.iter().sum();
+        LEAD_WIDTHS.iter().sum::<f64>()
+            + group * f64::from(self.k + 1)
+            + TAIL_WIDTHS.iter().sum::<f64>()
+            + NOTE_WIDTH
+    }
 }
 
 /// Write the 考核指标完成情况 sheet from the status at `now`.
@@ -86,7 +99,7 @@ pub fn write(
     if at.n > 0 {
         insert_chart(ws, &at, below)?;
     }
-    print_setup(ws, config, (HEAD_ROW, HEAD_ROW + 1))?;
+    print_setup(ws, config, (HEAD_ROW, HEAD_ROW + 1), at.width())?;
     ws.set_freeze_panes(FIRST_ROW, 2)?;
     Ok(())
 }
@@ -109,16 +122,17 @@ fn write_head(
     at: &Layout,
     s: &Styles,
 ) -> Result<(), XlsxError> {
-    ws.set_column_width(0, 5)?;
-    ws.set_column_width(1, 13)?;
-    for c in 0..=at.k {
-        let col = Layout::target_col(c);
-        ws.set_column_width(col, 7.5)?;
-        ws.set_column_width(col + 1, 7.5)?;
-        ws.set_column_width(col + 2, 8.5)?;
+    for (col, width) in (0u16..).zip(LEAD_WIDTHS) {
+        ws.set_column_width(col, width)?;
     }
-    ws.set_column_width(at.prog, 9)?;
-    ws.set_column_width(at.state, 8)?;
+    for c in 0..=at.k {
+        for (col, width) in (Layout::target_col(c)..).zip(GROUP_WIDTHS) {
+            ws.set_column_width(col, width)?;
+        }
+    }
+    for (col, width) in (at.prog..).zip(TAIL_WIDTHS) {
+        ws.set_column_width(col, width)?;
+    }
     ws.set_column_width(at.note, NOTE_WIDTH)?;
 
     ws.set_row_height(TITLE_ROW, 30)?;

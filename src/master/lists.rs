@@ -40,7 +40,8 @@ pub fn list_header(
         ws.write_string_with_format(0, c as u16, column.label, &s.header)?;
     }
     ws.set_row_height(0, 30)?;
-    print_setup(ws, config, (0, 0))?;
+    let width = columns.iter().map(|c| c.width).sum();
+    print_setup(ws, config, (0, 0), width)?;
     ws.set_print_gridlines(true);
     ws.set_freeze_panes(1, 0)?;
     Ok(())

@@ -25,6 +25,9 @@ const HEAD_ROW: u32 = 2;
 /// The column of January; December is 11 to its right.
 const FIRST_MONTH: u16 = 3;
 const LAST_MONTH: u16 = FIRST_MONTH + 11;
+/// Widths of 单位, the second column and 年度指标; of each month.
+const LEAD_WIDTHS: [f64; 3] = [13.0, 17.0, 9.0];
+const MONTH_WIDTH: f64 = 7.5;
 
 /// A unit's 小计 row: where it is, the unit's target and its completed figures per month.
 struct Subtotal {
@@ -50,7 +53,8 @@ pub fn write(
     let rates_head = subtotals.last().map_or(HEAD_ROW + 1, |t| t.row + 1) + 1;
     let schedule_row = write_rates(ws, config, &subtotals, rates_head, shown, s)?;
     insert_chart(ws, rates_head, schedule_row)?;
-    print_setup(ws, config, (HEAD_ROW, HEAD_ROW))?;
+    let width = LEAD_WIDTHS.iter().sum::<f64>() + 12.0 * MONTH_WIDTH;
+    print_setup(ws, config, (HEAD_ROW, HEAD_ROW), width)?;
     ws.set_freeze_panes(HEAD_ROW + 1, 2)?;
     Ok(())
 }
@@ -63,11 +67,11 @@ fn write_head(
     shown: usize,
     s: &Styles,
 ) -> Result<(), XlsxError> {
-    ws.set_column_width(0, 13)?;
-    ws.set_column_width(1, 17)?;
-    ws.set_column_width(2, 9)?;
+    for (col, width) in (0u16..).zip(LEAD_WIDTHS) {
+        ws.set_column_width(col, width)?;
+    }
     for m in 0..12 {
-        ws.set_column_width(FIRST_MONTH + m, 7.5)?;
+        ws.set_column_width(FIRST_MONTH + m, MONTH_WIDTH)?;
     }
     ws.set_row_height(TITLE_ROW, 30)?;
     ws.merge_range(

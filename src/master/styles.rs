@@ -134,26 +134,22 @@ pub fn lines_in(s: &str, width: f64) -> usize {
         .sum()
 }
 
-/// A4 landscape, one page wide, a header naming the sheet and page numbers in the footer.
+/// The master's page set-up (`excel::set_up_page`): the plan's title in the page header,
+/// `repeat` rows on every page, portrait or landscape by the printed `width` in characters.
 pub fn print_setup(
     ws: &mut Worksheet,
     config: &Config,
     repeat: (u32, u32),
+    width: f64,
 ) -> Result<(), XlsxError> {
-    let title: String = config
-        .plan
-        .title
-        .replace('&', "&&")
-        .chars()
-        .take(100)
-        .collect();
-    excel::print_a4_landscape(ws);
-    ws.set_margins(0.4, 0.4, 0.6, 0.6, 0.3, 0.3)
-        .set_print_center_horizontally(true)
-        .set_header(format!("&L&9{title}&R&9&A"))
-        .set_footer("&C&9第 &P 页，共 &N 页");
-    ws.set_repeat_rows(repeat.0, repeat.1)?;
-    Ok(())
+    excel::set_up_page(
+        ws,
+        &excel::Page {
+            title: &config.plan.title,
+            width,
+            repeat_rows: Some(repeat),
+        },
+    )
 }
 
 /// The line of expected progress in a chart: dark red, dashed.
