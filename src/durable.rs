@@ -67,7 +67,8 @@ pub fn publish(target: &Path, bytes: &[u8]) -> Result<Published, PublishError> {
         let path = path.to_path_buf();
         move |source| PublishError { path, what, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir, "cannot create the folder"))?;
+    // No folder is made here: a unit's folder that is gone is the watcher's to notice and
+    // recreate, not something a publish should paper over.
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)

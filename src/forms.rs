@@ -267,6 +267,19 @@ fn publish(
         }
     })?;
     let dir = folder(config, unit);
+    // The 报表模板 folder, inside a unit folder that exists (a missing one is the watcher's to
+    // recreate).
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(FormsError::Publish(crate::durable::PublishError {
+                path: dir,
+                what: "cannot create the folder",
+                source,
+            }));
+        }
+    }
     let name = config.forms.file_name(&unit.name, month);
     let target = dir.join(&name);
     let saved_over = target.is_file()

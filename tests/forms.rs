@@ -204,3 +204,61 @@ fn no_forms_when_disabled() {
     rebuild(&w, "2020-06-10");
     assert!(UNITS.iter().all(|u| !form_dir(&w, u).exists()));
 }
+
+#[test]
+fn the_daemon_keeps_the_form_and_never_takes_it_as_a_return() {
+    let plan = REFERENCE_PLAN.replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1);
+    assert_ne!(plan, REFERENCE_PLAN);
+    let w = Workdir::with_plan(&plan);
+    // A start with nothing dropped: the form of the month due (May, on 3 June) is written.
+    let once = [
+        "--now",
+        "2020-06-03T10:00:00",
+        "watch",
+        "--once",
+        "--settle",
+        "0.3",
+    ];
+    let out = w.stdout(&once, 0);
+    assert!(out.contains("已采用 0 份，退回 0 份"), "{out}");
+    for unit in UNITS {
+        assert_eq!(
+            w.files_in(form_dir(&w, unit)),
+            [form_name(unit, 2020, 5)],
+            "{unit}"
+        );
+    }
+    // A clerk drops a filled copy into the unit's folder; the form itself stays and is not
+    // taken, and the next round takes nothing more.
+    let people = [Person::new(3, "企业主要负责人", "2020-05-06")];
+    drop_return(
+        &w.unit_dir("浦沿街道"),
+        "五月.xlsx",
+        &return_xlsx("浦沿街道", "2020-05", &people),
+    );
+    let out = w.stdout(&once, 0);
+    assert!(out.contains("已采用 1 份，退回 0 份"), "{out}");
+    let out = w.stdout(&once, 0);
+    assert!(out.contains("已采用 0 份，退回 0 份"), "{out}");
+    assert!(
+        form_dir(&w, "浦沿街道")
+            .join(form_name("浦沿街道", 2020, 5))
+            .is_file()
+    );
+    // A new month: the daemon brings June's form.
+    w.stdout(
+        &[
+            "--now",
+            "2020-07-01T08:00:00",
+            "watch",
+            "--once",
+            "--settle",
+            "0.3",
+        ],
+        0,
+    );
+    assert_eq!(
+        w.files_in(form_dir(&w, "西兴街道")),
+        [form_name("西兴街道", 2020, 6)]
+    );
+}

@@ -157,7 +157,7 @@ pub fn write(
         &s.note,
     )?;
     ws.set_row_height(legend_row, 48)?;
-    print_setup(ws, config, (HEAD_ROW, HEAD_ROW))?;
+    print_setup(ws, config, (HEAD_ROW, HEAD_ROW), 14.0 + 12.0 * 9.5 + 10.0)?;
     ws.set_freeze_panes(HEAD_ROW + 1, 1)?;
     Ok(())
 }

@@ -199,8 +199,21 @@ pub fn after_burst(
     if let Err(e) = crate::progress::publish_all(config, ledger, now) {
         tracing::warn!(error = %e, "the units' progress workbooks were not written");
     }
+    // The form of the month now due, in every unit's folder (the daily refresh after midnight
+    // brings a new month's form on its first day).
+    publish_forms(config, now);
     mail_work(config, ledger, now, transport);
     Ok(BurstReport { master: rebuilt? })
+}
+
+/// Keep the form of the month now due in every unit's 报表模板 folder; failures are logged.
+pub fn publish_forms(config: &Config, now: DateTime<Tz>) {
+    for (unit, result) in crate::forms::publish_all(config, now) {
+        match result {
+            Ok(published) => tracing::debug!(%unit, ?published, "form"),
+            Err(e) => tracing::warn!(%unit, error = %e, "the form was not written"),
+        }
+    }
 }
 
 /// Store the scheduled mail that is due (催办, 未报送提醒, 周报), then send what is queued and

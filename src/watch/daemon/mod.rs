@@ -122,7 +122,7 @@ impl<'a> Daemon<'a> {
                 .collect(),
             // Ignored even while switched off: an earlier one may still lie there.
             published_files: vec![config.progress.file_name.clone()],
-            published_folders: Vec::new(),
+            published_folders: vec![config.forms.folder.clone()],
         };
         let settler = if opts.once {
             Settler::one_pass(opts.timing)
@@ -268,6 +268,7 @@ impl<'a> Daemon<'a> {
             self.burst.open(done.len(), Instant::now());
         }
         self.last_build_day = Some(today);
+        burst::publish_forms(self.config, now);
         Ok(())
     }
 
