@@ -9,6 +9,7 @@
 //! (utility.rs:1119). A character outside the Basic Multilingual Plane (𠮷, most emoji) takes
 //! two units, so counting characters would let such text through to a failed write.
 
+use crate::core::lateness::MonthState;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, FormatBorder, Worksheet, XlsxError};
 
@@ -126,6 +127,35 @@ pub fn header_format(base: Format) -> Format {
 pub fn error_tint(base: Format) -> Format {
     base.set_background_color(ERROR_FILL)
         .set_font_color(ERROR_FONT)
+}
+
+/// `base` in the colour of a month's standing in the 报送日历: green on time, amber late
+/// (as a warning), red missing (as an error, bold), orange rejected, grey not due.
+pub fn month_state_format(base: &Format, state: MonthState) -> Format {
+    let base = base.clone();
+    match state {
+        MonthState::OnTime => base.set_background_color("C6EFCE").set_font_color("006100"),
+        MonthState::Late => warning_tint(base),
+        MonthState::Missing => error_tint(base).set_bold(),
+        MonthState::Rejected => base.set_background_color("F8CBAD").set_font_color("833C0B"),
+        MonthState::NotDue => base.set_font_color(GREY_FONT),
+    }
+}
+
+/// The five month-state formats over `base`, looked up by state.
+pub struct MonthStateFormats([Format; 5]);
+
+impl MonthStateFormats {
+    pub fn new(base: &Format) -> Self {
+        MonthStateFormats(MonthState::ALL.map(|s| month_state_format(base, s)))
+    }
+
+    pub fn of(&self, state: MonthState) -> &Format {
+        &self.0[MonthState::ALL
+            .iter()
+            .position(|s| *s == state)
+            .unwrap_or(0)]
+    }
 }
 
 /// `base` tinted as a warning ([`WARNING_FILL`], [`WARNING_FONT`]).

@@ -17,7 +17,7 @@ use crate::excel;
 use crate::ledger::{Ledger, LedgerError, Submission, SubmissionStatus};
 use chrono::DateTime;
 use chrono_tz::Tz;
-use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{Format, FormatBorder, Workbook, Worksheet, XlsxError};
 use serde::Deserialize;
 
 /// `[progress]` in tally.toml: the unit's progress workbook.
@@ -125,14 +125,7 @@ pub fn render(
             now.format("%Y-%m-%d %H:%M")
         ),
     )?;
-    let headers = [
-        "人员类别",
-        "年度指标",
-        "已完成",
-        "完成率",
-        "序时进度",
-        "状态",
-    ];
+    let headers = crate::core::count::CATEGORY_COLUMNS;
     for (c, h) in headers.iter().enumerate() {
         ws.write_string_with_format(3, c as u16, *h, &s.header)?;
     }
@@ -310,43 +303,26 @@ struct Styles {
     percent: Format,
     decimal: Format,
     lagging: Format,
-    on_time: Format,
-    late: Format,
-    missing: Format,
-    rejected: Format,
+    states: excel::MonthStateFormats,
 }
 
 impl Styles {
     fn new() -> Styles {
         let cell = Format::new().set_border(FormatBorder::Thin);
-        let fill = |c: u32| cell.clone().set_background_color(Color::RGB(c));
         Styles {
             title: Format::new().set_bold().set_font_size(14),
-            header: cell
-                .clone()
-                .set_bold()
-                .set_align(FormatAlign::Center)
-                .set_background_color(Color::RGB(0xDDEBF7)),
+            header: excel::header_format(Format::new()),
             wrap: cell.clone().set_text_wrap(),
             percent: cell.clone().set_num_format("0.0%"),
             decimal: cell.clone().set_num_format("0.0"),
-            lagging: cell.clone().set_font_color(Color::RGB(0xC00000)),
-            on_time: fill(0xC6EFCE),
-            late: fill(0xFFEB9C),
-            missing: fill(0xFFC7CE),
-            rejected: fill(0xF8CBAD),
+            lagging: cell.clone().set_font_color(excel::ERROR_FONT),
+            states: excel::MonthStateFormats::new(&cell),
             cell,
         }
     }
 
     fn state(&self, state: MonthState) -> &Format {
-        match state {
-            MonthState::OnTime => &self.on_time,
-            MonthState::Late => &self.late,
-            MonthState::Missing => &self.missing,
-            MonthState::Rejected => &self.rejected,
-            MonthState::NotDue => &self.cell,
-        }
+        self.states.of(state)
     }
 }
 

@@ -14,8 +14,8 @@ use rust_xlsxwriter::{
 use crate::core::calendar::YearMonth;
 use crate::core::form::{
     COVER_LABELS, COVER_MONTH, COVER_PHONE, COVER_REPORTER, COVER_SHEET, COVER_UNIT, Column,
-    INSTRUCTIONS_SHEET, RESULTS, ROSTER_SHEET, SUMMARY_CATEGORY, SUMMARY_COUNT, SUMMARY_SHEET,
-    TOTAL_LABEL,
+    INSTRUCTIONS_SHEET, RESULTS, RETURN_SUMMARY_SHEET, ROSTER_SHEET, SUMMARY_CATEGORY,
+    SUMMARY_COUNT, TOTAL_LABEL,
 };
 use crate::excel;
 
@@ -390,7 +390,7 @@ fn write_summary(
     title: &str,
     styles: &Styles,
 ) -> Result<(), XlsxError> {
-    sheet.set_name(SUMMARY_SHEET)?;
+    sheet.set_name(RETURN_SUMMARY_SHEET)?;
     for (col, width) in (0u16..).zip(SUMMARY_WIDTHS) {
         sheet.set_column_width(col, width)?;
     }
@@ -509,7 +509,12 @@ mod tests {
         let mut book = open(bytes);
         assert_eq!(
             book.sheet_names(),
-            names(&[COVER_SHEET, ROSTER_SHEET, SUMMARY_SHEET, INSTRUCTIONS_SHEET])
+            names(&[
+                COVER_SHEET,
+                ROSTER_SHEET,
+                RETURN_SUMMARY_SHEET,
+                INSTRUCTIONS_SHEET
+            ])
         );
 
         let cover = book.worksheet_range(COVER_SHEET).unwrap();
@@ -539,7 +544,7 @@ mod tests {
         assert_eq!(roster.end(), Some((0, 9)));
         assert!(roster.rows().skip(1).flatten().all(|c| *c == Data::Empty));
 
-        let summary = book.worksheet_range(SUMMARY_SHEET).unwrap();
+        let summary = book.worksheet_range(RETURN_SUMMARY_SHEET).unwrap();
         assert_eq!(text(&summary, 0, 0).as_deref(), Some(SUMMARY_CATEGORY));
         assert_eq!(text(&summary, 0, 1).as_deref(), Some(SUMMARY_COUNT));
         let rows: Vec<(Option<String>, Option<String>)> = (1..=4)
@@ -788,7 +793,7 @@ mod tests {
             instructions: "",
         };
         let mut book = open(render(&spec).unwrap());
-        let summary = book.worksheet_range(SUMMARY_SHEET).unwrap();
+        let summary = book.worksheet_range(RETURN_SUMMARY_SHEET).unwrap();
         assert_eq!(text(&summary, 1, 0).as_deref(), Some(TOTAL_LABEL));
     }
 

@@ -160,18 +160,9 @@ pub fn render_text(status: &Status, colour: bool) -> String {
             ]);
         }
     }
-    let table = crate::cmd::table::render(
-        &[
-            "单位",
-            "人员类别",
-            "年度指标",
-            "已完成",
-            "完成率",
-            "序时进度",
-            "状态",
-        ],
-        &rows,
-    );
+    let mut header = vec!["单位"];
+    header.extend(count::CATEGORY_COLUMNS);
+    let table = crate::cmd::table::render(&header, &rows);
     for (i, line) in table.lines().enumerate() {
         let red = colour && i > 0 && lagging_rows.contains(&(i - 1));
         if red {

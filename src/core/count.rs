@@ -40,6 +40,17 @@ pub struct UnitStatus {
     pub categories: Vec<CategoryStatus>,
 }
 
+/// The columns of a category's standing wherever it is shown as a table (the terminal's
+/// `status`, a unit's progress workbook), in the glossary's words.
+pub const CATEGORY_COLUMNS: [&str; 6] = [
+    "人员类别",
+    "年度指标",
+    "已完成",
+    "完成率",
+    "序时进度",
+    "状态",
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CategoryStatus {
     pub category: String,

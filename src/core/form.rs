@@ -7,7 +7,7 @@ pub const COVER_SHEET: &str = "填报信息";
 /// Roster sheet: one row per person trained.
 pub const ROSTER_SHEET: &str = "培训台账";
 /// Optional summary sheet: 人员类别 | 本月培训人数, then a 合计 row.
-pub const SUMMARY_SHEET: &str = "汇总";
+pub const RETURN_SUMMARY_SHEET: &str = "汇总";
 /// Instructions sheet; ignored on read.
 pub const INSTRUCTIONS_SHEET: &str = "填报说明";
 

@@ -43,6 +43,14 @@ pub enum MonthState {
 }
 
 impl MonthState {
+    pub const ALL: [MonthState; 5] = [
+        MonthState::OnTime,
+        MonthState::Late,
+        MonthState::Missing,
+        MonthState::Rejected,
+        MonthState::NotDue,
+    ];
+
     /// The word in workbooks, mail and on the terminal.
     pub fn label(self, days_late: u32) -> String {
         match self {

@@ -232,7 +232,7 @@ pub fn check(wb: &Workbook, ctx: &Context<'_>) -> Return {
     );
     let summary = pick(
         wb,
-        form::SUMMARY_SHEET,
+        form::RETURN_SUMMARY_SHEET,
         find_summary_header,
         roster.as_ref().map(|(s, _)| s.name.as_str()),
     );

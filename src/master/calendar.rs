@@ -10,7 +10,7 @@ use crate::core::lateness::{self, Arrivals, MonthEntry, MonthState};
 use crate::excel;
 use chrono::DateTime;
 use chrono_tz::Tz;
-use rust_xlsxwriter::{Format, Note, Worksheet, XlsxError};
+use rust_xlsxwriter::{Note, Worksheet, XlsxError};
 use std::collections::BTreeMap;
 
 const TITLE_ROW: u32 = 0;
@@ -19,39 +19,6 @@ const HEAD_ROW: u32 = 2;
 /// The column of January; December is 11 to its right, the on-time rate after it.
 const FIRST_MONTH: u16 = 1;
 const RATE_COL: u16 = FIRST_MONTH + 12;
-
-/// The colours of the states (fill, font).
-struct Colours {
-    on_time: Format,
-    late: Format,
-    missing: Format,
-    rejected: Format,
-    not_due: Format,
-}
-
-impl Colours {
-    fn new(cell: &Format) -> Colours {
-        let tint =
-            |fill: &str, font: &str| cell.clone().set_background_color(fill).set_font_color(font);
-        Colours {
-            on_time: tint("C6EFCE", "006100"),
-            late: tint(excel::WARNING_FILL, excel::WARNING_FONT),
-            missing: tint(excel::ERROR_FILL, excel::ERROR_FONT).set_bold(),
-            rejected: tint("F8CBAD", "833C0B"),
-            not_due: cell.clone().set_font_color(excel::GREY_FONT),
-        }
-    }
-
-    fn of(&self, state: MonthState) -> &Format {
-        match state {
-            MonthState::OnTime => &self.on_time,
-            MonthState::Late => &self.late,
-            MonthState::Missing => &self.missing,
-            MonthState::Rejected => &self.rejected,
-            MonthState::NotDue => &self.not_due,
-        }
-    }
-}
 
 /// Write the 报送日历 sheet at `now` from each unit's arrivals.
 pub fn write(
@@ -62,7 +29,7 @@ pub fn write(
     s: &Styles,
 ) -> Result<(), XlsxError> {
     let plan = &config.plan;
-    let colours = Colours::new(&s.cell);
+    let colours = excel::MonthStateFormats::new(&s.cell);
     let none = BTreeMap::new();
     let rows: Vec<(String, Vec<MonthEntry>)> = plan
         .units

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use styles::Styles;
 
 /// 考核指标完成情况: each unit's completed figures against its targets, the master's first
-/// sheet (not the return's 汇总, `form::SUMMARY_SHEET`).
+/// sheet (not the return's 汇总, `form::RETURN_SUMMARY_SHEET`).
 pub const COMPLETION_SHEET: &str = "考核指标完成情况";
 /// 报送日历: who reported each month, on time, late or not at all.
 pub const CALENDAR_SHEET: &str = "报送日历";
