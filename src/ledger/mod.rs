@@ -371,50 +371,54 @@ impl Ledger {
     }
 
     fn select<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<Submission>, LedgerError> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        stmt.query_map(p, submission_from_row)
+        self.query(sql, p, submission_from_row)
+    }
+
+    /// Every row `sql` selects, each made by `f`.
+    fn query<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        p: P,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        stmt.query_map(p, f)
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))
     }
 
     /// Findings of one submission, in order.
     pub fn findings(&self, submission: i64) -> Result<Vec<Finding>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT code, severity, sheet, cell, value, message FROM findings WHERE submission_id = ?1 ORDER BY seq")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(params![submission], |r| finding_at(r, 0))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
+        self.query(
+            "SELECT code, severity, sheet, cell, value, message FROM findings WHERE submission_id = ?1 ORDER BY seq",
+            params![submission],
+            |r| finding_at(r, 0),
+        )
     }
 
     /// Every finding of every submission: (submission id, finding), in ledger order.
     pub fn all_findings(&self) -> Result<Vec<(i64, Finding)>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT submission_id, code, severity, sheet, cell, value, message FROM findings ORDER BY submission_id, seq")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, finding_at(r, 1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
+        self.query(
+            "SELECT submission_id, code, severity, sheet, cell, value, message FROM findings ORDER BY submission_id, seq",
+            [],
+            |r| Ok((r.get(0)?, finding_at(r, 1)?)),
+        )
     }
 
     /// Provenance events of one submission, in order.
     pub fn events(&self, submission: i64) -> Result<Vec<Event>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT submission_id, at, kind, detail FROM events WHERE submission_id = ?1 ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(params![submission], |r| {
-            Ok(Event {
-                submission: r.get(0)?,
-                at: r.get(1)?,
-                kind: r.get(2)?,
-                detail: r.get(3)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.err(e))
+        self.query(
+            "SELECT submission_id, at, kind, detail FROM events WHERE submission_id = ?1 ORDER BY id",
+            params![submission],
+            |r| {
+                Ok(Event {
+                    submission: r.get(0)?,
+                    at: r.get(1)?,
+                    kind: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            },
+        )
     }
 
     /// Rows of accepted (not superseded) returns, in ledger order.
@@ -506,14 +510,11 @@ impl Ledger {
     /// (unit, month) of every accepted return, superseded ones included (a month with any
     /// accepted return is not missing).
     pub fn accepted_months(&self) -> Result<BTreeSet<(String, YearMonth)>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT unit, month FROM submissions WHERE status IN ('accepted','superseded') AND month IS NOT NULL")
-            .map_err(|e| self.err(e))?;
-        let pairs: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+        let pairs: Vec<(String, String)> = self.query(
+            "SELECT DISTINCT unit, month FROM submissions WHERE status IN ('accepted','superseded') AND month IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(pairs
             .into_iter()
             .filter_map(|(u, m)| YearMonth::parse(&m).map(|m| (u, m)))
@@ -526,20 +527,13 @@ impl Ledger {
         &self,
         tz: Tz,
     ) -> Result<BTreeMap<String, BTreeMap<YearMonth, Arrivals>>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT unit, month, status, received_at, file_name FROM submissions \
-                 WHERE month IS NOT NULL AND status IN ('accepted','superseded','rejected') \
-                 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let found: Vec<(String, String, String, String, String)> = stmt
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+        let found: Vec<(String, String, String, String, String)> = self.query(
+            "SELECT unit, month, status, received_at, file_name FROM submissions \
+             WHERE month IS NOT NULL AND status IN ('accepted','superseded','rejected') \
+             ORDER BY id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         let mut out: BTreeMap<String, BTreeMap<YearMonth, Arrivals>> = BTreeMap::new();
         for (unit, month, status, received_at, file) in found {
             let (Some(month), Ok(at)) = (
