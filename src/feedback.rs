@@ -59,6 +59,8 @@ const MAX_WIDTH: f64 = 40.0;
 
 /// What the feedback workbook is about.
 pub struct FeedbackInput<'a> {
+    /// The plan's title, for the page header.
+    pub plan: &'a str,
     /// The rejected file's name, e.g. "2020-05.xlsx".
     pub file_name: &'a str,
     /// Canonical unit name, if known.
@@ -355,10 +357,9 @@ fn write_summary(
     )
 }
 
-/// The page header of every sheet: what the workbook is and the file it is about (the plan's
-/// title is not known here).
+/// The page header of every sheet: the plan, what the workbook is and the file it is about.
 fn page_title(input: &FeedbackInput) -> String {
-    format!("{TITLE}：{}", input.file_name)
+    format!("{}　{TITLE}：{}", input.plan, input.file_name)
 }
 
 /// One sheet of the return, cell for cell, flagged cells tinted and annotated.
@@ -698,6 +699,7 @@ mod tests {
 
     fn input<'a>(wb: Option<&'a RawWorkbook>, findings: &'a [Finding]) -> FeedbackInput<'a> {
         FeedbackInput {
+            plan: "杭州高新区（滨江）2020年度安全生产培训计划",
             file_name: "2020-05.xlsx",
             unit: Some("西兴街道"),
             month: Some("2020-05"),

@@ -402,7 +402,13 @@ fn take(
     let new = NewSubmission::new(submission, counted, ret.findings.clone());
     let s = record(ctx, ledger, &new)?;
     if let Some(fb) = &feedback {
-        write_feedback(&s, workbook.as_ref(), &ret.findings, fb)?;
+        write_feedback(
+            &ctx.config.plan.title,
+            &s,
+            workbook.as_ref(),
+            &ret.findings,
+            fb,
+        )?;
     }
     let s = finish(ctx, ledger, s)?;
     tracing::info!(
@@ -434,6 +440,7 @@ fn record(
 }
 
 fn write_feedback(
+    plan: &str,
     s: &Submission,
     wb: Option<&Workbook>,
     findings: &[Finding],
@@ -442,6 +449,7 @@ fn write_feedback(
     let month = s.month.map(|m| m.to_string());
     let received = s.received_at.replace('T', " ");
     let bytes = crate::feedback::render(&crate::feedback::FeedbackInput {
+        plan,
         file_name: &s.file_name,
         unit: Some(&s.unit),
         month: month.as_deref(),
@@ -501,7 +509,13 @@ fn finish(
         .ok();
         // A duplicate of a rejected return carries its original's findings.
         let findings = ledger.findings(s.duplicate_of.unwrap_or(s.id))?;
-        write_feedback(&s, wb.as_ref(), &findings, Path::new(fb))?;
+        write_feedback(
+            &ctx.config.plan.title,
+            &s,
+            wb.as_ref(),
+            &findings,
+            Path::new(fb),
+        )?;
     }
     let mut dest = PathBuf::from(&s.destination);
     if dest.exists() {
