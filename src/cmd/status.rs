@@ -180,7 +180,7 @@ pub fn render_text(status: &Status, colour: bool) -> String {
     if !missing.is_empty() {
         out.push_str("\n未报送（截止日后仍无被接收的月报）：\n");
         for u in missing {
-            let line = format!("  {}: {}", u.unit, u.missing_months.join("、"));
+            let line = format!("  {}：{}", u.unit, u.missing_months.join("、"));
             if colour {
                 out.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
             } else {
@@ -222,7 +222,7 @@ mod tests {
             "{plain}"
         );
         assert!(
-            plain.ends_with("未报送（截止日后仍无被接收的月报）：\n  西兴街道: 2020-05\n"),
+            plain.ends_with("未报送（截止日后仍无被接收的月报）：\n  西兴街道：2020-05\n"),
             "{plain}"
         );
         assert!(!plain.contains('\x1b'));
