@@ -166,7 +166,8 @@ pub fn render(
         ws.write_string_with_format(r, 1, m.state.label(m.days_late), s.state(m.state))?;
         let due = calendar::deadline_date(plan, month);
         ws.write_string_with_format(r, 2, due.format("%Y-%m-%d").to_string(), &s.cell)?;
-        ws.write_string_with_format(r, 3, m.received_at.as_deref().unwrap_or(""), &s.cell)?;
+        let received = m.received_at.as_deref().map(calendar::show_stamp);
+        ws.write_string_with_format(r, 3, received.unwrap_or_default(), &s.cell)?;
         ws.write_string_with_format(r, 4, m.file.as_deref().unwrap_or(""), &s.cell)?;
     }
     let rate = records
@@ -196,7 +197,7 @@ pub fn render(
         ws.write_string_with_format(r, 0, &sub.file_name, &s.cell)?;
         let month = sub.month.map(|m| m.label_zh()).unwrap_or_default();
         ws.write_string_with_format(r, 1, month, &s.cell)?;
-        ws.write_string_with_format(r, 2, &sub.received_at, &s.cell)?;
+        ws.write_string_with_format(r, 2, calendar::show_stamp(&sub.received_at), &s.cell)?;
         ws.write_string_with_format(r, 3, sub.status.label_zh(), &s.cell)?;
         ws.write_number_with_format(r, 4, sub.rows as f64, &s.cell)?;
         ws.write_number_with_format(r, 5, sub.errors as f64, &s.cell)?;

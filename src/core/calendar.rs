@@ -261,6 +261,12 @@ pub fn stamp(t: DateTime<Tz>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
+/// A recorded instant ([`stamp`]) as people read it: `2020-07-01 09:00`.
+pub fn show_stamp(stamp: &str) -> String {
+    let s = stamp.replace('T', " ");
+    s.get(..16).unwrap_or(&s).to_string()
+}
+
 /// Parse a `--now` value: RFC 3339, or `YYYY-MM-DD` meaning local midnight in the plan's zone.
 pub fn parse_now(s: &str, tz: Tz) -> Option<DateTime<Tz>> {
     let s = s.trim();

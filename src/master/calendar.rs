@@ -86,7 +86,7 @@ pub fn write(
             let col = FIRST_MONTH + i as u16;
             ws.write_string_with_format(row, col, m.state.label(m.days_late), colours.of(m.state))?;
             if let (Some(at), Some(file)) = (&m.received_at, &m.file) {
-                let when = at.get(..16).unwrap_or(at).replace('T', " ");
+                let when = calendar::show_stamp(at);
                 let note = excel::clip(&format!("收到：{when}\n文件：{file}"), excel::MAX_NOTE)
                     .to_string();
                 ws.insert_note(row, col, &Note::new(note).set_author("tally"))?;

@@ -192,8 +192,7 @@ fn masked(config: &Config, s: &str) -> String {
 
 /// `2020-07-01 09:00` from a stored RFC 3339 stamp.
 fn show_time(stamp: &str) -> String {
-    let s = stamp.replace('T', " ");
-    s.get(..16).unwrap_or(&s).to_string()
+    crate::core::calendar::show_stamp(stamp)
 }
 
 fn show_now(now: DateTime<Tz>) -> String {
