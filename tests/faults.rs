@@ -519,3 +519,44 @@ fn a_drop_still_locked_by_its_writer_waits_and_is_taken_once_readable() {
     assert_eq!(d.taken().len(), 1);
     assert_eq!(d.terminate(), 0);
 }
+
+// ---- the watch root vanishing and coming back -----------------------------------------------
+
+/// The share is unmounted (the root renamed away) and mounted again: the daemon keeps running,
+/// says so both times, and takes a return dropped after it came back.
+fn the_root_vanishes_and_comes_back(mode: &str) {
+    let w = Workdir::with_plan(&plan(""));
+    let d = Daemon::start(&w, &["--mode", mode, "--poll-interval", "0.2"], &[]);
+    let root = w.join("watch-dirs");
+    let away = w.join("watch-dirs.unmounted");
+    std::fs::rename(&root, &away).unwrap();
+    d.wait_for("the daemon to notice the root is gone", |d| {
+        d.lines("waiting for the watch root") >= 1
+    });
+    std::fs::rename(&away, &root).unwrap();
+    d.wait_for("the daemon to notice the root is back", |d| {
+        d.lines("the watch root is back") >= 1
+    });
+    drop_return(&w.unit_dir(XX), "2020-05.xlsx", &a_return(XX, "2020-05", 1));
+    d.wait_for("the return dropped after the root came back", |d| {
+        d.taken().len() == 1
+    });
+    assert_eq!(d.taken()[0]["result"], "accepted", "{}", d.log_text());
+    assert_eq!(accepted_in(&w, XX), 1);
+    assert_eq!(d.terminate(), 0);
+}
+
+#[test]
+fn the_watch_root_vanishing_and_coming_back_in_native_mode() {
+    the_root_vanishes_and_comes_back("native");
+}
+
+#[test]
+fn the_watch_root_vanishing_and_coming_back_in_poll_mode() {
+    the_root_vanishes_and_comes_back("poll");
+}
+
+#[test]
+fn the_watch_root_vanishing_and_coming_back_in_auto_mode() {
+    the_root_vanishes_and_comes_back("auto");
+}
