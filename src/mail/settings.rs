@@ -453,6 +453,10 @@ mod tests {
         let from = "from = \"滨江区应急管理局安全培训 <tally@example.org>\"";
         let (key, _, _) = invalid(from, "from = \"tally at example\"", "from");
         assert_eq!(key, "mail.from");
+        let (key, _, msg) = invalid("from = \"", "timeout_secs = 0\nfrom = \"", "timeout_secs");
+        assert_eq!(key, "mail.timeout_secs");
+        assert!(msg.contains("1..=120"), "{msg}");
+        assert_eq!(MailSettings::default().timeout_secs, DEFAULT_TIMEOUT_SECS);
     }
 
     #[test]
