@@ -25,8 +25,8 @@ impl OutboxRow {
     }
 }
 
-/// How long a claim holds a message: far longer than one delivery may take (lettre's SMTP
-/// timeout is 30 s per exchange), short enough that mail held by a sender that died goes
+/// How long a claim holds a message: far longer than one delivery may take (`[mail]
+/// timeout_secs`, at most 120 s, per exchange), short enough that mail held by a sender that died goes
 /// out soon after.
 pub const LEASE_SECONDS: i64 = 10 * 60;
 

@@ -35,6 +35,9 @@ pub struct MailSettings {
     /// Days after the plan year during which reminders go on (late returns still count);
     /// after them reminders stop and one final digest is sent.
     pub grace_days: u32,
+    /// How long the SMTP server may take to answer any one step (connecting, a command, the
+    /// message) before the attempt is given up and retried later.
+    pub timeout_secs: u64,
     pub reminders: ReminderSettings,
     pub digest: DigestSettings,
     pub retry: RetrySettings,
@@ -52,12 +55,16 @@ impl Default for MailSettings {
             quiet_hours: None,
             skip_dates: Vec::new(),
             grace_days: 31,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
             reminders: ReminderSettings::default(),
             digest: DigestSettings::default(),
             retry: RetrySettings::default(),
         }
     }
 }
+
+/// `[mail] timeout_secs` when not given.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
 /// `[mail.reminders]`: 催办 to lagging units and 未报送提醒 before a deadline.
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +288,12 @@ impl MailSettings {
                 format!("must be 0..=366 days, found {}", self.grace_days),
             ));
         }
+        if !(1..=120).contains(&self.timeout_secs) {
+            out.push((
+                "timeout_secs",
+                format!("must be 1..=120 seconds, found {}", self.timeout_secs),
+            ));
+        }
         let r = &self.retry;
         if r.max_attempts == 0 {
             out.push(("retry.max_attempts", "must be 1 or more".into()));
@@ -440,6 +453,10 @@ mod tests {
         let from = "from = \"滨江区应急管理局安全培训 <tally@example.org>\"";
         let (key, _, _) = invalid(from, "from = \"tally at example\"", "from");
         assert_eq!(key, "mail.from");
+        let (key, _, msg) = invalid("from = \"", "timeout_secs = 0\nfrom = \"", "timeout_secs");
+        assert_eq!(key, "mail.timeout_secs");
+        assert!(msg.contains("1..=120"), "{msg}");
+        assert_eq!(MailSettings::default().timeout_secs, DEFAULT_TIMEOUT_SECS);
     }
 
     #[test]

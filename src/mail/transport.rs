@@ -83,7 +83,7 @@ impl Transport {
         };
         let mut builder = builder
             .port(parsed.port)
-            .timeout(Some(std::time::Duration::from_secs(30)));
+            .timeout(Some(std::time::Duration::from_secs(mail.timeout_secs)));
         if let (Some(user), Some(password)) = (&parsed.user, password) {
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }

@@ -185,6 +185,18 @@ pub fn after_burst(
     now: DateTime<Tz>,
     transport: &Transport,
 ) -> anyhow::Result<BurstReport> {
+    let rebuilt = rebuild_outputs(config, ledger, now);
+    mail_work(config, ledger, now, transport);
+    rebuilt
+}
+
+/// [`after_burst`] without the mail work: the master, the units' progress workbooks and the
+/// forms (the daemon hands the mail work to its mail thread).
+pub fn rebuild_outputs(
+    config: &Config,
+    ledger: &mut Ledger,
+    now: DateTime<Tz>,
+) -> anyhow::Result<BurstReport> {
     let rebuilt = crate::master::rebuild(config, ledger, now);
     if let Ok(written) = &rebuilt
         && *written != config.master_path()
@@ -202,7 +214,6 @@ pub fn after_burst(
     // The form of the month now due, in every unit's folder (the daily refresh after midnight
     // brings a new month's form on its first day).
     publish_forms(config, now);
-    mail_work(config, ledger, now, transport);
     Ok(BurstReport { master: rebuilt? })
 }
 

@@ -168,6 +168,15 @@ pub fn identity(dir: &Path) -> Option<(u64, u64)> {
 }
 
 /// Look at one path: size, mtime, whether an office program holds it, whether it opens.
+/// The test hook `TALLY_FAULT_WATCH=locked:MARKER`: while the file MARKER exists, every
+/// dropped file looks locked by its writer (for tests run as root, whom `chmod 000` does not
+/// stop).
+pub fn locked_by_fault(fault: Option<&str>) -> bool {
+    fault
+        .and_then(|f| f.strip_prefix("locked:"))
+        .is_some_and(|marker| Path::new(marker).exists())
+}
+
 pub fn look_at(path: &Path) -> Look {
     let Ok(meta) = std::fs::metadata(path) else {
         return Look::Gone;

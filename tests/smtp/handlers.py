@@ -52,3 +52,31 @@ class PickyMailbox(Mailbox):
         if len(args) != 2:
             parser.error("PickyMailbox MAILDIR PREFIX")
         return cls(args[0], args[1])
+
+
+class FaultyMailbox(Mailbox):
+    """Answers every message at the end of DATA with a failure — MODE "4xx" (451, try again
+    later) or "5xx" (554, refused for good) — until CONTROL/accept exists; from then on it
+    takes them like a Mailbox. Each refusal is noted as CONTROL/refused-N."""
+
+    def __init__(self, mail_dir, control, mode):
+        super().__init__(mail_dir)
+        self.control = control
+        self.mode = mode
+        self.refused = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if os.path.exists(os.path.join(self.control, "accept")):
+            return await super().handle_DATA(server, session, envelope)
+        self.refused += 1
+        with open(os.path.join(self.control, "refused-%d" % self.refused), "w"):
+            pass
+        if self.mode == "4xx":
+            return "451 4.3.0 mailbox busy, try again later"
+        return "554 5.7.1 message refused by policy"
+
+    @classmethod
+    def from_cli(cls, parser, *args):
+        if len(args) != 3 or args[2] not in ("4xx", "5xx"):
+            parser.error("FaultyMailbox MAILDIR CONTROL 4xx|5xx")
+        return cls(args[0], args[1], args[2])

@@ -76,6 +76,22 @@ impl Server {
         Server::start_handler(free_port(), "handlers.PickyMailbox", &[prefix])
     }
 
+    /// A server that answers every message with a failure — `mode` "4xx" (451) or "5xx"
+    /// (554) — until [`Server::accept`] (tests/smtp/handlers.py).
+    pub fn start_faulty(mode: &str) -> Server {
+        Server::start_handler(free_port(), "handlers.FaultyMailbox", &[CONTROL, mode])
+    }
+
+    /// Let a faulty server take every message from now on.
+    pub fn accept(&self) {
+        std::fs::write(self.control.join("accept"), b"").unwrap();
+    }
+
+    /// How many messages a faulty server has refused.
+    pub fn refused(&self) -> usize {
+        self.count_control("refused-")
+    }
+
     /// `args` may name [`CONTROL`], which stands for the server's control folder.
     fn start_handler(port: u16, class: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
@@ -155,11 +171,15 @@ impl Server {
 
     /// How many messages a holding server has received (held, or released since).
     pub fn held(&self) -> usize {
+        self.count_control("held-")
+    }
+
+    fn count_control(&self, prefix: &str) -> usize {
         std::fs::read_dir(&self.control)
             .unwrap()
             .filter(|e| {
                 e.as_ref()
-                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("held-"))
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(prefix))
             })
             .count()
     }

@@ -5,13 +5,14 @@
 //! writes outside intake, the master and the mail.
 
 mod folders;
+mod mailer;
 mod take;
 
-use super::burst::{self, Burst, End, after_burst, mail_work};
+use super::burst::{self, Burst, End, mail_work, rebuild_outputs};
 use super::source::{FsEvent, Msg, WatchError, Watcher};
 use super::{Clock, Mode, Options};
 use crate::config::Config;
-use crate::core::settle::{Layout, Settler, Stat};
+use crate::core::settle::{Layout, Look, Settler, Stat};
 use crate::intake::{self, IntakeContext};
 use crate::ledger::Ledger;
 use crate::ledger::lock::{LockError, StateLock};
@@ -52,6 +53,13 @@ pub struct Summary {
 /// Builds the messages stored with a submission (receipt, rejection notice, alert).
 type Compose<'a> = Box<crate::intake::Compose<'a>>;
 
+/// Where the daemon's mail work runs: in the loop (`--once`, which ends when it is done) or
+/// on the mail thread (watching: a silent SMTP server must not hold up the files).
+enum Mail {
+    Inline(Transport),
+    Thread(mailer::Mailer),
+}
+
 /// The running daemon.
 pub struct Daemon<'a> {
     config: &'a Config,
@@ -63,7 +71,7 @@ pub struct Daemon<'a> {
     settler: Settler,
     burst: Burst,
     compose: Compose<'a>,
-    transport: Transport,
+    mail: Mail,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     source: Option<(Watcher, Box<dyn notify::Watcher + Send>)>,
@@ -109,6 +117,14 @@ impl<'a> Daemon<'a> {
             crate::mail::MailError::Config(m) => crate::settings::UsageError(m).into(),
             e => anyhow::Error::from(e),
         })?;
+        let mail = if opts.once {
+            Mail::Inline(transport)
+        } else {
+            Mail::Thread(
+                mailer::Mailer::start(config.clone(), transport)
+                    .map_err(|e| anyhow::anyhow!("cannot start the mail thread: {e}"))?,
+            )
+        };
         let exe = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot locate the tally binary: {e}"))?;
         let root = std::path::absolute(config.watch_root()).unwrap_or_else(|_| config.watch_root());
@@ -135,7 +151,7 @@ impl<'a> Daemon<'a> {
             config_path,
             exe,
             compose: Box::new(crate::mail::messages::composer(config)),
-            transport,
+            mail,
             burst: Burst::new(burst::cap(opts.timing.settle), Instant::now()),
             opts,
             ledger,
@@ -205,6 +221,10 @@ impl<'a> Daemon<'a> {
         // Stopping or done: whatever was taken goes into the master now.
         if self.burst.is_open() || self.opts.once {
             self.finish_burst(None);
+        }
+        // The mail asked for goes out (or fails, within the SMTP timeout) before the end.
+        if let Mail::Thread(mailer) = &mut self.mail {
+            mailer.stop();
         }
         for p in self.settler.take_given_up() {
             tracing::info!(file = %p.display(), "still changing; left for the next run");
@@ -369,12 +389,7 @@ impl<'a> Daemon<'a> {
         self.maybe_end_burst(Instant::now());
         if !self.opts.once && self.burst.mail_due(Instant::now()) {
             self.burst.mail_ran(Instant::now());
-            mail_work(
-                self.config,
-                &mut self.ledger,
-                self.opts.clock.now(),
-                &self.transport,
-            );
+            self.mail_work();
         }
         if !self.opts.once {
             let today = self.opts.clock.now().date_naive();
@@ -415,8 +430,22 @@ impl<'a> Daemon<'a> {
     fn look(&mut self, now: Instant) {
         for path in self.settler.due(now) {
             let look = super::source::look_at(&path);
-            if let crate::core::settle::Look::Held(_) = look {
-                tracing::debug!(file = %path.display(), "open in an office program; waiting for it to be closed");
+            let look = match look {
+                Look::Open(stat)
+                    if super::source::locked_by_fault(self.opts.env.fault_watch.as_deref()) =>
+                {
+                    Look::Unopenable(stat)
+                }
+                look => look,
+            };
+            match look {
+                Look::Held(_) => {
+                    tracing::debug!(file = %path.display(), "open in an office program; waiting for it to be closed")
+                }
+                Look::Unopenable(_) => {
+                    tracing::debug!(file = %path.display(), "cannot be opened yet (locked by its writer, or no permission); looking again")
+                }
+                _ => {}
             }
             self.settler.observe(&path, look, now, SystemTime::now());
         }
@@ -437,7 +466,10 @@ impl<'a> Daemon<'a> {
         let files = self.burst.files();
         let started = Instant::now();
         let now = self.opts.clock.now();
-        match after_burst(self.config, &mut self.ledger, now, &self.transport) {
+        let rebuilt = rebuild_outputs(self.config, &mut self.ledger, now);
+        // Whether or not the master could be written: receipts and notices must not wait.
+        self.mail_work();
+        match rebuilt {
             Ok(report) => {
                 self.summary.bursts += 1;
                 self.burst.rebuilt(Instant::now());
@@ -462,6 +494,16 @@ impl<'a> Daemon<'a> {
     }
 
     // ---- helpers ---------------------------------------------------------------------------
+
+    /// Store the scheduled mail that is due and send what is queued: here (`--once`), or on
+    /// the mail thread, which this does not wait for.
+    fn mail_work(&mut self) {
+        let now = self.opts.clock.now();
+        match &self.mail {
+            Mail::Inline(transport) => mail_work(self.config, &mut self.ledger, now, transport),
+            Mail::Thread(mailer) => mailer.kick(now),
+        }
+    }
 
     fn stamp(&self) -> String {
         crate::core::calendar::stamp(self.opts.clock.now())
