@@ -18,7 +18,8 @@ pub mod env {
     pub const SMTP_URL: &str = "TALLY_SMTP_URL";
     /// SMTP password (never in tally.toml).
     pub const SMTP_PASSWORD: &str = "TALLY_SMTP_PASSWORD";
-    /// Test hook: `enospc` or `panic` injected into the daemon's rounds.
+    /// Test hook: `enospc` or `panic` injected into the daemon's rounds, or `locked:MARKER`
+    /// (every drop counts as still locked by its writer while the file MARKER exists).
     pub const FAULT_WATCH: &str = "TALLY_FAULT_WATCH";
     /// Test hook: `panic` injected into the reader child.
     pub const FAULT_READER: &str = "TALLY_FAULT_READER";
