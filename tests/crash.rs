@@ -20,6 +20,12 @@ fn env_or(key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Trials at a time: `CRASH_JOBS`, else up to 5 (each is mostly waiting on the binary).
+fn jobs() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    env_or("CRASH_JOBS", cores.min(5) as u64) as usize
+}
+
 fn report(tally: &trial::Tally, started: std::time::Instant) {
     println!(
         "crash trials: {} trials, {} kills, {} failures, {:.1} min",
@@ -36,7 +42,7 @@ fn killed_at_random_moments_tally_loses_nothing_and_leaves_no_litter() {
     let seed = env_or("CRASH_SEED", 20200701);
     println!("crash trials: seed {seed}");
     let started = std::time::Instant::now();
-    let tally = trial::trials(8, seed, 3, &fixtures());
+    let tally = trial::trials(5, seed, 3, &fixtures(), jobs());
     report(&tally, started);
 }
 
@@ -54,6 +60,24 @@ fn long_crash_run() {
     let kills = env_or("CRASH_KILLS", 6) as usize;
     println!("crash trials: {n} trials, seed {seed}, {kills} kills each");
     let started = std::time::Instant::now();
-    let tally = trial::trials(n, seed, kills, &fixtures());
+    let tally = trial::trials(n, seed, kills, &fixtures(), jobs());
     report(&tally, started);
+}
+
+/// One trial again, by kind and seed: `CRASH_KIND=mail CRASH_SEED=… cargo test --test crash
+/// -- --ignored one_trial --nocapture`.
+#[test]
+#[ignore = "reruns one trial of a failure report"]
+fn one_trial() {
+    let seed = env_or("CRASH_SEED", 1);
+    let kills = env_or("CRASH_KILLS", 3) as usize;
+    let kind = std::env::var("CRASH_KIND").unwrap_or_else(|_| "watch".into());
+    let result = match kind.as_str() {
+        "rebuild" => trial::rebuild_trial(seed, kills),
+        "targets" => trial::targets_trial(seed, kills, &fixtures()),
+        "mail" => trial::mail_trial(seed, kills),
+        _ => trial::watch_trial(seed, kills),
+    };
+    println!("{kind} seed {seed}: {result:?}");
+    assert!(result.is_ok());
 }

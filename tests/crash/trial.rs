@@ -12,6 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const NOW: &str = "2020-07-01";
+/// A day later: mail a kill interrupted is due again (its backoff has passed).
+const LATER: &str = "2020-07-02";
 const UNITS: [&str; 4] = ["西兴街道", "长河街道", "浦沿街道", "江北科技园"];
 const P: &str = "企业主要负责人";
 const O: &str = "其他从业人员";
@@ -64,7 +66,13 @@ pub struct Drop {
 fn people(rng: &mut Rng, base: u32, month: &str) -> Vec<Person> {
     let n = 1 + rng.below(4) as u32;
     (0..n)
-        .map(|i| Person::new(base + i, if i % 2 == 0 { P } else { O }, &format!("{month}-06")))
+        .map(|i| {
+            Person::new(
+                base + i,
+                if i % 2 == 0 { P } else { O },
+                &format!("{month}-06"),
+            )
+        })
         .collect()
 }
 
@@ -82,7 +90,11 @@ pub fn batch(seed: u64) -> Vec<Drop> {
     for k in 0..originals {
         let (u, m) = slots.remove(rng.below(slots.len() as u64) as usize);
         let month = format!("2020-{m:02}");
-        let bytes = return_xlsx(UNITS[u], &month, &people(&mut rng, base + k as u32 * 10, &month));
+        let bytes = return_xlsx(
+            UNITS[u],
+            &month,
+            &people(&mut rng, base + k as u32 * 10, &month),
+        );
         drops.push(Drop {
             unit: UNITS[u],
             name: format!("1-{month}.xlsx"),
@@ -249,6 +261,9 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// Every check of a finished run; its ending for the comparison.
 pub fn check_run(w: &Workdir, drops: &[Drop]) -> Outcome<Ending> {
+    if std::env::var_os("CRASH_KEEP").is_some() {
+        println!("work folder kept: {}", w.path().display());
+    }
     // Every dropped file ended exactly once, in 已接收/ or 退回/.
     for unit in UNITS {
         let left: Vec<String> = files(&w.unit_dir(unit))
@@ -263,9 +278,19 @@ pub fn check_run(w: &Workdir, drops: &[Drop]) -> Outcome<Ending> {
             .into_iter()
             .filter(|sub| dir.join(sub).join(&d.name).is_file())
             .collect();
-        ensure!(places.len() == 1, "{}/{}: found in {places:?}", d.unit, d.name);
+        ensure!(
+            places.len() == 1,
+            "{}/{}: found in {places:?}",
+            d.unit,
+            d.name
+        );
         let kept = std::fs::read(dir.join(places[0]).join(&d.name)).unwrap_or_default();
-        ensure!(kept == d.bytes, "{}/{}: moved with other bytes", d.unit, d.name);
+        ensure!(
+            kept == d.bytes,
+            "{}/{}: moved with other bytes",
+            d.unit,
+            d.name
+        );
         let extra = files(&dir.join(places[0]))
             .into_iter()
             .filter(|n| n.starts_with(d.name.trim_end_matches(".xlsx")) && n.contains(" ("))
@@ -279,7 +304,9 @@ pub fn check_run(w: &Workdir, drops: &[Drop]) -> Outcome<Ending> {
         "{} submissions for {} drops: {:?}",
         subs.len(),
         drops.len(),
-        subs.iter().map(|s| (&s.unit, &s.file_name)).collect::<Vec<_>>()
+        subs.iter()
+            .map(|s| (&s.unit, &s.file_name))
+            .collect::<Vec<_>>()
     );
     let mut results = BTreeMap::new();
     for s in &subs {
@@ -288,10 +315,18 @@ pub fn check_run(w: &Workdir, drops: &[Drop]) -> Outcome<Ending> {
             (s.unit.clone(), s.file_name.clone()),
             s.status.as_str().to_string(),
         );
-        ensure!(again.is_none(), "{}/{}: two submissions", s.unit, s.file_name);
+        ensure!(
+            again.is_none(),
+            "{}/{}: two submissions",
+            s.unit,
+            s.file_name
+        );
     }
     // No archive copy without its ledger row, nor the reverse.
-    let recorded: BTreeSet<PathBuf> = subs.iter().map(|s| PathBuf::from(&s.archive_path)).collect();
+    let recorded: BTreeSet<PathBuf> = subs
+        .iter()
+        .map(|s| PathBuf::from(&s.archive_path))
+        .collect();
     let mut archived = BTreeSet::new();
     for unit in UNITS {
         let udir = w.join("archive").join(unit);
@@ -316,6 +351,8 @@ pub fn check_run(w: &Workdir, drops: &[Drop]) -> Outcome<Ending> {
         .map_err(|e| e.to_string())?;
     ensure!(ok == "ok", "integrity_check: {ok}");
     drop(db);
+    // A send that a kill interrupted waits out its backoff (minutes): a day later it goes.
+    run(w, &["--now", LATER, "outbox", "retry"], &[0])?;
     // One receipt or rejection notice per file, each Message-ID once, nothing waiting.
     let emls = files(&w.join("outbox"));
     let per_file = emls
@@ -386,7 +423,11 @@ pub fn watch_trial(seed: u64, kills: usize) -> Outcome<usize> {
     let drops = batch(seed);
     let reference = Workdir::with_plan(&plan());
     drop_all(&reference, &drops);
-    run(&reference, &["--now", NOW, "watch", "--once", "--settle", "0.2"], &[0])?;
+    run(
+        &reference,
+        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
+        &[0],
+    )?;
     let expected = check_run(&reference, &drops).map_err(|e| format!("unkilled run: {e}"))?;
     drop(reference);
 
@@ -395,12 +436,16 @@ pub fn watch_trial(seed: u64, kills: usize) -> Outcome<usize> {
     let mut rng = Rng::new(seed ^ 0xC0FFEE);
     let mut killed = 0;
     for _ in 0..kills {
-        let after = Duration::from_millis(20 + rng.below(1500));
+        let after = Duration::from_millis(20 + rng.below(1000));
         if kill_after(&w, &["--now", NOW, "watch", "--settle", "0.2"], after) {
             killed += 1;
         }
     }
-    run(&w, &["--now", NOW, "watch", "--once", "--settle", "0.2"], &[0])?;
+    run(
+        &w,
+        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
+        &[0],
+    )?;
     let got = check_run(&w, &drops)?;
     ensure!(
         got == expected,
@@ -414,7 +459,11 @@ pub fn watch_trial(seed: u64, kills: usize) -> Outcome<usize> {
 pub fn rebuild_trial(seed: u64, kills: usize) -> Outcome<usize> {
     let w = Workdir::with_plan(&plan());
     drop_all(&w, &batch(seed));
-    run(&w, &["--now", NOW, "watch", "--once", "--settle", "0.2"], &[0])?;
+    run(
+        &w,
+        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
+        &[0],
+    )?;
     let master = w.join("output/master.xlsx");
     let mut rng = Rng::new(seed ^ 0xBEEF);
     let mut killed = 0;
@@ -427,11 +476,17 @@ pub fn rebuild_trial(seed: u64, kills: usize) -> Outcome<usize> {
         }
         let bytes = std::fs::read(&master).map_err(|e| format!("master gone: {e}"))?;
         let readable = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes)).is_ok();
-        ensure!(readable, "after a kill during rebuild the master is not a whole workbook");
+        ensure!(
+            readable,
+            "after a kill during rebuild the master is not a whole workbook"
+        );
     }
     run(&w, &["--now", NOW, "rebuild"], &[0])?;
     let litter = litter(&w);
-    ensure!(litter.is_empty(), "litter after the next rebuild: {litter:?}");
+    ensure!(
+        litter.is_empty(),
+        "litter after the next rebuild: {litter:?}"
+    );
     Ok(killed)
 }
 
@@ -456,7 +511,10 @@ pub fn targets_trial(seed: u64, kills: usize, fixtures: &Path) -> Outcome<usize>
             killed += 1;
         }
         let now = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-        ensure!(now == old || now == new, "tally.toml is neither the old nor the new file");
+        ensure!(
+            now == old || now == new,
+            "tally.toml is neither the old nor the new file"
+        );
         if now == new {
             std::fs::write(&config, &old).unwrap();
         }
@@ -475,7 +533,11 @@ pub fn mail_trial(seed: u64, kills: usize) -> Outcome<usize> {
     drop_all(&w, &drops);
     // The outbox is a file for now: every message waits.
     std::fs::write(w.join("outbox"), b"not a folder").unwrap();
-    run(&w, &["--now", NOW, "watch", "--once", "--settle", "0.2"], &[0])?;
+    run(
+        &w,
+        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
+        &[0],
+    )?;
     std::fs::remove_file(w.join("outbox")).unwrap();
     std::fs::create_dir(w.join("outbox")).unwrap();
     let mut rng = Rng::new(seed ^ 0x3A1);
@@ -488,31 +550,61 @@ pub fn mail_trial(seed: u64, kills: usize) -> Outcome<usize> {
     }
     run(&w, &["--now", NOW, "outbox", "retry"], &[0])?;
     // The next start cleans up what a killed sender left.
-    run(&w, &["--now", NOW, "watch", "--once", "--settle", "0.2"], &[0])?;
-    check_run(&w, &drops)?;
+    run(
+        &w,
+        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
+        &[0],
+    )?;
+    let checked = check_run(&w, &drops);
+    if checked.is_err() && std::env::var_os("CRASH_KEEP").is_some() {
+        let _ = w.dir.keep();
+    }
+    checked?;
     Ok(killed)
 }
 
-/// `n` trials from `seed`: most kill the daemon, every fourth kills a rebuild, an import or
-/// the mail in turn. Prints each trial's seed and result as it goes.
-pub fn trials(n: usize, seed: u64, kills: usize, fixtures: &Path) -> Tally {
-    let mut tally = Tally::default();
-    for i in 0..n {
-        let s = seed.wrapping_add(i as u64);
-        let (what, result) = match i % 8 {
-            3 => ("rebuild", rebuild_trial(s, kills)),
-            5 => ("targets import", targets_trial(s, kills, fixtures)),
-            7 => ("mail", mail_trial(s, kills)),
-            _ => ("watch", watch_trial(s, kills)),
-        };
-        println!(
-            "crash trial {i} ({what}) seed {s}: {}",
-            match &result {
-                Ok(k) => format!("ok, {k} kills"),
-                Err(e) => format!("FAILED: {e}"),
-            }
-        );
-        tally.record(what, s, result);
+/// Trial `i` of a run from `seed`: most kill the daemon; of every eight, one kills a rebuild,
+/// one an import and one the mail.
+pub fn one(
+    i: usize,
+    seed: u64,
+    kills: usize,
+    fixtures: &Path,
+) -> (&'static str, u64, Outcome<usize>) {
+    let s = seed.wrapping_add(i as u64);
+    match i % 8 {
+        1 => ("rebuild", s, rebuild_trial(s, kills)),
+        2 => ("targets import", s, targets_trial(s, kills, fixtures)),
+        3 => ("mail", s, mail_trial(s, kills)),
+        _ => ("watch", s, watch_trial(s, kills)),
     }
-    tally
+}
+
+/// `n` trials from `seed`, `jobs` at a time (each in its own folder). Prints each trial's
+/// seed and result as it goes.
+pub fn trials(n: usize, seed: u64, kills: usize, fixtures: &Path, jobs: usize) -> Tally {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let tally = std::sync::Mutex::new(Tally::default());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= n {
+                        break;
+                    }
+                    let (what, s, result) = one(i, seed, kills, fixtures);
+                    println!(
+                        "crash trial {i} ({what}) seed {s}: {}",
+                        match &result {
+                            Ok(k) => format!("ok, {k} kills"),
+                            Err(e) => format!("FAILED: {e}"),
+                        }
+                    );
+                    tally.lock().unwrap().record(what, s, result);
+                }
+            });
+        }
+    });
+    tally.into_inner().unwrap()
 }
