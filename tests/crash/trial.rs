@@ -351,7 +351,16 @@ pub fn check_run(w: &Workdir, drops: &[Drop]) -> Outcome<Ending> {
         .map_err(|e| e.to_string())?;
     ensure!(ok == "ok", "integrity_check: {ok}");
     drop(db);
-    // A send that a kill interrupted waits out its backoff (minutes): a day later it goes.
+    // A send that a kill interrupted keeps its lease (10 minutes of wall clock, so that no
+    // second sender takes it meanwhile) and its backoff (minutes of --now). Let both pass:
+    // every sender is dead, so the leases go; and retry a day later.
+    let db = rusqlite::Connection::open(w.join("state/tally.db")).map_err(|e| e.to_string())?;
+    db.execute(
+        "UPDATE outbox SET lease_until = NULL WHERE status = 'queued'",
+        [],
+    )
+    .map_err(|e| e.to_string())?;
+    drop(db);
     run(w, &["--now", LATER, "outbox", "retry"], &[0])?;
     // One receipt or rejection notice per file, each Message-ID once, nothing waiting.
     let emls = files(&w.join("outbox"));
