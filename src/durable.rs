@@ -20,6 +20,75 @@ pub const TEMP_PREFIX: &str = ".tally-";
 /// …and end with this (the watcher ignores `*.tmp`).
 pub const TEMP_SUFFIX: &str = ".tmp";
 
+/// Prefixes of temporary files that earlier versions of tally wrote: the master's
+/// `.master.XXXXXX.tmp`. Recognised so an upgraded install loses that litter too.
+const LEGACY_TEMP_PREFIXES: [&str; 1] = [".master."];
+
+/// A new private temporary file in `dir`, named `.tally-XXXXXX.tmp`: the one shape of every
+/// temporary file tally makes, so the watcher ignores it, the clerk can tell it is tally's,
+/// and [`remove_stale_temps`] finds it after a crash.
+pub fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+}
+
+/// Whether `name` is a temporary file of tally's ([`temp_file_in`], or a legacy one:
+/// `.master.XXXXXX.tmp`, or tempfile's default `.tmpXXXXXX` of versions before the one shape).
+pub fn is_temp_name(name: &str) -> bool {
+    let ours = name.ends_with(TEMP_SUFFIX)
+        && (name.starts_with(TEMP_PREFIX)
+            || LEGACY_TEMP_PREFIXES.iter().any(|p| name.starts_with(p)));
+    let legacy_default = name.len() == 10
+        && name
+            .strip_prefix(".tmp")
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    ours || legacy_default
+}
+
+/// Remove the temporary files a killed tally left directly in `dir` (not in its sub-folders);
+/// returns what was removed. Call it only while holding the state lock (or from the one
+/// writer of that folder): a temporary file of a running tally would be taken away from it.
+pub fn remove_stale_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if !is_file || !e.file_name().to_str().is_some_and(is_temp_name) {
+            continue;
+        }
+        match std::fs::remove_file(e.path()) {
+            Ok(()) => removed.push(e.path()),
+            Err(err) => {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a stale temporary file")
+            }
+        }
+    }
+    removed
+}
+
+/// [`remove_stale_temps`] in `dir` and its sub-folders down to `depth` levels (0: `dir` only).
+/// Hidden sub-folders are skipped.
+pub fn remove_stale_temps_under(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut removed = remove_stale_temps(dir);
+    if depth == 0 {
+        return removed;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let hidden = e.file_name().to_str().is_none_or(|n| n.starts_with('.'));
+        if !hidden && e.file_type().is_ok_and(|t| t.is_dir()) {
+            removed.extend(remove_stale_temps_under(&e.path(), depth - 1));
+        }
+    }
+    removed
+}
+
 /// Temporary files are private (0600); a file published for others on the share (the master,
 /// a unit's progress workbook) gets 0644 before it is renamed into place.
 pub fn shared_mode(file: &std::fs::File) {
@@ -69,11 +138,7 @@ pub fn publish(target: &Path, bytes: &[u8]) -> Result<Published, PublishError> {
     };
     // No folder is made here: a unit's folder that is gone is the watcher's to notice and
     // recreate, not something a publish should paper over.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(io(dir, "cannot create a temporary file"))?;
+    let mut tmp = temp_file_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
     use std::io::Write as _;
     tmp.write_all(bytes)
         .map_err(io(tmp.path(), "cannot write"))?;
@@ -150,5 +215,42 @@ mod tests {
         );
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn stale_temps_are_tallys_own_and_removed_at_the_given_depth() {
+        for name in [".tally-a1B2c3.tmp", ".master.Xy12zz.tmp", ".tmpAb12Cd"] {
+            assert!(is_temp_name(name), "{name}");
+        }
+        for name in [
+            "2020-05.xlsx",
+            "~$2020-05.xlsx",
+            "ABCD1234.tmp",
+            ".tally-notes.txt",
+            ".tmp",
+            ".tmpAb12Cd.xlsx",
+        ] {
+            assert!(!is_temp_name(name), "{name}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("已接收");
+        std::fs::create_dir(&sub).unwrap();
+        let top = temp_file_in(dir.path())
+            .unwrap()
+            .into_temp_path()
+            .keep()
+            .unwrap();
+        let deep = temp_file_in(&sub).unwrap().into_temp_path().keep().unwrap();
+        std::fs::write(dir.path().join("2020-05.xlsx"), b"x").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()), vec![top.clone()]);
+        assert!(deep.exists());
+        let _again = temp_file_in(dir.path())
+            .unwrap()
+            .into_temp_path()
+            .keep()
+            .unwrap();
+        assert_eq!(remove_stale_temps_under(dir.path(), 1).len(), 2);
+        assert!(!deep.exists());
+        assert!(dir.path().join("2020-05.xlsx").exists());
     }
 }

@@ -650,14 +650,9 @@ fn replace(path: &Path, text: &str) -> anyhow::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
+    // tally's one temporary-file shape: a killed import's is removed at the next start of the
+    // daemon, `rebuild` or `ingest`.
+    let mut tmp = crate::durable::temp_file_in(dir)
         .with_context(|| format!("{}：无法创建临时文件", dir.display()))?;
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())

@@ -12,6 +12,8 @@ use crate::settings::{ExitStatus, Settings};
 pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     let config = &settings.config;
     let _lock = StateLock::acquire(&config.state_path())?;
+    // Temporary files of a killed run (the lock says none is running).
+    crate::intake::remove_stale_temps(config);
     let ledger = Ledger::open(&config.state_path())?;
     let written = master::rebuild(config, &ledger, settings.now)?;
     let target = config.master_path();

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 /// ledger as it stands before the submission is recorded.
 pub type Compose<'a> = dyn Fn(&Ledger, &Submission, &[Finding]) -> Vec<NewMessage> + 'a;
 
-/// Folder under the archive for the one private copy of a file being taken in.
-const STAGING_DIR: &str = ".staging";
+mod temps;
+use temps::STAGING_DIR;
+pub use temps::{clear_staging, remove_stale_temps};
 
 /// A file that could not be taken in; it stays where it is.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +117,7 @@ pub fn copy_durable(src: &Path, dst: &Path) -> Result<(), IntakeError> {
     let dir = dst.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
     let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
+        crate::durable::temp_file_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
     let mut input = std::fs::File::open(src).map_err(io(src, "cannot open"))?;
     std::io::copy(&mut input, tmp.as_file_mut()).map_err(io(dst, "cannot copy into"))?;
     tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
@@ -134,7 +135,7 @@ pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
     let dir = dst.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
     let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
+        crate::durable::temp_file_in(dir).map_err(io(dir, "cannot create a temporary file"))?;
     tmp.write_all(bytes).map_err(io(dst, "cannot write"))?;
     tmp.as_file().sync_all().map_err(io(dst, "cannot fsync"))?;
     tmp.persist_noclobber(dst).map_err(|e| IntakeError::Io {
@@ -537,14 +538,8 @@ pub fn resume_pending(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
 ) -> Result<Vec<Submission>, IntakeError> {
-    // Staging copies left by a crash: the drop they came from is still in its folder (it is
-    // moved only after its record), so they hold nothing that is not kept elsewhere.
-    let staging = ctx.config.archive_dir().join(STAGING_DIR);
-    if let Ok(entries) = std::fs::read_dir(&staging) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+    // Staging copies left by a crash (see `clear_staging`).
+    clear_staging(ctx.config);
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
         let (id, file) = (s.id, s.source_path.clone());

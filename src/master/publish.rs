@@ -1,5 +1,6 @@
 //! Putting the master in place, durably: render into a temporary file beside it, fsync, keep
-//! the previous version under `<archive>/master/`, rename over the old file; when the old file
+//! the previous version under `<archive>/master/`, rename over the old file (the temporary file
+//! is `.tally-XXXXXX.tmp`, and one a killed rebuild left is removed by the next); when the old file
 //! is held open or read-only, retry, then write `master.<time>.xlsx` beside it. The new content
 //! is never lost and an unchanged master is left untouched. It renders nothing itself.
 
@@ -19,10 +20,6 @@ pub const ARCHIVE_SUBDIR: &str = "master";
 /// Waits between attempts to rename the new master over a file someone holds open (1.5 s in
 /// all), before writing `master.<timestamp>.xlsx` beside it instead.
 const RENAME_BACKOFF_MS: [u64; 4] = [100, 200, 400, 800];
-/// Stale temporary files of an interrupted rebuild older than this are removed.
-const STALE_TEMP: Duration = Duration::from_secs(3600);
-const TEMP_PREFIX: &str = ".master.";
-const TEMP_SUFFIX: &str = ".tmp";
 
 fn io_err<'a>(
     path: &'a Path,
@@ -53,12 +50,11 @@ pub fn rebuild(
         .unwrap_or(Path::new("."))
         .to_path_buf();
     std::fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the master's folder"))?;
-    remove_stale_temps(&dir);
+    // Callers hold the state lock: a temporary file here is a killed rebuild's, never a
+    // running one's, and goes at once.
+    crate::durable::remove_stale_temps(&dir);
     let started = std::time::Instant::now();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(&dir)
+    let mut tmp = crate::durable::temp_file_in(&dir)
         .map_err(io_err(&dir, "cannot create a temporary file"))?;
     let tmp_path = tmp.path().to_path_buf();
     {
@@ -264,29 +260,6 @@ fn remove_all(paths: &[PathBuf], what: &str) {
     for path in paths {
         if let Err(e) = std::fs::remove_file(path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot remove {what}");
-        }
-    }
-}
-
-/// Remove temporary files that an interrupted rebuild left behind (older than an hour).
-fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.filter_map(|e| e.ok()) {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
-            continue;
-        }
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_TEMP);
-        if old {
-            let _ = std::fs::remove_file(e.path());
         }
     }
 }

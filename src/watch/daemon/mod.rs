@@ -260,6 +260,8 @@ impl<'a> Daemon<'a> {
             now,
             compose: &*self.compose,
         };
+        // What a killed run left half-written goes first (the state lock is held).
+        intake::remove_stale_temps(self.config);
         // A file that cannot be finished now (its folder unwritable, say) does not keep the
         // daemon from starting: intake finishes it when the file is taken.
         let done = intake::resume_pending(&ctx, &mut self.ledger).unwrap_or_else(|e| {
