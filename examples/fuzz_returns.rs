@@ -89,7 +89,7 @@ fn main() {
     let done = std::sync::atomic::AtomicU64::new(0);
     let progress = |t: &run::Trial| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             eprintln!(
                 "  {n} mutants, {:.1} min",
                 started.elapsed().as_secs_f64() / 60.0
