@@ -9,7 +9,7 @@
 //! `icacls <plan>\state /inheritance:r /grant:r "<account>:(OI)(CI)F" "Administrators:(OI)(CI)F"`,
 //! and the same for `archive\`. Never put them on the shared drive.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The archive's staging folder (intake's private copies of drops being taken in).
 pub const STAGING_DIR: &str = ".staging";
@@ -118,6 +118,40 @@ pub fn secure(
         total.exposed += t.exposed;
     }
     total
+}
+
+/// The plan's private folders, as [`register`]ed by the settings of this run.
+struct Plan {
+    state_dir: PathBuf,
+    archive_dir: PathBuf,
+    staging_dir: PathBuf,
+    shared: Vec<PathBuf>,
+}
+
+static PLAN: std::sync::OnceLock<Plan> = std::sync::OnceLock::new();
+static SECURED: std::sync::Once = std::sync::Once::new();
+
+/// Name this run's private folders (settings load, once). Nothing is touched yet: a command
+/// that never opens the ledger (`check`, `template`) writes nothing; the first
+/// [`secure_registered`] (`Ledger::open`) creates and tightens them.
+pub fn register(state_dir: &Path, archive_dir: &Path, staging_dir: &Path, shared: &[&Path]) {
+    let _ = PLAN.set(Plan {
+        state_dir: state_dir.to_path_buf(),
+        archive_dir: archive_dir.to_path_buf(),
+        staging_dir: staging_dir.to_path_buf(),
+        shared: shared.iter().map(|p| p.to_path_buf()).collect(),
+    });
+}
+
+/// [`secure`] the registered folders, once per process; nothing when none were registered
+/// (a library caller, the `__read` child).
+pub fn secure_registered() {
+    SECURED.call_once(|| {
+        if let Some(p) = PLAN.get() {
+            let shared: Vec<&Path> = p.shared.iter().map(PathBuf::as_path).collect();
+            secure(&p.state_dir, &p.archive_dir, &p.staging_dir, &shared);
+        }
+    });
 }
 
 /// Tighten `dir` and everything under it.

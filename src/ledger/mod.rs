@@ -200,8 +200,11 @@ pub struct Ledger {
 impl Ledger {
     /// Open (creating if needed) and migrate the ledger at `path`. It holds full 身份证号: its
     /// folder is created 0700 and the database with its `-wal` and `-shm` files 0600 on Unix
-    /// (`private`), whatever the umask; SQLite gives the latter two the database's mode.
+    /// (`private`), whatever the umask; SQLite gives the latter two the database's mode. The
+    /// first open of a run also creates and tightens the plan's registered private folders.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        // The plan's state and archive folders, once per run (see `Settings::load`).
+        crate::private::secure_registered();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::private::create_dir(dir).map_err(|source| LedgerError::Io {
                 path: dir.to_path_buf(),
