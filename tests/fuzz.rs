@@ -80,3 +80,22 @@ fn mutants_end_accepted_or_rejected_and_the_next_honest_return_goes_through() {
     let (after, _) = bench.judge(0, "xlsx", "西兴街道", &honest_return());
     assert_eq!(after, Outcome::Accepted);
 }
+
+/// Found by the fuzzer (seed 1, mutant 269): clean.xls cut at 529 bytes makes calamine 0.38
+/// panic (utils.rs:29) in the reader child. The child dies, the parent rejects the file with a
+/// code and goes on; should calamine learn to refuse it, `file-unreadable` is as good.
+#[test]
+fn a_truncated_xls_that_panics_calamine_is_rejected_not_a_crash() {
+    let bench = bench();
+    let xls = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clean.xls"))
+        .unwrap();
+    let (outcome, elapsed) = bench.judge(0, "xls", "西兴街道", &xls[..529]);
+    assert!(
+        outcome == Outcome::Rejected(vec![Code::InternalError])
+            || outcome == Outcome::Rejected(vec![Code::FileUnreadable]),
+        "{outcome:?}"
+    );
+    assert!(elapsed < Duration::from_secs(run::READER_SECONDS));
+    let (after, _) = bench.judge(0, "xlsx", "西兴街道", &honest_return());
+    assert_eq!(after, Outcome::Accepted);
+}
