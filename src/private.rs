@@ -78,8 +78,10 @@ pub fn restrict_path(path: &Path) -> std::io::Result<()> {
 pub struct Tightened {
     /// Entries whose mode was changed to owner-only.
     pub entries: usize,
-    /// Of those, entries other accounts could actually reach: open themselves, under folders
-    /// all open (a month folder made 0755 inside a 0700 archive was not).
+    /// Of those, files of personal data other accounts could actually read: readable by them,
+    /// under folders all open to them (a return in a 0755 month folder inside a 0700 archive
+    /// was not). Folders themselves, and the state lock (a process id), are not counted: a
+    /// fresh state folder made by the lock before the ledger opened is no exposure.
     pub exposed: usize,
 }
 
@@ -177,7 +179,7 @@ fn tighten(dir: &Path) -> Tightened {
             match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want)) {
                 Ok(()) => {
                     t.entries += 1;
-                    if reachable && mode & 0o066 != 0 {
+                    if reachable && meta.is_file() && mode & 0o044 != 0 && !is_lock(&path) {
                         t.exposed += 1;
                     }
                 }
@@ -194,6 +196,12 @@ fn tighten(dir: &Path) -> Tightened {
         }
     }
     t
+}
+
+/// The state lock beside the ledger (`ledger::lock`): holds a process id, no personal data.
+#[cfg(unix)]
+fn is_lock(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "lock")
 }
 
 #[cfg(not(unix))]
@@ -239,8 +247,9 @@ mod tests {
         }
         let staging = archive.join(".staging");
         let t = secure(&state, &archive, &staging, &[]);
-        // state, tally.db, archive, the unit, the month, the return (.staging is new: 0700).
-        assert_eq!((t.entries, t.exposed), (6, 6));
+        // state, tally.db, archive, the unit, the month, the return (.staging is new: 0700); of
+        // those, the two files were readable by others.
+        assert_eq!((t.entries, t.exposed), (6, 2));
         assert_eq!(mode(&month.join("r.xlsx")), 0o600);
         assert_eq!(mode(&month), 0o700);
         assert_eq!(mode(&staging), 0o700);
