@@ -4,7 +4,7 @@
 //! - `core`: the pure domain; imports no edge.
 //! - edges, each owning its settings from tally.toml: `config` (the file), `read`, `ledger`,
 //!   `intake`, `master`, `progress`, `forms`, `feedback`, `template`, `targets`, `watch`,
-//!   `mail`, `logging`.
+//!   `mail`, `logging`, `private` (personal data owner-only at rest).
 //! - `settings` (resolved once: config, clock, environment) and `cmd` (clap, one module per
 //!   command).
 
@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod logging;
 pub mod mail;
 pub mod master;
+pub mod private;
 pub mod progress;
 pub mod read;
 pub mod settings;

@@ -83,15 +83,93 @@ pub fn daemon(
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
     let mut builder = tracing_appender::rolling::RollingFileAppender::builder()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
-        .filename_prefix(prefix)
+        .filename_prefix(prefix.clone())
         .max_log_files(LOG_FILES_KEPT);
-    if let Some(s) = suffix {
+    if let Some(s) = &suffix {
         builder = builder.filename_suffix(s);
     }
     let appender = builder
         .build(dir)
         .map_err(|e| format!("{}: cannot open the log file: {e}", file.display()))?;
-    Ok(build(filter(), format, appender, false))
+    let private = PrivateLog::new(appender, dir, prefix, suffix);
+    Ok(build(
+        filter(),
+        format,
+        std::sync::Mutex::new(private),
+        false,
+    ))
+}
+
+/// The daemon's log file, owner-only (0600) on Unix whatever the umask: each day's file is
+/// created with that mode just before the appender rolls over to it, and the files already
+/// there are made so at start. Log lines name returns and units, never a full 身份证号, but a
+/// log is the bureau's, not every account's on the machine.
+struct PrivateLog {
+    inner: tracing_appender::rolling::RollingFileAppender,
+    dir: std::path::PathBuf,
+    prefix: String,
+    suffix: Option<String>,
+    /// The UTC day whose file was last made private.
+    day: Option<chrono::NaiveDate>,
+}
+
+impl PrivateLog {
+    fn new(
+        inner: tracing_appender::rolling::RollingFileAppender,
+        dir: &std::path::Path,
+        prefix: String,
+        suffix: Option<String>,
+    ) -> PrivateLog {
+        let mut log = PrivateLog {
+            inner,
+            dir: dir.to_path_buf(),
+            prefix,
+            suffix,
+            day: None,
+        };
+        if let Ok(entries) = std::fs::read_dir(&log.dir) {
+            for e in entries.flatten() {
+                if log.is_ours(&e.file_name().to_string_lossy()) {
+                    let _ = crate::private::restrict_path(&e.path());
+                }
+            }
+        }
+        log.make_today_private();
+        log
+    }
+
+    fn is_ours(&self, name: &str) -> bool {
+        name.starts_with(&format!("{}.", self.prefix))
+            && self
+                .suffix
+                .as_ref()
+                .is_none_or(|s| name.ends_with(&format!(".{s}")))
+    }
+
+    /// tracing-appender names a daily file `prefix.YYYY-MM-DD[.suffix]`, by the UTC date.
+    fn make_today_private(&mut self) {
+        let today = chrono::Utc::now().date_naive();
+        if self.day == Some(today) {
+            return;
+        }
+        let mut name = format!("{}.{}", self.prefix, today.format("%Y-%m-%d"));
+        if let Some(s) = &self.suffix {
+            name = format!("{name}.{s}");
+        }
+        if crate::private::touch_file(&self.dir.join(name)).is_ok() {
+            self.day = Some(today);
+        }
+    }
+}
+
+impl std::io::Write for PrivateLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.make_today_private();
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn build<W>(filter: EnvFilter, format: LogFormat, writer: W, ansi: bool) -> tracing::Dispatch

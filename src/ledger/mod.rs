@@ -198,13 +198,22 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Open (creating if needed) and migrate the ledger at `path`.
+    /// Open (creating if needed) and migrate the ledger at `path`. It holds full 身份证号: its
+    /// folder is created 0700 and the database with its `-wal` and `-shm` files 0600 on Unix
+    /// (`private`), whatever the umask; SQLite gives the latter two the database's mode. The
+    /// first open of a run also creates and tightens the plan's registered private folders.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        // The plan's state and archive folders, once per run (see `Settings::load`).
+        crate::private::secure_registered();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+            crate::private::create_dir(dir).map_err(|source| LedgerError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
+        }
+        // Failing to set a mode is not fatal here: SQLite says best why it cannot open.
+        if let Err(e) = crate::private::touch_file(path) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot make the ledger owner-only");
         }
         let conn = Connection::open(path).map_err(|source| LedgerError::Sql {
             path: path.to_path_buf(),
@@ -215,6 +224,13 @@ impl Ledger {
             path: path.to_path_buf(),
         };
         ledger.setup()?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            if let Err(e) = crate::private::restrict_path(Path::new(&side)) {
+                tracing::warn!(file = %Path::new(&side).display(), error = %e, "cannot make the ledger owner-only");
+            }
+        }
         Ok(ledger)
     }
 
