@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub type Compose<'a> = dyn Fn(&Ledger, &Submission, &[Finding]) -> Vec<NewMessage> + 'a;
 
 mod temps;
-use temps::STAGING_DIR;
+use crate::private::STAGING_DIR;
 pub use temps::{clear_staging, remove_stale_temps};
 
 /// A file that could not be taken in; it stays where it is.
@@ -237,7 +237,7 @@ fn take(
         .unwrap_or_else(|| "return.xlsx".into());
 
     let staging_dir = config.archive_dir().join(STAGING_DIR);
-    std::fs::create_dir_all(&staging_dir).map_err(io(&staging_dir, "cannot create folder"))?;
+    crate::private::create_dir(&staging_dir).map_err(io(&staging_dir, "cannot create folder"))?;
     let staged = tempfile::Builder::new()
         .prefix("intake-")
         .suffix(&format!("-{file_name}"))
@@ -354,6 +354,10 @@ fn take(
     ));
     let archive_abs = config.archive_dir().join(&archive_rel);
     if !archive_abs.exists() {
+        // The archive holds full 身份证号: its unit and month folders are owner-only.
+        if let Some(dir) = archive_abs.parent() {
+            crate::private::create_dir(dir).map_err(io(dir, "cannot create folder"))?;
+        }
         copy_durable(&staged, &archive_abs)?;
     }
     drop(staged);

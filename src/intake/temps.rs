@@ -5,10 +5,8 @@
 
 use crate::config::Config;
 use crate::durable;
+use crate::private::STAGING_DIR;
 use std::path::{Path, PathBuf};
-
-/// Folder under the archive for the one private copy of a file being taken in.
-pub(super) const STAGING_DIR: &str = ".staging";
 
 /// Remove the staging copies a crash left: the drop each came from is still in its folder (it
 /// is moved only after its record), so they hold nothing that is not kept elsewhere.
