@@ -42,12 +42,21 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
 /// Create `path` if it is missing, as an empty owner-only file; an existing file is made
 /// owner-only. For files another library then opens (SQLite's database, a log file).
 pub fn touch_file(path: &Path) -> std::io::Result<()> {
+    // Never open an existing file: SQLite's POSIX locks belong to the process, and closing any
+    // other descriptor of the database (or its -shm) in this process would drop them — another
+    // process could then reset the -shm under this one's mapping (SIGBUS).
+    if path.exists() {
+        return restrict_path(path);
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
-    let file = options.open(path)?;
-    restrict_file(&file)
+    match options.open(path) {
+        Ok(file) => restrict_file(&file),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => restrict_path(path),
+        Err(e) => Err(e),
+    }
 }
 
 /// Make an open file owner-only (0600).
@@ -64,12 +73,25 @@ pub fn restrict_file(file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Make the file at `path` owner-only if it exists.
+/// Make the file at `path` owner-only if it exists. By path, never through a descriptor (see
+/// [`touch_file`]).
 pub fn restrict_path(path: &Path) -> std::io::Result<()> {
-    match std::fs::File::open(path) {
-        Ok(f) => restrict_file(&f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o777 != FILE_MODE => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(FILE_MODE))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
     }
 }
 

@@ -220,7 +220,13 @@ impl Daemon {
         loop {
             let status = self.child.borrow_mut().try_wait().unwrap();
             if let Some(status) = status {
-                return (status.code().unwrap_or(-1), self);
+                let Some(code) = status.code() else {
+                    panic!(
+                        "the daemon was ended by a signal ({status}); log:\n{}",
+                        self.log_text()
+                    );
+                };
+                return (code, self);
             }
             if start.elapsed() > PATIENCE {
                 let _ = self.child.borrow_mut().kill();
