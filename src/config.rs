@@ -1,6 +1,8 @@
-//! `tally.toml`: the plan, units, categories, targets, paths and limits, loaded and validated
-//! once (serde, `deny_unknown_fields`); every error names the key and line. No other module
-//! reads the file; paths are resolved against the config file's folder here.
+//! `tally.toml`, read and validated once (serde, `deny_unknown_fields`): the plan (the core's
+//! `Plan`: `[plan]`, `[[categories]]`, `[[units]]`, `[targets]`) and each edge's own section
+//! (`[limits]` of the reader, `[master]`, `[progress]`, `[forms]`, `[watch]`, `[mail]`), each
+//! validated by its owner; every error names the key and line. No other module reads the
+//! file; paths are resolved against the config file's folder here.
 
 use crate::core::plan::{Category, Plan, Problem, Seg, Unit};
 use crate::forms::FormsSettings;

@@ -1,5 +1,6 @@
-//! The pure domain: the plan and its calendar, the return model and its validation, ids,
-//! dates, folding, findings, counting, reminder decisions and the settle state machine.
+//! The pure domain: the plan and its calendar (deadlines on working days), the return model and
+//! its validation, ids, dates, folding, findings, counting, lateness (报送日历), reminder
+//! decisions and the settle state machine.
 //! Nothing here touches a file, a clock, the network, SQLite, calamine, rust_xlsxwriter,
 //! lettre or notify: time and data come in as arguments (`tests/layers.rs` keeps it so).
 
