@@ -14,8 +14,7 @@ use serde_json::Value;
 use smtp::Server;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,8 +23,6 @@ const P: &str = "企业主要负责人";
 const XX: &str = "西兴街道";
 const CH: &str = "长河街道";
 const NOW: &str = "2020-06-02";
-/// How long anything may take before a test gives up (not a speed requirement).
-const PATIENCE: Duration = Duration::from_secs(90);
 
 // ---- plans and returns ----------------------------------------------------------------------
 
@@ -81,14 +78,6 @@ fn outbox(w: &Workdir) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-fn wait_until(what: &str, ok: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ---- a fake SMTP server that misbehaves at the TCP level ------------------------------------
@@ -157,142 +146,9 @@ impl Silent {
 
 // ---- a running daemon -----------------------------------------------------------------------
 
-/// A running `tally watch`, its stderr (JSON log lines) in a file.
-struct Daemon {
-    child: std::cell::RefCell<Child>,
-    log: PathBuf,
-}
-
 impl Daemon {
     fn start(w: &Workdir, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let n = std::fs::read_dir(w.path()).unwrap().count();
-        let log = w.join(format!("daemon-{n}.log"));
-        let stderr = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(w.path())
-            .arg("--config")
-            .arg(w.join("tally.toml"))
-            .args([
-                "--now",
-                NOW,
-                "watch",
-                "--settle",
-                "0.3",
-                "--log-format",
-                "json",
-            ])
-            .args(extra)
-            .env_remove("TALLY_NOW")
-            .env_remove("TALLY_SMTP_URL")
-            .env_remove("TALLY_FAULT_WATCH")
-            .env("RUST_LOG", "tally=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let d = Daemon {
-            child: std::cell::RefCell::new(cmd.spawn().expect("start tally watch")),
-            log,
-        };
-        d.wait_for("the daemon to watch", |d| d.lines("watching") > 0);
-        d
-    }
-
-    fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn lines(&self, message: &str) -> usize {
-        self.events()
-            .iter()
-            .filter(|e| e["message"] == message)
-            .count()
-    }
-
-    /// Lines whose message begins with `prefix`.
-    fn lines_starting(&self, prefix: &str) -> usize {
-        self.events()
-            .iter()
-            .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
-            .count()
-    }
-
-    fn taken(&self) -> Vec<Value> {
-        self.events()
-            .into_iter()
-            .filter(|e| e["message"] == "file taken")
-            .collect()
-    }
-
-    fn wait_for(&self, what: &str, ok: impl Fn(&Daemon) -> bool) {
-        let start = Instant::now();
-        while !ok(self) {
-            if start.elapsed() > PATIENCE {
-                panic!("gave up waiting for {what}; log:\n{}", self.log_text());
-            }
-            if let Ok(Some(status)) = self.child.borrow_mut().try_wait() {
-                panic!(
-                    "the daemon exited ({status}) while waiting for {what}; log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Wait until, after the last line matching `after`, a round of the loop has finished
-    /// with nothing pending: all the daemon had been told of is dealt with.
-    fn wait_for_quiet_round_after(&self, what: &str, after: impl Fn(&Value) -> bool) {
-        self.wait_for(&format!("a quiet round after {what}"), |d| {
-            let events = d.events();
-            let Some(start) = events.iter().rposition(&after) else {
-                return false;
-            };
-            events[start..]
-                .iter()
-                .any(|e| e["message"] == "round finished" && e["pending"] == 0)
-        });
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit code.
-    fn terminate(self) -> i32 {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.borrow().id() as i32, libc::SIGTERM);
-        }
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.borrow_mut().try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if start.elapsed() > PATIENCE {
-                panic!(
-                    "the daemon did not stop on SIGTERM; log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let child = self.child.get_mut();
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        Daemon::spawn(w, NOW, extra, env)
     }
 }
 
@@ -453,7 +309,7 @@ fn a_silent_smtp_server_does_not_hold_up_the_files() {
     // The server gives up: the mail is deferred, not lost, and the daemon stops at once.
     server.let_go();
     d.wait_for("the mail to be deferred", |d| d.lines("mail not sent") >= 1);
-    assert_eq!(d.terminate(), 0);
+    assert_eq!(d.terminate().0, 0);
     let rows = outbox(&w);
     assert!(rows.len() >= 2, "{rows:?}");
     assert!(rows.iter().all(|r| r["status"] == "queued"), "{rows:?}");
@@ -515,9 +371,13 @@ fn a_drop_still_locked_by_its_writer_waits_and_is_taken_once_readable() {
     d.wait_for("the return to be taken", |d| d.taken().len() == 1);
     assert_eq!(d.taken()[0]["result"], "accepted", "{}", d.log_text());
     assert_eq!(accepted_in(&w, XX), 1);
-    d.wait_for_quiet_round_after("the return", |e| e["message"] == "file taken");
+    d.wait_for_round_after(
+        "the return",
+        |e| e["message"] == "file taken",
+        |r| r["pending"] == 0,
+    );
     assert_eq!(d.taken().len(), 1);
-    assert_eq!(d.terminate(), 0);
+    assert_eq!(d.terminate().0, 0);
 }
 
 // ---- the watch root vanishing and coming back -----------------------------------------------
@@ -543,7 +403,7 @@ fn the_root_vanishes_and_comes_back(mode: &str) {
     });
     assert_eq!(d.taken()[0]["result"], "accepted", "{}", d.log_text());
     assert_eq!(accepted_in(&w, XX), 1);
-    assert_eq!(d.terminate(), 0);
+    assert_eq!(d.terminate().0, 0);
 }
 
 #[test]

@@ -207,19 +207,9 @@ fn no_forms_when_disabled() {
 
 #[test]
 fn the_daemon_keeps_the_form_and_never_takes_it_as_a_return() {
-    let plan = REFERENCE_PLAN.replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1);
-    assert_ne!(plan, REFERENCE_PLAN);
-    let w = Workdir::with_plan(&plan);
+    let w = workdir_taking_at_once();
     // A start with nothing dropped: the form of the month due (May, on 3 June) is written.
-    let once = [
-        "--now",
-        "2020-06-03T10:00:00",
-        "watch",
-        "--once",
-        "--settle",
-        "0.3",
-    ];
-    let out = w.stdout(&once, 0);
+    let out = watch_once(&w, "2020-06-03T10:00:00");
     assert!(out.contains("已采用 0 份，退回 0 份"), "{out}");
     for unit in UNITS {
         assert_eq!(
@@ -236,9 +226,9 @@ fn the_daemon_keeps_the_form_and_never_takes_it_as_a_return() {
         "五月.xlsx",
         &return_xlsx("浦沿街道", "2020-05", &people),
     );
-    let out = w.stdout(&once, 0);
+    let out = watch_once(&w, "2020-06-03T10:00:00");
     assert!(out.contains("已采用 1 份，退回 0 份"), "{out}");
-    let out = w.stdout(&once, 0);
+    let out = watch_once(&w, "2020-06-03T10:00:00");
     assert!(out.contains("已采用 0 份，退回 0 份"), "{out}");
     assert!(
         form_dir(&w, "浦沿街道")
@@ -246,17 +236,7 @@ fn the_daemon_keeps_the_form_and_never_takes_it_as_a_return() {
             .is_file()
     );
     // A new month: the daemon brings June's form.
-    w.stdout(
-        &[
-            "--now",
-            "2020-07-01T08:00:00",
-            "watch",
-            "--once",
-            "--settle",
-            "0.3",
-        ],
-        0,
-    );
+    watch_once(&w, "2020-07-01T08:00:00");
     assert_eq!(
         w.files_in(form_dir(&w, "西兴街道")),
         [form_name("西兴街道", 2020, 6)]

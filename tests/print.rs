@@ -41,32 +41,10 @@ struct Page {
     landscape: bool,
 }
 
-/// Convert `xlsx` with LibreOffice into `out` (a fresh profile per call, so runs never share
-/// a lock); returns the converted file.
-fn convert(xlsx: &Path, to: &str, out: &Path) -> PathBuf {
-    let profile = tempfile::tempdir().unwrap();
-    let run = std::process::Command::new("soffice")
-        .arg(format!(
-            "-env:UserInstallation=file://{}",
-            profile.path().display()
-        ))
-        .args(["--headless", "--convert-to", to, "--outdir"])
-        .arg(out)
-        .arg(xlsx)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "soffice: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out.join(xlsx.with_extension(to).file_name().unwrap())
-}
-
 /// Print `xlsx` to PDF with LibreOffice and read the pages back.
 fn print(xlsx: &Path) -> Vec<Page> {
     let out = tempfile::tempdir().unwrap();
-    let pdf = convert(xlsx, "pdf", out.path());
+    let pdf = soffice_convert(xlsx, "pdf", out.path(), |_| {});
     let info = std::process::Command::new("pdfinfo")
         .args(["-f", "1", "-l", "9999"])
         .arg(&pdf)
@@ -428,7 +406,12 @@ fn libreoffice_keeps_the_protection_the_lists_and_the_date_check() {
     let Some(()) = printing_tools() else { return };
     let w = Workdir::new();
     let out = tempfile::tempdir().unwrap();
-    let ods = convert(&template(&w, "长河街道", "2020-05"), "ods", out.path());
+    let ods = soffice_convert(
+        &template(&w, "长河街道", "2020-05"),
+        "ods",
+        out.path(),
+        |_| {},
+    );
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&ods).unwrap()).unwrap();
     let mut xml = String::new();
     zip.by_name("content.xml")

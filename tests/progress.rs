@@ -228,29 +228,19 @@ fn full_ids_by_setting_and_a_workbook_held_open_is_left_alone() {
 
 #[test]
 fn the_daemon_writes_it_after_a_burst_and_never_takes_it_as_a_return() {
-    let plan = REFERENCE_PLAN.replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1);
-    assert_ne!(plan, REFERENCE_PLAN);
-    let w = Workdir::with_plan(&plan);
+    let w = workdir_taking_at_once();
     let people = [Person::new(9, P, "2020-05-06")];
     drop_return(
         &w.unit_dir("江北科技园"),
         "2020-05.xlsx",
         &return_xlsx("江北科技园", "2020-05", &people),
     );
-    let once = [
-        "--now",
-        "2020-06-03T10:00:00",
-        "watch",
-        "--once",
-        "--settle",
-        "0.3",
-    ];
-    let out = w.stdout(&once, 0);
+    let out = watch_once(&w, "2020-06-03T10:00:00");
     assert!(out.contains("已采用 1 份"), "{out}");
     let path = w.unit_dir("江北科技园").join("本单位进度.xlsx");
     assert!(path.is_file(), "written after the burst");
     // A second round sees the workbook in the unit's folder and leaves it there.
-    let out = w.stdout(&once, 0);
+    let out = watch_once(&w, "2020-06-03T10:00:00");
     assert!(out.contains("已采用 0 份，退回 0 份"), "{out}");
     assert!(path.is_file());
     assert!(w.files_in(w.unit_dir("江北科技园").join("退回")).is_empty());

@@ -13,7 +13,7 @@ use common::*;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const P: &str = "企业主要负责人";
@@ -21,8 +21,6 @@ const O: &str = "其他从业人员";
 const XX: &str = "西兴街道";
 const CH: &str = "长河街道";
 const NOW: &str = "2020-06-02";
-/// How long anything may take before a test gives up (not a speed requirement).
-const PATIENCE: Duration = Duration::from_secs(90);
 
 /// The reference plan with a fast [watch] section for tests: no minimum age, and a rescan so
 /// rare that only the mode under test can find a file.
@@ -51,78 +49,13 @@ fn a_return(unit: &str, month: &str, seed: u32, rows: u32) -> Vec<u8> {
     return_xlsx(unit, month, &people)
 }
 
-/// A running `tally watch`, its stderr (JSON log lines) in a file.
-struct Daemon {
-    child: std::cell::RefCell<Child>,
-    log: PathBuf,
-}
-
 impl Daemon {
     fn start(w: &Workdir, extra: &[&str]) -> Daemon {
-        Daemon::start_env(w, extra, &[])
+        Daemon::spawn(w, NOW, extra, &[])
     }
 
     fn start_env(w: &Workdir, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let n = std::fs::read_dir(w.path()).unwrap().count();
-        let log = w.join(format!("daemon-{n}.log"));
-        let stderr = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(w.path())
-            .arg("--config")
-            .arg(w.join("tally.toml"))
-            .args(["--now", NOW, "watch"])
-            .args(extra);
-        // Defaults for what `extra` does not set.
-        for (flag, value) in [("--settle", "0.3"), ("--log-format", "json")] {
-            if !extra.contains(&flag) {
-                cmd.args([flag, value]);
-            }
-        }
-        cmd.env_remove("TALLY_NOW")
-            .env_remove("TALLY_SMTP_URL")
-            // debug: the daemon's "round finished" lines, the tests' positive signal.
-            .env("RUST_LOG", "tally=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start tally watch");
-        let d = Daemon {
-            child: std::cell::RefCell::new(child),
-            log,
-        };
-        match extra.iter().position(|a| *a == "--log-file") {
-            None => d.wait_for("the daemon to watch", |d| d.lines("watching") > 0),
-            Some(i) => {
-                let dir = Path::new(extra[i + 1]).parent().unwrap().to_path_buf();
-                wait_until("the daemon to watch", || {
-                    std::fs::read_dir(&dir).is_ok_and(|rd| {
-                        rd.flatten().any(|e| {
-                            std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("watching"))
-                        })
-                    })
-                });
-            }
-        }
-        d
-    }
-
-    /// The JSON log lines so far.
-    fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn lines(&self, message: &str) -> usize {
-        self.events()
-            .iter()
-            .filter(|e| e["message"] == message)
-            .count()
+        Daemon::spawn(w, NOW, extra, env)
     }
 
     /// Master rebuilds that included taken files, and how many files they included in all.
@@ -145,39 +78,12 @@ impl Daemon {
             .count()
     }
 
-    fn taken(&self) -> Vec<Value> {
-        self.events()
-            .into_iter()
-            .filter(|e| e["message"] == "file taken")
-            .collect()
-    }
-
     /// The `watching` line: start-up (interrupted intakes, the first listing) is done.
     fn watching(&self) -> Value {
         self.events()
             .into_iter()
             .find(|e| e["message"] == "watching")
             .expect("started")
-    }
-
-    /// Wait until, after the last line matching `after`, a round of the daemon's loop has
-    /// finished that satisfies `round`: the positive signal before asserting that nothing
-    /// (else) happens.
-    fn wait_for_round_after(
-        &self,
-        what: &str,
-        after: impl Fn(&Value) -> bool,
-        round: impl Fn(&Value) -> bool,
-    ) {
-        self.wait_for(&format!("a round after {what}"), |d| {
-            let events = d.events();
-            let Some(start) = events.iter().rposition(&after) else {
-                return false;
-            };
-            events[start..]
-                .iter()
-                .any(|e| e["message"] == "round finished" && round(e))
-        });
     }
 
     /// Wait for a round after the last file taken with nothing pending and no master rebuild
@@ -188,73 +94,6 @@ impl Daemon {
             |e| e["message"] == "file taken",
             |r| r["pending"] == 0 && r["burst"] == 0,
         );
-    }
-
-    fn wait_for(&self, what: &str, ok: impl Fn(&Daemon) -> bool) {
-        let start = Instant::now();
-        while !ok(self) {
-            if start.elapsed() > PATIENCE {
-                panic!("gave up waiting for {what}; log:\n{}", self.log_text());
-            }
-            if let Ok(Some(status)) = self.child.borrow_mut().try_wait() {
-                panic!(
-                    "the daemon exited ({status}) while waiting for {what}; log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit code.
-    fn terminate(self) -> (i32, Daemon) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.borrow().id() as i32, libc::SIGTERM);
-        }
-        let start = Instant::now();
-        loop {
-            let status = self.child.borrow_mut().try_wait().unwrap();
-            if let Some(status) = status {
-                let Some(code) = status.code() else {
-                    panic!(
-                        "the daemon was ended by a signal ({status}); log:\n{}",
-                        self.log_text()
-                    );
-                };
-                return (code, self);
-            }
-            if start.elapsed() > PATIENCE {
-                let _ = self.child.borrow_mut().kill();
-                panic!(
-                    "the daemon did not stop on SIGTERM; log:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let child = self.child.get_mut();
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn wait_until(what: &str, ok: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

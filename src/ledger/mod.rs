@@ -338,23 +338,24 @@ impl Ledger {
     /// Mark a submission's file as moved to its destination (which may have been renamed on
     /// a clash).
     pub fn mark_moved(&mut self, id: i64, destination: &str, at: &str) -> Result<(), LedgerError> {
-        let path = self.path.clone();
-        let sql = |source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute(
-            "UPDATE submissions SET moved = 1, destination = ?1 WHERE id = ?2",
-            params![destination, id],
-        )
-        .map_err(sql)?;
-        insert_event(&tx, id, at, "moved", destination).map_err(sql)?;
-        tx.commit().map_err(sql)
+        self.finish_move(id, Some(destination), at, "moved", destination)
     }
 
     /// Record that the dropped file cannot be moved: it vanished, or other bytes replaced it.
     pub fn mark_source_gone(&mut self, id: i64, at: &str, detail: &str) -> Result<(), LedgerError> {
+        self.finish_move(id, None, at, "source-gone", detail)
+    }
+
+    /// Mark submission `id` as moved (to `destination`, when given) with its event, in one
+    /// transaction.
+    fn finish_move(
+        &mut self,
+        id: i64,
+        destination: Option<&str>,
+        at: &str,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), LedgerError> {
         let path = self.path.clone();
         let sql = |source| LedgerError::Sql {
             path: path.clone(),
@@ -362,11 +363,11 @@ impl Ledger {
         };
         let tx = self.conn.transaction().map_err(sql)?;
         tx.execute(
-            "UPDATE submissions SET moved = 1 WHERE id = ?1",
-            params![id],
+            "UPDATE submissions SET moved = 1, destination = COALESCE(?1, destination) WHERE id = ?2",
+            params![destination, id],
         )
         .map_err(sql)?;
-        insert_event(&tx, id, at, "source-gone", detail).map_err(sql)?;
+        insert_event(&tx, id, at, kind, detail).map_err(sql)?;
         tx.commit().map_err(sql)
     }
 

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+
+#[allow(unused_imports)]
+pub use daemon::{Daemon, PATIENCE, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -193,4 +197,50 @@ pub fn drop_return(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
+}
+
+/// Convert `input` with LibreOffice (`soffice --headless --convert-to TO`) into `outdir`, in a
+/// profile of its own so that runs never share a lock; `prepare` may put settings into the
+/// profile's `user` folder first. Returns the converted file.
+pub fn soffice_convert(
+    input: &Path,
+    to: &str,
+    outdir: &Path,
+    prepare: impl FnOnce(&Path),
+) -> PathBuf {
+    let profile = tempfile::tempdir().unwrap();
+    let user = profile.path().join("user");
+    std::fs::create_dir_all(&user).unwrap();
+    prepare(&user);
+    let out = Command::new("soffice")
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.path().display()
+        ))
+        .args(["--headless", "--convert-to", to, "--outdir"])
+        .arg(outdir)
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "soffice: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ext = to.split(':').next().unwrap_or(to);
+    outdir.join(input.with_extension(ext).file_name().unwrap())
+}
+
+/// A work folder whose plan takes a dropped file as soon as it has settled (`min_age_secs = 0`),
+/// for `watch --once` tests.
+pub fn workdir_taking_at_once() -> Workdir {
+    let plan = REFERENCE_PLAN.replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1);
+    assert_ne!(plan, REFERENCE_PLAN);
+    Workdir::with_plan(&plan)
+}
+
+/// `tally --now NOW watch --once --settle 0.3` in `w`: its stdout, after asserting exit 0.
+pub fn watch_once(w: &Workdir, now: &str) -> String {
+    w.stdout(&["--now", now, "watch", "--once", "--settle", "0.3"], 0)
 }
