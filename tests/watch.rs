@@ -542,8 +542,9 @@ fn a_panic_while_taking_a_file_becomes_its_internal_error_rejection() {
     }
 }
 
-#[test]
-fn a_file_that_killed_tally_twice_is_rejected_unread() {
+/// A file left "being taken" with `crashes` stops counted against it, and `read` whether the
+/// reader child had read it when tally stopped again; then `watch --once`.
+fn left_being_taken(crashes: u32, read: bool) -> Workdir {
     let w = workdir();
     w.stdout(&["--now", NOW, "status"], 0); // creates the ledger
     let path = drop_return(
@@ -554,8 +555,8 @@ fn a_file_that_killed_tally_twice_is_rejected_unread() {
     let abs = std::path::absolute(&path).unwrap();
     ledger(&w)
         .execute(
-            "INSERT INTO watch_files (path, unit, state, crashes, first_seen, updated_at) VALUES (?1, ?2, 'taking', 1, 'x', 'x')",
-            rusqlite::params![abs.to_string_lossy(), XX],
+            "INSERT INTO watch_files (path, unit, state, crashes, read, first_seen, updated_at) VALUES (?1, ?2, 'taking', ?3, ?4, 'x', 'x')",
+            rusqlite::params![abs.to_string_lossy(), XX, crashes, read],
         )
         .unwrap();
     let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.3"]);
@@ -565,8 +566,25 @@ fn a_file_that_killed_tally_twice_is_rejected_unread() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    w
+}
+
+#[test]
+fn a_file_whose_content_killed_tally_three_times_is_rejected_unread() {
+    let w = left_being_taken(2, true);
     assert_eq!(findings_of(&w, "poison.xlsx"), ["internal-error"]);
     assert!(w.unit_dir(XX).join("退回/poison.xlsx").is_file());
+}
+
+#[test]
+fn stops_before_the_file_was_read_do_not_count_against_it() {
+    // Killed (or the power lost) many times while copying or reading it: an honest return.
+    let w = left_being_taken(2, false);
+    assert!(!findings_of(&w, "poison.xlsx").contains(&"internal-error".to_string()));
+    assert!(w.unit_dir(XX).join("已接收/poison.xlsx").is_file());
+    // Two stops after the read are not yet enough to reject it.
+    let w = left_being_taken(1, true);
+    assert!(w.unit_dir(XX).join("已接收/poison.xlsx").is_file());
 }
 
 #[test]

@@ -316,6 +316,11 @@ fn take(
             &config.limits,
         ) {
             Ok(wb) => {
+                // From here on tally itself handles what the file held: a stop before the file
+                // is recorded counts against it (the daemon's guard against a killing file).
+                if let Err(e) = ledger.file_read(path) {
+                    tracing::warn!(error = %e, "cannot record the listing");
+                }
                 let ret = returns::check(
                     &wb,
                     &returns::Context {

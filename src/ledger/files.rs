@@ -40,8 +40,10 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    /// Taking `path` in begins. Returns how many times tally stopped abruptly while taking
-    /// it before (it was still being taken when this call came).
+    /// Taking `path` in begins. Returns how many times tally stopped abruptly while handling
+    /// its content before: after the reader child had read it (see [`Ledger::file_read`]) and
+    /// before the file was done. A stop while copying, hashing or reading it in the child is
+    /// no sign of a file that kills tally (power loss, a kill) and is not counted.
     pub fn begin_taking(
         &mut self,
         path: &Path,
@@ -53,11 +55,24 @@ impl Ledger {
             .query_row(
                 "INSERT INTO watch_files (path, unit, state, size, mtime_ns, first_seen, updated_at) VALUES (?1, ?2, 'taking', ?3, ?4, ?5, ?5)
                  ON CONFLICT(path) DO UPDATE SET
-                    crashes = crashes + (state = 'taking'), state = 'taking', unit = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
+                    crashes = crashes + (state = 'taking' AND read = 1), state = 'taking', read = 0, unit = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
                  RETURNING crashes",
                 params![key(path), unit, stat.size as i64, mtime_ns(stat), at],
                 |r| r.get(0),
             )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The reader child has read `path`: from now on tally itself handles what was in it, so
+    /// a stop before the file is done counts against the file. No-op for a file the watcher
+    /// is not taking (`tally ingest`).
+    pub fn file_read(&mut self, path: &Path) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE watch_files SET read = 1 WHERE path = ?1 AND state = 'taking'",
+                params![key(path)],
+            )
+            .map(|_| ())
             .map_err(|e| self.err(e))
     }
 
@@ -169,8 +184,15 @@ mod tests {
         l.file_seen(p, Some("西兴街道"), "t2").unwrap();
         assert_eq!(state_of(&l, p).unwrap().0, "seen");
         assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t3").unwrap(), 0);
-        // Still taking at the next begin: tally stopped abruptly in between.
+        // Still taking at the next begin, but stopped before it was read: no crash.
+        assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t4").unwrap(), 0);
+        // Stopped after the reader child had read it: counted against the file.
+        l.file_read(p).unwrap();
         assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t4").unwrap(), 1);
+        // Read again, then failed: a failure is no crash.
+        l.file_read(p).unwrap();
+        l.file_read(Path::new("/w/other.xlsx")).unwrap();
+        assert_eq!(state_of(&l, Path::new("/w/other.xlsx")), None);
         l.file_failed(p, "cannot read", "t5").unwrap();
         assert_eq!(
             state_of(&l, p).unwrap(),

@@ -119,6 +119,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
     ALTER TABLE outbox ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 5: a file being taken whose content the reader child has read (src/ledger/files.rs): only
+    // a stop after that counts as a crash caused by the file.
+    r#"
+    ALTER TABLE watch_files ADD COLUMN read INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 impl Ledger {

@@ -12,8 +12,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A file whose processing killed the daemon this many times is rejected unread.
-const MAX_CRASHES: u32 = 2;
+/// A file whose content killed the daemon this many times (each after the reader child had
+/// read it, so a power loss or a kill while copying or reading it does not count) is
+/// rejected unread. Three, not one: a kill from outside in that short window can happen too.
+const MAX_CRASHES: u32 = 3;
 
 impl Daemon<'_> {
     /// Take one settled file through intake, catching a panic.
