@@ -14,6 +14,60 @@ pub fn sync_dir(dir: &Path) {
     }
 }
 
+/// A fault of the storage under a folder tally writes, rather than of the file at hand: it
+/// lasts until someone frees space or remounts the disk, and every file would meet it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageFault {
+    /// No space left (or the account's quota used up).
+    Full,
+    /// The file system is mounted read-only.
+    ReadOnly,
+}
+
+impl StorageFault {
+    /// The fault an I/O error reports, if it is one.
+    pub fn of_io(e: &std::io::Error) -> Option<StorageFault> {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(StorageFault::Full),
+            ErrorKind::ReadOnlyFilesystem => Some(StorageFault::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// The first storage fault among `err` and its sources (I/O errors only; the ledger
+    /// recognises its own database's, see `LedgerError::storage_fault`).
+    pub fn in_chain(err: &(dyn std::error::Error + 'static)) -> Option<StorageFault> {
+        let mut next = Some(err);
+        while let Some(e) = next {
+            if let Some(f) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(StorageFault::of_io)
+            {
+                return Some(f);
+            }
+            next = e.source();
+        }
+        None
+    }
+
+    /// 磁盘空间已满 / 磁盘为只读: for the bureau's alert.
+    pub fn label(self) -> &'static str {
+        match self {
+            StorageFault::Full => "磁盘空间已满",
+            StorageFault::ReadOnly => "磁盘为只读状态",
+        }
+    }
+
+    /// For logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageFault::Full => "disk full",
+            StorageFault::ReadOnly => "read-only file system",
+        }
+    }
+}
+
 /// Temporary files tally writes beside a file it replaces start with this: hidden on Unix,
 /// and a name the watcher never takes as a return.
 pub const TEMP_PREFIX: &str = ".tally-";

@@ -19,6 +19,9 @@ fn main() {
         Err(err) => {
             // Configuration, usage and I/O errors: every message names its file, key or cell.
             eprintln!("tally: 错误：{err:#}");
+            if let Some(hint) = tally::settings::storage_hint(&err) {
+                eprintln!("tally: {hint}");
+            }
             ExitStatus::Error
         }
     };

@@ -152,3 +152,21 @@ impl Settings {
         self.config.plan.unit_by_folder(folder)
     }
 }
+
+/// A line for the user when `err` comes from a full or read-only disk: what to do about it.
+pub fn storage_hint(err: &anyhow::Error) -> Option<&'static str> {
+    use crate::durable::StorageFault;
+    let fault = err
+        .chain()
+        .find_map(|e| {
+            e.downcast_ref::<crate::ledger::LedgerError>()
+                .and_then(|l| l.storage_fault())
+        })
+        .or_else(|| StorageFault::in_chain(err.as_ref()))?;
+    Some(match fault {
+        StorageFault::Full => "所在磁盘空间已满：请清理或扩容后再运行，未处理的文件都原样保留",
+        StorageFault::ReadOnly => {
+            "所在磁盘为只读状态：请恢复为可写后再运行，未处理的文件都原样保留"
+        }
+    })
+}

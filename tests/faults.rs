@@ -1,7 +1,7 @@
 //! Faults of the world around tally, each a test on the real binary (issue 12): an SMTP server
 //! that refuses for now (4xx), for good (5xx), drops the connection or never answers; a drop
-//! still locked by its writer; the watch root vanishing and coming back; the state folder
-//! read-only; the master's disk full. Each waits for a positive signal (a log line, a file, a
+//! still locked by its writer; the watch root vanishing and coming back. (Full and read-only
+//! disks: tests/storage.rs.) Each waits for a positive signal (a log line, a file, a
 //! connection) before it asserts; none sleeps and hopes.
 
 #![cfg(unix)]

@@ -247,7 +247,17 @@ fn take(
     {
         let mut input = std::fs::File::open(path).map_err(io(path, "cannot open"))?;
         let mut out = std::fs::File::create(&staged).map_err(io(&staged, "cannot write"))?;
-        std::io::copy(&mut input, &mut out).map_err(io(path, "cannot read"))?;
+        // Not io::copy: a failed write (the staging disk full) must be told from a failed
+        // read (the drop), as they are different folders' faults.
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = input.read(&mut buf).map_err(io(path, "cannot read"))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])
+                .map_err(io(&staged, "cannot write"))?;
+        }
         out.sync_all().map_err(io(&staged, "cannot fsync"))?;
     }
     let sha = hash_file(&staged)?;
@@ -358,7 +368,8 @@ fn take(
         file_name
     ));
     let archive_abs = config.archive_dir().join(&archive_rel);
-    if !archive_abs.exists() {
+    let archived_now = !archive_abs.exists();
+    if archived_now {
         // The archive holds full 身份证号: its unit and month folders are owner-only.
         if let Some(dir) = archive_abs.parent() {
             crate::private::create_dir(dir).map_err(io(dir, "cannot create folder"))?;
@@ -410,7 +421,17 @@ fn take(
         Vec::new()
     };
     let new = NewSubmission::new(submission, counted, ret.findings.clone());
-    let s = record(ctx, ledger, &new)?;
+    let s = match record(ctx, ledger, &new) {
+        Ok(s) => s,
+        Err(e) => {
+            // Not on record (the ledger's disk full, say): no archive copy without its
+            // ledger row. The drop stays and is taken again later.
+            if archived_now {
+                let _ = std::fs::remove_file(&archive_abs);
+            }
+            return Err(e);
+        }
+    };
     if let Some(fb) = &feedback {
         write_feedback(
             &ctx.config.plan.title,

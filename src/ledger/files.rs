@@ -12,6 +12,8 @@ use std::time::SystemTime;
 /// The key of the one piece of daemon state kept besides the files: the master lags the
 /// ledger (a crash came between a file taken and its rebuild).
 const MASTER_STALE: &str = "master_stale";
+/// The prefix of the keys of storage alarms the bureau was mailed about (one per folder).
+const STORAGE_ALARM: &str = "storage_alarm:";
 
 fn key(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -134,6 +136,45 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// Note that the bureau is told of a storage fault under `folder`: true when it was not
+    /// noted yet (so the alarm is mailed once, across restarts, until it is cleared).
+    pub fn note_storage_alarm(&mut self, folder: &Path, at: &str) -> Result<bool, LedgerError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO watch_state (key, value) VALUES (?1, ?2)",
+                params![format!("{STORAGE_ALARM}{}", key(folder)), at],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The fault under `folder` is over.
+    pub fn clear_storage_alarm(&mut self, folder: &Path) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "DELETE FROM watch_state WHERE key = ?1",
+                params![format!("{STORAGE_ALARM}{}", key(folder))],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The folders with a storage alarm noted and not cleared.
+    pub fn storage_alarms(&self) -> Result<Vec<PathBuf>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key FROM watch_state WHERE key LIKE 'storage_alarm:%'")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map(|keys| {
+                keys.iter()
+                    .map(|k| PathBuf::from(&k[STORAGE_ALARM.len()..]))
+                    .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
     /// Note that the master lags the ledger (`true`) or has caught up (`false`).
     pub fn set_master_stale(&mut self, stale: bool) -> Result<(), LedgerError> {
         let r = if stale {
@@ -219,6 +260,13 @@ mod tests {
         l.set_master_stale(true).unwrap();
         assert!(l.master_stale().unwrap());
         l.set_master_stale(false).unwrap();
+        assert!(!l.master_stale().unwrap());
+        let archive = Path::new("/plan/archive");
+        assert!(l.note_storage_alarm(archive, "t1").unwrap());
+        assert!(!l.note_storage_alarm(archive, "t2").unwrap());
+        assert_eq!(l.storage_alarms().unwrap(), [archive.to_path_buf()]);
+        l.clear_storage_alarm(archive).unwrap();
+        assert!(l.storage_alarms().unwrap().is_empty());
         assert!(!l.master_stale().unwrap());
     }
 }

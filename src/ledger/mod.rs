@@ -51,6 +51,30 @@ pub enum LedgerError {
     },
 }
 
+impl LedgerError {
+    /// The storage fault under the ledger this error comes from, if any: SQLite's "database
+    /// or disk is full" and "attempt to write a readonly database", or such an I/O error.
+    pub fn storage_fault(&self) -> Option<crate::durable::StorageFault> {
+        use crate::durable::StorageFault;
+        match self {
+            LedgerError::Sql {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => match e.code {
+                rusqlite::ErrorCode::DiskFull => Some(StorageFault::Full),
+                rusqlite::ErrorCode::ReadOnly => Some(StorageFault::ReadOnly),
+                // SQLITE_IOERR_SHMSIZE: the -shm file could not grow (no space for it).
+                rusqlite::ErrorCode::SystemIoFailure if e.extended_code == 4874 => {
+                    Some(StorageFault::Full)
+                }
+                _ => None,
+            },
+            LedgerError::Io { source, .. } => StorageFault::of_io(source),
+            _ => None,
+        }
+    }
+}
+
 /// What happened to a submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,7 +21,7 @@ use crate::ledger::LedgerError;
 
 pub use crate::ledger::{OutboxRow, Requeued};
 pub use messages::kind_label;
-pub use outbox::{SendReport, exists, list, requeue, send_due, send_due_with};
+pub use outbox::{SendReport, exists, list, requeue, send_due, send_due_with, send_unrecorded};
 pub use schedule::{Passed, Planned, ScheduleReport, Trigger, schedule, schedule_for};
 pub use settings::MailSettings;
 pub use transport::Transport;

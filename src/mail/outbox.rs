@@ -206,6 +206,40 @@ pub fn send_due_with(
     Ok(report)
 }
 
+/// Send `message` at once, around the outbox: for the one alert that must reach the bureau
+/// while the ledger itself cannot be written (its disk full or read-only). It is not
+/// recorded nor retried; the caller sends it once.
+pub fn send_unrecorded(
+    config: &Config,
+    transport: &Transport,
+    message: &crate::ledger::NewMessage,
+    now: DateTime<Tz>,
+) -> Result<(), String> {
+    let row = OutboxRow {
+        id: 0,
+        key: message.idempotency_key.clone(),
+        kind: message.kind.clone(),
+        unit: message.unit.clone(),
+        created_at: stamp(now),
+        to: message.to.clone(),
+        cc: message.cc.clone(),
+        subject: message.subject.clone(),
+        body: message.body.clone(),
+        attachments: message.attachments.clone(),
+        status: "queued".into(),
+        attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+        sent_at: None,
+        lease_until: None,
+        delivered_to: Vec::new(),
+    };
+    let eight_bit = matches!(transport, Transport::Files(_));
+    build(config, &row, now, eight_bit)
+        .and_then(|m| transport.deliver(&row, &m, &mut |_| Ok(())))
+        .map_err(|f| one_line(f.text()))
+}
+
 /// Receipts are stored with the submission, before its rows count; the progress section is
 /// filled in here, from the ledger that now holds the return, before the first attempt.
 fn finish_receipts(

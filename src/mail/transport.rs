@@ -244,6 +244,16 @@ pub fn eml_name(row: &OutboxRow) -> String {
         })
         .take(40)
         .collect();
+    if row.id == 0 {
+        // Sent around the outbox (`send_unrecorded`): no number; named by when it was sent.
+        let at: String = row
+            .created_at
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(14)
+            .collect();
+        return format!("未入账-{at}-{}-{}.eml", kind_label(&row.kind), unit);
+    }
     format!("{:06}-{}-{}.eml", row.id, kind_label(&row.kind), unit)
 }
 

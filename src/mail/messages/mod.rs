@@ -5,9 +5,11 @@
 //! fails to render is reported and the built-in one used. Composes only: storing and sending
 //! are the outbox's, building the MIME message `compose`'s.
 
+mod alarm;
 mod intake;
 mod scheduled;
 
+pub use alarm::{StorageAlarm, storage_alert};
 pub use intake::{compose_intake, composer, progress_section};
 pub use scheduled::{DigestExtras, deadline_reminder, digest, reminder, reminder_key};
 
@@ -42,6 +44,13 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/templates/mail/alert.txt"
+        )),
+    ),
+    (
+        "storage",
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/mail/storage.txt"
         )),
     ),
     (

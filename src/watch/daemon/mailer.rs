@@ -5,7 +5,7 @@
 //! master; what it sends and how is `crate::mail`'s.
 
 use crate::config::Config;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, NewMessage};
 use crate::mail::Transport;
 use crate::watch::burst::mail_work;
 use chrono::DateTime;
@@ -14,17 +14,25 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Sender, channel};
 use std::thread::JoinHandle;
 
+/// What the mail thread is asked to do.
+enum Job {
+    /// A round of the mail work at this time.
+    Round(DateTime<Tz>),
+    /// Send this alert at once, around the outbox (the ledger cannot be written).
+    Unrecorded(Box<NewMessage>, DateTime<Tz>),
+}
+
 /// The mail thread; asked for a round with [`Mailer::kick`], stopped (after the round under
 /// way) when dropped.
 pub(super) struct Mailer {
-    tx: Option<Sender<DateTime<Tz>>>,
+    tx: Option<Sender<Job>>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Mailer {
     /// Start the thread; it opens its own connection to the ledger at its first round.
     pub(super) fn start(config: Config, transport: Transport) -> std::io::Result<Mailer> {
-        let (tx, rx) = channel::<DateTime<Tz>>();
+        let (tx, rx) = channel::<Job>();
         // The daemon's log (`--log-format`, `--log-file`) is set for its own thread only.
         let log = tracing::dispatcher::get_default(|d| d.clone());
         let handle = std::thread::Builder::new()
@@ -32,11 +40,21 @@ impl Mailer {
             .spawn(move || {
                 let _log = tracing::dispatcher::set_default(&log);
                 let mut ledger: Option<Ledger> = None;
-                while let Ok(mut now) = rx.recv() {
+                while let Ok(first) = rx.recv() {
                     // Asks that came while the last round ran: one round does for them all.
-                    while let Ok(later) = rx.try_recv() {
-                        now = later;
+                    let mut round = None;
+                    for job in std::iter::once(first).chain(rx.try_iter()) {
+                        match job {
+                            Job::Round(now) => round = Some(now),
+                            Job::Unrecorded(m, now) => {
+                                match crate::mail::send_unrecorded(&config, &transport, &m, now) {
+                                    Ok(()) => tracing::info!(kind = %m.kind, "mail sent around the outbox"),
+                                    Err(e) => tracing::error!(kind = %m.kind, error = %e, "mail not sent (the ledger cannot be written, so it is not kept for later)"),
+                                }
+                            }
+                        }
                     }
+                    let Some(now) = round else { continue };
                     if ledger.is_none() {
                         match Ledger::open(&config.state_path()) {
                             Ok(l) => ledger = Some(l),
@@ -65,7 +83,14 @@ impl Mailer {
     /// Ask for a round of the mail work at `now` (returns at once).
     pub(super) fn kick(&self, now: DateTime<Tz>) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(now);
+            let _ = tx.send(Job::Round(now));
+        }
+    }
+
+    /// Send `message` around the outbox as soon as the thread is free (returns at once).
+    pub(super) fn send_unrecorded(&self, message: NewMessage, now: DateTime<Tz>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Job::Unrecorded(Box::new(message), now));
         }
     }
 

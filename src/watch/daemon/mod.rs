@@ -4,6 +4,7 @@
 //! `take`. It never judges a return (intake's job), writes no SQL (the ledger's) and never
 //! writes outside intake, the master and the mail.
 
+mod alarm;
 mod folders;
 mod mailer;
 mod take;
@@ -90,6 +91,8 @@ pub struct Daemon<'a> {
     known: HashSet<PathBuf>,
     /// Files that failed, with what they looked like and when to retry unchanged.
     failed: HashMap<PathBuf, (Stat, Instant)>,
+    /// Folders under a storage fault the bureau was told of (see `alarm`).
+    alarms: HashSet<PathBuf>,
     summary: Summary,
     _lock: StateLock,
 }
@@ -112,6 +115,7 @@ impl<'a> Daemon<'a> {
             Err(e) => return Err(e.into()),
         };
         let ledger = Ledger::open(&config.state_path())?;
+        let alarms = ledger.storage_alarms()?.into_iter().collect();
         // A bad SMTP setting is the user's to fix before the daemon runs for months.
         let transport = Transport::configured(config, &opts.env).map_err(|e| match e {
             crate::mail::MailError::Config(m) => crate::settings::UsageError(m).into(),
@@ -169,6 +173,7 @@ impl<'a> Daemon<'a> {
             missing_noted: HashSet::new(),
             known: HashSet::new(),
             failed: HashMap::new(),
+            alarms,
             summary: Summary::default(),
             _lock: lock,
         })
@@ -479,6 +484,7 @@ impl<'a> Daemon<'a> {
                 if let Err(e) = self.ledger.set_master_stale(false) {
                     tracing::warn!(error = %e, "cannot record the listing");
                 }
+                self.storage_ok(true, false);
                 tracing::info!(
                     files,
                     cut = end == Some(End::Cut),
@@ -491,6 +497,7 @@ impl<'a> Daemon<'a> {
                 // The mail work has run all the same.
                 tracing::warn!(error = %e, "the master could not be written; retrying in {:?}", burst::MASTER_RETRY);
                 self.burst.rebuild_failed(Instant::now());
+                self.storage_alarm(e.as_ref(), "生成总表", false);
             }
         }
     }

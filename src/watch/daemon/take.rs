@@ -104,11 +104,15 @@ impl Daemon<'_> {
                     tracing::warn!(error = %e, "cannot record the listing");
                 }
                 self.burst.file_taken(Instant::now());
+                self.storage_ok(false, s.status != SubmissionStatus::Duplicate);
                 if let Err(e) = self.ledger.set_master_stale(true) {
                     tracing::warn!(error = %e, "cannot record the listing");
                 }
             }
-            Ok(Err(e)) => self.fail(&path, unit, &file, ready.stat, ms, &e.to_string()),
+            Ok(Err(e)) => {
+                self.fail(&path, unit, &file, ready.stat, ms, &e.to_string());
+                self.storage_alarm(&e, &format!("接收“{file}”"), true);
+            }
             Err(panic) => {
                 let msg = panic_text(&*panic);
                 self.fail(&path, unit, &file, ready.stat, ms, &format!("panic: {msg}"));
