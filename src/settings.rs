@@ -105,16 +105,7 @@ impl Settings {
     /// Load `config_path` and resolve the clock; `now` is `--now` / `TALLY_NOW` (clap reads the
     /// variable with the flag).
     pub fn load(config_path: &Path, now: Option<&str>) -> anyhow::Result<Settings> {
-        let config = Config::load(config_path).map_err(|e| UsageError(e.to_string()))?;
-        // The ledger's folder and the archive hold full 身份证号: named here, once per run (never
-        // in the `__read` child, which loads no settings), made owner-only when the ledger opens.
-        let archive = config.archive_dir();
-        if let Some(state) = config.state_path().parent() {
-            let shared = [config.watch_root(), config.master_path()];
-            let shared: Vec<&Path> = shared.iter().map(PathBuf::as_path).collect();
-            let staging = archive.join(crate::private::STAGING_DIR);
-            crate::private::register(state, &archive, &staging, &shared);
-        }
+        let config = load_config(config_path)?;
         let tz = config.plan.tz;
         let fixed = match now {
             Some(s) => Some(calendar::parse_now(s, tz).ok_or_else(|| {
@@ -131,6 +122,18 @@ impl Settings {
             fixed_clock: fixed.is_some(),
             config,
             env: Environment::read(),
+        })
+    }
+
+    /// The same settings with the configuration loaded again from its file (the daemon, after
+    /// tally.toml was edited); the clock and the environment stay.
+    pub fn reloaded(&self) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            config_path: self.config_path.clone(),
+            config: load_config(&self.config_path)?,
+            now: self.now,
+            fixed_clock: self.fixed_clock,
+            env: self.env.clone(),
         })
     }
 
@@ -151,6 +154,21 @@ impl Settings {
         let folder = file.parent()?.file_name()?.to_str()?;
         self.config.plan.unit_by_folder(folder)
     }
+}
+
+/// Load `config_path`; name the folders holding personal data.
+fn load_config(config_path: &Path) -> anyhow::Result<Config> {
+    let config = Config::load(config_path).map_err(|e| UsageError(e.to_string()))?;
+    // The ledger's folder and the archive hold full 身份证号: named here, once per load (never
+    // in the `__read` child, which loads no settings), made owner-only when the ledger opens.
+    let archive = config.archive_dir();
+    if let Some(state) = config.state_path().parent() {
+        let shared = [config.watch_root(), config.master_path()];
+        let shared: Vec<&Path> = shared.iter().map(PathBuf::as_path).collect();
+        let staging = archive.join(crate::private::STAGING_DIR);
+        crate::private::register(state, &archive, &staging, &shared);
+    }
+    Ok(config)
 }
 
 /// A line for the user when `err` comes from a full or read-only disk: what to do about it.

@@ -420,3 +420,50 @@ fn the_watch_root_vanishing_and_coming_back_in_poll_mode() {
 fn the_watch_root_vanishing_and_coming_back_in_auto_mode() {
     the_root_vanishes_and_comes_back("auto");
 }
+
+// ---- the configuration edited while the daemon runs -----------------------------------------
+
+#[test]
+fn an_edited_config_is_taken_up_and_a_broken_edit_keeps_the_old_one() {
+    let good = plan("");
+    let w = Workdir::with_plan(&good);
+    let d = Daemon::start(&w, &[], &[]);
+    let config = w.join("tally.toml");
+    // A broken edit: logged once, naming the key; the daemon goes on with what it had.
+    let broken = good.replacen("versions_kept = 10", "versions_kept = \"many\"", 1);
+    assert_ne!(broken, good);
+    std::fs::write(&config, &broken).unwrap();
+    d.wait_for("the broken edit to be reported", |d| {
+        d.lines("the configuration was edited but does not load; the daemon keeps the one it started with until it is fixed") == 1
+    });
+    assert!(d.log_text().contains("versions_kept"), "{}", d.log_text());
+    drop_return(&w.unit_dir(XX), "2020-05.xlsx", &a_return(XX, "2020-05", 1));
+    d.wait_for("the return, under the old configuration", |d| {
+        d.taken().len() == 1 && d.lines("burst finished") >= 1
+    });
+    assert!(w.join("output/master.xlsx").is_file());
+    // A valid edit: the daemon finishes, then starts again with it.
+    let edited = good.replacen(
+        "master = \"output/master.xlsx\"",
+        "master = \"output/总表.xlsx\"",
+        1,
+    );
+    assert_ne!(edited, good);
+    std::fs::write(&config, &edited).unwrap();
+    d.wait_for("the restart", |d| {
+        d.lines("starting again with the edited configuration") == 1 && d.lines("watching") == 2
+    });
+    drop_return(&w.unit_dir(CH), "2020-05.xlsx", &a_return(CH, "2020-05", 2));
+    d.wait_for("the return, under the new configuration", |d| {
+        d.taken().len() == 2
+    });
+    wait_until("the master at its new path", || {
+        w.join("output/总表.xlsx").is_file()
+    });
+    assert_eq!(
+        d.lines("the configuration was edited but does not load; the daemon keeps the one it started with until it is fixed"),
+        1,
+        "reported once"
+    );
+    assert_eq!(d.terminate().0, 0);
+}

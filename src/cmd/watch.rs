@@ -1,14 +1,16 @@
 //! `tally watch [--once]`: the daemon. Resolves its options (flags over `[watch]` in
-//! tally.toml), sets up its logger and the signal handler, and runs [`crate::watch::Daemon`];
-//! the watching itself lives in `watch` and `settle`.
+//! tally.toml), sets up its logger and the signal handler, and runs [`crate::watch::Daemon`] —
+//! again with the new configuration when tally.toml is edited while it runs; the watching
+//! itself lives in `watch` and `settle`.
 
 use crate::logging::LogFormat;
 use crate::logging::Verbosity;
 use crate::settings::{ExitStatus, Settings, UsageError};
-use crate::watch::{Clock, Daemon, Mode, Options, secs};
+use crate::watch::{Clock, Daemon, Mode, Options, Stopper, secs};
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -59,6 +61,68 @@ pub fn run(
     let _log = tracing::dispatcher::set_default(&dispatch);
     log_panics();
 
+    // One handler for the whole run: it stops whichever daemon is running (the daemon starts
+    // again after tally.toml is edited).
+    let current: Arc<Mutex<Option<Stopper>>> = Arc::new(Mutex::new(None));
+    let stop_asked = Arc::new(AtomicBool::new(false));
+    {
+        let current = current.clone();
+        let stop_asked = stop_asked.clone();
+        let signals = AtomicUsize::new(0);
+        if let Err(e) = ctrlc::set_handler(move || {
+            if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+                stop_asked.store(true, Ordering::SeqCst);
+                if let Some(s) = current.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    s.stop();
+                }
+            } else {
+                // A second signal: stop now. The ledger is transactional; a restart finishes.
+                std::process::exit(130);
+            }
+        }) {
+            tracing::warn!(error = %e, "cannot handle SIGINT/SIGTERM; stopping may interrupt a file (a restart finishes it)");
+        }
+    }
+
+    let mut reloaded: Option<Settings> = None;
+    loop {
+        let settings = reloaded.as_ref().unwrap_or(settings);
+        let daemon = Daemon::start(
+            &settings.config,
+            &settings.config_path,
+            options(settings, args),
+        )?;
+        *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(daemon.stopper());
+        if stop_asked.load(Ordering::SeqCst) {
+            daemon.stopper().stop();
+        }
+        let summary = daemon.run()?;
+        if summary.reload && !stop_asked.load(Ordering::SeqCst) {
+            match settings.reloaded() {
+                Ok(next) => {
+                    tracing::info!("starting again with the edited configuration");
+                    reloaded = Some(next);
+                    continue;
+                }
+                // Edited again since it was checked: the old one goes on.
+                Err(e) => {
+                    tracing::error!(error = %e, "the edited configuration does not load after all; starting again with the one before");
+                    continue;
+                }
+            }
+        }
+        if args.once {
+            println!(
+                "已采用 {} 份，退回 {} 份，重复 {} 份，未能处理 {} 份，留待下次 {} 份",
+                summary.accepted, summary.rejected, summary.duplicate, summary.failed, summary.left
+            );
+        }
+        return Ok(ExitStatus::Success);
+    }
+}
+
+/// The daemon's options: flags over `[watch]` in tally.toml.
+fn options(settings: &Settings, args: &WatchArgs) -> Options {
     let config = &settings.config;
     let clock = if settings.fixed_clock {
         Clock::Fixed(settings.now)
@@ -80,28 +144,7 @@ pub fn run(
     if let Some(s) = args.failed_retry {
         opts.failed_retry = secs(s);
     }
-
-    let daemon = Daemon::start(config, &settings.config_path, opts)?;
-    let stopper = daemon.stopper();
-    let signals = AtomicUsize::new(0);
-    if let Err(e) = ctrlc::set_handler(move || {
-        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
-            stopper.stop();
-        } else {
-            // A second signal: stop now. The ledger is transactional; a restart finishes.
-            std::process::exit(130);
-        }
-    }) {
-        tracing::warn!(error = %e, "cannot handle SIGINT/SIGTERM; stopping may interrupt a file (a restart finishes it)");
-    }
-    let summary = daemon.run()?;
-    if args.once {
-        println!(
-            "已采用 {} 份，退回 {} 份，重复 {} 份，未能处理 {} 份，留待下次 {} 份",
-            summary.accepted, summary.rejected, summary.duplicate, summary.failed, summary.left
-        );
-    }
-    Ok(ExitStatus::Success)
+    opts
 }
 
 /// Send panic messages to the daemon's log (a file, for a service) as well as stderr's default.

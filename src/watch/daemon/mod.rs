@@ -26,6 +26,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The loop wakes at least this often (date change, missing folders, due mail work).
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
+/// tally.toml is looked at this often for edits (see `config_edited`).
+const CONFIG_CHECK: Duration = Duration::from_secs(2);
 
 /// Asks a running daemon to stop (from a signal handler or another thread).
 #[derive(Debug, Clone)]
@@ -49,6 +51,21 @@ pub struct Summary {
     pub left: usize,
     /// Master rebuilds (calls of [`after_burst`]).
     pub bursts: usize,
+    /// The run ended because tally.toml was edited into another valid configuration: the
+    /// caller starts the daemon again with it.
+    pub reload: bool,
+}
+
+/// What the daemon knows of its configuration file besides the loaded `Config`.
+struct ConfigFile {
+    /// The bytes it was loaded from.
+    loaded: Vec<u8>,
+    /// Other bytes seen at the last look (acted upon once unchanged at the next look, so that
+    /// an editor's save in steps is not read half-written).
+    seen: Option<Vec<u8>>,
+    /// Edited bytes that did not load (reported once).
+    rejected: Option<Vec<u8>>,
+    next_look: Instant,
 }
 
 /// Builds the messages stored with a submission (receipt, rejection notice, alert).
@@ -93,6 +110,7 @@ pub struct Daemon<'a> {
     failed: HashMap<PathBuf, (Stat, Instant)>,
     /// Folders under a storage fault the bureau was told of (see `alarm`).
     alarms: HashSet<PathBuf>,
+    config_file: ConfigFile,
     summary: Summary,
     _lock: StateLock,
 }
@@ -174,6 +192,12 @@ impl<'a> Daemon<'a> {
             known: HashSet::new(),
             failed: HashMap::new(),
             alarms,
+            config_file: ConfigFile {
+                loaded: std::fs::read(config_path).unwrap_or_default(),
+                seen: None,
+                rejected: None,
+                next_look: Instant::now() + CONFIG_CHECK,
+            },
             summary: Summary::default(),
             _lock: lock,
         })
@@ -313,6 +337,7 @@ impl<'a> Daemon<'a> {
         consider(self.folders_retry_at);
         if !self.opts.once {
             consider(self.failed.values().map(|(_, at)| *at).min());
+            consider(Some(self.config_file.next_look));
         }
         consider(
             self.burst
@@ -367,6 +392,9 @@ impl<'a> Daemon<'a> {
         }
         if !self.opts.once {
             self.retry_failed(now);
+            if self.config_file.next_look <= now {
+                self.config_edited(now);
+            }
         }
         self.look(now);
         // Files that settle while others are taken join the same burst: take until none is
@@ -413,6 +441,40 @@ impl<'a> Daemon<'a> {
             burst = self.burst.files(),
             "round finished"
         );
+    }
+
+    /// Look at tally.toml: edited into another valid configuration, the daemon stops as on a
+    /// signal (the current file, then the master) and the caller starts it again with the new
+    /// one; edited into something that does not load, the error is logged once and the
+    /// configuration the daemon started with is kept.
+    fn config_edited(&mut self, now: Instant) {
+        let file = &mut self.config_file;
+        file.next_look = now + CONFIG_CHECK;
+        let Ok(bytes) = std::fs::read(self.config_path) else {
+            return; // moved away for a moment (an editor's save): looked at again later
+        };
+        if bytes == file.loaded {
+            file.seen = None;
+            return;
+        }
+        if file.seen.as_ref() != Some(&bytes) {
+            file.seen = Some(bytes);
+            return;
+        }
+        if file.rejected.as_ref() == Some(&bytes) {
+            return;
+        }
+        match Config::load(self.config_path) {
+            Ok(_) => {
+                tracing::info!(config = %self.config_path.display(), "the configuration was edited: finishing the current file and the master, then starting again with it");
+                self.summary.reload = true;
+                self.stopping = true;
+            }
+            Err(e) => {
+                tracing::error!(config = %self.config_path.display(), error = %e, "the configuration was edited but does not load; the daemon keeps the one it started with until it is fixed");
+                file.rejected = Some(bytes);
+            }
+        }
     }
 
     /// Files intake could not take in whose retry is due are considered again (as if an
