@@ -1,9 +1,11 @@
 //! Crash trials (issue 12, DESIGN.md §8): the real `tally` killed with SIGKILL at random
-//! moments — the daemon, a rebuild, a targets import, mail sending — loses nothing, counts
+//! moments — the daemon, a rebuild, a targets import, mail written to files and sent over
+//! SMTP — loses nothing, counts
 //! nothing twice and leaves no litter. A short run here; the long run:
 //! `CRASH_TRIALS=200 CRASH_SEED=1 cargo test --release --test crash -- --ignored --nocapture`.
 
 mod common;
+mod smtp;
 #[path = "crash/trial.rs"]
 mod trial;
 
@@ -76,6 +78,7 @@ fn one_trial() {
         "rebuild" => trial::rebuild_trial(seed, kills),
         "targets" => trial::targets_trial(seed, kills, &fixtures()),
         "mail" => trial::mail_trial(seed, kills),
+        "smtp" => trial::smtp_trial(seed, kills),
         _ => trial::watch_trial(seed, kills),
     };
     println!("{kind} seed {seed}: {result:?}");

@@ -594,8 +594,89 @@ pub fn mail_trial(seed: u64, kills: usize) -> Outcome<usize> {
     Ok(killed)
 }
 
+/// Kill `tally outbox retry` at random moments while it sends the queued mail to a loopback
+/// SMTP server (aiosmtpd): in the end every message reached the server, nothing is left
+/// queued, and a message the server received twice (a kill after the server took it and
+/// before the ledger noted it — no sender can close that window) carries the same Message-ID
+/// and text both times, so mail clients show it once; there are never more such repeats than
+/// kills.
+pub fn smtp_trial(seed: u64, kills: usize) -> Outcome<usize> {
+    if !super::smtp::available("crash trial (SMTP)") {
+        return Ok(0);
+    }
+    let port = super::smtp::free_port();
+    let smtp_plan = plan().replacen(
+        "[mail]\n",
+        &format!("[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\n"),
+        1,
+    );
+    ensure!(smtp_plan.contains("smtp_url"), "no [mail] in the plan");
+    let w = Workdir::with_plan(&smtp_plan);
+    let drops = batch(seed);
+    drop_all(&w, &drops);
+    // Nothing listens yet: every message waits in the outbox.
+    run(
+        &w,
+        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
+        &[0],
+    )?;
+    let server = super::smtp::Server::start_on(port);
+    let mut rng = Rng::new(seed ^ 0x5317);
+    let mut killed = 0;
+    for _ in 0..kills {
+        let after = Duration::from_millis(rng.below(250));
+        if kill_after(&w, &["--now", LATER, "outbox", "retry"], after) {
+            killed += 1;
+        }
+    }
+    let db = rusqlite::Connection::open(w.join("state/tally.db")).map_err(|e| e.to_string())?;
+    db.execute(
+        "UPDATE outbox SET lease_until = NULL WHERE status = 'queued'",
+        [],
+    )
+    .map_err(|e| e.to_string())?;
+    let messages: i64 = db
+        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    drop(db);
+    run(&w, &["--now", "2020-07-03", "outbox", "retry"], &[0])?;
+    let waiting = run(&w, &["--now", NOW, "outbox", "list", "--json"], &[0])?;
+    let waiting: serde_json::Value = serde_json::from_str(&waiting).map_err(|e| e.to_string())?;
+    ensure!(
+        waiting.as_array().is_some_and(|a| a.is_empty()),
+        "mail still waiting: {waiting}"
+    );
+    let received = server.received();
+    let mut by_id: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for m in &received {
+        by_id
+            .entry(m.message_id.clone())
+            .or_default()
+            .push((m.subject.clone(), m.body.clone()));
+    }
+    ensure!(
+        by_id.len() as i64 == messages,
+        "{} distinct messages reached the server, {messages} in the outbox",
+        by_id.len()
+    );
+    for (id, copies) in &by_id {
+        ensure!(
+            copies.iter().all(|c| *c == copies[0]),
+            "Message-ID {id} with different texts"
+        );
+    }
+    let repeats = received.len() - by_id.len();
+    ensure!(
+        repeats <= killed,
+        "{repeats} messages received twice after {killed} kills"
+    );
+    let litter = litter(&w);
+    ensure!(litter.is_empty(), "litter: {litter:?}");
+    Ok(killed)
+}
+
 /// Trial `i` of a run from `seed`: most kill the daemon; of every eight, one kills a rebuild,
-/// one an import and one the mail.
+/// one an import, one the mail written to files and one the mail sent over SMTP.
 pub fn one(
     i: usize,
     seed: u64,
@@ -607,6 +688,7 @@ pub fn one(
         1 => ("rebuild", s, rebuild_trial(s, kills)),
         2 => ("targets import", s, targets_trial(s, kills, fixtures)),
         3 => ("mail", s, mail_trial(s, kills)),
+        4 => ("smtp", s, smtp_trial(s, kills)),
         _ => ("watch", s, watch_trial(s, kills)),
     }
 }
