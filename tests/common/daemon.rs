@@ -69,6 +69,11 @@ impl Daemon {
         d
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.borrow().id()
+    }
+
     /// The JSON log lines so far.
     pub fn events(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
