@@ -12,7 +12,7 @@ use std::path::Path;
 /// One storage fault as the bureau is told of it.
 #[derive(Debug, Clone)]
 pub struct StorageAlarm<'a> {
-    /// 账本, 存档, 总表输出文件夹, 报送文件夹.
+    /// 数据库, 存档, 总表输出文件夹, 报送文件夹.
     pub folder_label: &'a str,
     pub folder: &'a Path,
     pub fault: StorageFault,

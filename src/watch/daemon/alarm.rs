@@ -59,7 +59,7 @@ impl Daemon<'_> {
         let state = c.state_path();
         let output = c.master_path();
         let candidates = [
-            (state.parent().map(Path::to_path_buf), "账本"),
+            (state.parent().map(Path::to_path_buf), "数据库"),
             (Some(c.archive_dir()), "存档"),
             (output.parent().map(Path::to_path_buf), "总表输出文件夹"),
             (Some(c.watch_root()), "报送文件夹"),
