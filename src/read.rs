@@ -457,11 +457,23 @@ fn convert(data: &Data) -> Cell {
 /// Entry point of the child: cap memory, read, print one JSON document on stdout.
 pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>) -> i32 {
     cap_memory(limits.reader_memory_mb);
-    if fault == Some("panic") {
-        panic!(
+    match fault {
+        Some("panic") => panic!(
             "reader fault injected by {}",
             crate::settings::env::FAULT_READER
-        );
+        ),
+        // A file that keeps the reader busy for ever: the parent's time limit ends it.
+        Some("hang") => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        // A file that makes the reader take memory without end: the cap ends it.
+        Some("alloc") => {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            loop {
+                held.push(vec![1u8; 64 * 1024 * 1024]);
+            }
+        }
+        _ => {}
     }
     let result = match std::fs::read(path) {
         Ok(bytes) => read_in_process(&bytes, limits),

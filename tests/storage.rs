@@ -224,7 +224,12 @@ fn the_ledger_disk_full_keeps_the_drops_and_mails_the_bureau_around_the_outbox()
     let d = start(&w);
     disk.fill();
     let drops = drop_two(&w);
-    held_with_one_alert(&w, &d, &drops, &["【异常】数据库磁盘空间已满，报表暂停入账"]);
+    held_with_one_alert(
+        &w,
+        &d,
+        &drops,
+        &["【异常】数据库磁盘空间已满，报表暂停入账"],
+    );
     // The outbox is in the ledger, which cannot be written: the alert went around it.
     assert!(
         w.files_in("outbox")
