@@ -426,7 +426,11 @@ fn take(
         Err(e) => {
             // Not on record (the ledger's disk full, say): no archive copy without its
             // ledger row. The drop stays and is taken again later.
-            if archived_now {
+            let rel = archive_rel.to_string_lossy();
+            let on_record = ledger
+                .unmoved()
+                .map_or(true, |u| u.iter().any(|s| s.archive_path == rel));
+            if archived_now && !on_record {
                 let _ = std::fs::remove_file(&archive_abs);
             }
             return Err(e);
