@@ -211,9 +211,6 @@ pub fn rebuild_outputs(
     if let Err(e) = crate::progress::publish_all(config, ledger, now) {
         tracing::warn!(error = %e, "the units' progress workbooks were not written");
     }
-    // The form of the month now due, in every unit's folder (the daily refresh after midnight
-    // brings a new month's form on its first day).
-    publish_forms(config, now);
     Ok(BurstReport { master: rebuilt? })
 }
 

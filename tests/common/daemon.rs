@@ -118,9 +118,14 @@ impl Daemon {
     }
 
     pub fn wait_for(&self, what: &str, ok: impl Fn(&Daemon) -> bool) {
+        self.wait_for_within(what, PATIENCE, ok)
+    }
+
+    /// [`Daemon::wait_for`] with another patience (a long run).
+    pub fn wait_for_within(&self, what: &str, patience: Duration, ok: impl Fn(&Daemon) -> bool) {
         let start = Instant::now();
         while !ok(self) {
-            if start.elapsed() > PATIENCE {
+            if start.elapsed() > patience {
                 panic!("gave up waiting for {what}; log:\n{}", self.log_text());
             }
             if let Ok(Some(status)) = self.child.borrow_mut().try_wait() {

@@ -100,6 +100,8 @@ pub struct Daemon<'a> {
     /// Start-up is done (a folder missing from now on has disappeared).
     started: bool,
     last_build_day: Option<chrono::NaiveDate>,
+    /// The day the forms were last published (see `refresh_forms`).
+    forms_day: Option<chrono::NaiveDate>,
     next_rescan: Option<Instant>,
     /// Something (root or a unit folder) is missing: when to look again.
     folders_retry_at: Option<Instant>,
@@ -186,6 +188,7 @@ impl<'a> Daemon<'a> {
             stopping: false,
             started: false,
             last_build_day: None,
+            forms_day: None,
             next_rescan: None,
             folders_retry_at: None,
             missing_noted: HashSet::new(),
@@ -219,6 +222,7 @@ impl<'a> Daemon<'a> {
             .into());
         }
         self.check_folders(now);
+        self.refresh_forms();
         if !self.opts.once {
             self.start_watching();
         }
@@ -319,7 +323,6 @@ impl<'a> Daemon<'a> {
             self.burst.open(done.len(), Instant::now());
         }
         self.last_build_day = Some(today);
-        burst::publish_forms(self.config, now);
         Ok(())
     }
 
@@ -538,6 +541,7 @@ impl<'a> Daemon<'a> {
         let rebuilt = rebuild_outputs(self.config, &mut self.ledger, now);
         // Whether or not the master could be written: receipts and notices must not wait.
         self.mail_work();
+        self.refresh_forms();
         match rebuilt {
             Ok(report) => {
                 self.summary.bursts += 1;
@@ -565,6 +569,19 @@ impl<'a> Daemon<'a> {
     }
 
     // ---- helpers ---------------------------------------------------------------------------
+
+    /// The form of the month now due, in every unit's folder: at start (after the unit
+    /// folders are made) and after the first burst of each day (the daily refresh after
+    /// midnight brings a new month's form on its first day). Not after every burst: a form
+    /// depends on the plan, the unit and the date only, and rendering one per unit costs
+    /// seconds at hundreds of units.
+    fn refresh_forms(&mut self) {
+        let today = self.opts.clock.now().date_naive();
+        if self.forms_day != Some(today) {
+            burst::publish_forms(self.config, self.opts.clock.now());
+            self.forms_day = Some(today);
+        }
+    }
 
     /// Store the scheduled mail that is due and send what is queued: here (`--once`), or on
     /// the mail thread, which this does not wait for.
