@@ -82,7 +82,15 @@ fn burst(units: usize) {
     }
     // `tally status` answers all along.
     let done = AtomicBool::new(false);
+    /// Ends the polling however the scope ends (a failed wait panics inside it).
+    struct Done<'a>(&'a AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
     let answers = std::thread::scope(|scope| {
+        let _done = Done(&done);
         let poll = scope.spawn(|| {
             let mut answers: Vec<Duration> = Vec::new();
             while !done.load(Ordering::SeqCst) {
@@ -112,7 +120,7 @@ fn burst(units: usize) {
                 .rposition(|e| e["message"] == "burst finished");
             matches!((last_taken, last_burst), (Some(t), Some(b)) if b > t)
         });
-        done.store(true, Ordering::SeqCst);
+        drop(_done);
         poll.join().unwrap()
     });
     let took = dropped.elapsed();
