@@ -184,3 +184,67 @@ fn the_daemons_log_file_is_owner_only() {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
 }
+
+#[test]
+fn no_full_id_reaches_the_logs_or_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp.path().join("plan");
+    tally(tmp.path(), &["init", plan.to_str().unwrap()]);
+    // One accepted return, and one rejected for a 身份证号 whose check digit is wrong.
+    let good = Person::new(11, "企业主要负责人", "2020-05-06");
+    let mut bad = Person::new(12, "其他从业人员", "2020-06-06");
+    let last = if bad.id.ends_with('0') { '1' } else { '0' };
+    bad.id = format!("{}{last}", &bad.id[..17]);
+    let ids = [good.id.clone(), bad.id.clone()];
+    let dir = plan.join("watch-dirs/西兴街道");
+    common::drop_return(
+        &dir,
+        "2020-05.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &[good]),
+    );
+    common::drop_return(
+        &dir,
+        "2020-06.xlsx",
+        &return_xlsx("西兴街道", "2020-06", &[bad]),
+    );
+    let logs = plan.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let out = Command::new(BIN)
+        .current_dir(&plan)
+        .args([
+            "--now",
+            "2020-07-02",
+            "-v",
+            "watch",
+            "--once",
+            "--settle",
+            "0.1",
+        ])
+        .args(["--log-file", logs.join("tally.log").to_str().unwrap()])
+        .env("RUST_LOG", "tally=trace")
+        .env_remove("TALLY_NOW")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        dir.join("退回/2020-06.xlsx").is_file(),
+        "the bad return is rejected"
+    );
+    // (`tally check` shows a clerk the value in their own file, to find it: not a log.)
+    let mut texts = vec![
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ];
+    for f in tree(&logs).iter().filter(|p| p.is_file()) {
+        texts.push(std::fs::read_to_string(f).unwrap());
+    }
+    assert!(
+        texts[2..].iter().any(|t| t.contains("file taken")),
+        "the log was written"
+    );
+    for id in &ids {
+        for t in &texts {
+            assert!(!t.contains(id.as_str()), "full ID {id} in:\n{t}");
+        }
+    }
+}
