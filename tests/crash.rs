@@ -3,6 +3,8 @@
 //! nothing twice and leaves no litter. A short run here; the long run:
 //! `CRASH_TRIALS=200 CRASH_SEED=1 cargo test --release --test crash -- --ignored --nocapture`.
 
+#![cfg(unix)]
+
 mod common;
 #[path = "crash/trial.rs"]
 mod trial;

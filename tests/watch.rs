@@ -5,7 +5,7 @@
 //! first waits for the daemon to say it has dealt with everything it was told (a finished
 //! round of its loop with nothing pending, or its start-up listing), then asserts.
 
-#![cfg(unix)]
+
 
 mod common;
 

@@ -5,7 +5,7 @@
 use crate::logging::LogFormat;
 use crate::logging::Verbosity;
 use crate::settings::{ExitStatus, Settings, UsageError};
-use crate::watch::{Clock, Daemon, Mode, Options, secs};
+use crate::watch::{Clock, Daemon, Mode, Options, Stopper, secs};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,6 +54,30 @@ pub fn run(
     verbosity: Verbosity,
     args: &WatchArgs,
 ) -> anyhow::Result<ExitStatus> {
+    serve(settings, verbosity, args, |stopper| {
+        let signals = AtomicUsize::new(0);
+        if let Err(e) = ctrlc::set_handler(move || {
+            if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+                stopper.stop();
+            } else {
+                // A second signal: stop now. The ledger is transactional; a restart finishes.
+                std::process::exit(130);
+            }
+        }) {
+            tracing::warn!(error = %e, "cannot handle SIGINT/SIGTERM; stopping may interrupt a file (a restart finishes it)");
+        }
+    })
+}
+
+/// Run the daemon; `on_started` is given its stopper once it is watching (a signal handler,
+/// or the Windows service's stop request): a stop finishes the file being taken in, then the
+/// master, then returns.
+pub fn serve(
+    settings: &Settings,
+    verbosity: Verbosity,
+    args: &WatchArgs,
+    on_started: impl FnOnce(Stopper),
+) -> anyhow::Result<ExitStatus> {
     let dispatch = crate::logging::daemon(verbosity, args.log_format, args.log_file.as_deref())
         .map_err(|e| UsageError(format!("--log-file: {e}")))?;
     let _log = tracing::dispatcher::set_default(&dispatch);
@@ -82,18 +106,7 @@ pub fn run(
     }
 
     let daemon = Daemon::start(config, &settings.config_path, opts)?;
-    let stopper = daemon.stopper();
-    let signals = AtomicUsize::new(0);
-    if let Err(e) = ctrlc::set_handler(move || {
-        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
-            stopper.stop();
-        } else {
-            // A second signal: stop now. The ledger is transactional; a restart finishes.
-            std::process::exit(130);
-        }
-    }) {
-        tracing::warn!(error = %e, "cannot handle SIGINT/SIGTERM; stopping may interrupt a file (a restart finishes it)");
-    }
+    on_started(daemon.stopper());
     let summary = daemon.run()?;
     if args.once {
         println!(

@@ -1,6 +1,7 @@
 //! A running `tally watch` for end-to-end tests: started in a work folder with JSON logs on
 //! stderr in a file, its log lines read back, waits on positive signals (a log line, a
-//! finished round) with a generous patience, SIGTERM and its exit code.
+//! finished round) with a generous patience, SIGTERM (Ctrl-Break on Windows) and its exit
+//! code.
 
 use super::{BIN, Workdir};
 use serde_json::Value;
@@ -48,6 +49,9 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        // Windows: a process group of its own, so that Ctrl-Break reaches the daemon alone.
+        #[cfg(windows)]
+        std::os::windows::process::CommandExt::creation_flags(&mut cmd, 0x0000_0200);
         let child = cmd.spawn().expect("start tally watch");
         let d = Daemon {
             child: std::cell::RefCell::new(child),
@@ -132,12 +136,10 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, then the exit code.
+    /// SIGTERM (Windows: Ctrl-Break to its process group, which tally handles alike), then
+    /// the exit code.
     pub fn terminate(self) -> (i32, Daemon) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.borrow().id() as i32, libc::SIGTERM);
-        }
+        stop_gently(self.child.borrow().id());
         let start = Instant::now();
         loop {
             let status = self.child.borrow_mut().try_wait().unwrap();
@@ -178,6 +180,27 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+#[cfg(unix)]
+fn stop_gently(pid: u32) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+}
+
+#[cfg(windows)]
+fn stop_gently(pid: u32) {
+    use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
+    // SAFETY: a plain Win32 call on our own child's process group (spawned with
+    // CREATE_NEW_PROCESS_GROUP, so its group id is its pid).
+    let ok = unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, pid) };
+    assert!(
+        ok != 0,
+        "GenerateConsoleCtrlEvent: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Wait for `ok` (a file, a folder) with [`PATIENCE`].
