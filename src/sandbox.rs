@@ -3,7 +3,7 @@
 //! (per-process memory limit, kill on job close, the whole job ended at the time limit). Only
 //! process plumbing lives here: what is read, and what a failure means, is `read`'s.
 
-use std::io::{self, Read};
+use std::io;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 /// The flag the Windows parent appends to the child's command line: "wait until your stdin
@@ -102,7 +102,7 @@ pub fn child_start(memory_mb: u64, confined: bool) {
     {
         if confined {
             // The parent closes our stdin once we are in its job.
-            let _ = io::copy(&mut io::stdin().lock().take(1 << 20), &mut io::sink());
+            let _ = io::copy(&mut io::Read::take(io::stdin().lock(), 1 << 20), &mut io::sink());
         } else {
             match windows::Job::new(memory_mb).and_then(|job| job.assign_self().map(|_| job)) {
                 // Held until exit: closing it would end this process (kill on job close).
