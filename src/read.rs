@@ -4,11 +4,11 @@
 
 use crate::core::findings::{Code, Finding};
 use crate::core::workbook::{Cell, Range, Sheet, Workbook};
+use crate::sandbox::Confined;
 use calamine::{Data, Reader};
 use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;
-use crate::sandbox::Confined;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

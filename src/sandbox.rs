@@ -102,12 +102,17 @@ pub fn child_start(memory_mb: u64, confined: bool) {
     {
         if confined {
             // The parent closes our stdin once we are in its job.
-            let _ = io::copy(&mut io::Read::take(io::stdin().lock(), 1 << 20), &mut io::sink());
+            let _ = io::copy(
+                &mut io::Read::take(io::stdin().lock(), 1 << 20),
+                &mut io::sink(),
+            );
         } else {
             match windows::Job::new(memory_mb).and_then(|job| job.assign_self().map(|_| job)) {
                 // Held until exit: closing it would end this process (kill on job close).
                 Ok(job) => std::mem::forget(job),
-                Err(e) => tracing::warn!(error = %e, "the reader could not put itself in a job object"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the reader could not put itself in a job object")
+                }
             }
         }
     }
@@ -119,13 +124,15 @@ mod windows {
     use std::os::windows::io::AsRawHandle;
     use std::process::Child;
     use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
-    use windows_sys::Win32::System::IO::{CreateIoCompletionPort, GetQueuedCompletionStatus, OVERLAPPED};
+    use windows_sys::Win32::System::IO::{
+        CreateIoCompletionPort, GetQueuedCompletionStatus, OVERLAPPED,
+    };
     use windows_sys::Win32::System::JobObjects::{
-        AssignProcessToJobObject, CreateJobObjectW,
-        JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-        JOB_OBJECT_LIMIT_PROCESS_MEMORY, JOBOBJECT_ASSOCIATE_COMPLETION_PORT,
-        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectAssociateCompletionPortInformation,
-        JobObjectExtendedLimitInformation, SetInformationJobObject, TerminateJobObject,
+        AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
+        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOB_OBJECT_LIMIT_PROCESS_MEMORY,
+        JOBOBJECT_ASSOCIATE_COMPLETION_PORT, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+        JobObjectAssociateCompletionPortInformation, JobObjectExtendedLimitInformation,
+        SetInformationJobObject, TerminateJobObject,
     };
     use windows_sys::Win32::System::SystemServices::{
         JOB_OBJECT_MSG_JOB_MEMORY_LIMIT, JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT,
@@ -213,11 +220,13 @@ mod windows {
             loop {
                 let (mut msg, mut key, mut ov) = (0u32, 0usize, std::ptr::null_mut::<OVERLAPPED>());
                 // SAFETY: out-pointers to locals; a zero timeout never blocks.
-                let got = unsafe { GetQueuedCompletionStatus(self.port, &mut msg, &mut key, &mut ov, 0) };
+                let got =
+                    unsafe { GetQueuedCompletionStatus(self.port, &mut msg, &mut key, &mut ov, 0) };
                 if got == 0 {
                     return hit;
                 }
-                hit |= msg == JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT || msg == JOB_OBJECT_MSG_JOB_MEMORY_LIMIT;
+                hit |= msg == JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT
+                    || msg == JOB_OBJECT_MSG_JOB_MEMORY_LIMIT;
             }
         }
     }

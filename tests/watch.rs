@@ -5,8 +5,6 @@
 //! first waits for the daemon to say it has dealt with everything it was told (a finished
 //! round of its loop with nothing pending, or its start-up listing), then asserts.
 
-
-
 mod common;
 
 use common::*;

@@ -61,7 +61,15 @@ fn a_return_that_needs_more_than_the_memory_cap_is_too_large() {
     let file = drop_return(&w.join("in"), "大表.xlsx", &sheet_needing_half_a_gigabyte());
     let started = Instant::now();
     let v = w.json(
-        &["--now", NOW, "check", file.to_str().unwrap(), "--unit", XX, "--json"],
+        &[
+            "--now",
+            NOW,
+            "check",
+            file.to_str().unwrap(),
+            "--unit",
+            XX,
+            "--json",
+        ],
         1,
     );
     let found = codes(&v);
@@ -113,7 +121,15 @@ fn a_reader_that_never_finishes_is_ended_at_the_time_limit() {
     );
     // The same file without the fault goes through: nothing was left behind holding it.
     let v = w.json(
-        &["--now", NOW, "check", file.to_str().unwrap(), "--unit", XX, "--json"],
+        &[
+            "--now",
+            NOW,
+            "check",
+            file.to_str().unwrap(),
+            "--unit",
+            XX,
+            "--json",
+        ],
         0,
     );
     assert_eq!(v["accepted"], true, "{v}");
@@ -148,7 +164,9 @@ fn once_takes_a_return_under(w: &Workdir, root: &Path, mode: &str) {
     let unit = root.join("报表").join(XX);
     drop_return(&unit, "五月 报表（终稿）.xlsx", &a_return(7));
     let out = w.stdout(
-        &["--now", NOW, "watch", "--once", "--settle", "0.3", "--mode", mode],
+        &[
+            "--now", NOW, "watch", "--once", "--settle", "0.3", "--mode", mode,
+        ],
         0,
     );
     assert!(out.contains("已采用 1 份"), "{mode}: {out}");
@@ -156,7 +174,10 @@ fn once_takes_a_return_under(w: &Workdir, root: &Path, mode: &str) {
         unit.join("已接收").join("五月 报表（终稿）.xlsx").is_file(),
         "{mode}: moved to 已接收"
     );
-    assert!(root.join("汇总").join("总表.xlsx").is_file(), "{mode}: master");
+    assert!(
+        root.join("汇总").join("总表.xlsx").is_file(),
+        "{mode}: master"
+    );
     let status = w.json(&["--now", "2020-07-01", "status", "--json"], 0);
     let xx = status["units"]
         .as_array()
@@ -205,14 +226,20 @@ fn paths_longer_than_260_characters() {
 fn a_unc_watch_root_and_master() {
     let Some(unc) = std::env::var_os("TALLY_TEST_UNC") else {
         if std::env::var_os("CI").is_some() {
-            panic!("TALLY_TEST_UNC (a UNC share such as \\\\localhost\\tally) is required under CI");
+            panic!(
+                "TALLY_TEST_UNC (a UNC share such as \\\\localhost\\tally) is required under CI"
+            );
         }
         skipped("a_unc_watch_root_and_master: no UNC share named in TALLY_TEST_UNC");
         return;
     };
     let w = Workdir::new();
     let mine = PathBuf::from(unc).join(format!("测试-{}", std::process::id()));
-    assert!(mine.to_string_lossy().starts_with(r"\\"), "{}", mine.display());
+    assert!(
+        mine.to_string_lossy().starts_with(r"\\"),
+        "{}",
+        mine.display()
+    );
     let state = w.join("本机");
     std::fs::write(w.join("tally.toml"), plan_with_paths(&mine, &state)).unwrap();
     once_takes_a_return_under(&w, &mine, "poll");
@@ -247,7 +274,11 @@ fn a_master_held_open_like_excel_gets_a_version_beside_it() {
         .filter(|n| n.starts_with("master.2020") && n.ends_with(".xlsx"))
         .collect();
     assert_eq!(beside.len(), 1, "{:?}", w.files_in("output"));
-    assert_eq!(std::fs::read(&master).unwrap(), before, "the held file is untouched");
+    assert_eq!(
+        std::fs::read(&master).unwrap(),
+        before,
+        "the held file is untouched"
+    );
     drop(held);
     // Closed: the next rebuild replaces it and removes the stale copy.
     let out = w.run(&["--now", "2020-07-01", "rebuild"]);
@@ -289,7 +320,10 @@ fn the_service_installs_starts_takes_a_return_stops_and_uninstalls() {
     assert_eq!(again.status.code(), Some(2), "a second install is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("已经安装"));
 
-    assert!(w.stdout(&["service", "start", "--name", n], 0).contains("已启动"));
+    assert!(
+        w.stdout(&["service", "start", "--name", n], 0)
+            .contains("已启动")
+    );
     assert!(status(0).contains("正在运行"));
     let logs = w.join("logs");
     let log_text = || -> String {
@@ -311,12 +345,21 @@ fn the_service_installs_starts_takes_a_return_stops_and_uninstalls() {
             && (!w.files_in(format!("watch-dirs/{XX}/已接收")).is_empty()
                 || !w.files_in(format!("watch-dirs/{XX}/退回")).is_empty())
     });
-    assert!(w.stdout(&["service", "stop", "--name", n], 0).contains("已停止"));
+    assert!(
+        w.stdout(&["service", "stop", "--name", n], 0)
+            .contains("已停止")
+    );
     assert!(status(1).contains("已停止"));
     let log = log_text();
-    assert!(log.contains("stop requested by the service manager"), "{log}");
+    assert!(
+        log.contains("stop requested by the service manager"),
+        "{log}"
+    );
     assert!(log.contains("the service stopped"), "{log}");
-    assert!(w.stdout(&["service", "uninstall", "--name", n], 0).contains("已卸载"));
+    assert!(
+        w.stdout(&["service", "uninstall", "--name", n], 0)
+            .contains("已卸载")
+    );
     assert!(status(1).contains("未安装"));
 }
 

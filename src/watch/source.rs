@@ -114,13 +114,11 @@ impl WatchError {
             notify::ErrorKind::Io(io) if errno_is(io, NO_WATCHES_LEFT) => {
                 WatchError::limit_watches(path)
             }
-            notify::ErrorKind::Io(io) if errno_is(io, NO_INSTANCES_LEFT) => {
-                WatchError::Limit {
-                    path,
-                    what: "inotify instances",
-                    sysctl: "fs.inotify.max_user_instances",
-                }
-            }
+            notify::ErrorKind::Io(io) if errno_is(io, NO_INSTANCES_LEFT) => WatchError::Limit {
+                path,
+                what: "inotify instances",
+                sysctl: "fs.inotify.max_user_instances",
+            },
             _ => WatchError::Other {
                 path,
                 message: e.to_string(),

@@ -254,7 +254,8 @@ pub fn under_wine() -> bool {
         // SAFETY: plain lookups with NUL-terminated names; ntdll is always loaded.
         unsafe {
             let module = GetModuleHandleW(ntdll.as_ptr());
-            !module.is_null() && GetProcAddress(module, c"wine_get_version".as_ptr().cast()).is_some()
+            !module.is_null()
+                && GetProcAddress(module, c"wine_get_version".as_ptr().cast()).is_some()
         }
     }
     #[cfg(not(windows))]
@@ -288,7 +289,11 @@ pub fn skipped(why: &str) {
     println!("SKIPPED {why}");
     if let Some(file) = std::env::var_os("TALLY_TEST_SKIPS") {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+        {
             let _ = writeln!(f, "SKIPPED {why}");
         }
     }

@@ -56,7 +56,12 @@ impl Loopback {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (h, m, c, s) = (handler.clone(), maildir.clone(), counter.clone(), stop2.clone());
+                let (h, m, c, s) = (
+                    handler.clone(),
+                    maildir.clone(),
+                    counter.clone(),
+                    stop2.clone(),
+                );
                 std::thread::spawn(move || {
                     let _ = session(conn, &h, &m, &c, &s);
                 });
@@ -101,7 +106,11 @@ fn session(
             return Ok(());
         }
         let cmd = line.trim_end().to_string();
-        let verb = cmd.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let verb = cmd
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
         let arg = |prefix: &str| {
             cmd.get(prefix.len()..)
                 .unwrap_or("")

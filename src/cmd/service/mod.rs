@@ -98,7 +98,14 @@ mod tests {
             }
             c => panic!("{c:?}"),
         }
-        match service(&["install", "--name", "tally-2021", "--account", "BINJIANG\\svc-tally", "--start"]) {
+        match service(&[
+            "install",
+            "--name",
+            "tally-2021",
+            "--account",
+            "BINJIANG\\svc-tally",
+            "--start",
+        ]) {
             super::ServiceCommand::Install(a) => {
                 assert_eq!(a.name.name, "tally-2021");
                 assert_eq!(a.account.as_deref(), Some("BINJIANG\\svc-tally"));

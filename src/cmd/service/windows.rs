@@ -64,7 +64,9 @@ fn win32_code(e: &windows_service::Error) -> Option<i32> {
 /// A message for an SCM failure, in Chinese, with what to do.
 fn scm_error(name: &str, what: &str, e: windows_service::Error) -> anyhow::Error {
     let hint = match win32_code(&e) {
-        Some(ERROR_ACCESS_DENIED) => "：权限不足，请在“以管理员身份运行”的命令提示符中执行".to_string(),
+        Some(ERROR_ACCESS_DENIED) => {
+            "：权限不足，请在“以管理员身份运行”的命令提示符中执行".to_string()
+        }
         Some(ERROR_SERVICE_DOES_NOT_EXIST) => {
             format!("：服务 {name} 未安装（tally service install）")
         }
@@ -196,7 +198,11 @@ fn start(name: &str) -> anyhow::Result<ExitStatus> {
     service
         .start::<&OsStr>(&[])
         .map_err(|e| scm_error(name, "启动", e))?;
-    let state = wait_while(&service, ServiceState::StartPending, Duration::from_secs(120))?;
+    let state = wait_while(
+        &service,
+        ServiceState::StartPending,
+        Duration::from_secs(120),
+    )?;
     if state == ServiceState::Running {
         println!("服务 {name} 已启动");
         Ok(ExitStatus::Success)
@@ -253,7 +259,10 @@ fn status(name: &str) -> anyhow::Result<ExitStatus> {
     let st = service
         .query_status()
         .map_err(|e| scm_error(name, "查询状态", e))?;
-    let pid = st.process_id.map(|p| format!("，进程 {p}")).unwrap_or_default();
+    let pid = st
+        .process_id
+        .map(|p| format!("，进程 {p}"))
+        .unwrap_or_default();
     println!("服务 {name}：{}{pid}", state_text(st.current_state));
     if let Ok(config) = service.query_config() {
         println!("  程序：{}", config.executable_path.display());
@@ -367,7 +376,11 @@ fn serve_as_service(name: &str, ctx: &Context, log: &Path) -> anyhow::Result<()>
     };
     let handle = service_control_handler::register(name, handler)?;
     let _ = status_handle.set(handle);
-    handle.set_service_status(svc_status(ServiceState::StartPending, 1, Duration::from_secs(60)))?;
+    handle.set_service_status(svc_status(
+        ServiceState::StartPending,
+        1,
+        Duration::from_secs(60),
+    ))?;
 
     let outcome = Settings::load(&ctx.config, None).and_then(|settings| {
         let args = WatchArgs {
