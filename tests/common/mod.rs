@@ -286,7 +286,16 @@ pub fn require(test: &str, what: &str, found: bool) -> bool {
 /// Say that a test skipped and why: on stdout, and as a line of the file named by
 /// `TALLY_TEST_SKIPS` when set (the Windows run in .ci/run lists them at its end).
 pub fn skipped(why: &str) {
-    println!("SKIPPED {why}");
+    skip_line(&format!("SKIPPED {why}"));
+}
+
+/// Say that a test ran on less than it does elsewhere, and why (listed like [`skipped`]).
+pub fn reduced(why: &str) {
+    skip_line(&format!("REDUCED {why}"));
+}
+
+fn skip_line(line: &str) {
+    println!("{line}");
     if let Some(file) = std::env::var_os("TALLY_TEST_SKIPS") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -294,7 +303,7 @@ pub fn skipped(why: &str) {
             .append(true)
             .open(file)
         {
-            let _ = writeln!(f, "SKIPPED {why}");
+            let _ = writeln!(f, "{line}");
         }
     }
 }
