@@ -505,10 +505,12 @@ fn cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header() {
     }
     let rejection = tagged(&mails, "【退回】长河街道")[0];
     assert_eq!(rejection.attachments.len(), 1);
-    assert!(
-        rejection.attachments[0].0.contains("Bcc: evil@example.org"),
-        "the name stays a name"
-    );
+    if cfg!(unix) {
+        assert!(
+            rejection.attachments[0].0.contains("Bcc: evil@example.org"),
+            "the name stays a name"
+        );
+    }
 }
 
 #[test]

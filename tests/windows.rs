@@ -309,12 +309,25 @@ fn the_service_installs_starts_takes_a_return_stops_and_uninstalls() {
     let n = name.as_str();
     let status = |code: i32| w.stdout(&["service", "status", "--name", n], code);
     assert!(status(1).contains("未安装"));
-    let out = w.stdout(&["service", "install", "--name", n], 0);
+    let out = w.run(&["service", "install", "--name", n]);
     let _guard = ServiceGuard {
         w: &w,
         name: name.clone(),
     };
-    assert!(out.contains("已安装服务"), "{out}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("已安装服务"), "{stdout}");
+    if stderr.contains("未能设置“失败后自动重启”") {
+        // Wine's SCM has no SERVICE_CONFIG_FAILURE_ACTIONS; real Windows must take them.
+        assert!(under_wine(), "{stderr}");
+        reduced(&format!(
+            "the_service_installs_starts_takes_a_return_stops_and_uninstalls (Wine): the recovery actions (restart on failure) were refused by Wine's service manager: {}",
+            stderr.trim()
+        ));
+    }
     assert!(status(1).contains("已停止"));
     let again = w.run(&["service", "install", "--name", n]);
     assert_eq!(again.status.code(), Some(2), "a second install is refused");

@@ -6,7 +6,7 @@
 pub mod daemon;
 
 #[allow(unused_imports)]
-pub use daemon::{Daemon, PATIENCE, wait_until};
+pub use daemon::{Daemon, PATIENCE, gentle_stop_possible, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

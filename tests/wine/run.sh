@@ -29,6 +29,10 @@ cleanup() {
   rm -rf "$share" "$TALLY_TEST_SKIPS"
 }
 trap cleanup EXIT
+# A persistent wineserver, and Wine's own services started now with no terminal or pipe of
+# ours: started by a test, they would hold cargo's output pipe open after it ends.
+wineserver -p </dev/null >/dev/null 2>&1
+wine cmd /c exit </dev/null >/dev/null 2>&1
 status=0
 cargo test --locked --target x86_64-pc-windows-gnu "$@" 2>&1 | tee "$share.log" || status=$?
 echo "=== Windows run: tests skipped under Wine, and why"

@@ -61,6 +61,14 @@ fn win32_code(e: &windows_service::Error) -> Option<i32> {
     }
 }
 
+/// A windows-service error with the Win32 error inside it, if any.
+fn describe(e: &windows_service::Error) -> String {
+    match e {
+        windows_service::Error::Winapi(io) => io.to_string(),
+        e => e.to_string(),
+    }
+}
+
 /// A message for an SCM failure, in Chinese, with what to do.
 fn scm_error(name: &str, what: &str, e: windows_service::Error) -> anyhow::Error {
     let hint = match win32_code(&e) {
@@ -70,14 +78,19 @@ fn scm_error(name: &str, what: &str, e: windows_service::Error) -> anyhow::Error
         Some(ERROR_SERVICE_DOES_NOT_EXIST) => {
             format!("：服务 {name} 未安装（tally service install）")
         }
-        _ => format!("：{e}"),
+        _ => format!("：{}", describe(&e)),
     };
-    UsageError(format!("服务 {name}：{what}失败{hint}")).into()
+    let whose = if name.is_empty() {
+        String::new()
+    } else {
+        format!("服务 {name}：")
+    };
+    UsageError(format!("{whose}{what}失败{hint}")).into()
 }
 
 fn manager(access: ServiceManagerAccess) -> anyhow::Result<ServiceManager> {
     ServiceManager::local_computer(None::<&str>, access)
-        .map_err(|e| scm_error("", "连接服务管理器", e))
+        .map_err(|e| scm_error("", "连接 Windows 服务管理器", e))
 }
 
 fn install(config: &Path, args: &InstallArgs) -> anyhow::Result<ExitStatus> {
@@ -137,19 +150,23 @@ fn install(config: &Path, args: &InstallArgs) -> anyhow::Result<ExitStatus> {
         action_type: ServiceActionType::Restart,
         delay: Duration::from_secs(secs),
     };
-    service
+    // Without them the service still runs: say so, and what to set by hand.
+    let recovery = service
         .update_failure_actions(ServiceFailureActions {
             reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
             reboot_msg: None,
             command: None,
             actions: Some(vec![restart(10), restart(60), restart(300)]),
         })
-        .map_err(|e| scm_error(name, "设置失败后自动重启", e))?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .map_err(|e| scm_error(name, "设置失败后自动重启", e))?;
+        .and_then(|()| service.set_failure_actions_on_non_crash_failures(true));
+    if let Err(e) = recovery {
+        eprintln!(
+            "tally: 警告：服务 {name} 已安装，但未能设置“失败后自动重启”（{}）；请在“服务”管理工具中该服务的“恢复”页手动设置",
+            describe(&e)
+        );
+    }
     println!(
-        "已安装服务 {name}：开机自动启动，失败后自动重启；方案 {}；账户 {}；日志 {}",
+        "已安装服务 {name}：开机自动启动；方案 {}；账户 {}；日志 {}",
         config.display(),
         args.account.as_deref().unwrap_or("LocalSystem"),
         log_file(&config).display()
@@ -344,9 +361,7 @@ fn service_main(arguments: Vec<OsString>) {
     // Until the daemon runs, errors go to the plan folder's log through a logger of their own.
     let log = log_file(&ctx.config);
     let fallback = crate::logging::daemon(ctx.verbosity, LogFormat::Text, Some(&log)).ok();
-    let _guard = fallback
-        .as_ref()
-        .map(|d| tracing::dispatcher::set_default(d));
+    let _guard = fallback.as_ref().map(tracing::dispatcher::set_default);
     if let Err(e) = serve_as_service(&name, ctx, &log) {
         tracing::error!(service = %name, error = format!("{e:#}"), "the service stopped on an error");
     }
