@@ -362,12 +362,19 @@ fn service_main(arguments: Vec<OsString>) {
     let log = log_file(&ctx.config);
     let fallback = crate::logging::daemon(ctx.verbosity, LogFormat::Text, Some(&log)).ok();
     let _guard = fallback.as_ref().map(tracing::dispatcher::set_default);
-    if let Err(e) = serve_as_service(&name, ctx, &log) {
+    if let Err(e) = serve_as_service(&name, ctx, &log, fallback.clone()) {
         tracing::error!(service = %name, error = format!("{e:#}"), "the service stopped on an error");
     }
 }
 
-fn serve_as_service(name: &str, ctx: &Context, log: &Path) -> anyhow::Result<()> {
+/// `log`: the service's logger, for the SCM's thread that delivers stop requests (a tracing
+/// default is per thread).
+fn serve_as_service(
+    name: &str,
+    ctx: &Context,
+    log: &Path,
+    logger: Option<tracing::Dispatch>,
+) -> anyhow::Result<()> {
     let stopper: std::sync::Arc<Mutex<(bool, Option<Stopper>)>> = Default::default();
     let status_handle: std::sync::Arc<OnceLock<service_control_handler::ServiceStatusHandle>> =
         Default::default();
@@ -375,7 +382,11 @@ fn serve_as_service(name: &str, ctx: &Context, log: &Path) -> anyhow::Result<()>
     let (stopper_h, status_h) = (stopper.clone(), status_handle.clone());
     let handler = move |control| match control {
         ServiceControl::Stop | ServiceControl::Shutdown => {
-            tracing::info!("stop requested by the service manager");
+            if let Some(d) = &logger {
+                tracing::dispatcher::with_default(d, || {
+                    tracing::info!("stop requested by the service manager")
+                });
+            }
             if let Some(h) = status_h.get() {
                 let _ = h.set_service_status(svc_status(ServiceState::StopPending, 1, wait_hint));
             }
