@@ -15,8 +15,10 @@ here=tests/wine
 export WINEPREFIX=${WINEPREFIX:-/tmp/tally-wine-$$}
 export WINEDEBUG=-all
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+made_prefix=""
 if [ ! -f "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ]; then
   "$here/prefix.sh" "$WINEPREFIX"
+  made_prefix=1
 fi
 share=$(mktemp -d /tmp/tally-unc.XXXXXX)
 mkdir -p "$WINEPREFIX/dosdevices/unc/localhost"
@@ -27,6 +29,7 @@ export TALLY_TEST_SKIPS=$share.skips
 cleanup() {
   wineserver -k 2>/dev/null || true
   rm -rf "$share" "$TALLY_TEST_SKIPS"
+  if [ -n "$made_prefix" ]; then rm -rf "$WINEPREFIX"; fi
 }
 trap cleanup EXIT
 # A persistent wineserver, and Wine's own services started now with no terminal or pipe of
