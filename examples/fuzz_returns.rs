@@ -47,7 +47,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    // Called back as the reader child: `[--config C] -q __read FILE`.
+    // Called back as the reader child: `[--config C] -q __read FILE [--confined]`.
     if let Some(i) = argv.iter().position(|a| a == tally::read::CHILD_COMMAND) {
         let limits = argv
             .iter()
@@ -57,7 +57,8 @@ fn main() {
             .map(|c| c.limits)
             .unwrap_or_default();
         let file = argv.get(i + 1).map(PathBuf::from).unwrap_or_default();
-        std::process::exit(tally::read::child_main(&file, &limits, None));
+        let confined = argv.iter().any(|a| a == tally::sandbox::CONFINED_FLAG);
+        std::process::exit(tally::read::child_main(&file, &limits, None, confined));
     }
     let args = match parse_args(argv.into_iter()) {
         Ok(a) => a,

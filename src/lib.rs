@@ -23,6 +23,7 @@ pub mod master;
 pub mod private;
 pub mod progress;
 pub mod read;
+pub mod sandbox;
 pub mod settings;
 pub mod targets;
 pub mod template;

@@ -4,11 +4,12 @@
 
 use crate::core::findings::{Code, Finding};
 use crate::core::workbook::{Cell, Range, Sheet, Workbook};
+use crate::sandbox::Confined;
 use calamine::{Data, Reader};
 use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -454,25 +455,19 @@ fn convert(data: &Data) -> Cell {
     }
 }
 
-/// Entry point of the child: cap memory, read, print one JSON document on stdout.
-pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>) -> i32 {
-    cap_memory(limits.reader_memory_mb);
+/// Entry point of the child: confine itself (memory cap), read, print one JSON document on
+/// stdout. `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
+pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
+    crate::sandbox::child_start(limits.reader_memory_mb, confined);
     match fault {
         Some("panic") => panic!(
             "reader fault injected by {}",
             crate::settings::env::FAULT_READER
         ),
-        // A file that keeps the reader busy for ever: the parent's time limit ends it.
+        // Never finishes: the parent's time limit must end it (and all it started).
         Some("hang") => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
-        // A file that makes the reader take memory without end: the cap ends it.
-        Some("alloc") => {
-            let mut held: Vec<Vec<u8>> = Vec::new();
-            loop {
-                held.push(vec![1u8; 64 * 1024 * 1024]);
-            }
-        }
         _ => {}
     }
     let result = match std::fs::read(path) {
@@ -490,23 +485,6 @@ pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>) -> i32 {
         Err(_) => 3,
     }
 }
-
-#[cfg(unix)]
-fn cap_memory(mb: u64) {
-    let bytes = mb.saturating_mul(1024 * 1024) as libc::rlim_t;
-    let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: bytes,
-    };
-    // SAFETY: setrlimit only reads the struct we pass; failure leaves the process uncapped,
-    // which the parent's time limit still bounds.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_AS, &limit);
-    }
-}
-
-#[cfg(not(unix))]
-fn cap_memory(_mb: u64) {}
 
 /// Read a return through a child process of `exe` (the `tally` binary). Every outcome is a
 /// workbook or a finding; nothing the file does can crash the caller.
@@ -531,25 +509,18 @@ pub fn read_sandboxed(
     if let Some(c) = config_path {
         cmd.arg("--config").arg(c);
     }
-    // Its own process group: a Ctrl-C meant for the daemon must not kill the reader and turn
-    // the file being read into a false rejection; the daemon finishes the file, then stops.
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.arg("-q")
-        .arg(CHILD_COMMAND)
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
+    cmd.arg("-q").arg(CHILD_COMMAND).arg(path);
+    let mut confined = match Confined::spawn(&mut cmd, limits.reader_memory_mb) {
         Ok(c) => c,
         Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "cannot start the reader child in its sandbox");
             return Err(Finding::file(
                 Code::InternalError,
                 format!("系统无法启动读取程序（{e}），文件已保留，请联系区安监局处理。"),
             ));
         }
     };
+    let child = confined.child();
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     // The child's answer is bounded like the child itself: a workbook whose cells would not
@@ -569,11 +540,10 @@ pub fn read_sandboxed(
     });
     let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
     let status = loop {
-        match child.try_wait() {
+        match confined.child().try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
+                confined.kill();
                 break None;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
@@ -603,6 +573,12 @@ pub fn read_sandboxed(
     }
     let stderr_text = String::from_utf8_lossy(&err);
     tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
+    if !status.success() && confined.out_of_memory(&status, &stderr_text) {
+        return Err(too_large(format!(
+            "读取该文件需要的内存超过了上限（{} MB），文件过大或过于复杂（例如工作表的已用区域远大于实际内容）。请删除无关的行、列和工作表后重新保存，或分文件报送。",
+            limits.reader_memory_mb
+        )));
+    }
     if status.code() == Some(101) {
         return Err(Finding::file(
             Code::InternalError,

@@ -18,10 +18,12 @@ pub mod env {
     pub const SMTP_URL: &str = "TALLY_SMTP_URL";
     /// SMTP password (never in tally.toml).
     pub const SMTP_PASSWORD: &str = "TALLY_SMTP_PASSWORD";
+    /// Password of the account `tally service install --account` names (Windows).
+    pub const SERVICE_PASSWORD: &str = "TALLY_SERVICE_PASSWORD";
     /// Test hook: `enospc` or `panic` injected into the daemon's rounds, or `locked:MARKER`
     /// (every drop counts as still locked by its writer while the file MARKER exists).
     pub const FAULT_WATCH: &str = "TALLY_FAULT_WATCH";
-    /// Test hook: `panic` injected into the reader child.
+    /// Test hook: `panic` injected into the reader child, or `hang` (it never finishes).
     pub const FAULT_READER: &str = "TALLY_FAULT_READER";
 }
 
@@ -32,6 +34,8 @@ pub struct Environment {
     pub smtp_url: Option<String>,
     /// `TALLY_SMTP_PASSWORD`.
     pub smtp_password: Option<String>,
+    /// `TALLY_SERVICE_PASSWORD`.
+    pub service_password: Option<String>,
     /// `TALLY_FAULT_WATCH` (tests only).
     pub fault_watch: Option<String>,
     /// `TALLY_FAULT_READER` (tests only).
@@ -46,6 +50,10 @@ impl std::fmt::Debug for Environment {
                 &self.smtp_url.as_deref().map(crate::mail::url::redact),
             )
             .field("smtp_password", &self.smtp_password.as_ref().map(|_| "…"))
+            .field(
+                "service_password",
+                &self.service_password.as_ref().map(|_| "…"),
+            )
             .field("fault_watch", &self.fault_watch)
             .field("fault_reader", &self.fault_reader)
             .finish()
@@ -59,6 +67,7 @@ impl Environment {
         Environment {
             smtp_url: var(env::SMTP_URL),
             smtp_password: std::env::var(env::SMTP_PASSWORD).ok(),
+            service_password: std::env::var(env::SERVICE_PASSWORD).ok(),
             fault_watch: var(env::FAULT_WATCH),
             fault_reader: var(env::FAULT_READER),
         }

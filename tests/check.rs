@@ -183,56 +183,6 @@ fn a_reader_crash_becomes_internal_error() {
     assert!(file.exists(), "the file is kept");
 }
 
-/// `check` of a clean return with the reader child made to misbehave (`TALLY_FAULT_READER`)
-/// under a plan with small reader limits: the finding, and how long the parent took.
-fn check_with_reader_fault(fault: &str) -> (serde_json::Value, std::time::Duration) {
-    let plan = REFERENCE_PLAN
-        .replace("reader_memory_mb = 2048", "reader_memory_mb = 256")
-        .replace("reader_seconds = 60", "reader_seconds = 2");
-    assert!(plan.contains("reader_memory_mb = 256") && plan.contains("reader_seconds = 2"));
-    let w = Workdir::with_plan(&plan);
-    let file = fixtures_dir().join("clean.xlsx");
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new(BIN)
-        .args(["--config", w.join("tally.toml").to_str().unwrap()])
-        .args(["--now", "2020-07-01", "check", file.to_str().unwrap()])
-        .args(["--unit", "西兴街道", "--json"])
-        .env("TALLY_FAULT_READER", fault)
-        .output()
-        .unwrap();
-    let took = started.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{fault}: rejected, tally itself fine"
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (v["findings"][0].clone(), took)
-}
-
-#[cfg(unix)]
-#[test]
-fn a_reader_taking_memory_without_end_is_stopped_by_the_cap() {
-    let (finding, _) = check_with_reader_fault("alloc");
-    assert_eq!(finding["code"], "file-unreadable", "{finding}");
-    assert!(
-        finding["message"].as_str().unwrap().contains("内存上限"),
-        "{finding}"
-    );
-}
-
-#[test]
-fn a_reader_that_never_ends_is_killed_at_the_time_limit() {
-    let (finding, took) = check_with_reader_fault("hang");
-    assert_eq!(finding["code"], "too-large", "{finding}");
-    assert!(
-        finding["message"].as_str().unwrap().contains("2 秒"),
-        "{finding}"
-    );
-    // Killed at the limit, not when the child would have ended (never).
-    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
-}
-
 #[test]
 fn a_file_over_the_size_limit_is_too_large() {
     let plan = REFERENCE_PLAN.replace("max_file_bytes = 20971520", "max_file_bytes = 1000");

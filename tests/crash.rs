@@ -4,6 +4,8 @@
 //! nothing twice and leaves no litter. A short run here; the long run:
 //! `CRASH_TRIALS=200 CRASH_SEED=1 cargo test --release --test crash -- --ignored --nocapture`.
 
+#![cfg(unix)]
+
 mod common;
 mod smtp;
 #[path = "crash/trial.rs"]

@@ -17,6 +17,20 @@ use std::time::{Duration, Instant};
 use tally::core::findings::Code;
 
 const MUTANTS: u64 = 500;
+/// Under Wine every mutant is a Windows process start (about 0.6 s there, 6 minutes for 500):
+/// a fifth of them still drives the Job Object sandbox through every kind of damage.
+const MUTANTS_UNDER_WINE: u64 = 100;
+
+fn mutants() -> u64 {
+    if common::under_wine() {
+        common::reduced(&format!(
+            "mutants_end_accepted_or_rejected_and_the_next_honest_return_goes_through (Wine): {MUTANTS_UNDER_WINE} mutants instead of {MUTANTS} (each is a Windows process start under Wine)"
+        ));
+        MUTANTS_UNDER_WINE
+    } else {
+        MUTANTS
+    }
+}
 const SEED: u64 = 12;
 
 fn honest_return() -> Vec<u8> {
@@ -57,7 +71,8 @@ fn mutants_end_accepted_or_rejected_and_the_next_honest_return_goes_through() {
     let bench = bench();
     let seeds = seeds();
     let started = Instant::now();
-    let trials = bench.run(&seeds, SEED, MUTANTS, 2, &|_| {});
+    let n = mutants();
+    let trials = bench.run(&seeds, SEED, n, 2, &|_| {});
     let summary = Summary::of(&trials);
     eprintln!("{summary}in {:.1} s", started.elapsed().as_secs_f64());
     assert!(summary.bugs.is_empty(), "{summary}");
@@ -73,9 +88,9 @@ fn mutants_end_accepted_or_rejected_and_the_next_honest_return_goes_through() {
             assert!(!codes.is_empty() && codes.iter().all(|c| Code::ALL.contains(c)));
         }
     }
-    assert_eq!(summary.mutants as u64, MUTANTS);
+    assert_eq!(summary.mutants as u64, n);
     // The batch did damage, and not all of it the same way.
-    assert!(summary.rejected > MUTANTS as usize / 4, "{summary}");
+    assert!(summary.rejected > n as usize / 4, "{summary}");
     assert!(summary.by_code.len() >= 3, "{summary}");
     let (after, _) = bench.judge(0, "xlsx", "西兴街道", &honest_return());
     assert_eq!(after, Outcome::Accepted);

@@ -462,7 +462,15 @@ fn cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header() {
         let err = String::from_utf8_lossy(&loads.stderr);
         assert!(err.contains("units[0].name"), "{err}");
     }
-    let name = "五月\r\nBcc: evil@example.org.xlsx";
+    // Windows file names cannot hold CR, LF or ':' at all: there only the unit name can try.
+    let name = if cfg!(windows) {
+        common::reduced(
+            "cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header (Windows): a file name cannot hold CR/LF there; the unit-name half runs",
+        );
+        "五月.xlsx"
+    } else {
+        "五月\r\nBcc: evil@example.org.xlsx"
+    };
     let bad = return_xlsx(
         "长河街道",
         "2020-05",
@@ -497,10 +505,12 @@ fn cr_lf_in_a_unit_name_or_a_file_name_cannot_add_a_header() {
     }
     let rejection = tagged(&mails, "【退回】长河街道")[0];
     assert_eq!(rejection.attachments.len(), 1);
-    assert!(
-        rejection.attachments[0].0.contains("Bcc: evil@example.org"),
-        "the name stays a name"
-    );
+    if cfg!(unix) {
+        assert!(
+            rejection.attachments[0].0.contains("Bcc: evil@example.org"),
+            "the name stays a name"
+        );
+    }
 }
 
 #[test]

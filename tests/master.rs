@@ -683,14 +683,12 @@ fn soffice() -> Option<&'static str> {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if found {
-        return Some("soffice");
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("soffice (LibreOffice) is required under CI: install libreoffice-calc");
-    }
-    eprintln!("NOTICE: soffice (LibreOffice) not found; skipping the recalculation test");
-    None
+    require(
+        "the recalculation test",
+        "soffice (LibreOffice: install libreoffice-calc)",
+        found,
+    )
+    .then_some("soffice")
 }
 
 /// Convert `input` with LibreOffice in its own profile, set to recalculate formulas on load.

@@ -5,8 +5,6 @@
 //! first waits for the daemon to say it has dealt with everything it was told (a finished
 //! round of its loop with nothing pending, or its start-up listing), then asserts.
 
-#![cfg(unix)]
-
 mod common;
 
 use common::*;
@@ -111,6 +109,9 @@ fn accepted_in(w: &Workdir, unit: &str) -> usize {
 
 #[test]
 fn a_file_written_slowly_in_chunks_is_taken_once_and_complete() {
+    if !gentle_stop_possible("a_file_written_slowly_in_chunks_is_taken_once_and_complete") {
+        return;
+    }
     let w = workdir();
     // A longer settle than the gaps between chunks, with room for a slow machine.
     let d = Daemon::start(&w, &["--settle", "1.5"]);
@@ -151,6 +152,9 @@ fn a_file_written_slowly_in_chunks_is_taken_once_and_complete() {
 
 #[test]
 fn fifty_files_dropped_at_once_are_all_taken_with_few_master_rebuilds() {
+    if !gentle_stop_possible("fifty_files_dropped_at_once_are_all_taken_with_few_master_rebuilds") {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start(&w, &[]);
     let units = ["西兴街道", "长河街道", "浦沿街道", "江北科技园"];
@@ -238,6 +242,9 @@ fn master_strings(path: &Path) -> std::collections::HashSet<String> {
 
 #[test]
 fn lock_temp_hidden_and_stray_files_are_ignored() {
+    if !gentle_stop_possible("lock_temp_hidden_and_stray_files_are_ignored") {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start(&w, &[]);
     let junk = [
@@ -310,6 +317,9 @@ fn lock_temp_hidden_and_stray_files_are_ignored() {
 
 #[test]
 fn a_return_open_in_excel_waits_for_its_lock_file() {
+    if !gentle_stop_possible("a_return_open_in_excel_waits_for_its_lock_file") {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start(&w, &[]);
     let lock = w.unit_dir(XX).join("~$2020-05.xlsx");
@@ -338,6 +348,9 @@ fn a_return_open_in_excel_waits_for_its_lock_file() {
 
 #[test]
 fn files_dropped_while_the_daemon_was_down_are_taken_at_restart() {
+    if !gentle_stop_possible("files_dropped_while_the_daemon_was_down_are_taken_at_restart") {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start(&w, &[]);
     assert_eq!(d.terminate().0, 0);
@@ -365,6 +378,9 @@ fn files_dropped_while_the_daemon_was_down_are_taken_at_restart() {
 
 #[test]
 fn poll_mode_sees_files() {
+    if !gentle_stop_possible("poll_mode_sees_files") {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start(&w, &["--mode", "poll", "--poll-interval", "0.2"]);
     drop_return(
@@ -379,6 +395,9 @@ fn poll_mode_sees_files() {
 
 #[test]
 fn the_inotify_limit_is_explained_and_polling_takes_over() {
+    if !gentle_stop_possible("the_inotify_limit_is_explained_and_polling_takes_over") {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start_env(
         &w,
@@ -399,6 +418,11 @@ fn the_inotify_limit_is_explained_and_polling_takes_over() {
 
 #[test]
 fn sigterm_in_the_middle_of_a_batch_loses_nothing_and_a_restart_finishes_it() {
+    if !gentle_stop_possible(
+        "sigterm_in_the_middle_of_a_batch_loses_nothing_and_a_restart_finishes_it",
+    ) {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start(&w, &[]);
     let n = 30;
@@ -484,6 +508,9 @@ fn once_takes_what_is_complete_rebuilds_the_master_and_exits_0() {
 
 #[test]
 fn a_second_daemon_on_the_same_state_is_refused_with_exit_2() {
+    if !gentle_stop_possible("a_second_daemon_on_the_same_state_is_refused_with_exit_2") {
+        return;
+    }
     let w = workdir();
     let d = Daemon::start(&w, &[]);
     let out = w.run(&["--now", NOW, "watch", "--once"]);
@@ -588,6 +615,10 @@ fn stops_before_the_file_was_read_do_not_count_against_it() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Windows: a watched unit folder cannot be removed and recreated under the same name while the watcher holds it open (seen under Wine: the recreation was never logged within 90 s); Windows has no (device, inode) to tell a replaced folder"
+)]
 fn a_unit_folder_that_disappears_is_recreated() {
     let w = workdir();
     let d = Daemon::start(&w, &[]);
@@ -608,6 +639,10 @@ fn a_unit_folder_that_disappears_is_recreated() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Windows: a watched unit folder cannot be removed and recreated under the same name while the watcher holds it open (seen under Wine: the recreation was never logged within 90 s); Windows has no (device, inode) to tell a replaced folder"
+)]
 fn a_unit_folder_replaced_under_the_same_name_is_watched_again() {
     let w = workdir();
     let d = Daemon::start(&w, &["--mode", "native"]);
@@ -630,6 +665,9 @@ fn a_unit_folder_replaced_under_the_same_name_is_watched_again() {
 
 #[test]
 fn a_log_file_is_written_when_asked() {
+    if !gentle_stop_possible("a_log_file_is_written_when_asked") {
+        return;
+    }
     let w = workdir();
     let logs = w.join("logs");
     let file = logs.join("tally.log");
@@ -710,6 +748,9 @@ fn once_takes_a_file_that_settles_while_another_is_taken() {
 
 #[test]
 fn a_file_that_settles_while_another_is_taken_joins_the_same_burst() {
+    if !gentle_stop_possible("a_file_that_settles_while_another_is_taken_joins_the_same_burst") {
+        return;
+    }
     let w = Workdir::with_plan(&plan_with_min_age());
     let d = Daemon::start(&w, &[]);
     // The master is missing at start: its rebuild comes first, with no files.
@@ -757,6 +798,9 @@ fn once_sends_mail_when_the_master_cannot_be_written() {
 
 #[test]
 fn the_daemon_sends_mail_when_the_master_cannot_be_written() {
+    if !gentle_stop_possible("the_daemon_sends_mail_when_the_master_cannot_be_written") {
+        return;
+    }
     let w = workdir();
     std::fs::write(w.join("output"), b"not a folder").unwrap();
     let d = Daemon::start(&w, &[]);
@@ -771,6 +815,9 @@ fn the_daemon_sends_mail_when_the_master_cannot_be_written() {
 
 #[test]
 fn native_mode_retries_a_file_that_could_not_be_taken_in() {
+    if !gentle_stop_possible("native_mode_retries_a_file_that_could_not_be_taken_in") {
+        return;
+    }
     let w = workdir();
     // The archive's folder is a plain file: intake cannot stage the return, so it fails (the
     // file stays where it is) rather than being rejected.

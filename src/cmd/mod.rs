@@ -8,6 +8,7 @@ pub mod init;
 pub mod outbox;
 pub mod rebuild;
 pub mod remind;
+pub mod service;
 pub mod status;
 pub mod table;
 pub mod targets;
@@ -76,9 +77,17 @@ pub enum Command {
     Remind(remind::RemindArgs),
     /// Mail waiting or failed: `list` it (the default), or `retry` it now.
     Outbox(outbox::OutboxArgs),
+    /// Windows: run `watch` as a Windows service (install, uninstall, start, stop, status).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Internal: read a return in a sandboxed child process.
     #[command(name = "__read", hide = true)]
-    Read { file: PathBuf },
+    Read {
+        file: PathBuf,
+        /// Windows: wait until the parent has put this process in its Job Object.
+        #[arg(long, hide = true)]
+        confined: bool,
+    },
 }
 
 impl Global {
@@ -99,13 +108,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Targets(targets::TargetsCommand::Import(args)) => {
             return targets::import(&global.config, args);
         }
-        Command::Read { file } => {
+        Command::Service(command) => {
+            return service::run(&global.config, global.verbosity(), command);
+        }
+        Command::Read { file, confined } => {
             // The child must never fail on config: fall back to default limits.
             let limits = Config::load(&global.config)
                 .map(|c| c.limits)
                 .unwrap_or_default();
             let fault = Environment::read().fault_reader;
-            let code = crate::read::child_main(file, &limits, fault.as_deref());
+            let code = crate::read::child_main(file, &limits, fault.as_deref(), *confined);
             return Ok(if code == 0 {
                 ExitStatus::Success
             } else {
@@ -116,7 +128,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     }
     let settings = Settings::load(&global.config, global.now.as_deref())?;
     match &cli.command {
-        Command::Init(_) | Command::Targets(_) | Command::Read { .. } => unreachable!("run above"),
+        Command::Init(_) | Command::Targets(_) | Command::Service(_) | Command::Read { .. } => {
+            unreachable!("run above")
+        }
         Command::Template(args) => template::run(&settings, args),
         Command::Check(args) => check::run(&settings, args),
         Command::Ingest(args) => ingest::run(&settings, args),

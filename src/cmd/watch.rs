@@ -9,7 +9,7 @@ use crate::settings::{ExitStatus, Settings, UsageError};
 use crate::watch::{Clock, Daemon, Mode, Options, Stopper, secs};
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Args)]
@@ -56,23 +56,17 @@ pub fn run(
     verbosity: Verbosity,
     args: &WatchArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let dispatch = crate::logging::daemon(verbosity, args.log_format, args.log_file.as_deref())
-        .map_err(|e| UsageError(format!("--log-file: {e}")))?;
-    let _log = tracing::dispatcher::set_default(&dispatch);
-    log_panics();
-
     // One handler for the whole run: it stops whichever daemon is running (the daemon starts
-    // again after tally.toml is edited).
-    let current: Arc<Mutex<Option<Stopper>>> = Arc::new(Mutex::new(None));
-    let stop_asked = Arc::new(AtomicBool::new(false));
+    // again after tally.toml is edited), or the next one as soon as it starts.
+    let current: Arc<Mutex<(bool, Option<Stopper>)>> = Arc::default();
     {
         let current = current.clone();
-        let stop_asked = stop_asked.clone();
         let signals = AtomicUsize::new(0);
         if let Err(e) = ctrlc::set_handler(move || {
             if signals.fetch_add(1, Ordering::SeqCst) == 0 {
-                stop_asked.store(true, Ordering::SeqCst);
-                if let Some(s) = current.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                let mut c = current.lock().unwrap_or_else(|p| p.into_inner());
+                c.0 = true;
+                if let Some(s) = &c.1 {
                     s.stop();
                 }
             } else {
@@ -83,6 +77,29 @@ pub fn run(
             tracing::warn!(error = %e, "cannot handle SIGINT/SIGTERM; stopping may interrupt a file (a restart finishes it)");
         }
     }
+    serve(settings, verbosity, args, |stopper| {
+        let mut c = current.lock().unwrap_or_else(|p| p.into_inner());
+        if c.0 {
+            stopper.stop();
+        }
+        c.1 = Some(stopper);
+    })
+}
+
+/// Run the daemon; `on_started` is given its stopper each time it starts watching (a signal
+/// handler, or the Windows service's stop request): a stop finishes the file being taken in,
+/// then the master, then returns. When tally.toml is edited into another valid configuration
+/// the daemon stops the same way and starts again with it (`on_started` is called again).
+pub fn serve(
+    settings: &Settings,
+    verbosity: Verbosity,
+    args: &WatchArgs,
+    mut on_started: impl FnMut(Stopper),
+) -> anyhow::Result<ExitStatus> {
+    let dispatch = crate::logging::daemon(verbosity, args.log_format, args.log_file.as_deref())
+        .map_err(|e| UsageError(format!("--log-file: {e}")))?;
+    let _log = tracing::dispatcher::set_default(&dispatch);
+    log_panics();
 
     let mut reloaded: Option<Settings> = None;
     loop {
@@ -92,24 +109,20 @@ pub fn run(
             &settings.config_path,
             options(settings, args),
         )?;
-        *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(daemon.stopper());
-        if stop_asked.load(Ordering::SeqCst) {
-            daemon.stopper().stop();
-        }
+        on_started(daemon.stopper());
         let summary = daemon.run()?;
-        if summary.reload && !stop_asked.load(Ordering::SeqCst) {
+        if summary.reload {
             match settings.reloaded() {
                 Ok(next) => {
                     tracing::info!("starting again with the edited configuration");
                     reloaded = Some(next);
-                    continue;
                 }
-                // Edited again since it was checked: the old one goes on.
+                // Edited again since it was checked: the one before goes on.
                 Err(e) => {
                     tracing::error!(error = %e, "the edited configuration does not load after all; starting again with the one before");
-                    continue;
                 }
             }
+            continue;
         }
         if args.once {
             println!(

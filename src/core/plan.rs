@@ -237,7 +237,9 @@ impl Plan {
                 }
             }
             let folder = u.folder();
-            let at = vec![Seg::Key("units"), Seg::Index(i), Seg::Key("folder")];
+            // A folder that defaults to the unit's name is that name's problem.
+            let key = if u.folder.is_some() { "folder" } else { "name" };
+            let at = vec![Seg::Key("units"), Seg::Index(i), Seg::Key(key)];
             if folder.is_empty()
                 || folder.contains(['/', '\\'])
                 || folder == "."
@@ -247,6 +249,13 @@ impl Plan {
                 out.push((
                     at,
                     format!("folder {folder:?} must be one plain folder name"),
+                ));
+            } else if !portable_folder_name(folder) {
+                out.push((
+                    at,
+                    format!(
+                        "folder {folder:?} is not a valid folder name on Windows (no control characters, none of < > : \" | ? *, no trailing dot or space, not CON, PRN, AUX, NUL, COM1–9 or LPT1–9); the drop folders may live on a Windows share"
+                    ),
                 ));
             } else if let Some(prev) = folders.insert(fold(folder), u.name.clone()) {
                 out.push((
@@ -353,6 +362,30 @@ fn default_true() -> bool {
 }
 
 /// The reference plan (the repository's tally.toml), for tests of the core.
+/// Whether `name` is a folder name both Windows and Unix accept (the drop folders may be on a
+/// Windows share, and a plan folder may move between systems).
+fn portable_folder_name(name: &str) -> bool {
+    const RESERVED: [&str; 4] = ["CON", "PRN", "AUX", "NUL"];
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or(name)
+        .trim_end()
+        .to_ascii_uppercase();
+    let numbered = |p: &str| {
+        stem.len() == 4
+            && stem.starts_with(p)
+            && stem[3..].chars().all(|c| ('1'..='9').contains(&c))
+    };
+    !name
+        .chars()
+        .any(|c| c.is_control() || "<>:\"|?*".contains(c))
+        && !name.ends_with(['.', ' '])
+        && !RESERVED.contains(&stem.as_str())
+        && !numbered("COM")
+        && !numbered("LPT")
+}
+
 #[cfg(test)]
 pub(crate) fn reference() -> Plan {
     #[derive(Deserialize)]
@@ -374,4 +407,55 @@ pub(crate) fn reference() -> Plan {
     plan.tz = plan.time_zone.parse().expect("a known time zone");
     assert!(plan.problems().is_empty(), "{:?}", plan.problems());
     plan
+}
+
+#[cfg(test)]
+mod folder_tests {
+    use super::portable_folder_name as ok;
+
+    #[test]
+    fn folder_names_must_be_valid_on_windows_too() {
+        for good in [
+            "西兴街道",
+            "江北科技园",
+            "unit 1",
+            "COM10",
+            "CONSOLE",
+            "a.b",
+        ] {
+            assert!(ok(good), "{good}");
+        }
+        for bad in [
+            "西兴街道\r\nBcc: x",
+            "a:b",
+            "a?",
+            "a*",
+            "a|b",
+            "<a>",
+            "\"a\"",
+            "trailing.",
+            "trailing ",
+            "CON",
+            "nul.txt",
+            "com1",
+            "LPT9",
+        ] {
+            assert!(!ok(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_unit_name_that_makes_a_bad_folder_is_named_as_the_culprit() {
+        let mut plan = super::reference();
+        plan.units[0].name = "西兴街道?".into();
+        plan.units[0].folder = None;
+        let problems = plan.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|(at, m)| format!("{at:?}").contains("name")
+                    && m.contains("not a valid folder name on Windows")),
+            "{problems:?}"
+        );
+    }
 }

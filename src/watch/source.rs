@@ -79,6 +79,22 @@ pub enum WatchError {
     },
 }
 
+/// inotify's errors when its per-user limits are reached (Linux errno values). Windows'
+/// ReadDirectoryChangesW has no such limits: there these never match (Win32 error codes are
+/// another numbering).
+#[cfg(unix)]
+const NO_WATCHES_LEFT: Option<i32> = Some(libc::ENOSPC);
+#[cfg(unix)]
+const NO_INSTANCES_LEFT: Option<i32> = Some(libc::EMFILE);
+#[cfg(not(unix))]
+const NO_WATCHES_LEFT: Option<i32> = None;
+#[cfg(not(unix))]
+const NO_INSTANCES_LEFT: Option<i32> = None;
+
+fn errno_is(io: &std::io::Error, errno: Option<i32>) -> bool {
+    errno.is_some() && io.raw_os_error() == errno
+}
+
 impl WatchError {
     fn limit_watches(path: Option<PathBuf>) -> WatchError {
         WatchError::Limit {
@@ -95,16 +111,14 @@ impl WatchError {
             .or_else(|| e.paths.first().cloned());
         match &e.kind {
             notify::ErrorKind::MaxFilesWatch => WatchError::limit_watches(path),
-            notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+            notify::ErrorKind::Io(io) if errno_is(io, NO_WATCHES_LEFT) => {
                 WatchError::limit_watches(path)
             }
-            notify::ErrorKind::Io(io) if io.raw_os_error() == Some(libc::EMFILE) => {
-                WatchError::Limit {
-                    path,
-                    what: "inotify instances",
-                    sysctl: "fs.inotify.max_user_instances",
-                }
-            }
+            notify::ErrorKind::Io(io) if errno_is(io, NO_INSTANCES_LEFT) => WatchError::Limit {
+                path,
+                what: "inotify instances",
+                sysctl: "fs.inotify.max_user_instances",
+            },
             _ => WatchError::Other {
                 path,
                 message: e.to_string(),
@@ -257,6 +271,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("/w/西兴街道"), "{text}");
+        let e = WatchError::from_notify(notify::Error::path_not_found(), None);
+        assert!(!e.is_limit());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn inotify_errnos_name_their_sysctl() {
         let e = WatchError::from_notify(
             notify::Error::io(std::io::Error::from_raw_os_error(libc::ENOSPC)),
             None,
@@ -270,8 +291,6 @@ mod tests {
             e.to_string().contains("fs.inotify.max_user_instances"),
             "{e}"
         );
-        let e = WatchError::from_notify(notify::Error::path_not_found(), None);
-        assert!(!e.is_limit());
     }
 
     #[test]

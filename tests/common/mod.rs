@@ -6,7 +6,7 @@
 pub mod daemon;
 
 #[allow(unused_imports)]
-pub use daemon::{Daemon, PATIENCE, wait_until};
+pub use daemon::{Daemon, PATIENCE, gentle_stop_possible, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -243,4 +243,67 @@ pub fn workdir_taking_at_once() -> Workdir {
 /// `tally --now NOW watch --once --settle 0.3` in `w`: its stdout, after asserting exit 0.
 pub fn watch_once(w: &Workdir, now: &str) -> String {
     w.stdout(&["--now", now, "watch", "--once", "--settle", "0.3"], 0)
+}
+
+/// Whether this test runs as a Windows program under Wine (ntdll exports `wine_get_version`).
+pub fn under_wine() -> bool {
+    #[cfg(windows)]
+    {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+        let ntdll: Vec<u16> = "ntdll.dll\0".encode_utf16().collect();
+        // SAFETY: plain lookups with NUL-terminated names; ntdll is always loaded.
+        unsafe {
+            let module = GetModuleHandleW(ntdll.as_ptr());
+            !module.is_null()
+                && GetProcAddress(module, c"wine_get_version".as_ptr().cast()).is_some()
+        }
+    }
+    #[cfg(not(windows))]
+    false
+}
+
+/// A program the tests need is missing: fail under CI (`CI` set) on a real system, skip with a
+/// notice otherwise. Under Wine a Linux program (LibreOffice, Python) cannot be started by a
+/// Windows test at all: that is an explicit skip, CI or not, whose reason is printed.
+/// Returns whether the test may go on.
+pub fn require(test: &str, what: &str, found: bool) -> bool {
+    if found {
+        return true;
+    }
+    if under_wine() {
+        skipped(&format!(
+            "{test} (Wine): needs {what}, a Linux program that a Windows test under Wine cannot start"
+        ));
+        return false;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {what} is required under CI");
+    }
+    eprintln!("NOTICE: {what} not found; skipping {test}");
+    false
+}
+
+/// Say that a test skipped and why: on stdout, and as a line of the file named by
+/// `TALLY_TEST_SKIPS` when set (the Windows run in .ci/run lists them at its end).
+pub fn skipped(why: &str) {
+    skip_line(&format!("SKIPPED {why}"));
+}
+
+/// Say that a test ran on less than it does elsewhere, and why (listed like [`skipped`]).
+pub fn reduced(why: &str) {
+    skip_line(&format!("REDUCED {why}"));
+}
+
+fn skip_line(line: &str) {
+    println!("{line}");
+    if let Some(file) = std::env::var_os("TALLY_TEST_SKIPS") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
