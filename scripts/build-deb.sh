@@ -69,7 +69,7 @@ Description: work-safety training returns: check, ledger, master workbook
  .
  The plan is /etc/tally/tally.toml; the ledger, archive and outbox live in
  /var/lib/tally, owned by the tally account. Start the daemon with
- `systemctl enable --now tally` after editing the plan.
+ "systemctl enable --now tally" after editing the plan.
 CONTROL
 (cd "$PKG" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
   | xargs -0 md5sum) >"$PKG/DEBIAN/md5sums"
