@@ -25,7 +25,10 @@ esac
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 WIN_TARGET=x86_64-pc-windows-gnu
 DIST=dist
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+# The archives' timestamps: the commit's time. Not exported: the cc crate's build scripts
+# (SQLite, ring, zstd) rerun when SOURCE_DATE_EPOCH changes, so cargo must not see it.
+EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+unset SOURCE_DATE_EPOCH
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
@@ -66,7 +69,7 @@ common_files() {
 }
 
 # 1. The .deb.
-scripts/build-deb.sh target/release/tally "$DIST"
+SOURCE_DATE_EPOCH=$EPOCH scripts/build-deb.sh target/release/tally "$DIST"
 
 # 2. The Linux tarball: one folder, a plan folder ready for `./tally init`.
 LINUX_NAME="tally-$VERSION-linux-x64"
@@ -74,7 +77,7 @@ common_files "$STAGE/$LINUX_NAME"
 install -m 644 contrib/tally.service "$STAGE/$LINUX_NAME/"
 install -m 755 target/release/tally "$STAGE/$LINUX_NAME/tally"
 strip --strip-unneeded "$STAGE/$LINUX_NAME/tally"
-tar -C "$STAGE" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+tar -C "$STAGE" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
   -cf - "$LINUX_NAME" | gzip -9n >"$DIST/$LINUX_NAME.tar.gz"
 
 # 3. The Windows zip: no top folder (Explorer's "Extract All" makes one named after the zip).
@@ -102,10 +105,10 @@ for name in ("安装服务.cmd", "卸载服务.cmd"):
 name = "使用说明.txt"
 (out / name).write_bytes(b"\xef\xbb\xbf" + crlf((src / name).read_text("utf-8")).encode("utf-8"))
 PY
-  /usr/bin/python3 - "$WIN" "$DIST/tally-$VERSION-windows-x64.zip" <<'PY'
-import os, pathlib, sys, time, zipfile
+  /usr/bin/python3 - "$WIN" "$DIST/tally-$VERSION-windows-x64.zip" "$EPOCH" <<'PY'
+import pathlib, sys, time, zipfile
 root, dest = pathlib.Path(sys.argv[1]), sys.argv[2]
-stamp = time.gmtime(max(int(os.environ["SOURCE_DATE_EPOCH"]), 315532800))[:6]
+stamp = time.gmtime(max(int(sys.argv[3]), 315532800))[:6]
 with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         # Non-ASCII names get the UTF-8 flag (bit 11) from zipfile: Explorer, 7-Zip and
