@@ -92,7 +92,8 @@ if [ "$WINDOWS" = 1 ]; then
   WIN="$STAGE/windows"
   common_files "$WIN"
   install -m 644 "$EXE" "$WIN/tally.exe"
-  x86_64-w64-mingw32-strip --strip-unneeded "$WIN/tally.exe"
+  # strip writes the time into the PE header unless given one.
+  SOURCE_DATE_EPOCH=$EPOCH x86_64-w64-mingw32-strip --strip-unneeded "$WIN/tally.exe"
   install -m 644 contrib/windows.md "$WIN/windows.md"
   /usr/bin/python3 - "$WIN" contrib/zip <<'PY'
 import pathlib, sys
