@@ -50,6 +50,16 @@ printf 'Source: tally\n\nPackage: tally\nArchitecture: %s\n' "$ARCH" >"$ROOT/shl
 SHLIBS=$(cd "$ROOT/shlibs" && dpkg-shlibdeps -O "$PKG/usr/bin/tally" | sed -n 's/^shlibs:Depends=//p')
 [ -n "$SHLIBS" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
+# Debian wants a changelog even for a native package: this release's one entry.
+EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+COMMIT=$("$BINARY" --version | sed -n 's/.*(commit \(.*\))$/\1/p')
+{
+  printf 'tally (%s) unstable; urgency=medium\n\n' "$VERSION"
+  printf '  * Release %s, built from commit %s.\n\n' "$VERSION" "${COMMIT:-unknown}"
+  printf ' -- tally maintainers <tally@example.org>  %s\n' "$(LC_ALL=C date -u -R -d "@$EPOCH")"
+} | gzip -9n >"$PKG/usr/share/doc/tally/changelog.gz"
+chmod 644 "$PKG/usr/share/doc/tally/changelog.gz"
+
 INSTALLED_KB=$(du -sk --exclude=DEBIAN "$PKG" | cut -f1)
 cat >"$PKG/DEBIAN/control" <<CONTROL
 Package: tally
@@ -57,15 +67,15 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: tally maintainers <tally@example.org>
 Installed-Size: $INSTALLED_KB
-Depends: $SHLIBS, passwd
+Depends: $SHLIBS, passwd, init-system-helpers
 Section: utils
 Priority: optional
 Description: work-safety training returns: check, ledger, master workbook
- tally runs beside a district work-safety bureau's shared drive. Units drop their
- monthly training returns (Excel) into their own folder; the daemon checks every
- return cell by cell, keeps a durable ledger (SQLite), rewrites one master
- assessment workbook, hands each unit a receipt or a precise rejection, and
- reminds units that fall behind.
+ tally runs beside a district work-safety bureau's shared drive. Units drop
+ their monthly training returns (Excel) into their own folder; the daemon
+ checks every return cell by cell, keeps a durable ledger (SQLite), rewrites
+ one master assessment workbook, hands each unit a receipt or a precise
+ rejection, and reminds units that fall behind.
  .
  The plan is /etc/tally/tally.toml; the ledger, archive and outbox live in
  /var/lib/tally, owned by the tally account. Start the daemon with
@@ -76,6 +86,5 @@ CONTROL
 chmod 644 "$PKG/DEBIAN/control" "$PKG/DEBIAN/conffiles" "$PKG/DEBIAN/md5sums"
 
 mkdir -p "$OUT"
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)} \
-  dpkg-deb --root-owner-group -Zxz --build "$PKG" "$DEB" >/dev/null
+SOURCE_DATE_EPOCH=$EPOCH dpkg-deb --root-owner-group -Zxz --build "$PKG" "$DEB" >/dev/null
 echo "$DEB ($(du -h "$DEB" | cut -f1))"

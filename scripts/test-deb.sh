@@ -96,6 +96,7 @@ expect /var/lib/tally d tally:tally 700
 expect /usr/share/tally/examples/西兴街道-2020-05.xlsx f root:root 644
 expect /usr/share/tally/templates/mail/receipt.txt f root:root 644
 expect /usr/share/doc/tally/copyright f root:root 644
+expect /usr/share/doc/tally/changelog.gz f root:root 644
 dpkg-query -W -f='${Conffiles}\n' tally | grep -q '^ /etc/tally/tally.toml ' || fail "tally.toml is not a conffile"
 grep -q '^state = "/var/lib/tally/state/tally.db"' /etc/tally/tally.toml || fail "the packaged plan's state is not under /var/lib/tally"
 ok "files, owners, modes, account, conffile"
