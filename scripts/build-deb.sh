@@ -7,7 +7,8 @@
 # Contents: /usr/bin/tally (stripped); /lib/systemd/system/tally.service (contrib/); the plan
 # /etc/tally/tally.toml, a conffile, generated from tally.toml with its [paths] under
 # /var/lib/tally (scripts/packaged-plan.py); /usr/share/tally/{examples,templates}; the docs.
-# Maintainer scripts in contrib/deb/: postinst makes the tally account and /var/lib/tally
+# Maintainer scripts in contrib/deb/ (systemd through deb-systemd-invoke, from the essential
+# init-system-helpers): postinst makes the tally account and /var/lib/tally
 # (0700); postrm purge removes them unless returns were received (see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,7 +68,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: tally maintainers <tally@example.org>
 Installed-Size: $INSTALLED_KB
-Depends: $SHLIBS, passwd, init-system-helpers
+Depends: $SHLIBS, passwd
 Section: utils
 Priority: optional
 Description: work-safety training returns: check, ledger, master workbook
