@@ -59,6 +59,44 @@ fn init_makes_the_folders_and_writes_no_form() {
     }
 }
 
+/// The release archive ships tally.toml beside tally.exe, and a clerk runs `tally init` there:
+/// the plan already in the folder (edited, here) is kept byte for byte and its folders made.
+#[test]
+fn init_keeps_an_existing_plan_and_makes_its_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = common::REFERENCE_PLAN.replace("folder = \"西兴街道\"", "folder = \"西兴\"");
+    assert_ne!(plan, common::REFERENCE_PLAN);
+    let path = dir.path().join("tally.toml");
+    std::fs::write(&path, &plan).unwrap();
+    let init = || {
+        std::process::Command::new(BIN)
+            .arg("init")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let out = init();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("已有计划文件，保留不变"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), plan);
+        let watch = dir.path().join("watch-dirs");
+        assert!(watch.join("西兴").join(FOLDER).is_dir());
+        assert!(!watch.join("西兴街道").exists());
+        assert!(watch.join("长河街道").join(FOLDER).is_dir());
+    }
+    // A plan that does not load is reported, not replaced.
+    std::fs::write(&path, "[plan\n").unwrap();
+    let out = init();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tally.toml"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "[plan\n");
+}
+
 #[test]
 fn after_an_intake_each_unit_finds_the_form_of_the_month_due() {
     let w = Workdir::new();

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Parser)]
 #[command(
     name = "tally",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TALLY_COMMIT"), ")"),
     about = "Work-safety training returns: check, ledger, master workbook, reminders"
 )]
 pub struct Cli {
@@ -205,5 +205,17 @@ mod tests {
     #[test]
     fn check_needs_a_file() {
         assert!(Cli::try_parse_from(["tally", "check"]).is_err());
+    }
+
+    #[test]
+    fn version_names_the_release_and_the_commit() {
+        let err = Cli::try_parse_from(["tally", "--version"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+        let shown = err.to_string();
+        assert!(shown.starts_with(&format!("tally {} (commit ", env!("CARGO_PKG_VERSION"))));
+        // build.rs: the short hash of HEAD, or "unknown" outside a git checkout.
+        let commit = env!("TALLY_COMMIT");
+        assert!(!commit.is_empty());
+        assert!(shown.contains(&format!("(commit {commit})")), "{shown}");
     }
 }
