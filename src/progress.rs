@@ -360,27 +360,60 @@ fn open_findings(
 /// One unit's name and what became of its workbook.
 pub type UnitOutcome = (String, Result<Published, ProgressError>);
 
+/// `watch_state` key prefix of what each unit's workbook was last written from.
+const PROGRESS_STAMP: &str = "progress:";
+
 /// Write every unit's workbook into its folder; a failure for one unit is logged and the
-/// others still get theirs.
+/// others still get theirs. Unless `full`, a unit's workbook is rewritten only when its
+/// submissions changed, on a new day (in the plan's time zone) or under another plan since it
+/// was last written: the cost of a burst follows the units it touched, not the ledger.
 pub fn publish_all(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
+    full: bool,
 ) -> Result<Vec<UnitOutcome>, LedgerError> {
     if !config.progress.enabled {
         return Ok(Vec::new());
     }
     let plan = &config.plan;
-    let rows = ledger.counted_rows()?;
+    let now = now.with_timezone(&plan.tz);
+    let stamps = ledger.submission_stamps()?;
+    let made_under = format!(
+        "{};{};{:?};{}",
+        now.format("%Y-%m-%d"),
+        crate::core::count::tally_fingerprint(plan),
+        config.progress.ids,
+        config.progress.file_name
+    );
+    let due: Vec<&Unit> = plan
+        .units
+        .iter()
+        .filter(|u| {
+            full || ledger
+                .state_value(&format!("{PROGRESS_STAMP}{}", u.name))
+                .ok()
+                .flatten()
+                != Some(format!(
+                    "{};{made_under}",
+                    stamps.get(&u.name).map(String::as_str).unwrap_or("")
+                ))
+                || !config.unit_dir(u).join(&config.progress.file_name).is_file()
+        })
+        .collect();
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
     let accepted = ledger.accepted_months()?;
-    let status = crate::core::count::status(plan, now, &rows, &accepted);
+    let status = crate::core::count::status_from(plan, now, &ledger.completed(plan)?, &accepted);
     let arrivals = ledger.arrivals(plan.tz)?;
     let submissions = ledger.submissions()?;
     let mut out = Vec::new();
-    for unit in &plan.units {
+    for unit in due {
         let Some(unit_status) = status.units.iter().find(|u| u.unit == unit.name) else {
             continue;
         };
+        let rows = ledger.unit_counted_rows(&unit.name)?;
         let months = crate::core::lateness::unit_months(
             plan,
             now,
@@ -397,7 +430,7 @@ pub fn publish_all(
                     months: &months,
                     submissions: subs.clone(),
                     findings,
-                    rows: rows.iter().filter(|r| r.unit == unit.name).collect(),
+                    rows: rows.iter().collect(),
                 };
                 let bytes =
                     render(config, &records, now).map_err(|source| ProgressError::Xlsx {
@@ -411,6 +444,20 @@ pub fn publish_all(
             Ok(Published::Written(path)) => {
                 tracing::debug!(unit = %unit.name, path = %path.display(), "progress workbook written")
             }
+            Ok(Published::Unchanged(_)) | Ok(Published::Kept(_)) => {}
+            Err(_) => {}
+        }
+        if matches!(&result, Ok(Published::Written(_) | Published::Unchanged(_))) {
+            ledger.set_state_value(
+                &format!("{PROGRESS_STAMP}{}", unit.name),
+                &format!(
+                    "{};{made_under}",
+                    stamps.get(&unit.name).map(String::as_str).unwrap_or("")
+                ),
+            )?;
+        }
+        match &result {
+            Ok(Published::Written(_)) => {}
             Ok(Published::Unchanged(_)) => {}
             Ok(Published::Kept(path)) => {
                 tracing::info!(unit = %unit.name, path = %path.display(), "progress workbook held open; left as it is")

@@ -10,6 +10,7 @@ pub mod lock;
 mod outbox;
 mod schedule;
 mod schema;
+mod tallies;
 
 pub use outbox::{OutboxRow, Requeued};
 
@@ -17,6 +18,7 @@ use crate::core::calendar::YearMonth;
 use crate::core::count::CountedRow;
 use crate::core::findings::{Code, Finding, Severity};
 use crate::core::lateness::{Arrival, Arrivals};
+use crate::core::plan::Plan;
 use crate::core::returns::Row;
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -274,6 +276,7 @@ impl Ledger {
     /// returns of the same unit and month, and queue messages — one transaction.
     pub fn record(
         &mut self,
+        plan: &Plan,
         new: &NewSubmission,
         messages: &[NewMessage],
     ) -> Result<Submission, LedgerError> {
@@ -311,7 +314,7 @@ impl Ledger {
                     .collect::<Result<_, _>>()
                     .map_err(sql)?
             };
-            for old in older {
+            for &old in &older {
                 tx.execute(
                     "UPDATE submissions SET status = 'superseded', superseded_by = ?1 WHERE id = ?2",
                     params![id, old],
@@ -326,6 +329,8 @@ impl Ledger {
                 )
                 .map_err(sql)?;
             }
+            tallies::after_accept(&tx, plan, id, &new.unit, &new.counted_rows, &older)
+                .map_err(sql)?;
         }
         for m in messages {
             queue_message(&tx, m, &new.received_at).map_err(sql)?;
@@ -451,18 +456,44 @@ impl Ledger {
     /// Stream the counted rows without holding them all (for the master's roster).
     pub fn for_each_counted_row(
         &self,
+        f: impl FnMut(CountedRow) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        self.for_each_counted_row_of(None, f)
+    }
+
+    /// Rows of one unit's accepted (not superseded) returns, in ledger order.
+    pub fn unit_counted_rows(&self, unit: &str) -> Result<Vec<CountedRow>, LedgerError> {
+        let mut out = Vec::new();
+        self.for_each_counted_row_of(Some(unit), |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Stream the counted rows, of one unit or of all, in ledger order.
+    pub fn for_each_counted_row_of(
+        &self,
+        unit: Option<&str>,
         mut f: impl FnMut(CountedRow) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
+        const ALL: &str = "SELECT s.id, s.unit, s.month, r.line, r.name, r.id_number, r.enterprise, r.credit_code,
+                        r.category, r.date, r.hours, r.passed, r.certificate
+                 FROM submissions s JOIN rows r ON r.submission_id = s.id
+                 WHERE s.status = 'accepted' ORDER BY s.id, r.line";
+        const ONE: &str = "SELECT s.id, s.unit, s.month, r.line, r.name, r.id_number, r.enterprise, r.credit_code,
+                        r.category, r.date, r.hours, r.passed, r.certificate
+                 FROM submissions s JOIN rows r ON r.submission_id = s.id
+                 WHERE s.status = 'accepted' AND s.unit = ?1 ORDER BY s.id, r.line";
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT s.id, s.unit, s.month, r.line, r.name, r.id_number, r.enterprise, r.credit_code,
-                        r.category, r.date, r.hours, r.passed, r.certificate
-                 FROM rows r JOIN submissions s ON s.id = r.submission_id
-                 WHERE s.status = 'accepted' ORDER BY s.id, r.line",
-            )
+            .prepare_cached(if unit.is_some() { ONE } else { ALL })
             .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut rows = match unit {
+            Some(u) => stmt.query(params![u]),
+            None => stmt.query([]),
+        }
+        .map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let row = (|| -> rusqlite::Result<CountedRow> {
                 let month: String = r.get(2)?;
