@@ -89,12 +89,16 @@ fn write_return(path: &Path, unit: &str, month: u32, rows: u64, seed: u64) {
         };
         let date = ExcelDateTime::from_ymd(2020, month as u8, 1 + (i % 28) as u8).expect("date");
         roster.write_number(r, 0, (i + 1) as f64).expect("cell");
-        roster.write_string(r, 1, format!("员工{who}")).expect("cell");
+        roster
+            .write_string(r, 1, format!("员工{who}"))
+            .expect("cell");
         roster.write_string(r, 2, id(who)).expect("cell");
         roster
             .write_string(r, 3, format!("杭州示例科技有限公司{}", who % 997))
             .expect("cell");
-        roster.write_string(r, 4, credit_code(who % 997)).expect("cell");
+        roster
+            .write_string(r, 4, credit_code(who % 997))
+            .expect("cell");
         roster.write_string(r, 5, category).expect("cell");
         roster
             .write_datetime_with_format(r, 6, &date, &date_fmt)
@@ -183,7 +187,9 @@ fn main() {
             );
         }
         _ => {
-            eprintln!("usage: bench_returns plan DIR UNITS | returns DIR UNITS MONTHS ROWS [FIRST_UNIT] | one FILE UNIT MONTH ROWS SEED");
+            eprintln!(
+                "usage: bench_returns plan DIR UNITS | returns DIR UNITS MONTHS ROWS [FIRST_UNIT] | one FILE UNIT MONTH ROWS SEED"
+            );
             std::process::exit(2);
         }
     }

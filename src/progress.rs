@@ -398,7 +398,10 @@ pub fn publish_all(
                     "{};{made_under}",
                     stamps.get(&u.name).map(String::as_str).unwrap_or("")
                 ))
-                || !config.unit_dir(u).join(&config.progress.file_name).is_file()
+                || !config
+                    .unit_dir(u)
+                    .join(&config.progress.file_name)
+                    .is_file()
         })
         .collect();
     if due.is_empty() {

@@ -119,9 +119,8 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
 /// entry, not two). The inflated bytes are bounded by `zip_max_inflated_bytes` and only ever
 /// held in the reader child.
 fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, Finding> {
-    let damaged = |e: &dyn std::fmt::Display| {
-        unreadable(format!("文件已损坏（{e}），请重新保存后报送。"))
-    };
+    let damaged =
+        |e: &dyn std::fmt::Display| unreadable(format!("文件已损坏（{e}），请重新保存后报送。"));
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(bytes.len() * 4)));
     let stored =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -744,8 +743,10 @@ mod tests {
         })
         .unwrap();
         let stored = check_and_store(&bytes, &limits()).unwrap();
-        let mut a: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
-        let mut b: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(&stored)).unwrap();
+        let mut a: calamine::Xlsx<_> =
+            calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
+        let mut b: calamine::Xlsx<_> =
+            calamine::open_workbook_from_rs(Cursor::new(&stored)).unwrap();
         assert_eq!(a.sheet_names(), b.sheet_names());
         for name in a.sheet_names() {
             assert_eq!(

@@ -577,9 +577,8 @@ fn the_same_ledger_and_now_give_the_same_bytes() {
 /// when that unit's returns changed), or nowhere; the master stays byte-identical per mode.
 #[test]
 fn the_roster_goes_where_the_plan_says() {
-    let plan = |mode: &str| {
-        REFERENCE_PLAN.replace("roster = \"auto\"", &format!("roster = \"{mode}\""))
-    };
+    let plan =
+        |mode: &str| REFERENCE_PLAN.replace("roster = \"auto\"", &format!("roster = \"{mode}\""));
     for mode in ["inline", "per-unit", "none", "auto"] {
         let w = Workdir::with_plan(&plan(mode));
         may_return(&w, &people(0..30, O, "2020-05-06"));
@@ -588,7 +587,11 @@ fn the_roster_goes_where_the_plan_says() {
         let names = open(&path).sheet_names();
         let dir = w.join("output").join(tally::master::ROSTER_DIR);
         let inline = matches!(mode, "inline" | "auto");
-        assert_eq!(names.contains(&"培训台账".to_string()), inline, "{mode}: {names:?}");
+        assert_eq!(
+            names.contains(&"培训台账".to_string()),
+            inline,
+            "{mode}: {names:?}"
+        );
         assert_eq!(dir.exists(), mode == "per-unit", "{mode}");
         if mode == "per-unit" {
             let files = w.files_in(&dir);
@@ -597,10 +600,15 @@ fn the_roster_goes_where_the_plan_says() {
             let t = book.worksheet_range("培训台账").unwrap();
             assert_eq!(t.height(), 31, "header and 30 rows");
             assert_eq!(string(&t, 1, 1), "西兴街道");
-            let empty = open(&dir.join("长河街道.xlsx")).worksheet_range("培训台账").unwrap();
+            let empty = open(&dir.join("长河街道.xlsx"))
+                .worksheet_range("培训台账")
+                .unwrap();
             assert_eq!(empty.height(), 1, "a unit without returns: the header only");
             // A return of another unit rewrites that unit's file only.
-            let before = std::fs::metadata(dir.join("西兴街道.xlsx")).unwrap().modified().unwrap();
+            let before = std::fs::metadata(dir.join("西兴街道.xlsx"))
+                .unwrap()
+                .modified()
+                .unwrap();
             std::thread::sleep(std::time::Duration::from_millis(20));
             ingest(
                 &w,
@@ -609,16 +617,24 @@ fn the_roster_goes_where_the_plan_says() {
                 &return_xlsx("长河街道", "2020-05", &people(100..105, O, "2020-05-06")),
                 "2020-06-02",
             );
-            let after = std::fs::metadata(dir.join("西兴街道.xlsx")).unwrap().modified().unwrap();
+            let after = std::fs::metadata(dir.join("西兴街道.xlsx"))
+                .unwrap()
+                .modified()
+                .unwrap();
             assert_eq!(before, after, "西兴街道's roster untouched");
-            let t = open(&dir.join("长河街道.xlsx")).worksheet_range("培训台账").unwrap();
+            let t = open(&dir.join("长河街道.xlsx"))
+                .worksheet_range("培训台账")
+                .unwrap();
             assert_eq!(t.height(), 6);
             rebuild(&w, NOW);
         } else {
             // The same ledger and clock: the same bytes.
             std::fs::remove_file(&path).unwrap();
             rebuild(&w, NOW);
-            assert!(std::fs::read(&path).unwrap() == first, "{mode}: byte-identical");
+            assert!(
+                std::fs::read(&path).unwrap() == first,
+                "{mode}: byte-identical"
+            );
         }
     }
 }

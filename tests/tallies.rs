@@ -27,7 +27,10 @@ fn op() -> impl Strategy<Value = Op> {
         0..UNITS.len(),
         1u32..=4,
         prop::bool::weighted(0.15),
-        prop::collection::vec((0u32..12, 0usize..4, 1u32..=13, prop::bool::weighted(0.8)), 0..7),
+        prop::collection::vec(
+            (0u32..12, 0usize..4, 1u32..=13, prop::bool::weighted(0.8)),
+            0..7,
+        ),
     )
         .prop_map(|(unit, month, rejected, rows)| Op {
             unit,
@@ -120,9 +123,15 @@ fn counted(plan: &Plan, ledger: &Ledger) -> count::Figures {
 
 fn check(plan: &Plan, ledger: &Ledger, fresh: bool) -> Result<(), TestCaseError> {
     let stamp = ledger.state_value("tallies_plan").unwrap();
-    prop_assert_eq!(stamp.as_deref() == Some(&count::tally_fingerprint(plan)), fresh);
+    prop_assert_eq!(
+        stamp.as_deref() == Some(&count::tally_fingerprint(plan)),
+        fresh
+    );
     if fresh {
-        prop_assert_eq!(ledger.tallies().unwrap(), ledger.rescan_tallies(plan).unwrap());
+        prop_assert_eq!(
+            ledger.tallies().unwrap(),
+            ledger.rescan_tallies(plan).unwrap()
+        );
     }
     prop_assert_eq!(ledger.figures(plan).unwrap(), counted(plan, ledger));
     Ok(())
@@ -175,8 +184,12 @@ fn a_stale_ledger_is_recounted_once() {
         rejected: false,
         rows: vec![(5, 0, month, true), (6, 2, month, true)],
     };
-    ledger.record(&plan, &new_submission(&plan, 0, &o(0, 1)), &[]).unwrap();
-    ledger.record(&plan, &new_submission(&plan, 1, &o(1, 2)), &[]).unwrap();
+    ledger
+        .record(&plan, &new_submission(&plan, 0, &o(0, 1)), &[])
+        .unwrap();
+    ledger
+        .record(&plan, &new_submission(&plan, 1, &o(1, 2)), &[])
+        .unwrap();
     let figures = counted(&plan, &ledger);
     assert_eq!(figures.doubles.len(), 2, "persons 5 and 6 in two units");
     assert_eq!(ledger.figures(&plan).unwrap(), figures);
@@ -187,4 +200,3 @@ fn a_stale_ledger_is_recounted_once() {
     assert_eq!(ledger.figures(&other).unwrap(), counted(&other, &ledger));
     assert!(ledger.tallies().unwrap().is_empty(), "nothing dated 2021");
 }
-

@@ -8,7 +8,7 @@
 use super::{Ledger, LedgerError};
 use crate::core::calendar::YearMonth;
 use crate::core::count::{
-    self, Double, DoubleEntry, Figures, PersonReport, TallyCounts, Tallies, tally_fingerprint,
+    self, Double, DoubleEntry, Figures, PersonReport, Tallies, TallyCounts, tally_fingerprint,
 };
 use crate::core::plan::Plan;
 use crate::core::returns::Row;
@@ -83,16 +83,13 @@ pub(super) fn after_accept(
         for &old in superseded {
             let mut q = stmt.query(params![old])?;
             while let Some(r) = q.next()? {
-                removed
-                    .entry(r.get(0)?)
-                    .or_default()
-                    .push(PersonReport {
-                        unit: unit.to_string(),
-                        category: r.get(1)?,
-                        date: date_of(&r.get::<_, String>(2)?)?,
-                        passed: r.get(3)?,
-                        submission: old,
-                    });
+                removed.entry(r.get(0)?).or_default().push(PersonReport {
+                    unit: unit.to_string(),
+                    category: r.get(1)?,
+                    date: date_of(&r.get::<_, String>(2)?)?,
+                    passed: r.get(3)?,
+                    submission: old,
+                });
             }
         }
     }
@@ -100,7 +97,8 @@ pub(super) fn after_accept(
     affected.extend(removed.keys().map(String::as_str));
 
     let mut probe = conn.prepare_cached(REPORTS_OF_ID)?;
-    let mut set_double = conn.prepare_cached("INSERT OR IGNORE INTO doubles (id_number) VALUES (?1)")?;
+    let mut set_double =
+        conn.prepare_cached("INSERT OR IGNORE INTO doubles (id_number) VALUES (?1)")?;
     let mut unset_double = conn.prepare_cached("DELETE FROM doubles WHERE id_number = ?1")?;
     let mut delta = Tallies::new();
     for person in affected {
@@ -142,10 +140,7 @@ pub(super) fn after_accept(
     for ((u, c, m), v) in delta {
         add.execute(params![u, c, m, v.persons, v.times])?;
     }
-    conn.execute(
-        "DELETE FROM tallies WHERE persons = 0 AND times = 0",
-        [],
-    )?;
+    conn.execute("DELETE FROM tallies WHERE persons = 0 AND times = 0", [])?;
     Ok(())
 }
 
@@ -156,8 +151,9 @@ fn rescan(conn: &Connection, plan: &Plan) -> rusqlite::Result<Tallies> {
          DELETE FROM temp.tally_categories;",
     )?;
     {
-        let mut ins = conn
-            .prepare_cached("INSERT OR IGNORE INTO temp.tally_categories (name, require_pass) VALUES (?1, ?2)")?;
+        let mut ins = conn.prepare_cached(
+            "INSERT OR IGNORE INTO temp.tally_categories (name, require_pass) VALUES (?1, ?2)",
+        )?;
         for c in &plan.categories {
             ins.execute(params![c.name, c.require_pass])?;
         }
@@ -215,10 +211,7 @@ impl Ledger {
         if self.tallies_fresh(plan)? {
             return Ok(false);
         }
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(|e| self.err(e))?;
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         recount(&tx, plan).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(true)

@@ -23,10 +23,11 @@ use crate::config::Config;
 use crate::core::count;
 use crate::excel;
 use crate::ledger::{Ledger, LedgerError};
-use settings::RosterMode;
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
+use indicatif::ProgressBar;
 use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook, XlsxError};
+use settings::RosterMode;
 use std::io::Write;
 use std::path::PathBuf;
 use styles::Styles;
@@ -111,6 +112,18 @@ pub fn render_to<W: Write + Send>(
     options: &RenderOptions,
     out: W,
 ) -> Result<(), MasterError> {
+    render_with_bar(config, ledger, now, options, out, &ProgressBar::hidden())
+}
+
+/// [`render_to`], advancing `bar` by each roster row written.
+fn render_with_bar<W: Write + Send>(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+    options: &RenderOptions,
+    out: W,
+    bar: &ProgressBar,
+) -> Result<(), MasterError> {
     if !(2..=excel::MAX_ROWS).contains(&options.rows_per_sheet) {
         return Err(MasterError::RowsPerSheet(options.rows_per_sheet));
     }
@@ -153,6 +166,7 @@ pub fn render_to<W: Write + Send>(
                 if let Err(err) = roster.write(&mut book, config, &r, e, &styles) {
                     failed = Some(err);
                 }
+                bar.inc(1);
             }
             Ok(())
         })?;
@@ -232,6 +246,7 @@ pub fn render_unit_roster(
     ledger: &Ledger,
     unit: &str,
     now: DateTime<Tz>,
+    bar: &ProgressBar,
 ) -> Result<Vec<u8>, MasterError> {
     let now = now.with_timezone(&config.plan.tz);
     let styles = Styles::new();
@@ -249,6 +264,7 @@ pub fn render_unit_roster(
             if let Err(err) = roster.write(&mut book, config, &r, e, &styles) {
                 failed = Some(err);
             }
+            bar.inc(1);
         }
         Ok(())
     })?;

@@ -4,12 +4,13 @@
 //! is held open or read-only, retry, then write `master.<time>.xlsx` beside it. The new content
 //! is never lost and an unchanged master is left untouched. It renders nothing itself.
 
-use super::{MasterError, RenderOptions, render_to};
+use super::{MasterError, RenderOptions, render_with_bar};
 use crate::config::Config;
 use crate::durable::sync_dir;
 use crate::ledger::Ledger;
 use chrono::DateTime;
 use chrono_tz::Tz;
+use indicatif::ProgressBar;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,17 +44,19 @@ pub fn rebuild(
     ledger: &Ledger,
     now: DateTime<Tz>,
 ) -> Result<PathBuf, MasterError> {
-    rebuild_with(config, ledger, now, false)
+    rebuild_with(config, ledger, now, false, &ProgressBar::hidden())
 }
 
 /// [`rebuild`], and every unit's roster workbook rewritten whether or not it changed (`tally
 /// rebuild`).
+/// `bar` advances by each roster row written (a terminal's progress bar, or hidden).
 pub fn rebuild_full(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
+    bar: &ProgressBar,
 ) -> Result<PathBuf, MasterError> {
-    rebuild_with(config, ledger, now, true)
+    rebuild_with(config, ledger, now, true, bar)
 }
 
 fn rebuild_with(
@@ -61,13 +64,14 @@ fn rebuild_with(
     ledger: &Ledger,
     now: DateTime<Tz>,
     full: bool,
+    bar: &ProgressBar,
 ) -> Result<PathBuf, MasterError> {
     // Tallies counted under an earlier plan are recounted once, here (callers hold the lock).
     if ledger.refresh_tallies(&config.plan)? {
         tracing::info!("kept tallies recounted for the plan");
     }
-    let written = write_master(config, ledger, now)?;
-    publish_rosters(config, ledger, now, full)?;
+    let written = write_master(config, ledger, now, bar)?;
+    publish_rosters(config, ledger, now, full, bar)?;
     Ok(written)
 }
 
@@ -85,6 +89,7 @@ fn publish_rosters(
     ledger: &Ledger,
     now: DateTime<Tz>,
     full: bool,
+    bar: &ProgressBar,
 ) -> Result<(), MasterError> {
     let mode = config.master.roster.resolve(ledger.counted_total()?);
     if mode != super::RosterMode::PerUnit {
@@ -113,7 +118,7 @@ fn publish_rosters(
         if !full && target.is_file() && ledger.state_value(&key)?.as_deref() == Some(&stamp) {
             continue;
         }
-        let bytes = super::render_unit_roster(config, ledger, &unit.name, now)?;
+        let bytes = super::render_unit_roster(config, ledger, &unit.name, now, bar)?;
         match crate::durable::publish(&target, &bytes) {
             Ok(crate::durable::Published::Kept(path)) => {
                 tracing::info!(unit = %unit.name, path = %path.display(), "roster workbook held open; written next time");
@@ -132,6 +137,7 @@ fn write_master(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
+    bar: &ProgressBar,
 ) -> Result<PathBuf, MasterError> {
     let target = config.master_path();
     let dir = target
@@ -149,7 +155,14 @@ fn write_master(
     let tmp_path = tmp.path().to_path_buf();
     {
         let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        render_to(config, ledger, now, &RenderOptions::default(), &mut out)?;
+        render_with_bar(
+            config,
+            ledger,
+            now,
+            &RenderOptions::default(),
+            &mut out,
+            bar,
+        )?;
         out.flush().map_err(io_err(&tmp_path, "cannot write"))?;
     }
     shared_mode(tmp.as_file(), &target);
