@@ -65,6 +65,7 @@ fn write_return(path: &Path, unit: &str, month: u32, rows: u64, seed: u64) {
     }
     let roster = wb
         .add_worksheet_with_constant_memory()
+        .expect("sheet")
         .set_name("培训台账")
         .expect("name");
     for (c, h) in tally::core::form::Column::ALL
@@ -144,6 +145,12 @@ fn write_plan(dir: &Path, units: usize) {
     }
     plan.push_str(&reference[end..]);
     let plan = plan.replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1);
+    // `roster = "auto"` is the default: left out, an older tally (a baseline) reads the plan too.
+    let plan: String = plan
+        .lines()
+        .filter(|l| !l.starts_with("roster ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::create_dir_all(dir).expect("plan folder");
     std::fs::write(dir.join("tally.toml"), plan).expect("tally.toml");
 }

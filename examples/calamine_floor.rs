@@ -6,7 +6,7 @@
 //! calamine_floor FILE [SHEET]      (SHEET defaults to 培训台账)
 //! ```
 
-use calamine::{Reader, Xlsx};
+use calamine::Xlsx;
 use std::time::Instant;
 
 fn main() {
