@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Units are named 单位0001, 单位0002, …; persons are distinct per unit, month and row, except
-//! one row in a thousand that reports a person of the unit before (a double report), one in
+//! one row in two hundred that reports a person of the unit before (a double report), one in
 //! fifty fails its assessment, and categories are 1 : 1 : 18.
 
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
@@ -77,8 +77,8 @@ fn write_return(path: &Path, unit: &str, month: u32, rows: u64, seed: u64) {
     }
     for i in 0..rows {
         let r = i as u32 + 1;
-        // One row in a thousand: a person this unit reported the month before.
-        let who = if i % 1000 == 999 && seed >= 100_000 {
+        // One row in two hundred: a person this unit reported the month before.
+        let who = if i % 200 == 199 && seed >= 100_000 {
             seed - 100_000 + i
         } else {
             seed + i

@@ -18,10 +18,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// `watch_state` key of the fingerprint the tallies were counted under.
 const FINGERPRINT_KEY: &str = "tallies_plan";
 
-/// Every counted report of one 身份证号 (accepted submissions only).
-const REPORTS_OF_ID: &str = "SELECT s.unit, r.category, r.date, r.passed, s.id FROM rows r \
+/// Every counted report (accepted submissions only) of the IDs in `temp.affected_ids`.
+const REPORTS_OF_AFFECTED: &str = "SELECT r.id_number, s.unit, r.category, r.date, r.passed, s.id \
+     FROM temp.affected_ids a CROSS JOIN rows r ON r.id_number = a.id \
      JOIN submissions s ON s.id = r.submission_id \
-     WHERE r.id_number = ?1 AND s.status = 'accepted'";
+     WHERE s.status = 'accepted'";
 
 fn state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row(
@@ -42,24 +43,6 @@ fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> 
 
 fn date_of(s: &str) -> rusqlite::Result<chrono::NaiveDate> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| rusqlite::Error::InvalidQuery)
-}
-
-fn reports_of(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    id: &str,
-) -> rusqlite::Result<Vec<PersonReport>> {
-    let mut rows = stmt.query(params![id])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(PersonReport {
-            unit: r.get(0)?,
-            category: r.get(1)?,
-            date: date_of(&r.get::<_, String>(2)?)?,
-            passed: r.get(3)?,
-            submission: r.get(4)?,
-        });
-    }
-    Ok(out)
 }
 
 /// Bring the kept aggregates up to date after submission `id` of `unit` (its counted rows
@@ -96,16 +79,46 @@ pub(super) fn after_accept(
     let mut affected: BTreeSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     affected.extend(removed.keys().map(String::as_str));
 
-    let mut probe = conn.prepare_cached(REPORTS_OF_ID)?;
+    // Every counted report of the affected persons, in one statement over a temporary table
+    // of their IDs (one index probe each inside SQLite, not one statement each).
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS affected_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
+         DELETE FROM temp.affected_ids;",
+    )?;
+    {
+        let mut ins = conn.prepare_cached("INSERT INTO temp.affected_ids (id) VALUES (?1)")?;
+        for person in &affected {
+            ins.execute(params![person])?;
+        }
+    }
+    let mut reports: HashMap<String, Vec<PersonReport>> = HashMap::with_capacity(affected.len());
+    {
+        let mut stmt = conn.prepare_cached(REPORTS_OF_AFFECTED)?;
+        let mut q = stmt.query([])?;
+        while let Some(r) = q.next()? {
+            reports.entry(r.get(0)?).or_default().push(PersonReport {
+                unit: r.get(1)?,
+                category: r.get(2)?,
+                date: date_of(&r.get::<_, String>(3)?)?,
+                passed: r.get(4)?,
+                submission: r.get(5)?,
+            });
+        }
+    }
+    conn.execute("DELETE FROM temp.affected_ids", [])?;
+
     let mut set_double =
         conn.prepare_cached("INSERT OR IGNORE INTO doubles (id_number) VALUES (?1)")?;
     let mut unset_double = conn.prepare_cached("DELETE FROM doubles WHERE id_number = ?1")?;
     let mut delta = Tallies::new();
+    let none = Vec::new();
     for person in affected {
-        let after = reports_of(&mut probe, person)?;
-        if count::is_double(&after) {
+        let after = reports.get(person).unwrap_or(&none);
+        if count::is_double(after) {
             set_double.execute(params![person])?;
-        } else {
+        } else if removed.contains_key(person) || after.iter().any(|r| r.submission != id) {
+            // Only a person reported elsewhere, or one a supersession touched, can have been a
+            // double report before.
             unset_double.execute(params![person])?;
         }
         if !fresh {
