@@ -528,28 +528,43 @@ impl Ledger {
         &self,
         ids: impl Iterator<Item = &'a str>,
     ) -> Result<ReportsById, LedgerError> {
-        let mut stmt = self
+        // One statement over a temporary table of the IDs (an index probe each inside SQLite),
+        // in a transaction that is rolled back: nothing of the ledger is written.
+        let tx = self
             .conn
-            .prepare_cached(
-                "SELECT s.unit, s.month, r.category FROM rows r JOIN submissions s ON s.id = r.submission_id
-                 WHERE r.id_number = ?1 AND s.status = 'accepted' ORDER BY s.id, r.line",
-            )
+            .unchecked_transaction()
             .map_err(|e| self.err(e))?;
-        let mut out = std::collections::HashMap::new();
-        for id in ids {
-            if out.contains_key(id) {
-                continue;
-            }
-            let found: Vec<(String, String, String)> = stmt
-                .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .and_then(|rows| rows.collect())
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS probe_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM temp.probe_ids;",
+        )
+        .map_err(|e| self.err(e))?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT OR IGNORE INTO temp.probe_ids (id) VALUES (?1)")
                 .map_err(|e| self.err(e))?;
-            let found: Vec<(String, YearMonth, String)> = found
-                .into_iter()
-                .filter_map(|(u, m, c)| YearMonth::parse(&m).map(|m| (u, m, c)))
-                .collect();
-            if !found.is_empty() {
-                out.insert(id.to_string(), found);
+            for id in ids {
+                ins.execute(params![id]).map_err(|e| self.err(e))?;
+            }
+        }
+        let found: Vec<(String, String, String, String)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT p.id, s.unit, s.month, r.category FROM temp.probe_ids p
+                     CROSS JOIN rows r ON r.id_number = p.id
+                     JOIN submissions s ON s.id = r.submission_id
+                     WHERE s.status = 'accepted' ORDER BY p.id, s.id, r.line",
+                )
+                .map_err(|e| self.err(e))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(e))?
+        };
+        tx.rollback().map_err(|e| self.err(e))?;
+        let mut out: ReportsById = std::collections::HashMap::new();
+        for (id, u, m, c) in found {
+            if let Some(m) = YearMonth::parse(&m) {
+                out.entry(id).or_default().push((u, m, c));
             }
         }
         Ok(out)
