@@ -113,6 +113,8 @@ pub fn render(
     let plan = &config.plan;
     let s = Styles::new();
     let mut book = Workbook::new();
+    // Level 3 of 9: about twice as fast as the default for rows of text, a little larger.
+    book.set_zip_compression_level(3);
     let title = format!("{}　{}", plan.title, records.unit.name);
 
     let ws = book.add_worksheet().set_name(TITLE)?;
@@ -411,21 +413,20 @@ pub fn publish_all(
     let status = crate::core::count::status_from(plan, now, &ledger.completed(plan)?, &accepted);
     let arrivals = ledger.arrivals(plan.tz)?;
     let submissions = ledger.submissions()?;
-    let mut out = Vec::new();
-    for unit in due {
-        let Some(unit_status) = status.units.iter().find(|u| u.unit == unit.name) else {
-            continue;
-        };
-        let rows = ledger.unit_counted_rows(&unit.name)?;
+    // Rendered and written on both cores, each with its own reader of the ledger.
+    let results = ledger.in_parallel(&due, |reader, unit| {
+        let unit_status = status.units.iter().find(|u| u.unit == unit.name)?;
         let months = crate::core::lateness::unit_months(
             plan,
             now,
             arrivals.get(&unit.name).unwrap_or(&Default::default()),
         );
         let subs: Vec<&Submission> = submissions.iter().filter(|s| s.unit == unit.name).collect();
-        let result = open_findings(ledger, &subs, &months)
+        let result = reader
+            .unit_counted_rows(&unit.name)
+            .and_then(|rows| Ok((rows, open_findings(reader, &subs, &months)?)))
             .map_err(ProgressError::from)
-            .and_then(|findings| {
+            .and_then(|(rows, findings)| {
                 let records = UnitRecords {
                     unit,
                     status: unit_status,
@@ -443,6 +444,13 @@ pub fn publish_all(
                 let target = config.unit_dir(unit).join(&config.progress.file_name);
                 Ok(durable::publish(&target, &bytes)?)
             });
+        Some(result)
+    })?;
+    let mut out = Vec::new();
+    for (unit, result) in due.iter().zip(results) {
+        let Some(result) = result else {
+            continue;
+        };
         match &result {
             Ok(Published::Written(path)) => {
                 tracing::debug!(unit = %unit.name, path = %path.display(), "progress workbook written")

@@ -236,6 +236,73 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A second, read-only connection to the same ledger (WAL: it reads while this one
+    /// writes), for work spread over threads. Nothing is created or migrated.
+    fn open_reader(path: &Path) -> Result<Ledger, LedgerError> {
+        let sql = |source| LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql)?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `f` over every item, on up to two threads (this machine's cores, at most the items),
+    /// each with its own read-only connection; results in the items' order. For work that
+    /// only reads the ledger (rendering a unit's workbooks), so the cores share it.
+    pub fn in_parallel<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        f: impl Fn(&Ledger, &I) -> T + Sync,
+    ) -> Result<Vec<T>, LedgerError> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(2)
+            .min(items.len());
+        if workers <= 1 {
+            return Ok(items.iter().map(|i| f(self, i)).collect());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (path, f, next) = (self.path.as_path(), &f, &next);
+        let results: Vec<Result<Vec<(usize, T)>, LedgerError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(move || {
+                        let reader = Ledger::open_reader(path)?;
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(item) = items.get(i) else {
+                                break;
+                            };
+                            done.push((i, f(&reader, item)));
+                        }
+                        Ok(done)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut all = Vec::with_capacity(items.len());
+        for r in results {
+            all.extend(r?);
+        }
+        all.sort_by_key(|(i, _)| *i);
+        Ok(all.into_iter().map(|(_, t)| t).collect())
+    }
+
     fn err(&self, source: rusqlite::Error) -> LedgerError {
         LedgerError::Sql {
             path: self.path.clone(),

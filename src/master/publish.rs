@@ -108,6 +108,7 @@ fn publish_rosters(
         crate::core::count::tally_fingerprint(&config.plan),
         config.plan.mask_ids
     );
+    let mut due = Vec::new();
     for unit in &config.plan.units {
         let target = dir.join(format!("{}.xlsx", unit.folder()));
         let key = format!("{ROSTER_STAMP}{}", unit.name);
@@ -115,15 +116,21 @@ fn publish_rosters(
             "{};{made_under}",
             stamps.get(&unit.name).copied().unwrap_or(0)
         );
-        if !full && target.is_file() && ledger.state_value(&key)?.as_deref() == Some(&stamp) {
-            continue;
+        if full || !target.is_file() || ledger.state_value(&key)?.as_deref() != Some(&stamp) {
+            due.push((unit, target, key, stamp));
         }
-        let bytes = super::render_unit_roster(config, ledger, &unit.name, now, bar)?;
-        match crate::durable::publish(&target, &bytes) {
+    }
+    // Rendered and written on both cores, each with its own reader of the ledger.
+    let written = ledger.in_parallel(&due, |reader, (unit, target, _, _)| {
+        let bytes = super::render_unit_roster(config, reader, &unit.name, now, bar)?;
+        Ok::<_, MasterError>(crate::durable::publish(target, &bytes))
+    })?;
+    for ((unit, _, key, stamp), result) in due.iter().zip(written) {
+        match result? {
             Ok(crate::durable::Published::Kept(path)) => {
                 tracing::info!(unit = %unit.name, path = %path.display(), "roster workbook held open; written next time");
             }
-            Ok(_) => ledger.set_state_value(&key, &stamp)?,
+            Ok(_) => ledger.set_state_value(key, stamp)?,
             Err(e) => {
                 tracing::warn!(unit = %unit.name, error = %e, "roster workbook not written")
             }
