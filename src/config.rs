@@ -300,13 +300,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tally.toml");
         let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
-        std::fs::write(&path, reference.replace("max_rows = 100000", "max_rows = 7")).unwrap();
+        std::fs::write(
+            &path,
+            reference.replace("max_rows = 100000", "max_rows = 7"),
+        )
+        .unwrap();
         assert_eq!(Config::reader_limits(&path).max_rows, 7);
         // A plan that does not validate still gives its limits; unusable ones give defaults.
         std::fs::write(&path, "[plan]\nyear = \"x\"\n[limits]\nmax_rows = 9\n").unwrap();
         assert_eq!(Config::reader_limits(&path).max_rows, 9);
         std::fs::write(&path, "[limits]\nmax_rows = 0\n").unwrap();
-        assert_eq!(Config::reader_limits(&path).max_rows, Limits::default().max_rows);
+        assert_eq!(
+            Config::reader_limits(&path).max_rows,
+            Limits::default().max_rows
+        );
         assert_eq!(
             Config::reader_limits(&dir.path().join("missing.toml")).max_rows,
             Limits::default().max_rows

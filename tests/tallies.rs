@@ -52,7 +52,10 @@ fn id(p: u32) -> String {
     // A few IDs that do not pack into a number, the rest 18 characters.
     match p {
         0 => "12345".into(),
-        _ => format!("3301081980010{p:04}{}", if p % 3 == 0 { "X" } else { "7" }),
+        _ => format!(
+            "3301081980010{p:04}{}",
+            if p.is_multiple_of(3) { "X" } else { "7" }
+        ),
     }
 }
 

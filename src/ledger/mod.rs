@@ -597,10 +597,7 @@ impl Ledger {
     ) -> Result<ReportsById, LedgerError> {
         // One statement over a temporary table of the IDs (an index probe each inside SQLite),
         // in a transaction that is rolled back: nothing of the ledger is written.
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(|e| self.err(e))?;
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         tx.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS probe_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
              DELETE FROM temp.probe_ids;",

@@ -134,7 +134,7 @@ pub(super) fn after_accept(
         }
         let d = count::tally_delta(
             &count::person_tallies(plan, &before),
-            &count::person_tallies(plan, &after),
+            &count::person_tallies(plan, after),
         );
         for (k, v) in d {
             let e = delta.entry(k).or_default();
