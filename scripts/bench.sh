@@ -40,10 +40,16 @@ fi
 PROV_UNITS=1500
 NOW=2021-01-10
 
-cargo build --release --locked --quiet --bin tally --example bench_returns --example calamine_floor
-TALLY=${TALLY_BIN:-$ROOT/target/release/tally}
-GEN=$ROOT/target/release/examples/bench_returns
-FLOOR=$ROOT/target/release/examples/calamine_floor
+# BENCH_PROFILE=debug tries the script on a debug build (with --quick): figures meaningless.
+PROFILE=${BENCH_PROFILE:-release}
+if [ "$PROFILE" = release ]; then
+    cargo build --release --locked --quiet --bin tally --example bench_returns --example calamine_floor --example watch_latency
+else
+    cargo build --locked --quiet --bin tally --example bench_returns --example calamine_floor --example watch_latency
+fi
+TALLY=${TALLY_BIN:-$ROOT/target/$PROFILE/tally}
+GEN=$ROOT/target/$PROFILE/examples/bench_returns
+FLOOR=$ROOT/target/$PROFILE/examples/calamine_floor
 W=${BENCH_DIR:-$ROOT/target/bench}
 rm -rf "$W"
 mkdir -p "$W"
@@ -55,24 +61,24 @@ LOAD_START=$(uptime | sed 's/.*load average: //')
 now_ns() { date +%s%N; }
 # timed CMD...: run once; sets WALL_MS and RSS_MB; output in $W/last.out, $W/last.err.
 timed() {
-    local t0 t1
+    local t0 t1 rc=0
     t0=$(now_ns)
-    if ! /usr/bin/time -f "%M" -o "$W/last.rss" "$@" >"$W/last.out" 2>"$W/last.err"; then
-        local rc=$?
-        # 1 is a rejected return or a failed check: a valid outcome to time, not a crash.
-        if [ "$rc" != 1 ]; then
-            echo "command failed ($rc): $*" >&2
-            tail -5 "$W/last.err" >&2
-            exit 3
-        fi
-    fi
+    /usr/bin/time -f "%M" -o "$W/last.rss" "$@" >"$W/last.out" 2>"$W/last.err" || rc=$?
     t1=$(now_ns)
+    # 1 is a rejected return or a failed check: a valid outcome to time, not a crash.
+    if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
+        echo "command failed ($rc): $*" >&2
+        tail -5 "$W/last.err" >&2
+        exit 3
+    fi
     WALL_MS=$(( (t1 - t0) / 1000000 ))
     RSS_MB=$(( $(tail -1 "$W/last.rss") / 1024 ))
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 max() { printf '%s\n' "$@" | sort -n | tail -1; }
 
+# `ingest` moves the file it takes: hand it a copy.
+copy_of() { mkdir -p "$W/in"; cp "$1" "$W/in/"; echo "$W/in/$(basename "$1")"; }
 # A fresh plan folder with UNITS generated units.
 plan_dir() { rm -rf "$1"; "$GEN" plan "$1" "$2"; }
 # Copy generated returns (a tree <unit>/<file>) into a plan folder's drop folders.
@@ -97,7 +103,9 @@ goal() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { if (ms == 0) ms = 1; printf "%.0f", n * 1000 / ms }'; }
 # The intake's own time of the last return processed (the log's ms), master excluded.
-intake_ms() { grep 'return processed' "$W/last.err" | tail -1 | sed -E 's/.*ms=([0-9]+).*/\1/'; }
+intake_ms() {
+    grep -a 'return processed' "$W/last.err" | tail -1 | sed -E 's/\x1b\[[0-9;]*m//g; s/.*ms=([0-9]+).*/\1/'
+}
 
 echo "generating returns in $W/gen …" >&2
 G=$W/gen
@@ -126,7 +134,7 @@ for _ in $(seq "$RUNS"); do
     plan_dir "$W/one" 4
     timed "$TALLY" --config "$W/one/tally.toml" --now "$NOW" check "$G/big.xlsx" --unit 单位0001
     check_big+=("$WALL_MS") check_big_rss+=("$RSS_MB")
-    timed "$TALLY" --config "$W/one/tally.toml" --now "$NOW" -v ingest "$G/big.xlsx" --unit 单位0001
+    timed "$TALLY" --config "$W/one/tally.toml" --now "$NOW" -v ingest "$(copy_of "$G/big.xlsx")" --unit 单位0001
     ingest_big+=("$(intake_ms)") ingest_big_wall+=("$WALL_MS") ingest_big_rss+=("$RSS_MB")
 done
 FLOOR_MS=$(median "${floor[@]}")
@@ -152,7 +160,7 @@ goal "\`check\` $SMALL_ROWS-row return (median of $(( RUNS * 7 )))" "$(median "$
 ingest_small=()
 for _ in $(seq "$RUNS"); do
     plan_dir "$W/small" 4
-    timed "$TALLY" --config "$W/small/tally.toml" --now "$NOW" ingest "$G/small.xlsx" --unit 单位0001
+    timed "$TALLY" --config "$W/small/tally.toml" --now "$NOW" ingest "$(copy_of "$G/small.xlsx")" --unit 单位0001
     ingest_small+=("$WALL_MS")
 done
 INGEST_SMALL_MS=$(median "${ingest_small[@]}")
@@ -221,7 +229,7 @@ big_scale() {
         up+=("$WALL_MS")
     done
     goal "$name: one 200-row return in, master published (\`watch --once\`)" "$(median "${up[@]}")" "<=" 1000 "ms"
-    timed "$TALLY" --config "$d/tally.toml" --now "$NOW" ingest "$G/big.xlsx" --unit 单位0001
+    timed "$TALLY" --config "$d/tally.toml" --now "$NOW" ingest "$(copy_of "$G/big.xlsx")" --unit 单位0001
     goal "$name: peak RSS, ingest $BIG_ROWS rows into it" "$RSS_MB" "<=" 100 "MB"
     if [ -d "$d/output/台账" ]; then
         row "$name: master size (roster per unit beside it)" "$(du -m "$d/output/master.xlsx" | cut -f1) MB" "" ""
@@ -240,8 +248,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 echo "daemon latency …" >&2
 if [ "$QUICK" = 0 ]; then
-    cargo build --release --locked --quiet --example watch_latency
-    "$ROOT/target/release/examples/watch_latency" --tally "$TALLY" --runs 5 --settle 0.5 >"$W/latency.out" 2>&1 || true
+    "$ROOT/target/$PROFILE/examples/watch_latency" --tally "$TALLY" --runs 5 --settle 0.5 >"$W/latency.out" 2>&1 || true
     LAT=$(grep -m1 -i 'median' "$W/latency.out" || echo "see $W/latency.out")
     row "daemon: 500-row return dropped → master in place (\`--settle 0.5\`, 5 runs)" "$LAT" "settle + 1 s" ""
 fi
