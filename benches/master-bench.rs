@@ -109,7 +109,7 @@ fn bench(rows: u64) {
             moved: false,
         };
         let new = NewSubmission::new(submission, counted_rows, Vec::new());
-        ledger.record(&new, &[]).expect("record");
+        ledger.record(&config.plan, &new, &[]).expect("record");
     }
     drop(ledger);
     let db_mb = std::fs::metadata(config.state_path()).map_or(0, |m| m.len()) / 1_000_000;

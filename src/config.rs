@@ -125,6 +125,23 @@ impl Config {
         Config::parse(&src, path, &base)
     }
 
+    /// Only `[limits]` of the config file at `path`, for the reader child: cheaper than
+    /// [`Config::load`] (no plan to validate) and never an error — a file that cannot be read
+    /// or parsed, or limits that cannot be used, give the defaults.
+    pub fn reader_limits(path: &Path) -> Limits {
+        #[derive(Deserialize)]
+        struct OnlyLimits {
+            #[serde(default)]
+            limits: Limits,
+        }
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|src| toml::from_str::<OnlyLimits>(&src).ok())
+            .map(|f| f.limits)
+            .filter(|l| l.problems().is_empty())
+            .unwrap_or_default()
+    }
+
     /// Parse and validate config text; `path` is only used in messages.
     pub fn parse(src: &str, path: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
         let file: File = toml::from_str(src).map_err(|e| ConfigError::Syntax {
@@ -277,6 +294,31 @@ fn line_at(src: &str, offset: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_child_reads_only_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tally.toml");
+        let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tally.toml"));
+        std::fs::write(
+            &path,
+            reference.replace("max_rows = 100000", "max_rows = 7"),
+        )
+        .unwrap();
+        assert_eq!(Config::reader_limits(&path).max_rows, 7);
+        // A plan that does not validate still gives its limits; unusable ones give defaults.
+        std::fs::write(&path, "[plan]\nyear = \"x\"\n[limits]\nmax_rows = 9\n").unwrap();
+        assert_eq!(Config::reader_limits(&path).max_rows, 9);
+        std::fs::write(&path, "[limits]\nmax_rows = 0\n").unwrap();
+        assert_eq!(
+            Config::reader_limits(&path).max_rows,
+            Limits::default().max_rows
+        );
+        assert_eq!(
+            Config::reader_limits(&dir.path().join("missing.toml")).max_rows,
+            Limits::default().max_rows
+        );
+    }
 
     const REFERENCE: &str = include_str!("../tally.toml");
 

@@ -4,10 +4,12 @@
 //! - `core`: the pure domain; imports no edge.
 //! - edges, each owning its settings from tally.toml: `config` (the file), `read`, `ledger`,
 //!   `intake`, `master`, `progress`, `forms`, `feedback`, `template`, `targets`, `watch`,
-//!   `mail`, `logging`, `private` (personal data owner-only at rest).
+//!   `mail`, `logging`, `private` (personal data owner-only at rest), `bars` (progress bars on
+//!   a terminal).
 //! - `settings` (resolved once: config, clock, environment) and `cmd` (clap, one module per
 //!   command).
 
+pub mod bars;
 pub mod cmd;
 pub mod config;
 pub mod core;

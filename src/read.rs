@@ -68,7 +68,8 @@ impl Limits {
 /// The hidden subcommand the parent runs in the child.
 pub const CHILD_COMMAND: &str = "__read";
 
-/// What the child prints on stdout, as one JSON document.
+/// What the child writes on stdout: one postcard document (compact binary; the parent decodes
+/// it with the same types, so the framing never leaves this file).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ChildOutput {
     Ok(Workbook),
@@ -108,15 +109,47 @@ fn unsupported(method: &str) -> Finding {
     ))
 }
 
-/// A sink that keeps the CRC-32 of what is written to it.
-#[derive(Default)]
-struct Crc32Sink {
-    crc: crc32fast::Hasher,
+/// Check a zip container before any XML is parsed: entry count, declared and real inflated
+/// sizes, inflate ratio. Inflates each entry into a sink, never into memory.
+pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
+    inflate_checked(bytes, limits, false, |_, _| Ok(()))
 }
 
-impl std::io::Write for Crc32Sink {
+/// [`check_zip`], keeping what it inflates: the same container with every entry stored
+/// (uncompressed), for calamine to read without inflating it a second time (one inflate per
+/// entry, not two). The inflated bytes are bounded by `zip_max_inflated_bytes` and only ever
+/// held in the reader child.
+fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, Finding> {
+    let damaged =
+        |e: &dyn std::fmt::Display| unreadable(format!("文件已损坏（{e}），请重新保存后报送。"));
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(bytes.len() * 4)));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    inflate_checked(bytes, limits, true, |name, content| {
+        if name.ends_with('/') {
+            out.add_directory(name, stored).map_err(|e| damaged(&e))
+        } else {
+            out.start_file(name, stored).map_err(|e| damaged(&e))?;
+            std::io::Write::write_all(&mut out, content).map_err(|e| damaged(&e))
+        }
+    })?;
+    out.finish()
+        .map(Cursor::into_inner)
+        .map_err(|e| damaged(&e))
+}
+
+/// Where an entry is inflated to: its CRC-32, and its bytes when they are kept.
+struct Inflated {
+    crc: crc32fast::Hasher,
+    kept: Option<Vec<u8>>,
+}
+
+impl std::io::Write for Inflated {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.crc.update(buf);
+        if let Some(k) = &mut self.kept {
+            k.extend_from_slice(buf);
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -124,9 +157,14 @@ impl std::io::Write for Crc32Sink {
     }
 }
 
-/// Check a zip container before any XML is parsed: entry count, declared and real inflated
-/// sizes, inflate ratio. Inflates each entry into a sink, never into memory.
-pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
+/// The checks of [`check_zip`]. Each entry is inflated once, counted against the budget and
+/// its CRC-32 checked, then handed to `each` with its name (and its bytes when `keep`).
+fn inflate_checked(
+    bytes: &[u8],
+    limits: &Limits,
+    keep: bool,
+    mut each: impl FnMut(&str, &[u8]) -> Result<(), Finding>,
+) -> Result<(), Finding> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
         unreadable(format!(
             "文件已损坏，无法作为 Excel 文件打开（{e}）。请用 Excel 或 WPS 重新另存为 .xlsx 后再报送。"
@@ -183,7 +221,10 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
             zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(entry)),
             other => return Err(unsupported(&format!("{other:?}"))),
         };
-        let mut sink = Crc32Sink::default();
+        let mut sink = Inflated {
+            crc: crc32fast::Hasher::new(),
+            kept: keep.then(|| Vec::with_capacity(declared.min(budget) as usize)),
+        };
         let n = std::io::copy(&mut inflated.take(declared.min(budget) + 1), &mut sink).map_err(
             |e| {
                 unreadable(format!(
@@ -208,6 +249,7 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
             )));
         }
         budget -= n;
+        each(&name, sink.kept.as_deref().unwrap_or_default())?;
     }
     Ok(())
 }
@@ -223,9 +265,9 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
     }
     match container(bytes) {
         Container::Zip => {
-            check_zip(bytes, limits)?;
+            let stored = check_and_store(bytes, limits)?;
             if is_ods(bytes) {
-                let mut wb: calamine::Ods<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
+                let mut wb: calamine::Ods<_> = calamine::open_workbook_from_rs(Cursor::new(stored))
                     .map_err(|e| {
                         unreadable(format!(
                             "无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。"
@@ -238,7 +280,7 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
                 })
             } else {
                 let mut wb: calamine::Xlsx<_> =
-                    calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| {
+                    calamine::open_workbook_from_rs(Cursor::new(stored)).map_err(|e| {
                         unreadable(format!(
                             "文件不是有效的 Excel 工作簿（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
                         ))
@@ -479,10 +521,12 @@ pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: b
         Err(f) => ChildOutput::Refused(f),
     };
     let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    match serde_json::to_writer(&mut lock, &out) {
-        Ok(()) => 0,
-        Err(_) => 3,
+    let mut lock = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let written = postcard::to_io(&out, &mut lock).is_ok();
+    if written && std::io::Write::flush(&mut lock).is_ok() {
+        0
+    } else {
+        3
     }
 }
 
@@ -564,7 +608,7 @@ pub fn read_sandboxed(
         ));
     }
     if status.success()
-        && let Ok(parsed) = serde_json::from_slice::<ChildOutput>(&out)
+        && let Ok(parsed) = postcard::from_bytes::<ChildOutput>(&out)
     {
         return match parsed {
             ChildOutput::Ok(wb) => Ok(wb),
@@ -632,6 +676,73 @@ mod tests {
         let f = check_zip(&lying_zip(1_000, 2_000), &limits()).unwrap_err();
         assert_eq!(f.code, Code::FileUnreadable, "{}", f.message);
         check_zip(&lying_zip(1_000, 1_000), &limits()).unwrap();
+    }
+
+    /// The child's answer survives the pipe's framing with every kind of cell.
+    #[test]
+    fn the_child_output_round_trips() {
+        let sheet = Sheet {
+            name: "培训台账".into(),
+            rows: vec![
+                vec![Cell::Empty, Cell::Text("张伟".into()), Cell::Number(-0.5)],
+                vec![],
+                vec![
+                    Cell::Bool(true),
+                    Cell::Date("2020-05-12".into()),
+                    Cell::Error("#DIV/0!".into()),
+                ],
+            ],
+            merged: vec![Range {
+                first_row: 1,
+                first_col: 0,
+                last_row: 2,
+                last_col: 3,
+            }],
+        };
+        let wb = Workbook {
+            sheets: vec![sheet],
+        };
+        let bytes = postcard::to_stdvec(&ChildOutput::Ok(wb.clone())).unwrap();
+        match postcard::from_bytes::<ChildOutput>(&bytes).unwrap() {
+            ChildOutput::Ok(back) => assert_eq!(back, wb),
+            other => panic!("{other:?}"),
+        }
+        let f = too_large("过大");
+        let bytes = postcard::to_stdvec(&ChildOutput::Refused(f.clone())).unwrap();
+        match postcard::from_bytes::<ChildOutput>(&bytes).unwrap() {
+            ChildOutput::Refused(back) => assert_eq!(back, f),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Entries are inflated once and handed to calamine stored: the same workbook either way.
+    #[test]
+    fn a_stored_copy_reads_like_the_original() {
+        let cats = vec!["企业主要负责人".to_string()];
+        let units = vec!["西兴街道".to_string()];
+        let bytes = crate::template::render(&crate::template::TemplateSpec {
+            plan_title: "计划",
+            year: 2020,
+            unit: Some("西兴街道"),
+            month: None,
+            units: &units,
+            categories: &cats,
+            instructions: "说明",
+        })
+        .unwrap();
+        let stored = check_and_store(&bytes, &limits()).unwrap();
+        let mut a: calamine::Xlsx<_> =
+            calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
+        let mut b: calamine::Xlsx<_> =
+            calamine::open_workbook_from_rs(Cursor::new(&stored)).unwrap();
+        assert_eq!(a.sheet_names(), b.sheet_names());
+        for name in a.sheet_names() {
+            assert_eq!(
+                a.worksheet_range(&name).unwrap(),
+                b.worksheet_range(&name).unwrap(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

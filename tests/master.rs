@@ -573,6 +573,72 @@ fn the_same_ledger_and_now_give_the_same_bytes() {
     assert!(std::fs::read(&path).unwrap() != first);
 }
 
+/// `[master] roster`: inline in the master, one workbook per unit beside it (rewritten only
+/// when that unit's returns changed), or nowhere; the master stays byte-identical per mode.
+#[test]
+fn the_roster_goes_where_the_plan_says() {
+    let plan =
+        |mode: &str| REFERENCE_PLAN.replace("roster = \"auto\"", &format!("roster = \"{mode}\""));
+    for mode in ["inline", "per-unit", "none", "auto"] {
+        let w = Workdir::with_plan(&plan(mode));
+        may_return(&w, &people(0..30, O, "2020-05-06"));
+        let path = rebuild(&w, NOW);
+        let first = std::fs::read(&path).unwrap();
+        let names = open(&path).sheet_names();
+        let dir = w.join("output").join(tally::master::ROSTER_DIR);
+        let inline = matches!(mode, "inline" | "auto");
+        assert_eq!(
+            names.contains(&"培训台账".to_string()),
+            inline,
+            "{mode}: {names:?}"
+        );
+        assert_eq!(dir.exists(), mode == "per-unit", "{mode}");
+        if mode == "per-unit" {
+            let files = w.files_in(&dir);
+            assert_eq!(files.len(), 4, "one per unit: {files:?}");
+            let mut book = open(&dir.join("西兴街道.xlsx"));
+            let t = book.worksheet_range("培训台账").unwrap();
+            assert_eq!(t.height(), 31, "header and 30 rows");
+            assert_eq!(string(&t, 1, 1), "西兴街道");
+            let empty = open(&dir.join("长河街道.xlsx"))
+                .worksheet_range("培训台账")
+                .unwrap();
+            assert_eq!(empty.height(), 1, "a unit without returns: the header only");
+            // A return of another unit rewrites that unit's file only.
+            let before = std::fs::metadata(dir.join("西兴街道.xlsx"))
+                .unwrap()
+                .modified()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            ingest(
+                &w,
+                "长河街道",
+                "b.xlsx",
+                &return_xlsx("长河街道", "2020-05", &people(100..105, O, "2020-05-06")),
+                "2020-06-02",
+            );
+            let after = std::fs::metadata(dir.join("西兴街道.xlsx"))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(before, after, "西兴街道's roster untouched");
+            let t = open(&dir.join("长河街道.xlsx"))
+                .worksheet_range("培训台账")
+                .unwrap();
+            assert_eq!(t.height(), 6);
+            rebuild(&w, NOW);
+        } else {
+            // The same ledger and clock: the same bytes.
+            std::fs::remove_file(&path).unwrap();
+            rebuild(&w, NOW);
+            assert!(
+                std::fs::read(&path).unwrap() == first,
+                "{mode}: byte-identical"
+            );
+        }
+    }
+}
+
 #[test]
 fn previous_versions_are_archived_and_bounded() {
     let w = Workdir::new();

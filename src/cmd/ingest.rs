@@ -45,8 +45,12 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     intake::resume_pending(&ctx, &mut ledger)?;
     let mut status = ExitStatus::Success;
     let mut failed = 0;
+    let bar = crate::bars::bar(args.files.len() as u64, "接收报表");
     for file in &args.files {
-        match intake::ingest(&ctx, &mut ledger, unit, file) {
+        let taken = intake::ingest(&ctx, &mut ledger, unit, file);
+        bar.inc(1);
+        // Lines for the user go to stdout with the bar (on stderr) out of their way.
+        bar.suspend(|| match taken {
             Ok(outcome) => {
                 let s = &outcome.submission;
                 println!(
@@ -72,8 +76,9 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 eprintln!("tally: {}：未能处理（文件留在原处）：{e}", file.display());
                 failed += 1;
             }
-        }
+        });
     }
+    bar.finish_and_clear();
     // The master follows the ledger (a failure is logged; `tally rebuild` retries).
     crate::cmd::rebuild::after_intake(settings, &ledger);
     // The mail just stored goes out now; a server that is down only delays it (outbox).

@@ -112,10 +112,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             return service::run(&global.config, global.verbosity(), command);
         }
         Command::Read { file, confined } => {
-            // The child must never fail on config: fall back to default limits.
-            let limits = Config::load(&global.config)
-                .map(|c| c.limits)
-                .unwrap_or_default();
+            // The child must never fail on config: fall back to default limits. Only
+            // `[limits]` is read (a small return's read is cheap; the plan is the parent's).
+            let limits = Config::reader_limits(&global.config);
             let fault = Environment::read().fault_reader;
             let code = crate::read::child_main(file, &limits, fault.as_deref(), *confined);
             return Ok(if code == 0 {

@@ -15,7 +15,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     // Temporary files of a killed run (the lock says none is running).
     crate::intake::remove_stale_temps(config);
     let ledger = Ledger::open(&config.state_path())?;
-    let written = master::rebuild(config, &ledger, settings.now)?;
+    let bar = crate::bars::bar(ledger.counted_total()?, "重建总表（台账行）");
+    let written = master::rebuild_full(config, &ledger, settings.now, &bar)?;
+    bar.finish_and_clear();
     let target = config.master_path();
     if written != target {
         eprintln!(
@@ -26,7 +28,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     }
     println!("{}", written.display());
     // Each unit's own workbook follows the master; a unit's file held open is left for now.
-    for (unit, result) in crate::progress::publish_all(config, &ledger, settings.now)? {
+    for (unit, result) in crate::progress::publish_all(config, &ledger, settings.now, true)? {
         if let Err(e) = result {
             eprintln!("tally: {unit}：本单位进度表未能写入：{e}");
         }
@@ -46,7 +48,7 @@ pub fn after_intake(settings: &Settings, ledger: &Ledger) {
         tracing::error!(error = %e, "the master workbook was not rebuilt; run `tally rebuild` to retry");
     }
     // Failures of single units are logged by `publish_all`.
-    if let Err(e) = crate::progress::publish_all(&settings.config, ledger, settings.now) {
+    if let Err(e) = crate::progress::publish_all(&settings.config, ledger, settings.now, false) {
         tracing::error!(error = %e, "the units' progress workbooks were not written");
     }
     crate::forms::publish_all(&settings.config, settings.now);

@@ -17,12 +17,11 @@ pub struct StatusArgs {
 
 /// The status of the plan from the ledger at the settings' clock.
 pub fn load(settings: &Settings, ledger: &Ledger) -> anyhow::Result<Status> {
-    let rows = ledger.counted_rows()?;
     let accepted = ledger.accepted_months()?;
-    Ok(count::status(
+    Ok(count::status_from(
         &settings.config.plan,
         settings.now,
-        &rows,
+        &ledger.completed(&settings.config.plan)?,
         &accepted,
     ))
 }

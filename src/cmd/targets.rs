@@ -70,6 +70,8 @@ pub fn import(config_path: &Path, args: &ImportArgs) -> anyhow::Result<ExitStatu
         print!("{out}");
         return Ok(ExitStatus::Failure);
     }
+    // Read, check, write: a bar on a terminal while a large table is read and checked.
+    let bar = crate::bars::bar(3, "导入年度指标");
     let bytes = std::fs::read(file).with_context(|| format!("{}：无法读取", file.display()))?;
     // Read in this process, not in the sandboxed child used for returns: the quota table is
     // the bureau's own file, imported by hand by its staff, not untrusted bytes from a unit's
@@ -83,10 +85,12 @@ pub fn import(config_path: &Path, args: &ImportArgs) -> anyhow::Result<ExitStatu
                 finding.message,
                 config_path.display()
             ));
+            bar.finish_and_clear();
             print!("{out}");
             return Ok(ExitStatus::Failure);
         }
     };
+    bar.inc(1);
     let table = match parse(&wb, &config) {
         Ok(table) => table,
         Err(errors) => {
@@ -102,10 +106,12 @@ pub fn import(config_path: &Path, args: &ImportArgs) -> anyhow::Result<ExitStatu
                 "{} 未改动。请按以上提示改正后重新导入。\n",
                 config_path.display()
             ));
+            bar.finish_and_clear();
             print!("{out}");
             return Ok(ExitStatus::Failure);
         }
     };
+    bar.inc(1);
     let found = inconsistencies(&table);
     out.push_str(&render_table(file, &table));
     let verdict = if found.is_empty() || args.use_computed || args.accept_stated {
@@ -122,6 +128,7 @@ pub fn import(config_path: &Path, args: &ImportArgs) -> anyhow::Result<ExitStatu
              --accept-stated：导入这些数字，所写合计按原样接受（仅作记录）。\n",
             config_path.display()
         ));
+        bar.finish_and_clear();
         print!("{out}");
         return Ok(ExitStatus::Failure);
     }
@@ -133,6 +140,7 @@ pub fn import(config_path: &Path, args: &ImportArgs) -> anyhow::Result<ExitStatu
             "{} 中已是这些年度指标，未写入。\n",
             config_path.display()
         ));
+        bar.finish_and_clear();
         print!("{out}");
         return Ok(ExitStatus::Success);
     }
@@ -159,6 +167,7 @@ pub fn import(config_path: &Path, args: &ImportArgs) -> anyhow::Result<ExitStatu
             c.unit, c.category, c.new
         ));
     }
+    bar.finish_and_clear();
     print!("{out}");
     Ok(ExitStatus::Success)
 }

@@ -217,6 +217,150 @@ pub fn status_from(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Kept tallies: what the ledger keeps per unit × category × training month, so that figures
+// come from a few hundred numbers instead of a rescan of every row.
+
+/// One kept tally: for a unit, a category and a training month of the plan year (0 = January),
+/// the persons whose first qualifying training in that unit and category falls in the month,
+/// and the qualifying rows (person-times) dated in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TallyCounts {
+    pub persons: i64,
+    pub times: i64,
+}
+
+/// Tallies by (unit, category, training month 0..=11).
+pub type Tallies = BTreeMap<(String, String, u8), TallyCounts>;
+
+/// One counted report of a person, as much as tallies and double reports need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonReport {
+    pub unit: String,
+    pub category: String,
+    pub date: chrono::NaiveDate,
+    pub passed: bool,
+    pub submission: i64,
+}
+
+/// What the plan's counting depends on besides the rows: the year and each category's name
+/// and `require_pass`. Kept tallies made under another fingerprint are recounted.
+pub fn tally_fingerprint(plan: &Plan) -> String {
+    let mut s = format!("v1;{}", plan.year);
+    for c in &plan.categories {
+        s.push(';');
+        s.push_str(&c.name);
+        s.push(if c.require_pass { '+' } else { '-' });
+    }
+    s
+}
+
+fn qualifies(plan: &Plan, category: &str, date: chrono::NaiveDate, passed: bool) -> bool {
+    plan.categories
+        .iter()
+        .find(|c| c.name == category)
+        .is_some_and(|c| date.year() == plan.year && (passed || !c.require_pass))
+}
+
+/// What one person's counted reports (all of them, any order) add to the tallies.
+pub fn person_tallies(plan: &Plan, reports: &[PersonReport]) -> Tallies {
+    let mut out = Tallies::new();
+    let mut firsts: BTreeMap<(&str, &str), u8> = BTreeMap::new();
+    for r in reports {
+        if !qualifies(plan, &r.category, r.date, r.passed) {
+            continue;
+        }
+        let m = r.date.month0() as u8;
+        out.entry((r.unit.clone(), r.category.clone(), m))
+            .or_default()
+            .times += 1;
+        let first = firsts.entry((&r.unit, &r.category)).or_insert(m);
+        *first = (*first).min(m);
+    }
+    for ((unit, category), m) in firsts {
+        out.entry((unit.to_string(), category.to_string(), m))
+            .or_default()
+            .persons += 1;
+    }
+    out
+}
+
+/// Whether one person's counted reports make a double report (DESIGN.md §2): two or more
+/// units, or one unit and category in two or more returns.
+pub fn is_double(reports: &[PersonReport]) -> bool {
+    let Some(first) = reports.first() else {
+        return false;
+    };
+    if reports.iter().any(|r| r.unit != first.unit) {
+        return true;
+    }
+    let mut seen: HashMap<&str, i64> = HashMap::new();
+    reports.iter().any(|r| {
+        let sub = *seen.entry(&r.category).or_insert(r.submission);
+        sub != r.submission
+    })
+}
+
+/// `after − before`, per tally, leaving out what does not change.
+pub fn tally_delta(before: &Tallies, after: &Tallies) -> Tallies {
+    let mut out = Tallies::new();
+    for (k, a) in after {
+        let b = before.get(k).copied().unwrap_or_default();
+        let d = TallyCounts {
+            persons: a.persons - b.persons,
+            times: a.times - b.times,
+        };
+        if d != TallyCounts::default() {
+            out.insert(k.clone(), d);
+        }
+    }
+    for (k, b) in before {
+        if !after.contains_key(k) && *b != TallyCounts::default() {
+            out.insert(
+                k.clone(),
+                TallyCounts {
+                    persons: -b.persons,
+                    times: -b.times,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The figures from kept tallies and the double reports: what [`Counter`] makes of every
+/// counted row, without the rows.
+pub fn figures_from_tallies(plan: &Plan, tallies: &Tallies, doubles: Vec<Double>) -> Figures {
+    let mut completed = BTreeMap::new();
+    let mut monthly = BTreeMap::new();
+    for u in &plan.units {
+        for c in &plan.categories {
+            let mut months = [0u64; 12];
+            for (m, slot) in months.iter_mut().enumerate() {
+                let t = tallies
+                    .get(&(u.name.clone(), c.name.clone(), m as u8))
+                    .copied()
+                    .unwrap_or_default();
+                let n = match c.counting {
+                    Counting::Persons => t.persons,
+                    Counting::PersonTimes => t.times,
+                };
+                *slot = u64::try_from(n).unwrap_or(0);
+            }
+            for i in 1..12 {
+                months[i] += months[i - 1];
+            }
+            completed.insert((u.name.clone(), c.name.clone()), months[11]);
+            monthly.insert((u.name.clone(), c.name.clone()), months);
+        }
+    }
+    Figures {
+        completed,
+        monthly,
+        doubles,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Counting in one streaming pass.
 
 /// One counted row, compactly (32 bytes): enough to count persons, months and doubles.

@@ -551,10 +551,12 @@ fn check_roster(
         return;
     }
 
+    // A column holds a handful of distinct labels: fold each once, not once per row.
+    let mut labels = Labels::default();
     if let Some(c) = columns.get(&Column::Category) {
         for &r in &data_rows {
-            if let Some(cat) = ctx.plan.find_category(&text_of(sheet.get(r, *c))) {
-                *ret.category_rows.entry(cat.name.clone()).or_default() += 1;
+            if let Some(cat) = labels.category(ctx.plan, &text_of(sheet.get(r, *c))) {
+                *ret.category_rows.entry(cat.to_string()).or_default() += 1;
             }
         }
     }
@@ -574,7 +576,17 @@ fn check_roster(
     };
     let mut seen_ids: HashMap<(String, String), u32> = HashMap::new();
     for r in data_rows {
-        if let Some(row) = check_row(sheet, r, &columns, &extra, &covered, ctx, ret.month, out) {
+        if let Some(row) = check_row(
+            sheet,
+            r,
+            &columns,
+            &extra,
+            &covered,
+            ctx,
+            ret.month,
+            &mut labels,
+            out,
+        ) {
             let key = (row.id.clone(), row.category.clone());
             if let Some(first) = seen_ids.get(&key) {
                 let col = columns[&Column::Id];
@@ -625,6 +637,42 @@ fn is_blank_row(sheet: &Sheet, r: u32, columns: &BTreeMap<Column, u32>, extra: &
         })
 }
 
+/// Folded labels of one roster, memoised by the text as written: a category or result column
+/// holds a handful of distinct values over thousands of rows.
+#[derive(Default)]
+struct Labels {
+    categories: HashMap<String, Option<String>>,
+    results: HashMap<String, Option<bool>>,
+}
+
+impl Labels {
+    /// The canonical category a label names (`Plan::find_category`).
+    fn category(&mut self, plan: &Plan, written: &str) -> Option<&str> {
+        if !self.categories.contains_key(written) {
+            let found = plan.find_category(written).map(|c| c.name.clone());
+            self.categories.insert(written.to_string(), found);
+        }
+        self.categories.get(written).and_then(|c| c.as_deref())
+    }
+
+    /// 合格 → true, 不合格 → false, anything else → None.
+    fn result(&mut self, written: &str) -> Option<bool> {
+        if let Some(&r) = self.results.get(written) {
+            return r;
+        }
+        let f = fold(written);
+        let r = if f == fold(form::RESULT_PASS) {
+            Some(true)
+        } else if f == fold(form::RESULT_FAIL) {
+            Some(false)
+        } else {
+            None
+        };
+        self.results.insert(written.to_string(), r);
+        r
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check_row(
     sheet: &Sheet,
@@ -634,6 +682,7 @@ fn check_row(
     covered: &dyn Fn(u32, u32) -> bool,
     ctx: &Context<'_>,
     month: Option<YearMonth>,
+    labels: &mut Labels,
     out: &mut Vec<Finding>,
 ) -> Option<Row> {
     let name = &sheet.name;
@@ -753,8 +802,8 @@ fn check_row(
 
     let category = category_cell.and_then(|(v, c)| {
         let written = text_of(v);
-        match ctx.plan.find_category(&written) {
-            Some(cat) => Some(cat.name.clone()),
+        match labels.category(ctx.plan, &written) {
+            Some(cat) => Some(cat.to_string()),
             None => {
                 out_push(
                     Code::CategoryUnknown,
@@ -864,10 +913,9 @@ fn check_row(
 
     let passed = result_cell.and_then(|(v, c)| {
         let written = text_of(v);
-        match fold(&written).as_str() {
-            f if f == fold(form::RESULT_PASS) => Some(true),
-            f if f == fold(form::RESULT_FAIL) => Some(false),
-            _ => {
+        match labels.result(&written) {
+            Some(passed) => Some(passed),
+            None => {
                 out_push(
                     Code::ResultInvalid,
                     c,

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One cell value, converted once from calamine's `Data`.
+/// One cell value, converted once from calamine's `Data`. Serialized externally tagged (serde's
+/// default), which the reader child's compact binary framing (postcard) can carry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "t", content = "v")]
 pub enum Cell {
     #[default]
     Empty,

@@ -471,7 +471,7 @@ fn record(
     // Compose the messages the submission causes against its provisional record (no id yet:
     // message keys come from the bytes and the verdict), then store both in one transaction.
     let messages = (ctx.compose)(ledger, new.provisional(), &new.findings);
-    Ok(ledger.record(new, &messages)?)
+    Ok(ledger.record(&ctx.config.plan, new, &messages)?)
 }
 
 fn write_feedback(

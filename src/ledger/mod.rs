@@ -10,6 +10,7 @@ pub mod lock;
 mod outbox;
 mod schedule;
 mod schema;
+mod tallies;
 
 pub use outbox::{OutboxRow, Requeued};
 
@@ -17,6 +18,7 @@ use crate::core::calendar::YearMonth;
 use crate::core::count::CountedRow;
 use crate::core::findings::{Code, Finding, Severity};
 use crate::core::lateness::{Arrival, Arrivals};
+use crate::core::plan::Plan;
 use crate::core::returns::Row;
 use chrono::DateTime;
 use chrono_tz::Tz;
@@ -258,6 +260,73 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A second, read-only connection to the same ledger (WAL: it reads while this one
+    /// writes), for work spread over threads. Nothing is created or migrated.
+    fn open_reader(path: &Path) -> Result<Ledger, LedgerError> {
+        let sql = |source| LedgerError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql)?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `f` over every item, on up to two threads (this machine's cores, at most the items),
+    /// each with its own read-only connection; results in the items' order. For work that
+    /// only reads the ledger (rendering a unit's workbooks), so the cores share it.
+    pub fn in_parallel<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        f: impl Fn(&Ledger, &I) -> T + Sync,
+    ) -> Result<Vec<T>, LedgerError> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(2)
+            .min(items.len());
+        if workers <= 1 {
+            return Ok(items.iter().map(|i| f(self, i)).collect());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (path, f, next) = (self.path.as_path(), &f, &next);
+        let results: Vec<Result<Vec<(usize, T)>, LedgerError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(move || {
+                        let reader = Ledger::open_reader(path)?;
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(item) = items.get(i) else {
+                                break;
+                            };
+                            done.push((i, f(&reader, item)));
+                        }
+                        Ok(done)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut all = Vec::with_capacity(items.len());
+        for r in results {
+            all.extend(r?);
+        }
+        all.sort_by_key(|(i, _)| *i);
+        Ok(all.into_iter().map(|(_, t)| t).collect())
+    }
+
     fn err(&self, source: rusqlite::Error) -> LedgerError {
         LedgerError::Sql {
             path: self.path.clone(),
@@ -298,6 +367,7 @@ impl Ledger {
     /// returns of the same unit and month, and queue messages — one transaction.
     pub fn record(
         &mut self,
+        plan: &Plan,
         new: &NewSubmission,
         messages: &[NewMessage],
     ) -> Result<Submission, LedgerError> {
@@ -335,7 +405,7 @@ impl Ledger {
                     .collect::<Result<_, _>>()
                     .map_err(sql)?
             };
-            for old in older {
+            for &old in &older {
                 tx.execute(
                     "UPDATE submissions SET status = 'superseded', superseded_by = ?1 WHERE id = ?2",
                     params![id, old],
@@ -350,6 +420,8 @@ impl Ledger {
                 )
                 .map_err(sql)?;
             }
+            tallies::after_accept(&tx, plan, id, &new.unit, &new.counted_rows, &older)
+                .map_err(sql)?;
         }
         for m in messages {
             queue_message(&tx, m, &new.received_at).map_err(sql)?;
@@ -475,18 +547,44 @@ impl Ledger {
     /// Stream the counted rows without holding them all (for the master's roster).
     pub fn for_each_counted_row(
         &self,
+        f: impl FnMut(CountedRow) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        self.for_each_counted_row_of(None, f)
+    }
+
+    /// Rows of one unit's accepted (not superseded) returns, in ledger order.
+    pub fn unit_counted_rows(&self, unit: &str) -> Result<Vec<CountedRow>, LedgerError> {
+        let mut out = Vec::new();
+        self.for_each_counted_row_of(Some(unit), |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Stream the counted rows, of one unit or of all, in ledger order.
+    pub fn for_each_counted_row_of(
+        &self,
+        unit: Option<&str>,
         mut f: impl FnMut(CountedRow) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
+        const ALL: &str = "SELECT s.id, s.unit, s.month, r.line, r.name, r.id_number, r.enterprise, r.credit_code,
+                        r.category, r.date, r.hours, r.passed, r.certificate
+                 FROM submissions s JOIN rows r ON r.submission_id = s.id
+                 WHERE s.status = 'accepted' ORDER BY s.id, r.line";
+        const ONE: &str = "SELECT s.id, s.unit, s.month, r.line, r.name, r.id_number, r.enterprise, r.credit_code,
+                        r.category, r.date, r.hours, r.passed, r.certificate
+                 FROM submissions s JOIN rows r ON r.submission_id = s.id
+                 WHERE s.status = 'accepted' AND s.unit = ?1 ORDER BY s.id, r.line";
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT s.id, s.unit, s.month, r.line, r.name, r.id_number, r.enterprise, r.credit_code,
-                        r.category, r.date, r.hours, r.passed, r.certificate
-                 FROM rows r JOIN submissions s ON s.id = r.submission_id
-                 WHERE s.status = 'accepted' ORDER BY s.id, r.line",
-            )
+            .prepare_cached(if unit.is_some() { ONE } else { ALL })
             .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut rows = match unit {
+            Some(u) => stmt.query(params![u]),
+            None => stmt.query([]),
+        }
+        .map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let row = (|| -> rusqlite::Result<CountedRow> {
                 let month: String = r.get(2)?;
@@ -521,28 +619,40 @@ impl Ledger {
         &self,
         ids: impl Iterator<Item = &'a str>,
     ) -> Result<ReportsById, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT s.unit, s.month, r.category FROM rows r JOIN submissions s ON s.id = r.submission_id
-                 WHERE r.id_number = ?1 AND s.status = 'accepted' ORDER BY s.id, r.line",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut out = std::collections::HashMap::new();
-        for id in ids {
-            if out.contains_key(id) {
-                continue;
-            }
-            let found: Vec<(String, String, String)> = stmt
-                .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .and_then(|rows| rows.collect())
+        // One statement over a temporary table of the IDs (an index probe each inside SQLite),
+        // in a transaction that is rolled back: nothing of the ledger is written.
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS probe_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM temp.probe_ids;",
+        )
+        .map_err(|e| self.err(e))?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT OR IGNORE INTO temp.probe_ids (id) VALUES (?1)")
                 .map_err(|e| self.err(e))?;
-            let found: Vec<(String, YearMonth, String)> = found
-                .into_iter()
-                .filter_map(|(u, m, c)| YearMonth::parse(&m).map(|m| (u, m, c)))
-                .collect();
-            if !found.is_empty() {
-                out.insert(id.to_string(), found);
+            for id in ids {
+                ins.execute(params![id]).map_err(|e| self.err(e))?;
+            }
+        }
+        let found: Vec<(String, String, String, String)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT p.id, s.unit, s.month, r.category FROM temp.probe_ids p
+                     CROSS JOIN rows r ON r.id_number = p.id
+                     JOIN submissions s ON s.id = r.submission_id
+                     WHERE s.status = 'accepted' ORDER BY p.id, s.id, r.line",
+                )
+                .map_err(|e| self.err(e))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(e))?
+        };
+        tx.rollback().map_err(|e| self.err(e))?;
+        let mut out: ReportsById = std::collections::HashMap::new();
+        for (id, u, m, c) in found {
+            if let Some(m) = YearMonth::parse(&m) {
+                out.entry(id).or_default().push((u, m, c));
             }
         }
         Ok(out)

@@ -119,7 +119,32 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN lease_until INTEGER;
     ALTER TABLE outbox ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]';
     "#,
-    // 5: a file being taken whose content the reader child has read (src/ledger/files.rs): only
+    // 5: kept aggregates (src/ledger/tallies.rs, issue 11): per unit × category × training month
+    // the persons first counted there and the person-times; the 身份证号 that are double reports
+    // (two units, or one unit and category in two returns), filled here from the rows. The
+    // tallies depend on the plan and are counted by the first writer (key `tallies_plan`).
+    r#"
+    CREATE TABLE tallies (
+        unit TEXT NOT NULL,
+        category TEXT NOT NULL,
+        month0 INTEGER NOT NULL,
+        persons INTEGER NOT NULL,
+        times INTEGER NOT NULL,
+        PRIMARY KEY (unit, category, month0)
+    ) WITHOUT ROWID;
+    CREATE TABLE doubles (
+        id_number TEXT PRIMARY KEY
+    ) WITHOUT ROWID;
+    INSERT INTO doubles (id_number)
+        SELECT r.id_number FROM rows r JOIN submissions s ON s.id = r.submission_id
+        WHERE s.status = 'accepted'
+        GROUP BY r.id_number
+        HAVING COUNT(DISTINCT s.unit) > 1
+            OR COUNT(DISTINCT s.unit || char(31) || r.category || char(31) || s.id)
+               > COUNT(DISTINCT s.unit || char(31) || r.category);
+    CREATE INDEX submissions_status_unit ON submissions(status, unit);
+    "#,
+    // 6: a file being taken whose content the reader child has read (src/ledger/files.rs): only
     // a stop after that counts as a crash caused by the file.
     r#"
     ALTER TABLE watch_files ADD COLUMN read INTEGER NOT NULL DEFAULT 0;

@@ -292,12 +292,11 @@ pub fn current_status(
     ledger: &Ledger,
     now: DateTime<Tz>,
 ) -> Result<Status, MailError> {
-    let rows = ledger.counted_rows()?;
     let accepted = ledger.accepted_months()?;
-    Ok(crate::core::count::status(
+    Ok(crate::core::count::status_from(
         &config.plan,
         now,
-        &rows,
+        &ledger.completed(&config.plan)?,
         &accepted,
     ))
 }

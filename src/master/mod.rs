@@ -17,15 +17,17 @@ mod roster;
 pub mod settings;
 mod styles;
 
-pub use publish::{ARCHIVE_SUBDIR, rebuild};
+pub use publish::{ARCHIVE_SUBDIR, ROSTER_DIR, rebuild, rebuild_full};
 
 use crate::config::Config;
-use crate::core::count::{self, Counter};
+use crate::core::count;
 use crate::excel;
-use crate::ledger::{Ledger, LedgerError, SubmissionStatus};
+use crate::ledger::{Ledger, LedgerError};
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
+use indicatif::ProgressBar;
 use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook, XlsxError};
+use settings::RosterMode;
 use std::io::Write;
 use std::path::PathBuf;
 use styles::Styles;
@@ -100,9 +102,9 @@ pub fn render_with(
     Ok(buf)
 }
 
-/// Render the master into `out`. Roster and findings rows stream from the ledger through
-/// constant-memory worksheets and through `count::Counter`, which keeps one compact record
-/// per counted row and one per distinct person.
+/// Render the master into `out`. The figures come from the ledger's kept tallies; the roster
+/// (when `[master] roster` puts it here) and findings rows stream from the ledger through
+/// constant-memory worksheets.
 pub fn render_to<W: Write + Send>(
     config: &Config,
     ledger: &Ledger,
@@ -110,30 +112,31 @@ pub fn render_to<W: Write + Send>(
     options: &RenderOptions,
     out: W,
 ) -> Result<(), MasterError> {
+    render_with_bar(config, ledger, now, options, out, &ProgressBar::hidden())
+}
+
+/// [`render_to`], advancing `bar` by each roster row written.
+fn render_with_bar<W: Write + Send>(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+    options: &RenderOptions,
+    out: W,
+    bar: &ProgressBar,
+) -> Result<(), MasterError> {
     if !(2..=excel::MAX_ROWS).contains(&options.rows_per_sheet) {
         return Err(MasterError::RowsPerSheet(options.rows_per_sheet));
     }
     let now = now.with_timezone(&config.plan.tz);
     let styles = Styles::new();
     let mut book = Workbook::new();
+    // Level 3 of 9: about twice as fast as the default for rows of text, a little larger.
+    book.set_zip_compression_level(3);
     styles::set_default_format(&mut book)?;
-    let utc = now.naive_utc();
-    let created = ExcelDateTime::from_ymd(
-        u16::try_from(utc.year()).unwrap_or(2000),
-        utc.month() as u8,
-        utc.day() as u8,
-    )?
-    .and_hms(utc.hour() as u16, utc.minute() as u8, utc.second())?;
-    book.set_properties(
-        &DocProperties::new()
-            .set_title(format!("{}{COMPLETION_SHEET}", config.plan.title))
-            .set_subject(format!("截至{}", styles::date_zh(now)))
-            .set_author("tally")
-            .set_comment(
-                "由 tally 根据台账自动生成，可随时用 tally rebuild 重新生成；请勿手工修改。",
-            )
-            .set_creation_datetime(&created),
-    );
+    book.set_properties(&properties(
+        &format!("{}{COMPLETION_SHEET}", config.plan.title),
+        now,
+    )?);
 
     // Sheets in their final order; the roster sheets are added as its rows stream.
     book.add_worksheet().set_name(COMPLETION_SHEET)?;
@@ -149,38 +152,34 @@ pub fn render_to<W: Write + Send>(
     const FINDINGS: usize = 4;
 
     let submissions = ledger.submissions()?;
-    let mut roster = roster::Roster::start(
-        &mut book,
-        config,
-        options.rows_per_sheet,
-        FINDINGS + 1,
-        &styles,
-    )?;
-    let mut counter = Counter::new(&config.plan);
-    // Every row of an accepted return counts: reserve once rather than grow by doubling.
-    counter.reserve(
-        submissions
-            .iter()
-            .filter(|s| s.status == SubmissionStatus::Accepted)
-            .map(|s| usize::try_from(s.rows).unwrap_or(0))
-            .sum(),
-    );
-    let mut failed: Option<XlsxError> = None;
-    ledger.for_each_counted_row(|r| {
-        if failed.is_none() {
-            let e = counter.add(&r);
-            if let Err(err) = roster.write(&mut book, config, &r, e, &styles) {
-                failed = Some(err);
+    let mode = config.master.roster.resolve(ledger.counted_total()?);
+    if mode == RosterMode::Inline {
+        let mut roster = roster::Roster::start(
+            &mut book,
+            config,
+            options.rows_per_sheet,
+            FINDINGS + 1,
+            &styles,
+        )?;
+        let mut failed: Option<XlsxError> = None;
+        ledger.for_each_counted_row(|r| {
+            if failed.is_none() {
+                let e = count::eligibility(&config.plan, &r.row);
+                if let Err(err) = roster.write(&mut book, config, &r, e, &styles) {
+                    failed = Some(err);
+                }
+                bar.inc(1);
             }
+            Ok(())
+        })?;
+        if let Some(err) = failed {
+            return Err(err.into());
         }
-        Ok(())
-    })?;
-    if let Some(err) = failed {
-        return Err(err.into());
+        roster.finish(&mut book)?;
     }
-    roster.finish(&mut book)?;
 
-    let figures = counter.finish();
+    // Counted from the kept tallies: the cost follows the plan's size, not the ledger's.
+    let figures = ledger.figures(&config.plan)?;
     let accepted = ledger.accepted_months()?;
     let status = count::status_from(&config.plan, now, &figures.completed, &accepted);
     let findings = ledger.all_findings()?;
@@ -222,6 +221,62 @@ pub fn render_to<W: Write + Send>(
     )?;
     book.save_to_writer(out)?;
     Ok(())
+}
+
+/// The workbook's properties, dated `now` (never the wall clock: the same ledger and `now`
+/// give the same bytes).
+fn properties(title: &str, now: DateTime<Tz>) -> Result<DocProperties, XlsxError> {
+    let utc = now.naive_utc();
+    let created = ExcelDateTime::from_ymd(
+        u16::try_from(utc.year()).unwrap_or(2000),
+        utc.month() as u8,
+        utc.day() as u8,
+    )?
+    .and_hms(utc.hour() as u16, utc.minute() as u8, utc.second())?;
+    Ok(DocProperties::new()
+        .set_title(title)
+        .set_subject(format!("截至{}", styles::date_zh(now)))
+        .set_author("tally")
+        .set_comment("由 tally 根据台账自动生成，可随时用 tally rebuild 重新生成；请勿手工修改。")
+        .set_creation_datetime(&created))
+}
+
+/// One unit's counted roster as a workbook of its own (`[master] roster = "per-unit"`): the
+/// master's 培训台账 columns, that unit's rows only, streamed from the ledger.
+pub fn render_unit_roster(
+    config: &Config,
+    ledger: &Ledger,
+    unit: &str,
+    now: DateTime<Tz>,
+    bar: &ProgressBar,
+) -> Result<Vec<u8>, MasterError> {
+    let now = now.with_timezone(&config.plan.tz);
+    let styles = Styles::new();
+    let mut book = Workbook::new();
+    // Level 3 of 9: about twice as fast as the default for rows of text, a little larger.
+    book.set_zip_compression_level(3);
+    styles::set_default_format(&mut book)?;
+    book.set_properties(&properties(
+        &format!("{}{unit}{ROSTER_SHEET}", config.plan.title),
+        now,
+    )?);
+    let mut roster = roster::Roster::start(&mut book, config, excel::MAX_ROWS, 0, &styles)?;
+    let mut failed: Option<XlsxError> = None;
+    ledger.for_each_counted_row_of(Some(unit), |r| {
+        if failed.is_none() {
+            let e = count::eligibility(&config.plan, &r.row);
+            if let Err(err) = roster.write(&mut book, config, &r, e, &styles) {
+                failed = Some(err);
+            }
+            bar.inc(1);
+        }
+        Ok(())
+    })?;
+    if let Some(err) = failed {
+        return Err(err.into());
+    }
+    roster.finish(&mut book)?;
+    Ok(book.save_to_buffer()?)
 }
 
 #[cfg(test)]

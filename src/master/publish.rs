@@ -4,12 +4,13 @@
 //! is held open or read-only, retry, then write `master.<time>.xlsx` beside it. The new content
 //! is never lost and an unchanged master is left untouched. It renders nothing itself.
 
-use super::{MasterError, RenderOptions, render_to};
+use super::{MasterError, RenderOptions, render_with_bar};
 use crate::config::Config;
 use crate::durable::sync_dir;
 use crate::ledger::Ledger;
 use chrono::DateTime;
 use chrono_tz::Tz;
+use indicatif::ProgressBar;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +44,108 @@ pub fn rebuild(
     ledger: &Ledger,
     now: DateTime<Tz>,
 ) -> Result<PathBuf, MasterError> {
+    rebuild_with(config, ledger, now, false, &ProgressBar::hidden())
+}
+
+/// [`rebuild`], and every unit's roster workbook rewritten whether or not it changed (`tally
+/// rebuild`).
+/// `bar` advances by each roster row written (a terminal's progress bar, or hidden).
+pub fn rebuild_full(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+    bar: &ProgressBar,
+) -> Result<PathBuf, MasterError> {
+    rebuild_with(config, ledger, now, true, bar)
+}
+
+fn rebuild_with(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+    full: bool,
+    bar: &ProgressBar,
+) -> Result<PathBuf, MasterError> {
+    // Tallies counted under an earlier plan are recounted once, here (callers hold the lock).
+    if ledger.refresh_tallies(&config.plan)? {
+        tracing::info!("kept tallies recounted for the plan");
+    }
+    let written = write_master(config, ledger, now, bar)?;
+    publish_rosters(config, ledger, now, full, bar)?;
+    Ok(written)
+}
+
+/// Folder beside the master with one roster workbook per unit (`[master] roster = "per-unit"`).
+pub const ROSTER_DIR: &str = "台账";
+
+/// `watch_state` key prefix of what each unit's roster workbook was last written from.
+const ROSTER_STAMP: &str = "roster:";
+
+/// With `[master] roster = "per-unit"` (or `auto` past its size), write `台账/<unit>.xlsx`
+/// beside the master for each unit whose counted returns changed since it was last written
+/// (every unit when `full`). A unit's file held open is kept and written next time.
+fn publish_rosters(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+    full: bool,
+    bar: &ProgressBar,
+) -> Result<(), MasterError> {
+    let mode = config.master.roster.resolve(ledger.counted_total()?);
+    if mode != super::RosterMode::PerUnit {
+        return Ok(());
+    }
+    let dir = config
+        .master_path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(ROSTER_DIR);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir, "cannot create the roster folder"))?;
+    crate::durable::remove_stale_temps(&dir);
+    let stamps = ledger.roster_stamps()?;
+    let made_under = format!(
+        "{};{}",
+        crate::core::count::tally_fingerprint(&config.plan),
+        config.plan.mask_ids
+    );
+    let mut due = Vec::new();
+    for unit in &config.plan.units {
+        let target = dir.join(format!("{}.xlsx", unit.folder()));
+        let key = format!("{ROSTER_STAMP}{}", unit.name);
+        let stamp = format!(
+            "{};{made_under}",
+            stamps.get(&unit.name).copied().unwrap_or(0)
+        );
+        if full || !target.is_file() || ledger.state_value(&key)?.as_deref() != Some(&stamp) {
+            due.push((unit, target, key, stamp));
+        }
+    }
+    // Rendered and written on both cores, each with its own reader of the ledger.
+    let written = ledger.in_parallel(&due, |reader, (unit, target, _, _)| {
+        let bytes = super::render_unit_roster(config, reader, &unit.name, now, bar)?;
+        Ok::<_, MasterError>(crate::durable::publish(target, &bytes))
+    })?;
+    for ((unit, _, key, stamp), result) in due.iter().zip(written) {
+        match result? {
+            Ok(crate::durable::Published::Kept(path)) => {
+                tracing::info!(unit = %unit.name, path = %path.display(), "roster workbook held open; written next time");
+            }
+            Ok(_) => ledger.set_state_value(key, stamp)?,
+            Err(e) => {
+                tracing::warn!(unit = %unit.name, error = %e, "roster workbook not written")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Render and put the master in place (see [`rebuild`]).
+fn write_master(
+    config: &Config,
+    ledger: &Ledger,
+    now: DateTime<Tz>,
+    bar: &ProgressBar,
+) -> Result<PathBuf, MasterError> {
     let target = config.master_path();
     let dir = target
         .parent()
@@ -59,7 +162,14 @@ pub fn rebuild(
     let tmp_path = tmp.path().to_path_buf();
     {
         let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        render_to(config, ledger, now, &RenderOptions::default(), &mut out)?;
+        render_with_bar(
+            config,
+            ledger,
+            now,
+            &RenderOptions::default(),
+            &mut out,
+            bar,
+        )?;
         out.flush().map_err(io_err(&tmp_path, "cannot write"))?;
     }
     shared_mode(tmp.as_file(), &target);

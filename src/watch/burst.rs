@@ -208,7 +208,7 @@ pub fn rebuild_outputs(
         );
     }
     // Each unit's own workbook follows the master; failures of one unit are logged there.
-    if let Err(e) = crate::progress::publish_all(config, ledger, now) {
+    if let Err(e) = crate::progress::publish_all(config, ledger, now, false) {
         tracing::warn!(error = %e, "the units' progress workbooks were not written");
     }
     Ok(BurstReport { master: rebuilt? })

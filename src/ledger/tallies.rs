@@ -1,0 +1,384 @@
+//! Kept aggregates (issue 11): per unit × category × training month the persons first counted
+//! and the person-times (`tallies`), and the 身份证号 that are double reports (`doubles`),
+//! updated in the transaction that records a return, so that figures never rescan the rows.
+//! What a person's reports add up to is `core::count`'s (`person_tallies`, `is_double`); here
+//! only the SQL. A plan whose counting changed (year, categories, `require_pass`) is recounted
+//! once by the next writer; readers meanwhile count the rows as before.
+
+use super::{Ledger, LedgerError};
+use crate::core::calendar::YearMonth;
+use crate::core::count::{
+    self, Double, DoubleEntry, Figures, PersonReport, Tallies, TallyCounts, tally_fingerprint,
+};
+use crate::core::plan::Plan;
+use crate::core::returns::Row;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// `watch_state` key of the fingerprint the tallies were counted under.
+const FINGERPRINT_KEY: &str = "tallies_plan";
+
+/// Every counted report (accepted submissions only) of the IDs in `temp.affected_ids`.
+const REPORTS_OF_AFFECTED: &str = "SELECT r.id_number, s.unit, r.category, r.date, r.passed, s.id \
+     FROM temp.affected_ids a CROSS JOIN rows r ON r.id_number = a.id \
+     JOIN submissions s ON s.id = r.submission_id \
+     WHERE s.status = 'accepted'";
+
+fn state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT value FROM watch_state WHERE key = ?1",
+        params![key],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO watch_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+fn date_of(s: &str) -> rusqlite::Result<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| rusqlite::Error::InvalidQuery)
+}
+
+/// Bring the kept aggregates up to date after submission `id` of `unit` (its counted rows
+/// `rows`) was inserted as accepted and the submissions `superseded` stopped counting; runs
+/// inside the recording transaction. Tallies counted under another plan are recounted.
+pub(super) fn after_accept(
+    conn: &Connection,
+    plan: &Plan,
+    id: i64,
+    unit: &str,
+    rows: &[Row],
+    superseded: &[i64],
+) -> rusqlite::Result<()> {
+    let fresh = state(conn, FINGERPRINT_KEY)?.as_deref() == Some(&tally_fingerprint(plan));
+    // The reports the superseded returns took away, by 身份证号.
+    let mut removed: HashMap<String, Vec<PersonReport>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id_number, category, date, passed FROM rows WHERE submission_id = ?1",
+        )?;
+        for &old in superseded {
+            let mut q = stmt.query(params![old])?;
+            while let Some(r) = q.next()? {
+                removed.entry(r.get(0)?).or_default().push(PersonReport {
+                    unit: unit.to_string(),
+                    category: r.get(1)?,
+                    date: date_of(&r.get::<_, String>(2)?)?,
+                    passed: r.get(3)?,
+                    submission: old,
+                });
+            }
+        }
+    }
+    let mut affected: BTreeSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    affected.extend(removed.keys().map(String::as_str));
+
+    // Every counted report of the affected persons, in one statement over a temporary table
+    // of their IDs (one index probe each inside SQLite, not one statement each).
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS affected_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
+         DELETE FROM temp.affected_ids;",
+    )?;
+    {
+        let mut ins = conn.prepare_cached("INSERT INTO temp.affected_ids (id) VALUES (?1)")?;
+        for person in &affected {
+            ins.execute(params![person])?;
+        }
+    }
+    let mut reports: HashMap<String, Vec<PersonReport>> = HashMap::with_capacity(affected.len());
+    {
+        let mut stmt = conn.prepare_cached(REPORTS_OF_AFFECTED)?;
+        let mut q = stmt.query([])?;
+        while let Some(r) = q.next()? {
+            reports.entry(r.get(0)?).or_default().push(PersonReport {
+                unit: r.get(1)?,
+                category: r.get(2)?,
+                date: date_of(&r.get::<_, String>(3)?)?,
+                passed: r.get(4)?,
+                submission: r.get(5)?,
+            });
+        }
+    }
+    conn.execute("DELETE FROM temp.affected_ids", [])?;
+
+    let mut set_double =
+        conn.prepare_cached("INSERT OR IGNORE INTO doubles (id_number) VALUES (?1)")?;
+    let mut unset_double = conn.prepare_cached("DELETE FROM doubles WHERE id_number = ?1")?;
+    let mut delta = Tallies::new();
+    let none = Vec::new();
+    for person in affected {
+        let after = reports.get(person).unwrap_or(&none);
+        if count::is_double(after) {
+            set_double.execute(params![person])?;
+        } else if removed.contains_key(person) || after.iter().any(|r| r.submission != id) {
+            // Only a person reported elsewhere, or one a supersession touched, can have been a
+            // double report before.
+            unset_double.execute(params![person])?;
+        }
+        if !fresh {
+            continue;
+        }
+        let mut before: Vec<PersonReport> = after
+            .iter()
+            .filter(|r| r.submission != id)
+            .cloned()
+            .collect();
+        if let Some(gone) = removed.get(person) {
+            before.extend(gone.iter().cloned());
+        }
+        let d = count::tally_delta(
+            &count::person_tallies(plan, &before),
+            &count::person_tallies(plan, after),
+        );
+        for (k, v) in d {
+            let e = delta.entry(k).or_default();
+            e.persons += v.persons;
+            e.times += v.times;
+        }
+    }
+    if !fresh {
+        return recount(conn, plan);
+    }
+    let mut add = conn.prepare_cached(
+        "INSERT INTO tallies (unit, category, month0, persons, times) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (unit, category, month0) DO UPDATE SET
+            persons = persons + excluded.persons, times = times + excluded.times",
+    )?;
+    for ((u, c, m), v) in delta {
+        add.execute(params![u, c, m, v.persons, v.times])?;
+    }
+    conn.execute("DELETE FROM tallies WHERE persons = 0 AND times = 0", [])?;
+    Ok(())
+}
+
+/// The tallies counted afresh from every counted row (SQL, no row held in memory).
+fn rescan(conn: &Connection, plan: &Plan) -> rusqlite::Result<Tallies> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS tally_categories (name TEXT PRIMARY KEY, require_pass INTEGER NOT NULL);
+         DELETE FROM temp.tally_categories;",
+    )?;
+    {
+        let mut ins = conn.prepare_cached(
+            "INSERT OR IGNORE INTO temp.tally_categories (name, require_pass) VALUES (?1, ?2)",
+        )?;
+        for c in &plan.categories {
+            ins.execute(params![c.name, c.require_pass])?;
+        }
+    }
+    let from = format!("{:04}-01-01", plan.year);
+    let to = format!("{:04}-01-01", plan.year + 1);
+    let qualifying = "FROM rows r JOIN submissions s ON s.id = r.submission_id \
+         JOIN temp.tally_categories c ON c.name = r.category \
+         WHERE s.status = 'accepted' AND r.date >= ?1 AND r.date < ?2 AND (r.passed OR NOT c.require_pass)";
+    let sql = format!(
+        "SELECT unit, category, month0, SUM(p), SUM(t) FROM (
+            SELECT unit, category, first AS month0, COUNT(*) AS p, 0 AS t FROM (
+                SELECT s.unit AS unit, r.category AS category,
+                       MIN(CAST(substr(r.date, 6, 2) AS INTEGER)) - 1 AS first
+                {qualifying} GROUP BY s.unit, r.category, r.id_number)
+            GROUP BY unit, category, first
+            UNION ALL
+            SELECT s.unit, r.category, CAST(substr(r.date, 6, 2) AS INTEGER) - 1, 0, COUNT(*)
+            {qualifying} GROUP BY 1, 2, 3)
+         GROUP BY unit, category, month0"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut q = stmt.query(params![from, to])?;
+    let mut out = Tallies::new();
+    while let Some(r) = q.next()? {
+        let m: i64 = r.get(2)?;
+        out.insert(
+            (r.get(0)?, r.get(1)?, u8::try_from(m).unwrap_or(0)),
+            TallyCounts {
+                persons: r.get(3)?,
+                times: r.get(4)?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Replace the kept tallies by a rescan and note the plan they were counted under.
+fn recount(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
+    let fresh = rescan(conn, plan)?;
+    conn.execute("DELETE FROM tallies", [])?;
+    let mut add = conn.prepare_cached(
+        "INSERT INTO tallies (unit, category, month0, persons, times) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for ((u, c, m), v) in fresh {
+        add.execute(params![u, c, m, v.persons, v.times])?;
+    }
+    set_state(conn, FINGERPRINT_KEY, &tally_fingerprint(plan))
+}
+
+impl Ledger {
+    /// Recount the kept tallies when they were counted under another plan (a changed year,
+    /// category or `require_pass`), in one transaction; true when it did.
+    pub fn refresh_tallies(&self, plan: &Plan) -> Result<bool, LedgerError> {
+        if self.tallies_fresh(plan)? {
+            return Ok(false);
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        recount(&tx, plan).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(true)
+    }
+
+    fn tallies_fresh(&self, plan: &Plan) -> Result<bool, LedgerError> {
+        Ok(state(&self.conn, FINGERPRINT_KEY)
+            .map_err(|e| self.err(e))?
+            .as_deref()
+            == Some(&tally_fingerprint(plan)))
+    }
+
+    /// The kept tallies as stored.
+    pub fn tallies(&self) -> Result<Tallies, LedgerError> {
+        let found: Vec<((String, String, u8), TallyCounts)> = self.query(
+            "SELECT unit, category, month0, persons, times FROM tallies",
+            [],
+            |r| {
+                let m: i64 = r.get(2)?;
+                Ok((
+                    (r.get(0)?, r.get(1)?, u8::try_from(m).unwrap_or(0)),
+                    TallyCounts {
+                        persons: r.get(3)?,
+                        times: r.get(4)?,
+                    },
+                ))
+            },
+        )?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// The tallies counted afresh from the rows, for comparison with the kept ones.
+    pub fn rescan_tallies(&self, plan: &Plan) -> Result<Tallies, LedgerError> {
+        rescan(&self.conn, plan).map_err(|e| self.err(e))
+    }
+
+    /// Every double report with all its counted reports, by 身份证号 then ledger order.
+    pub fn doubles(&self) -> Result<Vec<Double>, LedgerError> {
+        type Found = (String, String, String, String, String, i64, u32);
+        let found: Vec<Found> = self.query(
+            "SELECT d.id_number, r.name, s.unit, s.month, r.category, s.id, r.line
+             FROM doubles d JOIN rows r ON r.id_number = d.id_number
+             JOIN submissions s ON s.id = r.submission_id AND s.status = 'accepted'
+             ORDER BY d.id_number, s.id, r.line",
+            [],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
+        )?;
+        let mut out: Vec<Double> = Vec::new();
+        for (id, name, unit, month, category, submission, line) in found {
+            let Some(month) = YearMonth::parse(&month) else {
+                continue;
+            };
+            let entry = DoubleEntry {
+                unit,
+                month,
+                category,
+                submission,
+                line,
+            };
+            match out.last_mut() {
+                Some(d) if d.id == id => d.reports.push(entry),
+                _ => out.push(Double {
+                    id,
+                    name,
+                    across_units: false,
+                    reports: vec![entry],
+                }),
+            }
+        }
+        for d in &mut out {
+            d.across_units = d.reports.iter().any(|r| r.unit != d.reports[0].unit);
+        }
+        Ok(out)
+    }
+
+    /// The figures of every counted row: from the kept tallies when they were counted under
+    /// this plan, else by counting the rows (a reader never writes; the next writer recounts).
+    pub fn figures(&self, plan: &Plan) -> Result<Figures, LedgerError> {
+        if self.tallies_fresh(plan)? {
+            return Ok(count::figures_from_tallies(
+                plan,
+                &self.tallies()?,
+                self.doubles()?,
+            ));
+        }
+        let mut counter = count::Counter::new(plan);
+        self.for_each_counted_row(|r| {
+            counter.add(&r);
+            Ok(())
+        })?;
+        Ok(counter.finish())
+    }
+
+    /// Completed per (unit, category), as [`Ledger::figures`] counts it but without the
+    /// double reports when the tallies are fresh.
+    pub fn completed(&self, plan: &Plan) -> Result<BTreeMap<(String, String), u64>, LedgerError> {
+        if self.tallies_fresh(plan)? {
+            return Ok(count::figures_from_tallies(plan, &self.tallies()?, Vec::new()).completed);
+        }
+        Ok(self.figures(plan)?.completed)
+    }
+
+    /// Rows of accepted (not superseded) returns: how many.
+    pub fn counted_total(&self) -> Result<u64, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(rows), 0) FROM submissions WHERE status = 'accepted'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Per unit, the newest accepted submission: what a unit's counted roster depends on (a
+    /// return is superseded only by a newer accepted one).
+    pub fn roster_stamps(&self) -> Result<BTreeMap<String, i64>, LedgerError> {
+        let found: Vec<(String, i64)> = self.query(
+            "SELECT unit, MAX(id) FROM submissions WHERE status = 'accepted' GROUP BY unit",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// Per unit, a stamp that changes whenever one of its submissions is recorded, superseded
+    /// or moved: what a unit's progress workbook depends on besides the clock.
+    pub fn submission_stamps(&self) -> Result<BTreeMap<String, String>, LedgerError> {
+        let found: Vec<(String, String)> = self.query(
+            "SELECT unit, MAX(id) || ':' || COUNT(*) || ':' || SUM(moved) || ':' || SUM(status = 'superseded')
+             FROM submissions GROUP BY unit",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(found.into_iter().collect())
+    }
+
+    /// A value of the ledger's small key/value state.
+    pub fn state_value(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        state(&self.conn, key).map_err(|e| self.err(e))
+    }
+
+    /// Set a value of the ledger's small key/value state.
+    pub fn set_state_value(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        set_state(&self.conn, key, value).map_err(|e| self.err(e))
+    }
+}
