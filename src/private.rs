@@ -108,8 +108,8 @@ pub struct Tightened {
 }
 
 /// Once per run, before the ledger or the archive is touched: create the state folder (the
-/// ledger's), the archive and its staging folder owner-only, and tighten them — every folder
-/// under them to 0700, every file to 0600 — logging a warning that names the folder where
+/// ledger's), the archive and its staging folder owner-only, and tighten one that others may
+/// enter — every folder under it to 0700, every file to 0600 — logging a warning that names the folder where
 /// personal data was reachable by other accounts. Symbolic links are not followed. Does
 /// nothing on Windows (see the module's note). A folder that holds one of `shared` (the watch
 /// root, the master: a plan that keeps its ledger beside them) is created but never walked.
@@ -126,6 +126,12 @@ pub fn secure(
             continue;
         }
         if shared.iter().any(|s| s.starts_with(dir)) {
+            continue;
+        }
+        // Under a folder no other account may enter nothing is reachable, whatever the modes
+        // inside: the walk (seconds for a large archive, at every start) is needed only when
+        // the folder itself was opened.
+        if owner_only(dir) {
             continue;
         }
         let t = tighten(dir);
@@ -220,6 +226,18 @@ fn tighten(dir: &Path) -> Tightened {
     t
 }
 
+/// Whether `dir` is closed to other accounts (no group or other bits).
+#[cfg(unix)]
+fn owner_only(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o077 == 0)
+}
+
+#[cfg(not(unix))]
+fn owner_only(_dir: &Path) -> bool {
+    true
+}
+
 /// The state lock beside the ledger (`ledger::lock`): holds a process id, no personal data.
 #[cfg(unix)]
 fn is_lock(path: &Path) -> bool {
@@ -283,11 +301,17 @@ mod tests {
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
         let t = secure(&state, &archive, &staging, &[&state.join("watch-dirs")]);
         assert_eq!((t.entries, mode(&state)), (0, 0o755));
-        // A month folder left 0755 inside a private archive was reachable by nobody.
+        // A month folder left 0755 inside a private archive is reachable by nobody: the
+        // archive is not walked (its walk costs seconds at every start when it is large)...
         std::fs::create_dir(archive.join("西兴街道/2020-06")).unwrap();
         let m = archive.join("西兴街道/2020-06");
         std::fs::set_permissions(&m, std::fs::Permissions::from_mode(0o755)).unwrap();
         let t = secure(&state, &archive, &staging, &[&state.join("watch-dirs")]);
-        assert_eq!((t.entries, t.exposed, mode(&m)), (1, 0, 0o700));
+        assert_eq!((t.entries, t.exposed, mode(&m)), (0, 0, 0o755));
+        // ...until the archive itself is opened: then all of it is tightened, and the month
+        // folder was not reachable through the closed unit folder, so nothing was exposed.
+        std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = secure(&state, &archive, &staging, &[&state.join("watch-dirs")]);
+        assert_eq!((t.entries, t.exposed, mode(&m)), (2, 0, 0o700));
     }
 }
