@@ -29,12 +29,7 @@ const NOW: &str = "2020-06-02";
 /// The reference plan with a fast [watch] section (no minimum age, a rare rescan) and the
 /// given `[mail]` lines.
 fn plan(mail: &str) -> String {
-    let plan = REFERENCE_PLAN
-        .replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1)
-        .replacen("\nrescan_secs = 60\n", "\nrescan_secs = 3600\n", 1)
-        .replacen("[mail]\n", &format!("[mail]\n{mail}"), 1);
-    assert!(plan.contains("min_age_secs = 0") && plan.contains("rescan_secs = 3600"));
-    plan
+    fast_plan().replacen("[mail]\n", &format!("[mail]\n{mail}"), 1)
 }
 
 fn smtp_plan(url: &str, timeout_secs: u64) -> String {

@@ -731,14 +731,7 @@ fn duplicates_a_unit_mismatch_and_deadline_reminders_through_the_file_transport(
 
 /// `tally` started in `w` without waiting for it.
 fn spawn(w: &Workdir, args: &[&str]) -> std::process::Child {
-    std::process::Command::new(BIN)
-        .current_dir(w.path())
-        .arg("--config")
-        .arg(w.join("tally.toml"))
-        .args(args)
-        .env_remove("TALLY_NOW")
-        .env_remove("TALLY_SMTP_URL")
-        .env("RUST_LOG", "tally=warn")
+    w.command(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

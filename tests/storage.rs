@@ -95,14 +95,6 @@ impl Drop for SmallDisk {
     }
 }
 
-fn plan() -> String {
-    let plan = REFERENCE_PLAN
-        .replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1)
-        .replacen("\nrescan_secs = 60\n", "\nrescan_secs = 3600\n", 1);
-    assert!(plan.contains("min_age_secs = 0") && plan.contains("rescan_secs = 3600"));
-    plan
-}
-
 fn a_return(unit: &str, month: &str, seed: u32) -> Vec<u8> {
     return_xlsx(
         unit,
@@ -192,59 +184,68 @@ fn taken_once_space_returns(w: &Workdir, d: Daemon) {
     assert_eq!(archived, 2);
 }
 
-#[test]
-fn the_archive_disk_full_keeps_the_drops_mails_the_bureau_once_and_takes_them_later() {
-    let w = Workdir::with_plan(&plan());
-    let Some(disk) = SmallDisk::mount(&w.join("archive"), 512) else {
+/// A small disk over the plan's `folder` under the running daemon: `fault` befalls it, two
+/// returns are dropped and held with one alert saying `expect` (`also` checks more then),
+/// `mend` undoes the fault and both returns are taken.
+fn held_then_taken(
+    folder: &str,
+    kib: u32,
+    fault: fn(&SmallDisk),
+    expect: &[&str],
+    also: fn(&Workdir),
+    mend: fn(&SmallDisk),
+) {
+    let w = Workdir::with_plan(&fast_plan());
+    let Some(disk) = SmallDisk::mount(&w.join(folder), kib) else {
         return;
     };
     let d = start(&w);
-    disk.fill();
+    fault(&disk);
     let drops = drop_two(&w);
-    held_with_one_alert(
-        &w,
-        &d,
-        &drops,
+    held_with_one_alert(&w, &d, &drops, expect);
+    also(&w);
+    mend(&disk);
+    taken_once_space_returns(&w, d);
+}
+
+#[test]
+fn the_archive_disk_full_keeps_the_drops_mails_the_bureau_once_and_takes_them_later() {
+    held_then_taken(
+        "archive",
+        512,
+        SmallDisk::fill,
         &[
             "【异常】存档磁盘空间已满，报表暂停入账",
             "不会丢失",
             "清理该磁盘",
         ],
+        |_| {},
+        SmallDisk::free,
     );
-    disk.free();
-    taken_once_space_returns(&w, d);
 }
 
 #[test]
 fn the_ledger_disk_full_keeps_the_drops_and_mails_the_bureau_around_the_outbox() {
-    let w = Workdir::with_plan(&plan());
-    let Some(disk) = SmallDisk::mount(&w.join("state"), 1024) else {
-        return;
-    };
-    let d = start(&w);
-    disk.fill();
-    let drops = drop_two(&w);
-    held_with_one_alert(
-        &w,
-        &d,
-        &drops,
+    held_then_taken(
+        "state",
+        1024,
+        SmallDisk::fill,
         &["【异常】数据库磁盘空间已满，报表暂停入账"],
+        // The outbox is in the ledger, which cannot be written: the alert went around it.
+        |w| {
+            let outbox = w.files_in("outbox");
+            assert!(
+                outbox.iter().any(|n| n.starts_with("未入账-")),
+                "{outbox:?}"
+            );
+        },
+        SmallDisk::free,
     );
-    // The outbox is in the ledger, which cannot be written: the alert went around it.
-    assert!(
-        w.files_in("outbox")
-            .iter()
-            .any(|n| n.starts_with("未入账-")),
-        "{:?}",
-        w.files_in("outbox")
-    );
-    disk.free();
-    taken_once_space_returns(&w, d);
 }
 
 #[test]
 fn the_master_disk_full_takes_the_returns_mails_once_and_writes_the_master_later() {
-    let w = Workdir::with_plan(&plan());
+    let w = Workdir::with_plan(&fast_plan());
     let Some(disk) = SmallDisk::mount(&w.join("output"), 512) else {
         return;
     };
@@ -282,26 +283,19 @@ fn the_master_disk_full_takes_the_returns_mails_once_and_writes_the_master_later
 
 #[test]
 fn the_archive_read_only_keeps_the_drops_and_they_go_through_when_writable_again() {
-    let w = Workdir::with_plan(&plan());
-    let Some(disk) = SmallDisk::mount(&w.join("archive"), 4096) else {
-        return;
-    };
-    let d = start(&w);
-    disk.remount("ro");
-    let drops = drop_two(&w);
-    held_with_one_alert(
-        &w,
-        &d,
-        &drops,
+    held_then_taken(
+        "archive",
+        4096,
+        |disk| disk.remount("ro"),
         &["【异常】存档磁盘为只读状态，报表暂停入账", "恢复为可写"],
+        |_| {},
+        |disk| disk.remount("rw"),
     );
-    disk.remount("rw");
-    taken_once_space_returns(&w, d);
 }
 
 #[test]
 fn a_read_only_state_folder_is_a_clear_error_at_start_and_loses_nothing() {
-    let w = Workdir::with_plan(&plan());
+    let w = Workdir::with_plan(&fast_plan());
     let Some(disk) = SmallDisk::mount(&w.join("state"), 4096) else {
         return;
     };

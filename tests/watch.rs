@@ -20,18 +20,8 @@ const XX: &str = "西兴街道";
 const CH: &str = "长河街道";
 const NOW: &str = "2020-06-02";
 
-/// The reference plan with a fast [watch] section for tests: no minimum age, and a rescan so
-/// rare that only the mode under test can find a file.
-fn plan() -> String {
-    let plan = REFERENCE_PLAN
-        .replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1)
-        .replacen("\nrescan_secs = 60\n", "\nrescan_secs = 3600\n", 1);
-    assert!(plan.contains("min_age_secs = 0") && plan.contains("rescan_secs = 3600"));
-    plan
-}
-
 fn workdir() -> Workdir {
-    Workdir::with_plan(&plan())
+    Workdir::with_plan(&fast_plan())
 }
 
 fn a_return(unit: &str, month: &str, seed: u32, rows: u32) -> Vec<u8> {

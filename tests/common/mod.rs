@@ -44,8 +44,9 @@ impl Workdir {
         self.join("watch-dirs").join(unit)
     }
 
-    /// Run tally with `--config <this>/tally.toml` and the given args.
-    pub fn run(&self, args: &[&str]) -> Output {
+    /// `tally --config <this>/tally.toml ARGS` in this folder, without the variables a
+    /// developer's shell may hold, logging warnings only; not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(self.path())
             .arg("--config")
@@ -54,7 +55,12 @@ impl Workdir {
             .env_remove("TALLY_NOW")
             .env_remove("TALLY_SMTP_URL")
             .env("RUST_LOG", "tally=warn");
-        cmd.output().expect("run tally")
+        cmd
+    }
+
+    /// Run tally with `--config <this>/tally.toml` and the given args.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run tally")
     }
 
     /// Run and return stdout, asserting the exit code.
@@ -234,6 +240,16 @@ pub fn soffice_convert(
 
 /// A work folder whose plan takes a dropped file as soon as it has settled (`min_age_secs = 0`),
 /// for `watch --once` tests.
+/// The reference plan with a fast [watch] section for daemon tests: no minimum age, and a
+/// rescan so rare that only the mode under test can find a file.
+pub fn fast_plan() -> String {
+    let plan = REFERENCE_PLAN
+        .replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1)
+        .replacen("\nrescan_secs = 60\n", "\nrescan_secs = 3600\n", 1);
+    assert!(plan.contains("min_age_secs = 0") && plan.contains("rescan_secs = 3600"));
+    plan
+}
+
 pub fn workdir_taking_at_once() -> Workdir {
     let plan = REFERENCE_PLAN.replacen("\nmin_age_secs = 1\n", "\nmin_age_secs = 0\n", 1);
     assert_ne!(plan, REFERENCE_PLAN);

@@ -4,7 +4,7 @@
 //! (`CRASH_TRIALS=200 cargo test --release --test crash -- --ignored --nocapture`); it never
 //! panics on a broken promise but returns the failure, so the long run can count them.
 
-use super::common::{BIN, Person, REFERENCE_PLAN, Workdir, return_xlsx};
+use super::common::{Person, REFERENCE_PLAN, Workdir, return_xlsx};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -136,15 +136,8 @@ fn drop_all(w: &Workdir, drops: &[Drop]) {
 }
 
 fn command(w: &Workdir, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(w.path())
-        .arg("--config")
-        .arg(w.join("tally.toml"))
-        .args(args)
-        .env_remove("TALLY_NOW")
-        .env_remove("TALLY_SMTP_URL")
-        .env("RUST_LOG", "tally=warn")
-        .stdin(Stdio::null());
+    let mut cmd = w.command(args);
+    cmd.stdin(Stdio::null());
     cmd
 }
 
