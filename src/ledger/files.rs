@@ -3,9 +3,9 @@
 //! named by what they mean to the daemon, not by table: a second backend implements the same
 //! calls. It never looks at the disk (the caller decides which files are gone).
 
+use super::db::args;
 use super::{Ledger, LedgerError};
 use crate::core::settle::Stat;
-use rusqlite::{OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -33,10 +33,10 @@ impl Ledger {
         unit: Option<&str>,
         at: &str,
     ) -> Result<(), LedgerError> {
-        self.conn
+        self.db
             .execute(
-                "INSERT OR IGNORE INTO watch_files (path, unit, state, first_seen, updated_at) VALUES (?1, ?2, 'seen', ?3, ?3)",
-                params![key(path), unit, at],
+                "INSERT INTO watch_files (path, unit, state, first_seen, updated_at) VALUES (?1, ?2, 'seen', ?3, ?3) ON CONFLICT DO NOTHING",
+                args![&key(path), unit, at],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -53,14 +53,14 @@ impl Ledger {
         stat: Stat,
         at: &str,
     ) -> Result<u32, LedgerError> {
-        self.conn
-            .query_row(
+        self.db
+            .value(
                 "INSERT INTO watch_files (path, unit, state, size, mtime_ns, first_seen, updated_at) VALUES (?1, ?2, 'taking', ?3, ?4, ?5, ?5)
                  ON CONFLICT(path) DO UPDATE SET
-                    crashes = crashes + (state = 'taking' AND read = 1), state = 'taking', read = 0, unit = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
+                    crashes = watch_files.crashes + CASE WHEN watch_files.state = 'taking' AND watch_files.read = 1 THEN 1 ELSE 0 END,
+                    state = 'taking', read = 0, unit = ?2, size = ?3, mtime_ns = ?4, updated_at = ?5
                  RETURNING crashes",
-                params![key(path), unit, stat.size as i64, mtime_ns(stat), at],
-                |r| r.get(0),
+                args![&key(path), unit, stat.size as i64, mtime_ns(stat), at],
             )
             .map_err(|e| self.err(e))
     }
@@ -69,10 +69,10 @@ impl Ledger {
     /// a stop before the file is done counts against the file. No-op for a file the watcher
     /// is not taking (`tally ingest`).
     pub fn file_read(&mut self, path: &Path) -> Result<(), LedgerError> {
-        self.conn
+        self.db
             .execute(
                 "UPDATE watch_files SET read = 1 WHERE path = ?1 AND state = 'taking'",
-                params![key(path)],
+                args![&key(path)],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -80,10 +80,10 @@ impl Ledger {
 
     /// Intake could not take `path` in; it stays in its folder.
     pub fn file_failed(&mut self, path: &Path, detail: &str, at: &str) -> Result<(), LedgerError> {
-        self.conn
+        self.db
             .execute(
                 "UPDATE watch_files SET state = 'failed', detail = ?2, updated_at = ?3 WHERE path = ?1",
-                params![key(path), detail, at],
+                args![&key(path), detail, at],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -91,11 +91,8 @@ impl Ledger {
 
     /// `path` has left its folder (taken, removed, renamed): it is forgotten.
     pub fn file_gone(&mut self, path: &Path) -> Result<(), LedgerError> {
-        self.conn
-            .execute(
-                "DELETE FROM watch_files WHERE path = ?1",
-                params![key(path)],
-            )
+        self.db
+            .execute("DELETE FROM watch_files WHERE path = ?1", args![&key(path)])
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -103,10 +100,10 @@ impl Ledger {
     /// Something in the watch root lies outside any unit's folder. True when it was not
     /// noted before (the operator is told once).
     pub fn outside_file_noted(&mut self, path: &Path, at: &str) -> Result<bool, LedgerError> {
-        self.conn
+        self.db
             .execute(
-                "INSERT OR IGNORE INTO watch_files (path, state, first_seen, updated_at) VALUES (?1, 'outside', ?2, ?2)",
-                params![key(path), at],
+                "INSERT INTO watch_files (path, state, first_seen, updated_at) VALUES (?1, 'outside', ?2, ?2) ON CONFLICT DO NOTHING",
+                args![&key(path), at],
             )
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
@@ -114,24 +111,19 @@ impl Ledger {
 
     /// Every path the watcher has noted and not forgotten, in any state.
     pub fn noted_files(&self) -> Result<Vec<PathBuf>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT path FROM watch_files")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| r.get::<_, String>(0).map(PathBuf::from))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
+        self.query("SELECT path FROM watch_files", args![], |r| {
+            r.get::<String>(0).map(PathBuf::from)
+        })
     }
 
     /// Whether the master lags the ledger: files were taken after its last rebuild.
     pub fn master_stale(&self) -> Result<bool, LedgerError> {
-        self.conn
-            .query_row(
+        self.db
+            .query_opt(
                 "SELECT value FROM watch_state WHERE key = ?1",
-                params![MASTER_STALE],
-                |r| r.get::<_, String>(0),
+                args![MASTER_STALE],
+                |r| r.get::<String>(0),
             )
-            .optional()
             .map(|v| v.is_some())
             .map_err(|e| self.err(e))
     }
@@ -139,10 +131,10 @@ impl Ledger {
     /// Note that the bureau is told of a storage fault under `folder`: true when it was not
     /// noted yet (so the alarm is mailed once, across restarts, until it is cleared).
     pub fn note_storage_alarm(&mut self, folder: &Path, at: &str) -> Result<bool, LedgerError> {
-        self.conn
+        self.db
             .execute(
-                "INSERT OR IGNORE INTO watch_state (key, value) VALUES (?1, ?2)",
-                params![format!("{STORAGE_ALARM}{}", key(folder)), at],
+                "INSERT INTO watch_state (key, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args![&format!("{STORAGE_ALARM}{}", key(folder)), at],
             )
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
@@ -150,10 +142,10 @@ impl Ledger {
 
     /// The fault under `folder` is over.
     pub fn clear_storage_alarm(&mut self, folder: &Path) -> Result<(), LedgerError> {
-        self.conn
+        self.db
             .execute(
                 "DELETE FROM watch_state WHERE key = ?1",
-                params![format!("{STORAGE_ALARM}{}", key(folder))],
+                args![&format!("{STORAGE_ALARM}{}", key(folder))],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -161,31 +153,28 @@ impl Ledger {
 
     /// The folders with a storage alarm noted and not cleared.
     pub fn storage_alarms(&self) -> Result<Vec<PathBuf>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key FROM watch_state WHERE key LIKE 'storage_alarm:%'")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
-            .map(|keys| {
-                keys.iter()
-                    .map(|k| PathBuf::from(&k[STORAGE_ALARM.len()..]))
-                    .collect()
-            })
-            .map_err(|e| self.err(e))
+        let keys: Vec<String> = self.query(
+            "SELECT key FROM watch_state WHERE key LIKE 'storage_alarm:%'",
+            args![],
+            |r| r.get(0),
+        )?;
+        Ok(keys
+            .iter()
+            .map(|k| PathBuf::from(&k[STORAGE_ALARM.len()..]))
+            .collect())
     }
 
     /// Note that the master lags the ledger (`true`) or has caught up (`false`).
     pub fn set_master_stale(&mut self, stale: bool) -> Result<(), LedgerError> {
         let r = if stale {
-            self.conn.execute(
+            self.db.execute(
                 "INSERT INTO watch_state (key, value) VALUES (?1, '1') ON CONFLICT(key) DO UPDATE SET value = '1'",
-                params![MASTER_STALE],
+                args![MASTER_STALE],
             )
         } else {
-            self.conn.execute(
+            self.db.execute(
                 "DELETE FROM watch_state WHERE key = ?1",
-                params![MASTER_STALE],
+                args![MASTER_STALE],
             )
         };
         r.map(|_| ()).map_err(|e| self.err(e))
@@ -206,13 +195,12 @@ mod tests {
 
     fn state_of(ledger: &Ledger, path: &Path) -> Option<(String, u32, String)> {
         ledger
-            .conn
-            .query_row(
+            .db
+            .query_opt(
                 "SELECT state, crashes, detail FROM watch_files WHERE path = ?1",
-                params![key(path)],
+                args![&key(path)],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()
             .unwrap()
     }
 

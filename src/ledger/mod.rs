@@ -5,6 +5,7 @@
 //! so that a second backend can implement the same API. Every change that belongs together is
 //! one transaction. Lives on local disk only (DESIGN.md §7).
 
+pub mod db;
 mod files;
 pub mod lock;
 mod outbox;
@@ -22,20 +23,18 @@ use crate::core::plan::Plan;
 use crate::core::returns::Row;
 use chrono::DateTime;
 use chrono_tz::Tz;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use db::{Begin, Db, DbError, DbRow, Value, args};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Ledger failures; all name the database file.
+/// Ledger failures; all name the database (its file, or its server without the password).
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// SQLite refused an operation.
+    /// The database refused an operation.
     #[error("{path}: ledger error: {source}")]
-    Sql {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sql { path: PathBuf, source: DbError },
     /// The folder of the database could not be created.
     #[error("{path}: cannot create the ledger folder: {source}")]
     Io {
@@ -51,16 +50,22 @@ pub enum LedgerError {
         found: i64,
         supported: i64,
     },
+    /// `tally ledger migrate` was pointed at a database that already holds a ledger.
+    #[error(
+        "{path}: the target database is not empty ({detail}); migrate only into an empty database"
+    )]
+    NotEmpty { path: PathBuf, detail: String },
 }
 
 impl LedgerError {
     /// The storage fault under the ledger this error comes from, if any: SQLite's "database
-    /// or disk is full" and "attempt to write a readonly database", or such an I/O error.
+    /// or disk is full" and "attempt to write a readonly database", PostgreSQL's disk_full and
+    /// read-only transaction, or such an I/O error.
     pub fn storage_fault(&self) -> Option<crate::durable::StorageFault> {
         use crate::durable::StorageFault;
         match self {
             LedgerError::Sql {
-                source: rusqlite::Error::SqliteFailure(e, _),
+                source: DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)),
                 ..
             } => match e.code {
                 rusqlite::ErrorCode::DiskFull => Some(StorageFault::Full),
@@ -71,9 +76,29 @@ impl LedgerError {
                 }
                 _ => None,
             },
+            LedgerError::Sql {
+                source: DbError::Postgres(e),
+                ..
+            } => match e.code() {
+                Some(c) if *c == postgres::error::SqlState::DISK_FULL => Some(StorageFault::Full),
+                Some(c) if *c == postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => {
+                    Some(StorageFault::ReadOnly)
+                }
+                _ => None,
+            },
             LedgerError::Io { source, .. } => StorageFault::of_io(source),
             _ => None,
         }
+    }
+
+    /// Whether the ledger's server could not be reached (it restarted, the network dropped):
+    /// the work is undone and can be tried again once it answers.
+    pub fn unavailable(&self) -> bool {
+        matches!(self, LedgerError::Sql { source: DbError::Postgres(e), .. }
+        if e.is_closed() || e.as_db_error().is_none_or(|d| {
+            let c = d.code().code();
+            c.starts_with("08") || c.starts_with("57P")
+        }))
     }
 }
 
@@ -217,66 +242,152 @@ pub struct Event {
     pub detail: String,
 }
 
+/// Where the ledger lives: an SQLite file on local disk (the default), or a PostgreSQL
+/// database (`[ledger] url`), with the password from the environment or a password file.
+#[derive(Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres {
+        url: String,
+        password: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.shown().display())
+    }
+}
+
+impl Location {
+    /// How errors and logs name it: the file, or the url without its password.
+    pub fn shown(&self) -> PathBuf {
+        match self {
+            Location::Sqlite(p) => p.clone(),
+            Location::Postgres { url, .. } => PathBuf::from(crate::mail::url::redact(url)),
+        }
+    }
+
+    /// Whether it is a database server several watchers share (PostgreSQL).
+    pub fn shared(&self) -> bool {
+        matches!(self, Location::Postgres { .. })
+    }
+}
+
 /// The open ledger.
 pub struct Ledger {
-    conn: Connection,
+    db: Db,
+    /// How errors name it (see [`Location::shown`]).
     path: PathBuf,
+    location: Location,
 }
 
 impl Ledger {
-    /// Open (creating if needed) and migrate the ledger at `path`. It holds full 身份证号: its
-    /// folder is created 0700 and the database with its `-wal` and `-shm` files 0600 on Unix
-    /// (`private`), whatever the umask; SQLite gives the latter two the database's mode. The
-    /// first open of a run also creates and tightens the plan's registered private folders.
+    /// Open (creating if needed) and migrate the SQLite ledger at `path`. It holds full
+    /// 身份证号: its folder is created 0700 and the database with its `-wal` and `-shm` files
+    /// 0600 on Unix (`private`), whatever the umask; SQLite gives the latter two the
+    /// database's mode. The first open of a run also creates and tightens the plan's
+    /// registered private folders.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Ledger::open_at(&Location::Sqlite(path.to_path_buf()))
+    }
+
+    /// Open (creating or migrating its schema if needed) the ledger at `location`.
+    pub fn open_at(location: &Location) -> Result<Ledger, LedgerError> {
         // The plan's state and archive folders, once per run (see `Settings::load`).
         crate::private::secure_registered();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::private::create_dir(dir).map_err(|source| LedgerError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        // Failing to set a mode is not fatal here: SQLite says best why it cannot open.
-        if let Err(e) = crate::private::touch_file(path) {
-            tracing::warn!(file = %path.display(), error = %e, "cannot make the ledger owner-only");
-        }
-        let conn = Connection::open(path).map_err(|source| LedgerError::Sql {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let path = location.shown();
+        let db = match location {
+            Location::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    crate::private::create_dir(dir).map_err(|source| LedgerError::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+                // Failing to set a mode is not fatal here: SQLite says best why it cannot open.
+                if let Err(e) = crate::private::touch_file(path) {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot make the ledger owner-only");
+                }
+                Db::Sqlite(Connection::open(path).map_err(|source| LedgerError::Sql {
+                    path: path.to_path_buf(),
+                    source: source.into(),
+                })?)
+            }
+            Location::Postgres { .. } => Ledger::connect(location)?,
+        };
         let mut ledger = Ledger {
-            conn,
-            path: path.to_path_buf(),
+            db,
+            path,
+            location: location.clone(),
         };
         ledger.setup()?;
-        for suffix in ["-wal", "-shm"] {
-            let mut side = path.as_os_str().to_owned();
-            side.push(suffix);
-            if let Err(e) = crate::private::restrict_path(Path::new(&side)) {
-                tracing::warn!(file = %Path::new(&side).display(), error = %e, "cannot make the ledger owner-only");
+        if let Location::Sqlite(path) = location {
+            for suffix in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(suffix);
+                if let Err(e) = crate::private::restrict_path(Path::new(&side)) {
+                    tracing::warn!(file = %Path::new(&side).display(), error = %e, "cannot make the ledger owner-only");
+                }
             }
         }
         Ok(ledger)
     }
 
-    /// A second, read-only connection to the same ledger (WAL: it reads while this one
-    /// writes), for work spread over threads. Nothing is created or migrated.
-    fn open_reader(path: &Path) -> Result<Ledger, LedgerError> {
-        let sql = |source| LedgerError::Sql {
-            path: path.to_path_buf(),
-            source,
+    /// A connection to the PostgreSQL server of `location`.
+    fn connect(location: &Location) -> Result<Db, LedgerError> {
+        let Location::Postgres { url, password } = location else {
+            unreachable!("connect is for a server");
         };
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(sql)?;
+        let err = |source: postgres::Error| LedgerError::Sql {
+            path: location.shown(),
+            source: source.into(),
+        };
+        let mut config: postgres::Config = url.parse().map_err(err)?;
+        if let Some(p) = password {
+            config.password(p);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tally");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        Ok(Db::Postgres(std::cell::RefCell::new(
+            db::Pg::connect(config).map_err(err)?,
+        )))
+    }
+
+    /// Where this ledger lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// A second connection to the same ledger (SQLite: read-only, WAL lets it read while
+    /// this one writes), for work spread over threads. Nothing is created or migrated.
+    fn open_reader(location: &Location) -> Result<Ledger, LedgerError> {
+        let db = match location {
+            Location::Sqlite(path) => {
+                let sql = |source: rusqlite::Error| LedgerError::Sql {
+                    path: path.to_path_buf(),
+                    source: source.into(),
+                };
+                let conn = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql)?;
+                conn.busy_timeout(std::time::Duration::from_secs(30))
+                    .map_err(sql)?;
+                Db::Sqlite(conn)
+            }
+            Location::Postgres { .. } => Ledger::connect(location)?,
+        };
         Ok(Ledger {
-            conn,
-            path: path.to_path_buf(),
+            db,
+            path: location.shown(),
+            location: location.clone(),
         })
     }
 
@@ -296,12 +407,12 @@ impl Ledger {
             return Ok(items.iter().map(|i| f(self, i)).collect());
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let (path, f, next) = (self.path.as_path(), &f, &next);
+        let (location, f, next) = (&self.location, &f, &next);
         let results: Vec<Result<Vec<(usize, T)>, LedgerError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(move || {
-                        let reader = Ledger::open_reader(path)?;
+                        let reader = Ledger::open_reader(location)?;
                         let mut done = Vec::new();
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -327,15 +438,29 @@ impl Ledger {
         Ok(all.into_iter().map(|(_, t)| t).collect())
     }
 
-    fn err(&self, source: rusqlite::Error) -> LedgerError {
+    fn err(&self, source: impl Into<DbError>) -> LedgerError {
         LedgerError::Sql {
             path: self.path.clone(),
-            source,
+            source: source.into(),
         }
     }
 
+    /// The name errors and logs give the ledger: its file, or its server's url without the
+    /// password.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Run `f` in one transaction: committed when it returns Ok, undone otherwise.
+    fn in_transaction<T>(
+        &self,
+        how: Begin,
+        f: impl FnOnce(&Db) -> Result<T, DbError>,
+    ) -> Result<T, LedgerError> {
+        let tx = self.db.begin(how).map_err(|e| self.err(e))?;
+        let out = f(&self.db).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
     }
 
     /// The submission of these bytes for this unit that counts now (accepted, not superseded).
@@ -344,13 +469,12 @@ impl Ledger {
         unit: &str,
         sha256: &str,
     ) -> Result<Option<Submission>, LedgerError> {
-        self.conn
-            .query_row(
+        self.db
+            .query_opt(
                 &format!("{SELECT_SUBMISSION} WHERE unit = ?1 AND sha256 = ?2 AND status = 'accepted' ORDER BY id LIMIT 1"),
-                params![unit, sha256],
+                args![unit, sha256],
                 submission_from_row,
             )
-            .optional()
             .map_err(|e| self.err(e))
     }
 
@@ -359,7 +483,7 @@ impl Ledger {
     pub fn unmoved(&self) -> Result<Vec<Submission>, LedgerError> {
         self.select(
             &format!("{SELECT_SUBMISSION} WHERE moved = 0 ORDER BY id"),
-            [],
+            args![],
         )
     }
 
@@ -371,64 +495,57 @@ impl Ledger {
         new: &NewSubmission,
         messages: &[NewMessage],
     ) -> Result<Submission, LedgerError> {
-        let path = self.path.clone();
-        let sql = |source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        let id = insert_submission(&tx, new).map_err(sql)?;
-        insert_event(&tx, id, &new.received_at, "received", &new.source_path).map_err(sql)?;
-        let verdict = format!(
-            "{} rows, {} errors, {} warnings",
-            new.rows,
-            new.findings.iter().filter(|f| f.is_error()).count(),
-            new.findings.iter().filter(|f| !f.is_error()).count()
-        );
-        insert_event(&tx, id, &new.received_at, "checked", &verdict).map_err(sql)?;
-        insert_event(
-            &tx,
-            id,
-            &new.received_at,
-            new.status.as_str(),
-            &new.destination,
-        )
-        .map_err(sql)?;
-        if new.status == SubmissionStatus::Accepted {
-            let month = new.month.map(|m| m.to_string());
-            let older: Vec<i64> = {
-                let mut stmt = tx
-                    .prepare("SELECT id FROM submissions WHERE unit = ?1 AND month = ?2 AND status = 'accepted' AND id != ?3")
-                    .map_err(sql)?;
-                stmt.query_map(params![new.unit, month, id], |r| r.get(0))
-                    .map_err(sql)?
-                    .collect::<Result<_, _>>()
-                    .map_err(sql)?
-            };
-            for &old in &older {
-                tx.execute(
-                    "UPDATE submissions SET status = 'superseded', superseded_by = ?1 WHERE id = ?2",
-                    params![id, old],
-                )
-                .map_err(sql)?;
-                insert_event(
-                    &tx,
-                    old,
-                    &new.received_at,
-                    "superseded",
-                    &format!("by submission {id}"),
-                )
-                .map_err(sql)?;
+        // Two writers of one server take turns at recording, as SQLite's writers do.
+        let id = self.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
+            let id = insert_submission(db, new)?;
+            insert_event(db, id, &new.received_at, "received", &new.source_path)?;
+            let verdict = format!(
+                "{} rows, {} errors, {} warnings",
+                new.rows,
+                new.findings.iter().filter(|f| f.is_error()).count(),
+                new.findings.iter().filter(|f| !f.is_error()).count()
+            );
+            insert_event(db, id, &new.received_at, "checked", &verdict)?;
+            insert_event(
+                db,
+                id,
+                &new.received_at,
+                new.status.as_str(),
+                &new.destination,
+            )?;
+            if new.status == SubmissionStatus::Accepted {
+                let month = new.month.map(|m| m.to_string());
+                let older: Vec<i64> = db.query(
+                    "SELECT id FROM submissions WHERE unit = ?1 AND month = ?2 AND status = 'accepted' AND id != ?3",
+                    args![&new.unit, &month, id],
+                    |r| r.get(0),
+                )?;
+                for &old in &older {
+                    db.execute(
+                        "UPDATE submissions SET status = 'superseded', superseded_by = ?1 WHERE id = ?2",
+                        args![id, old],
+                    )?;
+                    insert_event(
+                        db,
+                        old,
+                        &new.received_at,
+                        "superseded",
+                        &format!("by submission {id}"),
+                    )?;
+                }
+                tallies::after_accept(db, plan, id, &new.unit, &new.counted_rows, &older)?;
             }
-            tallies::after_accept(&tx, plan, id, &new.unit, &new.counted_rows, &older)
-                .map_err(sql)?;
-        }
-        for m in messages {
-            queue_message(&tx, m, &new.received_at).map_err(sql)?;
-        }
-        tx.commit().map_err(sql)?;
-        self.submission(id)?
-            .ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
+            for m in messages {
+                queue_message(db, m, &new.received_at)?;
+            }
+            Ok(id)
+        })?;
+        self.submission(id)?.ok_or_else(|| {
+            self.err(DbError::Value {
+                column: 0,
+                message: format!("submission {id} vanished after it was recorded"),
+            })
+        })
     }
 
     /// Mark a submission's file as moved to its destination (which may have been renamed on
@@ -452,59 +569,49 @@ impl Ledger {
         kind: &str,
         detail: &str,
     ) -> Result<(), LedgerError> {
-        let path = self.path.clone();
-        let sql = |source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute(
-            "UPDATE submissions SET moved = 1, destination = COALESCE(?1, destination) WHERE id = ?2",
-            params![destination, id],
-        )
-        .map_err(sql)?;
-        insert_event(&tx, id, at, kind, detail).map_err(sql)?;
-        tx.commit().map_err(sql)
+        self.in_transaction(Begin::Deferred, |db| {
+            db.execute(
+                "UPDATE submissions SET moved = 1, destination = COALESCE(?1, destination) WHERE id = ?2",
+                args![destination, id],
+            )?;
+            insert_event(db, id, at, kind, detail)
+        })
     }
 
     pub fn submission(&self, id: i64) -> Result<Option<Submission>, LedgerError> {
-        self.conn
-            .query_row(
+        self.db
+            .query_opt(
                 &format!("{SELECT_SUBMISSION} WHERE id = ?1"),
-                params![id],
+                args![id],
                 submission_from_row,
             )
-            .optional()
             .map_err(|e| self.err(e))
     }
 
     /// Every submission in ledger order.
     pub fn submissions(&self) -> Result<Vec<Submission>, LedgerError> {
-        self.select(&format!("{SELECT_SUBMISSION} ORDER BY id"), [])
+        self.select(&format!("{SELECT_SUBMISSION} ORDER BY id"), args![])
     }
 
-    fn select<P: rusqlite::Params>(&self, sql: &str, p: P) -> Result<Vec<Submission>, LedgerError> {
-        self.query(sql, p, submission_from_row)
+    fn select(&self, sql: &str, args: &[Value<'_>]) -> Result<Vec<Submission>, LedgerError> {
+        self.query(sql, args, submission_from_row)
     }
 
     /// Every row `sql` selects, each made by `f`.
-    fn query<T, P: rusqlite::Params>(
+    fn query<T>(
         &self,
         sql: &str,
-        p: P,
-        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        args: &[Value<'_>],
+        f: impl FnMut(&DbRow<'_, '_>) -> Result<T, DbError>,
     ) -> Result<Vec<T>, LedgerError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-        stmt.query_map(p, f)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
+        self.db.query(sql, args, f).map_err(|e| self.err(e))
     }
 
     /// Findings of one submission, in order.
     pub fn findings(&self, submission: i64) -> Result<Vec<Finding>, LedgerError> {
         self.query(
             "SELECT code, severity, sheet, cell, value, message FROM findings WHERE submission_id = ?1 ORDER BY seq",
-            params![submission],
+            args![submission],
             |r| finding_at(r, 0),
         )
     }
@@ -513,7 +620,7 @@ impl Ledger {
     pub fn all_findings(&self) -> Result<Vec<(i64, Finding)>, LedgerError> {
         self.query(
             "SELECT submission_id, code, severity, sheet, cell, value, message FROM findings ORDER BY submission_id, seq",
-            [],
+            args![],
             |r| Ok((r.get(0)?, finding_at(r, 1)?)),
         )
     }
@@ -522,7 +629,7 @@ impl Ledger {
     pub fn events(&self, submission: i64) -> Result<Vec<Event>, LedgerError> {
         self.query(
             "SELECT submission_id, at, kind, detail FROM events WHERE submission_id = ?1 ORDER BY id",
-            params![submission],
+            args![submission],
             |r| {
                 Ok(Event {
                     submission: r.get(0)?,
@@ -562,7 +669,8 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Stream the counted rows, of one unit or of all, in ledger order.
+    /// Stream the counted rows, of one unit or of all, in ledger order (nothing else of the
+    /// ledger may be used from inside `f`).
     pub fn for_each_counted_row_of(
         &self,
         unit: Option<&str>,
@@ -576,23 +684,28 @@ impl Ledger {
                         r.category, r.date, r.hours, r.passed, r.certificate
                  FROM submissions s JOIN rows r ON r.submission_id = s.id
                  WHERE s.status = 'accepted' AND s.unit = ?1 ORDER BY s.id, r.line";
-        let mut stmt = self
-            .conn
-            .prepare_cached(if unit.is_some() { ONE } else { ALL })
-            .map_err(|e| self.err(e))?;
-        let mut rows = match unit {
-            Some(u) => stmt.query(params![u]),
-            None => stmt.query([]),
+        let (sql, args) = match unit {
+            Some(u) => (ONE, args![u]),
+            None => (ALL, args![]),
+        };
+        /// The callback's own error, or the database's.
+        enum Failed {
+            Db(DbError),
+            Callback(LedgerError),
         }
-        .map_err(|e| self.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let row = (|| -> rusqlite::Result<CountedRow> {
+        impl From<DbError> for Failed {
+            fn from(e: DbError) -> Self {
+                Failed::Db(e)
+            }
+        }
+        let streamed = self.db.for_each(sql, args, |r| {
+            let row = (|| -> Result<CountedRow, DbError> {
                 let month: String = r.get(2)?;
                 let date: String = r.get(9)?;
                 Ok(CountedRow {
                     submission: r.get(0)?,
                     unit: r.get(1)?,
-                    month: YearMonth::parse(&month).ok_or(rusqlite::Error::InvalidQuery)?,
+                    month: YearMonth::parse(&month).ok_or_else(|| bad(2, &month))?,
                     row: Row {
                         line: r.get(3)?,
                         name: r.get(4)?,
@@ -600,18 +713,20 @@ impl Ledger {
                         enterprise: r.get(6)?,
                         credit_code: r.get(7)?,
                         category: r.get(8)?,
-                        date: chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
-                            .map_err(|_| rusqlite::Error::InvalidQuery)?,
+                        date: date_of(9, &date)?,
                         hours: r.get(10)?,
                         passed: r.get(11)?,
                         certificate: r.get(12)?,
                     },
                 })
-            })()
-            .map_err(|e| self.err(e))?;
-            f(row)?;
+            })()?;
+            f(row).map_err(Failed::Callback)
+        });
+        match streamed {
+            Ok(()) => Ok(()),
+            Err(Failed::Db(e)) => Err(self.err(e)),
+            Err(Failed::Callback(e)) => Err(e),
         }
-        Ok(())
     }
 
     /// For each given 身份证号, the counted reports of it: (unit, month, category).
@@ -619,35 +734,21 @@ impl Ledger {
         &self,
         ids: impl Iterator<Item = &'a str>,
     ) -> Result<ReportsById, LedgerError> {
-        // One statement over a temporary table of the IDs (an index probe each inside SQLite),
-        // in a transaction that is rolled back: nothing of the ledger is written.
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS probe_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
-             DELETE FROM temp.probe_ids;",
-        )
+        // One statement over a temporary table of the IDs (an index probe each inside the
+        // database), in a transaction that is rolled back: nothing of the ledger is written.
+        let tx = self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?;
+        let found = (|| -> Result<Vec<(String, String, String, String)>, DbError> {
+            fill_temp_ids(&self.db, "probe_ids", ids)?;
+            self.db.query(
+                "SELECT p.id, s.unit, s.month, r.category FROM probe_ids p
+                 CROSS JOIN rows r ON r.id_number = p.id
+                 JOIN submissions s ON s.id = r.submission_id
+                 WHERE s.status = 'accepted' ORDER BY p.id, s.id, r.line",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+        })()
         .map_err(|e| self.err(e))?;
-        {
-            let mut ins = tx
-                .prepare_cached("INSERT OR IGNORE INTO temp.probe_ids (id) VALUES (?1)")
-                .map_err(|e| self.err(e))?;
-            for id in ids {
-                ins.execute(params![id]).map_err(|e| self.err(e))?;
-            }
-        }
-        let found: Vec<(String, String, String, String)> = {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT p.id, s.unit, s.month, r.category FROM temp.probe_ids p
-                     CROSS JOIN rows r ON r.id_number = p.id
-                     JOIN submissions s ON s.id = r.submission_id
-                     WHERE s.status = 'accepted' ORDER BY p.id, s.id, r.line",
-                )
-                .map_err(|e| self.err(e))?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .and_then(|rows| rows.collect())
-                .map_err(|e| self.err(e))?
-        };
         tx.rollback().map_err(|e| self.err(e))?;
         let mut out: ReportsById = std::collections::HashMap::new();
         for (id, u, m, c) in found {
@@ -663,7 +764,7 @@ impl Ledger {
     pub fn accepted_months(&self) -> Result<BTreeSet<(String, YearMonth)>, LedgerError> {
         let pairs: Vec<(String, String)> = self.query(
             "SELECT DISTINCT unit, month FROM submissions WHERE status IN ('accepted','superseded') AND month IS NOT NULL",
-            [],
+            args![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(pairs
@@ -682,7 +783,7 @@ impl Ledger {
             "SELECT unit, month, status, received_at, file_name FROM submissions \
              WHERE month IS NOT NULL AND status IN ('accepted','superseded','rejected') \
              ORDER BY id",
-            [],
+            args![],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
         let mut out: BTreeMap<String, BTreeMap<YearMonth, Arrivals>> = BTreeMap::new();
@@ -709,24 +810,53 @@ impl Ledger {
 
     /// Queue messages outside an intake (reminders, digests), idempotently.
     pub fn queue(&mut self, messages: &[NewMessage], at: &str) -> Result<usize, LedgerError> {
-        let path = self.path.clone();
-        let sql = |source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
-        let mut n = 0;
-        for m in messages {
-            n += queue_message(&tx, m, at).map_err(sql)?;
-        }
-        tx.commit().map_err(sql)?;
-        Ok(n)
+        self.in_transaction(Begin::Deferred, |db| {
+            let mut n = 0;
+            for m in messages {
+                n += queue_message(db, m, at)?;
+            }
+            Ok(n)
+        })
     }
 }
 
+/// The advisory lock key under which PostgreSQL writers of returns take turns ("tally" and 1).
+const RECORD_LOCK: i64 = 0x7461_6c6c_7901;
+
 const SELECT_SUBMISSION: &str = "SELECT id, sha256, unit, month, file_name, source_path, archive_path, received_at, status, duplicate_of, superseded_by, rows, errors, warnings, reporter, phone, destination, feedback_path, moved FROM submissions";
 
-fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Submission> {
+/// A stored value the ledger cannot read back as what it wrote.
+fn bad(column: usize, value: &str) -> DbError {
+    DbError::Value {
+        column,
+        message: format!("unexpected value {value:?}"),
+    }
+}
+
+/// A stored training date (`YYYY-MM-DD`).
+fn date_of(column: usize, s: &str) -> Result<chrono::NaiveDate, DbError> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad(column, s))
+}
+
+/// Fill the temporary one-column table `name` (`id`, text, unique) with `ids`, creating it
+/// when this connection has none yet, emptied first.
+fn fill_temp_ids<'a>(
+    db: &Db,
+    name: &str,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<(), DbError> {
+    db.batch(&format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {name} (id TEXT PRIMARY KEY){}; DELETE FROM {name};",
+        db.pick(" WITHOUT ROWID", "")
+    ))?;
+    let insert = format!("INSERT INTO {name} (id) VALUES (?1) ON CONFLICT DO NOTHING");
+    for id in ids {
+        db.execute(&insert, args![id])?;
+    }
+    Ok(())
+}
+
+fn submission_from_row(r: &DbRow<'_, '_>) -> Result<Submission, DbError> {
     let month: Option<String> = r.get(3)?;
     let status: String = r.get(8)?;
     Ok(Submission {
@@ -753,10 +883,10 @@ fn submission_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Submission> {
 }
 
 /// A finding from the columns code, severity, sheet, cell, value, message from column `at` on.
-fn finding_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Finding> {
+fn finding_at(r: &DbRow<'_, '_>, at: usize) -> Result<Finding, DbError> {
     Ok(Finding {
-        code: Code::parse(&r.get::<_, String>(at)?).unwrap_or(Code::InternalError),
-        severity: if r.get::<_, String>(at + 1)? == "warning" {
+        code: Code::parse(&r.get::<String>(at)?).unwrap_or(Code::InternalError),
+        severity: if r.get::<String>(at + 1)? == "warning" {
             Severity::Warning
         } else {
             Severity::Error
@@ -768,102 +898,96 @@ fn finding_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Finding> {
     })
 }
 
-fn insert_submission(tx: &Transaction<'_>, s: &NewSubmission) -> rusqlite::Result<i64> {
+fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {
     let errors = s.findings.iter().filter(|f| f.is_error()).count() as i64;
     let warnings = s.findings.len() as i64 - errors;
-    tx.execute(
+    let month = s.month.map(|m| m.to_string());
+    let id: i64 = db.value(
         "INSERT INTO submissions (sha256, unit, month, file_name, source_path, archive_path, received_at, status, duplicate_of, rows, errors, warnings, reporter, phone, destination, feedback_path)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        params![
-            s.sha256,
-            s.unit,
-            s.month.map(|m| m.to_string()),
-            s.file_name,
-            s.source_path,
-            s.archive_path,
-            s.received_at,
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING id",
+        args![
+            &s.sha256,
+            &s.unit,
+            &month,
+            &s.file_name,
+            &s.source_path,
+            &s.archive_path,
+            &s.received_at,
             s.status.as_str(),
             s.duplicate_of,
             s.rows,
             errors,
             warnings,
-            s.reporter,
-            s.phone,
-            s.destination,
-            s.feedback_path,
+            &s.reporter,
+            &s.phone,
+            &s.destination,
+            &s.feedback_path,
         ],
     )?;
-    let id = tx.last_insert_rowid();
-    {
-        let mut stmt = tx.prepare(
+    for r in &s.counted_rows {
+        let date = r.date.format("%Y-%m-%d").to_string();
+        db.execute(
             "INSERT INTO rows (submission_id, line, name, id_number, enterprise, credit_code, category, date, hours, passed, certificate)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for r in &s.counted_rows {
-            stmt.execute(params![
+            args![
                 id,
                 r.line,
-                r.name,
-                r.id,
-                r.enterprise,
-                r.credit_code,
-                r.category,
-                r.date.format("%Y-%m-%d").to_string(),
+                &r.name,
+                &r.id,
+                &r.enterprise,
+                &r.credit_code,
+                &r.category,
+                &date,
                 r.hours,
                 r.passed,
-                r.certificate
-            ])?;
-        }
-    }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO findings (submission_id, seq, code, severity, sheet, cell, value, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &r.certificate
+            ],
         )?;
-        for (i, f) in s.findings.iter().enumerate() {
-            stmt.execute(params![
+    }
+    for (i, f) in s.findings.iter().enumerate() {
+        db.execute(
+            "INSERT INTO findings (submission_id, seq, code, severity, sheet, cell, value, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            args![
                 id,
                 i as i64,
                 f.code.as_str(),
                 if f.is_error() { "error" } else { "warning" },
-                f.sheet,
-                f.cell,
-                f.value,
-                f.message
-            ])?;
-        }
+                &f.sheet,
+                &f.cell,
+                &f.value,
+                &f.message
+            ],
+        )?;
     }
     Ok(id)
 }
 
-fn insert_event(
-    tx: &Transaction<'_>,
-    id: i64,
-    at: &str,
-    kind: &str,
-    detail: &str,
-) -> rusqlite::Result<()> {
-    tx.execute(
+fn insert_event(db: &Db, id: i64, at: &str, kind: &str, detail: &str) -> Result<(), DbError> {
+    db.execute(
         "INSERT INTO events (submission_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-        params![id, at, kind, detail],
+        args![id, at, kind, detail],
     )?;
     Ok(())
 }
 
 /// Insert a message unless one with its idempotency key exists; returns 1 when inserted.
-pub fn queue_message(tx: &Transaction<'_>, m: &NewMessage, at: &str) -> rusqlite::Result<usize> {
-    tx.execute(
-        "INSERT OR IGNORE INTO outbox (idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4)",
-        params![
-            m.idempotency_key,
-            m.kind,
-            m.unit,
+pub(crate) fn queue_message(db: &Db, m: &NewMessage, at: &str) -> Result<usize, DbError> {
+    let to = serde_json::to_string(&m.to).unwrap_or_default();
+    let cc = serde_json::to_string(&m.cc).unwrap_or_default();
+    let attachments = serde_json::to_string(&m.attachments).unwrap_or_default();
+    Ok(db.execute(
+        "INSERT INTO outbox (idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4) ON CONFLICT DO NOTHING",
+        args![
+            &m.idempotency_key,
+            &m.kind,
+            &m.unit,
             at,
-            serde_json::to_string(&m.to).unwrap_or_default(),
-            serde_json::to_string(&m.cc).unwrap_or_default(),
-            m.subject,
-            m.body,
-            serde_json::to_string(&m.attachments).unwrap_or_default(),
+            &to,
+            &cc,
+            &m.subject,
+            &m.body,
+            &attachments,
         ],
-    )
+    )? as usize)
 }

@@ -3,8 +3,8 @@
 //! only SQL about mail. Reads no clock: lease times come in as arguments (the lease clock is
 //! `mail`'s), and it never builds, sends or decides anything about a message.
 
+use super::db::{Begin, Db, DbError, DbRow, Value, args};
 use super::{Ledger, LedgerError};
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 const SELECT_OUTBOX: &str = "SELECT id, idempotency_key, kind, unit, created_at, to_addrs, cc_addrs, subject, body, attachments, status, attempts, next_attempt_at, last_error, sent_at, lease_until, delivered_to FROM outbox";
@@ -47,8 +47,8 @@ pub struct Requeued {
     pub sending: Vec<i64>,
 }
 
-fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
-    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+fn outbox_from_row(r: &DbRow<'_, '_>) -> Result<OutboxRow, DbError> {
+    let json = |i: usize| -> Result<String, DbError> { r.get(i) };
     Ok(OutboxRow {
         id: r.get(0)?,
         key: r.get(1)?,
@@ -71,23 +71,13 @@ fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
 }
 
 impl Ledger {
-    fn outbox_rows<P: rusqlite::Params>(
-        &self,
-        filter: &str,
-        p: P,
-    ) -> Result<Vec<OutboxRow>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("{SELECT_OUTBOX} {filter}"))
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(p, outbox_from_row)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
+    fn outbox_rows(&self, filter: &str, args: &[Value<'_>]) -> Result<Vec<OutboxRow>, LedgerError> {
+        self.query(&format!("{SELECT_OUTBOX} {filter}"), args, outbox_from_row)
     }
 
-    fn update_message<P: rusqlite::Params>(&mut self, sql: &str, p: P) -> Result<(), LedgerError> {
-        self.conn
-            .execute(sql, p)
+    fn update_message(&mut self, sql: &str, args: &[Value<'_>]) -> Result<(), LedgerError> {
+        self.db
+            .execute(sql, args)
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -95,20 +85,20 @@ impl Ledger {
     /// Messages in the outbox, oldest first; `include_sent` adds those already sent.
     pub fn outbox(&self, include_sent: bool) -> Result<Vec<OutboxRow>, LedgerError> {
         if include_sent {
-            self.outbox_rows("ORDER BY id", [])
+            self.outbox_rows("ORDER BY id", args![])
         } else {
-            self.outbox_rows("WHERE status != 'sent' ORDER BY id", [])
+            self.outbox_rows("WHERE status != 'sent' ORDER BY id", args![])
         }
     }
 
     /// Messages waiting to be sent, oldest first: due or not, held by a sender or not.
     pub fn queued_messages(&self) -> Result<Vec<OutboxRow>, LedgerError> {
-        self.outbox_rows("WHERE status = 'queued' ORDER BY id", [])
+        self.outbox_rows("WHERE status = 'queued' ORDER BY id", args![])
     }
 
     /// Whether a message with this idempotency key is stored (whatever its status).
     pub fn message_stored(&self, key: &str) -> Result<bool, LedgerError> {
-        message_stored(&self.conn, key).map_err(|e| self.err(e))
+        message_stored(&self.db, key).map_err(|e| self.err(e))
     }
 
     /// Claim `row` for one more attempt: count it, push its next attempt to
@@ -124,11 +114,11 @@ impl Ledger {
         clock: i64,
     ) -> Result<bool, LedgerError> {
         let claimed = self
-            .conn
+            .db
             .execute(
                 "UPDATE outbox SET attempts = ?1, next_attempt_at = ?2, lease_until = ?3
                  WHERE id = ?4 AND status = 'queued' AND attempts = ?5 AND (lease_until IS NULL OR lease_until <= ?6)",
-                params![
+                args![
                     row.attempts + 1,
                     next_attempt_at,
                     lease_until,
@@ -146,7 +136,7 @@ impl Ledger {
     pub fn record_delivery(&mut self, id: i64, delivered_to: &[String]) -> Result<(), LedgerError> {
         self.update_message(
             "UPDATE outbox SET delivered_to = ?1 WHERE id = ?2",
-            params![serde_json::to_string(delivered_to).unwrap_or_default(), id],
+            args![&serde_json::to_string(delivered_to).unwrap_or_default(), id],
         )
     }
 
@@ -154,7 +144,7 @@ impl Ledger {
     pub fn mark_sent(&mut self, id: i64, at: &str) -> Result<(), LedgerError> {
         self.update_message(
             "UPDATE outbox SET status = 'sent', sent_at = ?1, last_error = NULL, next_attempt_at = NULL, lease_until = NULL WHERE id = ?2",
-            params![at, id],
+            args![at, id],
         )
     }
 
@@ -163,7 +153,7 @@ impl Ledger {
     pub fn defer_message(&mut self, id: i64, error: &str) -> Result<(), LedgerError> {
         self.update_message(
             "UPDATE outbox SET status = 'queued', last_error = ?1, lease_until = NULL WHERE id = ?2",
-            params![error, id],
+            args![error, id],
         )
     }
 
@@ -172,7 +162,7 @@ impl Ledger {
     pub fn mark_failed(&mut self, id: i64, error: &str) -> Result<(), LedgerError> {
         self.update_message(
             "UPDATE outbox SET status = 'failed', last_error = ?1, lease_until = NULL WHERE id = ?2",
-            params![error, id],
+            args![error, id],
         )
     }
 
@@ -180,50 +170,46 @@ impl Ledger {
     /// one that was tried before due at `at` — one transaction. A message held under a lease
     /// still live at `clock` is left alone and listed in `sending`.
     pub fn requeue(&mut self, ids: &[i64], at: &str, clock: i64) -> Result<Requeued, LedgerError> {
-        let path = self.path.clone();
-        let run = |conn: &mut rusqlite::Connection| -> rusqlite::Result<Requeued> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.in_transaction(Begin::Immediate(OUTBOX_LOCK), |tx| {
             let mut out = Requeued::default();
             if ids.is_empty() {
                 out.changed += tx.execute(
                     &format!("UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ?1 WHERE status = 'failed' AND {FREE}"),
-                    params![at, clock],
-                )?;
+                    args![at, clock],
+                )? as usize;
                 out.changed += tx.execute(
                     &format!("UPDATE outbox SET next_attempt_at = ?1 WHERE status = 'queued' AND attempts > 0 AND {FREE}"),
-                    params![at, clock],
-                )?;
-                out.sending = held(&tx, clock, None)?;
+                    args![at, clock],
+                )? as usize;
+                out.sending = held(tx, clock, None)?;
             } else {
                 for id in ids {
                     out.changed += tx.execute(
                         &format!("UPDATE outbox SET status = 'queued', attempts = CASE WHEN status = 'failed' THEN 0 ELSE attempts END, next_attempt_at = ?1 WHERE id = ?3 AND status != 'sent' AND {FREE}"),
-                        params![at, clock, id],
-                    )?;
-                    out.sending.extend(held(&tx, clock, Some(*id))?);
+                        args![at, clock, id],
+                    )? as usize;
+                    out.sending.extend(held(tx, clock, Some(*id))?);
                 }
             }
-            tx.commit()?;
             Ok(out)
-        };
-        run(&mut self.conn).map_err(|source| LedgerError::Sql { path, source })
+        })
     }
 
     /// Queued receipts whose body still holds `marker` (their progress section is filled in
     /// once their return counts), oldest first.
     pub fn unfinished_receipts(&self, marker: &str) -> Result<Vec<OutboxRow>, LedgerError> {
         self.outbox_rows(
-            "WHERE status = 'queued' AND kind = 'receipt' AND instr(body, ?1) > 0 ORDER BY id",
-            params![marker],
+            self.db.pick(
+                "WHERE status = 'queued' AND kind = 'receipt' AND instr(body, ?1) > 0 ORDER BY id",
+                "WHERE status = 'queued' AND kind = 'receipt' AND strpos(body, ?1) > 0 ORDER BY id",
+            ),
+            args![marker],
         )
     }
 
     /// Replace the body of a receipt with its finished text.
     pub fn finish_receipt(&mut self, id: i64, body: &str) -> Result<(), LedgerError> {
-        self.update_message(
-            "UPDATE outbox SET body = ?1 WHERE id = ?2",
-            params![body, id],
-        )
+        self.update_message("UPDATE outbox SET body = ?1 WHERE id = ?2", args![body, id])
     }
 
     /// The rows per category — (category, rows, passed) — of the counted (accepted or since
@@ -239,70 +225,65 @@ impl Ledger {
     ) -> Result<Vec<(String, i64, i64)>, LedgerError> {
         let (received_at, destination) = arrival.unzip();
         let submission: Option<i64> = self
-            .conn
-            .query_row(
+            .db
+            .query_opt(
                 "SELECT id FROM submissions
                  WHERE unit = ?1 AND sha256 = ?2 AND status IN ('accepted', 'superseded')
-                   AND (?3 IS NULL OR received_at = ?3)
+                   AND (CAST(?3 AS TEXT) IS NULL OR received_at = ?3)
                  ORDER BY destination = ?4 DESC, id DESC LIMIT 1",
-                params![unit, sha256, received_at, destination],
+                args![unit, sha256, received_at, destination],
                 |r| r.get(0),
             )
-            .optional()
             .map_err(|e| self.err(e))?;
         let Some(submission) = submission else {
             return Ok(Vec::new());
         };
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT category, COUNT(*), SUM(passed) FROM rows WHERE submission_id = ?1 GROUP BY category",
-            )
-            .map_err(|e| self.err(e))?;
-        stmt.query_map(params![submission], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.err(e))
+        self.query(
+            "SELECT category, COUNT(*), CAST(SUM(passed) AS BIGINT) FROM rows WHERE submission_id = ?1 GROUP BY category",
+            args![submission],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 }
 
 /// Queued messages held under a lease still live at `clock` (all, or the one with `id`).
-fn held(tx: &Transaction<'_>, clock: i64, id: Option<i64>) -> rusqlite::Result<Vec<i64>> {
-    let mut st = tx.prepare(
-        "SELECT id FROM outbox WHERE status = 'queued' AND lease_until > ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id",
-    )?;
-    st.query_map(params![clock, id], |r| r.get(0))?.collect()
+fn held(db: &Db, clock: i64, id: Option<i64>) -> Result<Vec<i64>, DbError> {
+    db.query(
+        "SELECT id FROM outbox WHERE status = 'queued' AND lease_until > ?1 AND (CAST(?2 AS BIGINT) IS NULL OR id = ?2) ORDER BY id",
+        args![clock, id],
+        |r| r.get(0),
+    )
 }
 
 /// Whether a message with this idempotency key is stored (also inside a transaction).
-pub(super) fn message_stored(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
+pub(super) fn message_stored(db: &Db, key: &str) -> Result<bool, DbError> {
+    db.query_opt(
         "SELECT 1 FROM outbox WHERE idempotency_key = ?1",
-        params![key],
+        args![key],
         |_| Ok(()),
     )
-    .optional()
     .map(|found| found.is_some())
 }
 
 /// How many messages are kept as failed (also inside a transaction).
-pub(super) fn failed_messages(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
-    conn.query_row(
+pub(super) fn failed_messages(db: &Db) -> Result<i64, DbError> {
+    db.value(
         "SELECT COUNT(*) FROM outbox WHERE status = 'failed'",
-        [],
-        |r| r.get(0),
+        args![],
     )
 }
+
+/// The advisory lock key under which PostgreSQL clients re-queue messages one at a time.
+const OUTBOX_LOCK: i64 = 0x7461_6c6c_7902;
 
 #[cfg(test)]
 impl Ledger {
     /// Set a message's lease as a sender that died (or is sending right now) left it.
     pub(crate) fn set_lease(&mut self, id: i64, lease_until: Option<i64>) {
-        self.conn
+        self.db
             .execute(
                 "UPDATE outbox SET lease_until = ?1 WHERE id = ?2",
-                params![lease_until, id],
+                args![lease_until, id],
             )
             .expect("set a lease");
     }

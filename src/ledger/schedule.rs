@@ -3,11 +3,14 @@
 //! single write transaction over those records and the outbox. Stores and reads only: what
 //! is due is decided by `core::remind` and `mail`.
 
+use super::db::{Begin, Db, DbError, Tx, args};
 use super::outbox::{failed_messages, message_stored};
 use super::{Ledger, LedgerError, NewMessage, queue_message};
 use crate::core::remind::Record;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
+
+/// The advisory lock key under which PostgreSQL clients evaluate the schedule one at a time.
+const SCHEDULE_LOCK: i64 = 0x7461_6c6c_7903;
 
 impl Ledger {
     /// Begin one evaluation of the schedule: a write transaction taken at once, so that two
@@ -15,14 +18,12 @@ impl Ledger {
     /// changes count only once [`ScheduleRound::commit`]ted; dropped, they are undone.
     pub fn schedule_round(&mut self) -> Result<ScheduleRound<'_>, LedgerError> {
         let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|source| LedgerError::Sql {
-                path: self.path.clone(),
-                source,
-            })?;
+            .db
+            .begin(Begin::Immediate(SCHEDULE_LOCK))
+            .map_err(|e| self.err(e))?;
         Ok(ScheduleRound {
             tx,
+            db: &self.db,
             path: &self.path,
         })
     }
@@ -30,12 +31,13 @@ impl Ledger {
 
 /// One evaluation of the schedule, in progress (see [`Ledger::schedule_round`]).
 pub struct ScheduleRound<'l> {
-    tx: Transaction<'l>,
+    tx: Tx<'l>,
+    db: &'l Db,
     path: &'l Path,
 }
 
 impl ScheduleRound<'_> {
-    fn err(&self, source: rusqlite::Error) -> LedgerError {
+    fn err(&self, source: DbError) -> LedgerError {
         LedgerError::Sql {
             path: self.path.to_path_buf(),
             source,
@@ -65,15 +67,14 @@ impl ScheduleRound<'_> {
     }
 
     fn record(&self, sql: &str, unit: &str, window: &str) -> Result<Option<Record>, LedgerError> {
-        self.tx
-            .query_row(sql, params![unit, window], |r| {
+        self.db
+            .query_opt(sql, args![unit, window], |r| {
                 Ok(Record {
                     window: r.get(0)?,
                     lagging: r.get(1)?,
                     streak: r.get(2)?,
                 })
             })
-            .optional()
             .map_err(|e| self.err(e))
     }
 
@@ -85,10 +86,10 @@ impl ScheduleRound<'_> {
         window: &str,
         at: &str,
     ) -> Result<(), LedgerError> {
-        self.tx
+        self.db
             .execute(
-                "INSERT OR IGNORE INTO reminder_windows (unit, window_id, evaluated_at, lagging, streak) VALUES (?1, ?2, ?3, 0, 0)",
-                params![unit, window, at],
+                "INSERT INTO reminder_windows (unit, window_id, evaluated_at, lagging, streak) VALUES (?1, ?2, ?3, 0, 0) ON CONFLICT DO NOTHING",
+                args![unit, window, at],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -103,12 +104,12 @@ impl ScheduleRound<'_> {
         at: &str,
         streak: u32,
     ) -> Result<(), LedgerError> {
-        self.tx
+        self.db
             .execute(
                 "INSERT INTO reminder_windows (unit, window_id, evaluated_at, lagging, streak) VALUES (?1, ?2, ?3, 1, ?4)
                  ON CONFLICT (unit, window_id) DO UPDATE SET lagging = 1, streak = excluded.streak, evaluated_at = excluded.evaluated_at
                  WHERE reminder_windows.lagging = 0",
-                params![unit, window, at, streak],
+                args![unit, window, at, streak],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -116,17 +117,17 @@ impl ScheduleRound<'_> {
 
     /// Whether a message with this idempotency key is stored.
     pub fn message_stored(&self, key: &str) -> Result<bool, LedgerError> {
-        message_stored(&self.tx, key).map_err(|e| self.err(e))
+        message_stored(self.db, key).map_err(|e| self.err(e))
     }
 
     /// How many messages are kept as failed.
     pub fn failed_messages(&self) -> Result<i64, LedgerError> {
-        failed_messages(&self.tx).map_err(|e| self.err(e))
+        failed_messages(self.db).map_err(|e| self.err(e))
     }
 
     /// Store a message unless one with its idempotency key is stored.
     pub fn queue(&self, message: &NewMessage, at: &str) -> Result<(), LedgerError> {
-        queue_message(&self.tx, message, at)
+        queue_message(self.db, message, at)
             .map(|_| ())
             .map_err(|e| self.err(e))
     }

@@ -5,121 +5,104 @@
 //! only the SQL. A plan whose counting changed (year, categories, `require_pass`) is recounted
 //! once by the next writer; readers meanwhile count the rows as before.
 
+use super::db::{Begin, Db, DbError, args};
 use super::{Ledger, LedgerError};
+use super::{date_of, fill_temp_ids};
 use crate::core::calendar::YearMonth;
 use crate::core::count::{
     self, Double, DoubleEntry, Figures, PersonReport, Tallies, TallyCounts, tally_fingerprint,
 };
 use crate::core::plan::Plan;
 use crate::core::returns::Row;
-use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `watch_state` key of the fingerprint the tallies were counted under.
 const FINGERPRINT_KEY: &str = "tallies_plan";
 
-/// Every counted report (accepted submissions only) of the IDs in `temp.affected_ids`.
+/// Every counted report (accepted submissions only) of the IDs in the temporary `affected_ids`.
 const REPORTS_OF_AFFECTED: &str = "SELECT r.id_number, s.unit, r.category, r.date, r.passed, s.id \
-     FROM temp.affected_ids a CROSS JOIN rows r ON r.id_number = a.id \
+     FROM affected_ids a CROSS JOIN rows r ON r.id_number = a.id \
      JOIN submissions s ON s.id = r.submission_id \
      WHERE s.status = 'accepted'";
 
-fn state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
+fn state(db: &Db, key: &str) -> Result<Option<String>, DbError> {
+    db.query_opt(
         "SELECT value FROM watch_state WHERE key = ?1",
-        params![key],
+        args![key],
         |r| r.get(0),
     )
-    .optional()
 }
 
-fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
+fn set_state(db: &Db, key: &str, value: &str) -> Result<(), DbError> {
+    db.execute(
         "INSERT INTO watch_state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
+        args![key, value],
     )?;
     Ok(())
-}
-
-fn date_of(s: &str) -> rusqlite::Result<chrono::NaiveDate> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| rusqlite::Error::InvalidQuery)
 }
 
 /// Bring the kept aggregates up to date after submission `id` of `unit` (its counted rows
 /// `rows`) was inserted as accepted and the submissions `superseded` stopped counting; runs
 /// inside the recording transaction. Tallies counted under another plan are recounted.
 pub(super) fn after_accept(
-    conn: &Connection,
+    db: &Db,
     plan: &Plan,
     id: i64,
     unit: &str,
     rows: &[Row],
     superseded: &[i64],
-) -> rusqlite::Result<()> {
-    let fresh = state(conn, FINGERPRINT_KEY)?.as_deref() == Some(&tally_fingerprint(plan));
+) -> Result<(), DbError> {
+    let fresh = state(db, FINGERPRINT_KEY)?.as_deref() == Some(&tally_fingerprint(plan));
     // The reports the superseded returns took away, by 身份证号.
     let mut removed: HashMap<String, Vec<PersonReport>> = HashMap::new();
-    {
-        let mut stmt = conn.prepare_cached(
+    for &old in superseded {
+        db.for_each(
             "SELECT id_number, category, date, passed FROM rows WHERE submission_id = ?1",
-        )?;
-        for &old in superseded {
-            let mut q = stmt.query(params![old])?;
-            while let Some(r) = q.next()? {
+            args![old],
+            |r| {
                 removed.entry(r.get(0)?).or_default().push(PersonReport {
                     unit: unit.to_string(),
                     category: r.get(1)?,
-                    date: date_of(&r.get::<_, String>(2)?)?,
+                    date: date_of(2, &r.get::<String>(2)?)?,
                     passed: r.get(3)?,
                     submission: old,
                 });
-            }
-        }
+                Ok::<(), DbError>(())
+            },
+        )?;
     }
     let mut affected: BTreeSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     affected.extend(removed.keys().map(String::as_str));
 
     // Every counted report of the affected persons, in one statement over a temporary table
-    // of their IDs (one index probe each inside SQLite, not one statement each).
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS affected_ids (id TEXT PRIMARY KEY) WITHOUT ROWID;
-         DELETE FROM temp.affected_ids;",
-    )?;
-    {
-        let mut ins = conn.prepare_cached("INSERT INTO temp.affected_ids (id) VALUES (?1)")?;
-        for person in &affected {
-            ins.execute(params![person])?;
-        }
-    }
+    // of their IDs (one index probe each inside the database, not one statement each).
+    fill_temp_ids(db, "affected_ids", affected.iter().copied())?;
     let mut reports: HashMap<String, Vec<PersonReport>> = HashMap::with_capacity(affected.len());
-    {
-        let mut stmt = conn.prepare_cached(REPORTS_OF_AFFECTED)?;
-        let mut q = stmt.query([])?;
-        while let Some(r) = q.next()? {
-            reports.entry(r.get(0)?).or_default().push(PersonReport {
-                unit: r.get(1)?,
-                category: r.get(2)?,
-                date: date_of(&r.get::<_, String>(3)?)?,
-                passed: r.get(4)?,
-                submission: r.get(5)?,
-            });
-        }
-    }
-    conn.execute("DELETE FROM temp.affected_ids", [])?;
+    db.for_each(REPORTS_OF_AFFECTED, args![], |r| {
+        reports.entry(r.get(0)?).or_default().push(PersonReport {
+            unit: r.get(1)?,
+            category: r.get(2)?,
+            date: date_of(3, &r.get::<String>(3)?)?,
+            passed: r.get(4)?,
+            submission: r.get(5)?,
+        });
+        Ok::<(), DbError>(())
+    })?;
+    db.execute("DELETE FROM affected_ids", args![])?;
 
-    let mut set_double =
-        conn.prepare_cached("INSERT OR IGNORE INTO doubles (id_number) VALUES (?1)")?;
-    let mut unset_double = conn.prepare_cached("DELETE FROM doubles WHERE id_number = ?1")?;
     let mut delta = Tallies::new();
     let none = Vec::new();
     for person in affected {
         let after = reports.get(person).unwrap_or(&none);
         if count::is_double(after) {
-            set_double.execute(params![person])?;
+            db.execute(
+                "INSERT INTO doubles (id_number) VALUES (?1) ON CONFLICT DO NOTHING",
+                args![person],
+            )?;
         } else if removed.contains_key(person) || after.iter().any(|r| r.submission != id) {
             // Only a person reported elsewhere, or one a supersession touched, can have been a
             // double report before.
-            unset_double.execute(params![person])?;
+            db.execute("DELETE FROM doubles WHERE id_number = ?1", args![person])?;
         }
         if !fresh {
             continue;
@@ -143,55 +126,54 @@ pub(super) fn after_accept(
         }
     }
     if !fresh {
-        return recount(conn, plan);
+        return recount(db, plan);
     }
-    let mut add = conn.prepare_cached(
-        "INSERT INTO tallies (unit, category, month0, persons, times) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (unit, category, month0) DO UPDATE SET
-            persons = persons + excluded.persons, times = times + excluded.times",
-    )?;
     for ((u, c, m), v) in delta {
-        add.execute(params![u, c, m, v.persons, v.times])?;
+        db.execute(
+            "INSERT INTO tallies (unit, category, month0, persons, times) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (unit, category, month0) DO UPDATE SET
+                persons = tallies.persons + excluded.persons, times = tallies.times + excluded.times",
+            args![&u, &c, m, v.persons, v.times],
+        )?;
     }
-    conn.execute("DELETE FROM tallies WHERE persons = 0 AND times = 0", [])?;
+    db.execute(
+        "DELETE FROM tallies WHERE persons = 0 AND times = 0",
+        args![],
+    )?;
     Ok(())
 }
 
 /// The tallies counted afresh from every counted row (SQL, no row held in memory).
-fn rescan(conn: &Connection, plan: &Plan) -> rusqlite::Result<Tallies> {
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS tally_categories (name TEXT PRIMARY KEY, require_pass INTEGER NOT NULL);
-         DELETE FROM temp.tally_categories;",
+fn rescan(db: &Db, plan: &Plan) -> Result<Tallies, DbError> {
+    db.batch(
+        "CREATE TEMP TABLE IF NOT EXISTS tally_categories (name TEXT PRIMARY KEY, require_pass BIGINT NOT NULL);
+         DELETE FROM tally_categories;",
     )?;
-    {
-        let mut ins = conn.prepare_cached(
-            "INSERT OR IGNORE INTO temp.tally_categories (name, require_pass) VALUES (?1, ?2)",
+    for c in &plan.categories {
+        db.execute(
+            "INSERT INTO tally_categories (name, require_pass) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![&c.name, c.require_pass],
         )?;
-        for c in &plan.categories {
-            ins.execute(params![c.name, c.require_pass])?;
-        }
     }
     let from = format!("{:04}-01-01", plan.year);
     let to = format!("{:04}-01-01", plan.year + 1);
     let qualifying = "FROM rows r JOIN submissions s ON s.id = r.submission_id \
-         JOIN temp.tally_categories c ON c.name = r.category \
-         WHERE s.status = 'accepted' AND r.date >= ?1 AND r.date < ?2 AND (r.passed OR NOT c.require_pass)";
+         JOIN tally_categories c ON c.name = r.category \
+         WHERE s.status = 'accepted' AND r.date >= ?1 AND r.date < ?2 AND (r.passed = 1 OR c.require_pass = 0)";
     let sql = format!(
-        "SELECT unit, category, month0, SUM(p), SUM(t) FROM (
+        "SELECT unit, category, month0, CAST(SUM(p) AS BIGINT), CAST(SUM(t) AS BIGINT) FROM (
             SELECT unit, category, first AS month0, COUNT(*) AS p, 0 AS t FROM (
                 SELECT s.unit AS unit, r.category AS category,
-                       MIN(CAST(substr(r.date, 6, 2) AS INTEGER)) - 1 AS first
-                {qualifying} GROUP BY s.unit, r.category, r.id_number)
+                       MIN(CAST(substr(r.date, 6, 2) AS BIGINT)) - 1 AS first
+                {qualifying} GROUP BY s.unit, r.category, r.id_number) firsts
             GROUP BY unit, category, first
             UNION ALL
-            SELECT s.unit, r.category, CAST(substr(r.date, 6, 2) AS INTEGER) - 1, 0, COUNT(*)
-            {qualifying} GROUP BY 1, 2, 3)
+            SELECT s.unit, r.category, CAST(substr(r.date, 6, 2) AS BIGINT) - 1, 0, COUNT(*)
+            {qualifying} GROUP BY 1, 2, 3) counts
          GROUP BY unit, category, month0"
     );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut q = stmt.query(params![from, to])?;
     let mut out = Tallies::new();
-    while let Some(r) = q.next()? {
+    db.for_each(&sql, args![&from, &to], |r| {
         let m: i64 = r.get(2)?;
         out.insert(
             (r.get(0)?, r.get(1)?, u8::try_from(m).unwrap_or(0)),
@@ -200,21 +182,22 @@ fn rescan(conn: &Connection, plan: &Plan) -> rusqlite::Result<Tallies> {
                 times: r.get(4)?,
             },
         );
-    }
+        Ok::<(), DbError>(())
+    })?;
     Ok(out)
 }
 
 /// Replace the kept tallies by a rescan and note the plan they were counted under.
-fn recount(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
-    let fresh = rescan(conn, plan)?;
-    conn.execute("DELETE FROM tallies", [])?;
-    let mut add = conn.prepare_cached(
-        "INSERT INTO tallies (unit, category, month0, persons, times) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+fn recount(db: &Db, plan: &Plan) -> Result<(), DbError> {
+    let fresh = rescan(db, plan)?;
+    db.execute("DELETE FROM tallies", args![])?;
     for ((u, c, m), v) in fresh {
-        add.execute(params![u, c, m, v.persons, v.times])?;
+        db.execute(
+            "INSERT INTO tallies (unit, category, month0, persons, times) VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![&u, &c, m, v.persons, v.times],
+        )?;
     }
-    set_state(conn, FINGERPRINT_KEY, &tally_fingerprint(plan))
+    set_state(db, FINGERPRINT_KEY, &tally_fingerprint(plan))
 }
 
 impl Ledger {
@@ -224,14 +207,12 @@ impl Ledger {
         if self.tallies_fresh(plan)? {
             return Ok(false);
         }
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        recount(&tx, plan).map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
+        self.in_transaction(Begin::Immediate(super::RECORD_LOCK), |db| recount(db, plan))?;
         Ok(true)
     }
 
     fn tallies_fresh(&self, plan: &Plan) -> Result<bool, LedgerError> {
-        Ok(state(&self.conn, FINGERPRINT_KEY)
+        Ok(state(&self.db, FINGERPRINT_KEY)
             .map_err(|e| self.err(e))?
             .as_deref()
             == Some(&tally_fingerprint(plan)))
@@ -241,7 +222,7 @@ impl Ledger {
     pub fn tallies(&self) -> Result<Tallies, LedgerError> {
         let found: Vec<((String, String, u8), TallyCounts)> = self.query(
             "SELECT unit, category, month0, persons, times FROM tallies",
-            [],
+            args![],
             |r| {
                 let m: i64 = r.get(2)?;
                 Ok((
@@ -258,7 +239,7 @@ impl Ledger {
 
     /// The tallies counted afresh from the rows, for comparison with the kept ones.
     pub fn rescan_tallies(&self, plan: &Plan) -> Result<Tallies, LedgerError> {
-        rescan(&self.conn, plan).map_err(|e| self.err(e))
+        rescan(&self.db, plan).map_err(|e| self.err(e))
     }
 
     /// Every double report with all its counted reports, by 身份证号 then ledger order.
@@ -269,7 +250,7 @@ impl Ledger {
              FROM doubles d JOIN rows r ON r.id_number = d.id_number
              JOIN submissions s ON s.id = r.submission_id AND s.status = 'accepted'
              ORDER BY d.id_number, s.id, r.line",
-            [],
+            args![],
             |r| {
                 Ok((
                     r.get(0)?,
@@ -339,11 +320,10 @@ impl Ledger {
 
     /// Rows of accepted (not superseded) returns: how many.
     pub fn counted_total(&self) -> Result<u64, LedgerError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(rows), 0) FROM submissions WHERE status = 'accepted'",
-                [],
-                |r| r.get::<_, i64>(0),
+        self.db
+            .value::<i64>(
+                "SELECT CAST(COALESCE(SUM(rows), 0) AS BIGINT) FROM submissions WHERE status = 'accepted'",
+                args![],
             )
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| self.err(e))
@@ -354,7 +334,7 @@ impl Ledger {
     pub fn roster_stamps(&self) -> Result<BTreeMap<String, i64>, LedgerError> {
         let found: Vec<(String, i64)> = self.query(
             "SELECT unit, MAX(id) FROM submissions WHERE status = 'accepted' GROUP BY unit",
-            [],
+            args![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(found.into_iter().collect())
@@ -364,9 +344,10 @@ impl Ledger {
     /// or moved: what a unit's progress workbook depends on besides the clock.
     pub fn submission_stamps(&self) -> Result<BTreeMap<String, String>, LedgerError> {
         let found: Vec<(String, String)> = self.query(
-            "SELECT unit, MAX(id) || ':' || COUNT(*) || ':' || SUM(moved) || ':' || SUM(status = 'superseded')
+            "SELECT unit, MAX(id) || ':' || COUNT(*) || ':' || SUM(moved) || ':'
+                    || SUM(CASE WHEN status = 'superseded' THEN 1 ELSE 0 END)
              FROM submissions GROUP BY unit",
-            [],
+            args![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok(found.into_iter().collect())
@@ -374,11 +355,11 @@ impl Ledger {
 
     /// A value of the ledger's small key/value state.
     pub fn state_value(&self, key: &str) -> Result<Option<String>, LedgerError> {
-        state(&self.conn, key).map_err(|e| self.err(e))
+        state(&self.db, key).map_err(|e| self.err(e))
     }
 
     /// Set a value of the ledger's small key/value state.
     pub fn set_state_value(&self, key: &str, value: &str) -> Result<(), LedgerError> {
-        set_state(&self.conn, key, value).map_err(|e| self.err(e))
+        set_state(&self.db, key, value).map_err(|e| self.err(e))
     }
 }

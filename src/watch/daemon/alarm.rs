@@ -48,7 +48,8 @@ fn ledger_path(e: &LedgerError) -> PathBuf {
     match e {
         LedgerError::Sql { path, .. }
         | LedgerError::Io { path, .. }
-        | LedgerError::TooNew { path, .. } => path.clone(),
+        | LedgerError::TooNew { path, .. }
+        | LedgerError::NotEmpty { path, .. } => path.clone(),
     }
 }
 
