@@ -739,11 +739,15 @@ impl Ledger {
         let tx = self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?;
         let found = (|| -> Result<Vec<(String, String, String, String)>, DbError> {
             fill_temp_ids(&self.db, "probe_ids", ids)?;
+            // SQLite's CROSS JOIN keeps the probe table outermost; PostgreSQL plans for itself.
+            let join = self.db.pick("CROSS JOIN", "JOIN");
             self.db.query(
-                "SELECT p.id, s.unit, s.month, r.category FROM probe_ids p
-                 CROSS JOIN rows r ON r.id_number = p.id
+                &format!(
+                    "SELECT p.id, s.unit, s.month, r.category FROM probe_ids p
+                 {join} rows r ON r.id_number = p.id
                  JOIN submissions s ON s.id = r.submission_id
-                 WHERE s.status = 'accepted' ORDER BY p.id, s.id, r.line",
+                 WHERE s.status = 'accepted' ORDER BY p.id, s.id, r.line"
+                ),
                 args![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )

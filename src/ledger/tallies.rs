@@ -5,7 +5,7 @@
 //! only the SQL. A plan whose counting changed (year, categories, `require_pass`) is recounted
 //! once by the next writer; readers meanwhile count the rows as before.
 
-use super::db::{Begin, Db, DbError, args};
+use super::db::{Begin, Db, DbError, Dialect, args};
 use super::{Ledger, LedgerError};
 use super::{date_of, fill_temp_ids};
 use crate::core::calendar::YearMonth;
@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// `watch_state` key of the fingerprint the tallies were counted under.
 const FINGERPRINT_KEY: &str = "tallies_plan";
 
-/// Every counted report (accepted submissions only) of the IDs in the temporary `affected_ids`.
+/// Every counted report (accepted submissions only) of the IDs in the temporary
+/// `affected_ids`; SQLite's CROSS JOIN keeps that table outermost (PostgreSQL plans for itself).
 const REPORTS_OF_AFFECTED: &str = "SELECT r.id_number, s.unit, r.category, r.date, r.passed, s.id \
      FROM affected_ids a CROSS JOIN rows r ON r.id_number = a.id \
      JOIN submissions s ON s.id = r.submission_id \
@@ -78,7 +79,11 @@ pub(super) fn after_accept(
     // of their IDs (one index probe each inside the database, not one statement each).
     fill_temp_ids(db, "affected_ids", affected.iter().copied())?;
     let mut reports: HashMap<String, Vec<PersonReport>> = HashMap::with_capacity(affected.len());
-    db.for_each(REPORTS_OF_AFFECTED, args![], |r| {
+    let reports_sql = match db.dialect() {
+        Dialect::Sqlite => REPORTS_OF_AFFECTED.to_string(),
+        Dialect::Postgres => REPORTS_OF_AFFECTED.replace("CROSS JOIN", "JOIN"),
+    };
+    db.for_each(&reports_sql, args![], |r| {
         reports.entry(r.get(0)?).or_default().push(PersonReport {
             unit: r.get(1)?,
             category: r.get(2)?,
