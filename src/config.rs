@@ -6,6 +6,7 @@
 
 use crate::core::plan::{Category, Plan, Problem, Seg, Unit};
 use crate::forms::FormsSettings;
+use crate::ledger::settings::LedgerSettings;
 use crate::mail::settings::MailSettings;
 use crate::master::settings::MasterSettings;
 use crate::progress::ProgressSettings;
@@ -55,6 +56,8 @@ pub struct Config {
     pub watch: WatchSettings,
     /// Mail: transport, addresses, the reminder and digest schedule, retries.
     pub mail: MailSettings,
+    /// Where the ledger lives: the SQLite file, or a PostgreSQL server.
+    pub ledger: LedgerSettings,
     /// Folder of the config file; every relative path is resolved against it.
     pub base_dir: PathBuf,
 }
@@ -81,6 +84,8 @@ struct File {
     watch: WatchSettings,
     #[serde(default)]
     mail: MailSettings,
+    #[serde(default)]
+    ledger: LedgerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +166,7 @@ impl Config {
             forms: file.forms,
             watch: file.watch,
             mail: file.mail,
+            ledger: file.ledger,
             base_dir: base_dir.to_path_buf(),
         };
         let problems = config.problems();
@@ -194,6 +200,20 @@ impl Config {
         for (key, message) in self.watch.problems() {
             out.push((vec![Seg::Key("watch"), Seg::Key(key)], message));
         }
+        for (i, unit) in self.watch.units.iter().enumerate() {
+            if self.plan.find_unit(unit).is_none() {
+                out.push((
+                    vec![Seg::Key("watch"), Seg::Key("units"), Seg::Index(i)],
+                    format!(
+                        "{unit:?} is not a unit of the plan (units: {})",
+                        self.plan.unit_names().join(", ")
+                    ),
+                ));
+            }
+        }
+        for (key, message) in self.ledger.problems() {
+            out.push((vec![Seg::Key("ledger"), Seg::Key(key)], message));
+        }
         out.extend(crate::mail::settings::contact_problems(&self.plan));
         for (path, message) in self.mail.problems() {
             let mut at = vec![Seg::Key("mail")];
@@ -220,6 +240,17 @@ impl Config {
     }
     pub fn state_path(&self) -> PathBuf {
         self.resolve(&self.paths.state)
+    }
+    /// Where the ledger lives: the PostgreSQL server of `[ledger] url`, else the SQLite file
+    /// at `[paths] state`.
+    pub fn ledger_location(&self) -> crate::ledger::Location {
+        match &self.ledger.url {
+            Some(url) => crate::ledger::Location::Postgres {
+                url: url.clone(),
+                password: self.ledger.password.clone(),
+            },
+            None => crate::ledger::Location::Sqlite(self.state_path()),
+        }
     }
     pub fn master_path(&self) -> PathBuf {
         self.resolve(&self.paths.master)

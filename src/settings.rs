@@ -18,6 +18,8 @@ pub mod env {
     pub const SMTP_URL: &str = "TALLY_SMTP_URL";
     /// SMTP password (never in tally.toml).
     pub const SMTP_PASSWORD: &str = "TALLY_SMTP_PASSWORD";
+    /// Password of the PostgreSQL ledger server (`[ledger] url`; never in tally.toml).
+    pub const LEDGER_PASSWORD: &str = "TALLY_LEDGER_PASSWORD";
     /// Password of the account `tally service install --account` names (Windows).
     pub const SERVICE_PASSWORD: &str = "TALLY_SERVICE_PASSWORD";
     /// Test hook: `enospc` or `panic` injected into the daemon's rounds, or `locked:MARKER`
@@ -36,6 +38,8 @@ pub struct Environment {
     pub smtp_password: Option<String>,
     /// `TALLY_SERVICE_PASSWORD`.
     pub service_password: Option<String>,
+    /// `TALLY_LEDGER_PASSWORD`.
+    pub ledger_password: Option<String>,
     /// `TALLY_FAULT_WATCH` (tests only).
     pub fault_watch: Option<String>,
     /// `TALLY_FAULT_READER` (tests only).
@@ -54,6 +58,10 @@ impl std::fmt::Debug for Environment {
                 "service_password",
                 &self.service_password.as_ref().map(|_| "…"),
             )
+            .field(
+                "ledger_password",
+                &self.ledger_password.as_ref().map(|_| "…"),
+            )
             .field("fault_watch", &self.fault_watch)
             .field("fault_reader", &self.fault_reader)
             .finish()
@@ -68,6 +76,9 @@ impl Environment {
             smtp_url: var(env::SMTP_URL),
             smtp_password: std::env::var(env::SMTP_PASSWORD).ok(),
             service_password: std::env::var(env::SERVICE_PASSWORD).ok(),
+            ledger_password: std::env::var(env::LEDGER_PASSWORD)
+                .ok()
+                .filter(|p| !p.is_empty()),
             fault_watch: var(env::FAULT_WATCH),
             fault_reader: var(env::FAULT_READER),
         }
@@ -165,9 +176,29 @@ impl Settings {
     }
 }
 
-/// Load `config_path`; name the folders holding personal data.
+/// Load `config_path`; name the folders holding personal data; give the ledger its password
+/// (`TALLY_LEDGER_PASSWORD`, else the first line of `[ledger] password_file`).
 fn load_config(config_path: &Path) -> anyhow::Result<Config> {
-    let config = Config::load(config_path).map_err(|e| UsageError(e.to_string()))?;
+    let mut config = Config::load(config_path).map_err(|e| UsageError(e.to_string()))?;
+    if config.ledger.url.is_some() {
+        config.ledger.password = match Environment::read().ledger_password {
+            Some(p) => Some(p),
+            None => match &config.ledger.password_file {
+                Some(file) => {
+                    let file = config.resolve(file);
+                    let text = std::fs::read_to_string(&file).map_err(|e| {
+                        UsageError(format!(
+                            "{}: [ledger] password_file {}: cannot read it: {e}",
+                            config_path.display(),
+                            file.display()
+                        ))
+                    })?;
+                    Some(text.lines().next().unwrap_or("").to_string())
+                }
+                None => None,
+            },
+        };
+    }
     // The ledger's folder and the archive hold full 身份证号: named here, once per load (never
     // in the `__read` child, which loads no settings), made owner-only when the ledger opens.
     let archive = config.archive_dir();

@@ -31,7 +31,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     let _lock = StateLock::acquire(&config.state_path())?;
     // Temporary files of a killed run (the lock says none is running).
     intake::remove_stale_temps(config);
-    let mut ledger = Ledger::open(&config.state_path())?;
+    let mut ledger = Ledger::open_at(&config.ledger_location())?;
     let exe = std::env::current_exe().context("cannot locate the tally binary")?;
     // Receipts, rejection notices and alerts are stored with each submission.
     let compose = crate::mail::messages::composer(config);

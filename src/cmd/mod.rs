@@ -5,6 +5,7 @@
 pub mod check;
 pub mod ingest;
 pub mod init;
+pub mod ledger;
 pub mod outbox;
 pub mod rebuild;
 pub mod remind;
@@ -77,6 +78,9 @@ pub enum Command {
     Remind(remind::RemindArgs),
     /// Mail waiting or failed: `list` it (the default), or `retry` it now.
     Outbox(outbox::OutboxArgs),
+    /// The ledger itself: `migrate --to URL` copies the SQLite ledger into PostgreSQL.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// Windows: run `watch` as a Windows service (install, uninstall, start, stop, status).
     #[command(subcommand)]
     Service(service::ServiceCommand),
@@ -138,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Rebuild => rebuild::run(&settings),
         Command::Remind(args) => remind::run(&settings, args),
         Command::Outbox(args) => outbox::run(&settings, args),
+        Command::Ledger(command) => ledger::run(&settings, command),
     }
 }
 

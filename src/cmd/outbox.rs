@@ -38,7 +38,7 @@ pub fn run(settings: &Settings, args: &OutboxArgs) -> anyhow::Result<ExitStatus>
         Some(OutboxAction::List { all, json }) => list(settings, *all, *json),
         Some(OutboxAction::Retry { ids }) => {
             let transport = Transport::configured(config, &settings.env).map_err(mail_error)?;
-            let mut ledger = Ledger::open(&config.state_path())?;
+            let mut ledger = Ledger::open_at(&config.ledger_location())?;
             let requeued = mail::requeue(&mut ledger, ids, settings.now).map_err(mail_error)?;
             println!("已重新排队 {} 封", requeued.changed);
             for id in &requeued.sending {
@@ -60,7 +60,7 @@ pub fn run(settings: &Settings, args: &OutboxArgs) -> anyhow::Result<ExitStatus>
 }
 
 fn list(settings: &Settings, all: bool, json: bool) -> anyhow::Result<ExitStatus> {
-    let ledger = Ledger::open(&settings.config.state_path())?;
+    let ledger = Ledger::open_at(&settings.config.ledger_location())?;
     let rows = mail::list(&ledger, all).map_err(mail_error)?;
     if json {
         println!("{}", serde_json::to_string(&rows)?);

@@ -14,7 +14,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     let _lock = StateLock::acquire(&config.state_path())?;
     // Temporary files of a killed run (the lock says none is running).
     crate::intake::remove_stale_temps(config);
-    let ledger = Ledger::open(&config.state_path())?;
+    let ledger = Ledger::open_at(&config.ledger_location())?;
     let bar = crate::bars::bar(ledger.counted_total()?, "重建总表（台账行）");
     let written = master::rebuild_full(config, &ledger, settings.now, &bar)?;
     bar.finish_and_clear();

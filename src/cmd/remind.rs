@@ -34,7 +34,7 @@ pub fn run(settings: &Settings, args: &RemindArgs) -> anyhow::Result<ExitStatus>
     } else {
         Some(Transport::configured(config, &settings.env).map_err(mail_error)?)
     };
-    let mut ledger = Ledger::open(&config.state_path())?;
+    let mut ledger = Ledger::open_at(&config.ledger_location())?;
     if !args.dry_run {
         refresh_master_for_digest(settings, &mut ledger);
     }

@@ -77,7 +77,7 @@ pub fn report<'a>(
 }
 
 pub fn run(settings: &Settings, args: &StatusArgs) -> anyhow::Result<ExitStatus> {
-    let ledger = Ledger::open(&settings.config.state_path())?;
+    let ledger = Ledger::open_at(&settings.config.ledger_location())?;
     let status = load(settings, &ledger)?;
     let report = report(settings, &ledger, &status)?;
     if args.json {

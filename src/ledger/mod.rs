@@ -8,11 +8,14 @@
 pub mod db;
 mod files;
 pub mod lock;
+mod migrate;
 mod outbox;
 mod schedule;
 mod schema;
+pub mod settings;
 mod tallies;
 
+pub use migrate::Copied;
 pub use outbox::{OutboxRow, Requeued};
 
 use crate::core::calendar::YearMonth;

@@ -41,6 +41,9 @@ pub struct WatchSettings {
     pub settle_secs: f64,
     /// A file must be at least this many seconds old (by its mtime).
     pub min_age_secs: f64,
+    /// The units this watcher takes returns for (names or aliases); empty: every unit. With
+    /// a shared PostgreSQL ledger, watchers on different file servers split the units.
+    pub units: Vec<String>,
 }
 
 impl Default for WatchSettings {
@@ -51,6 +54,7 @@ impl Default for WatchSettings {
             rescan_secs: 60.0,
             settle_secs: 2.0,
             min_age_secs: 1.0,
+            units: Vec::new(),
         }
     }
 }

@@ -56,7 +56,7 @@ impl Mailer {
                     }
                     let Some(now) = round else { continue };
                     if ledger.is_none() {
-                        match Ledger::open(&config.state_path()) {
+                        match Ledger::open_at(&config.ledger_location()) {
                             Ok(l) => ledger = Some(l),
                             Err(e) => {
                                 tracing::warn!(error = %e, "mail not sent; it stays in the outbox");

@@ -134,7 +134,7 @@ impl<'a> Daemon<'a> {
             }
             Err(e) => return Err(e.into()),
         };
-        let ledger = Ledger::open(&config.state_path())?;
+        let ledger = Ledger::open_at(&config.ledger_location())?;
         let alarms = ledger.storage_alarms()?.into_iter().collect();
         // A bad SMTP setting is the user's to fix before the daemon runs for months.
         let transport = Transport::configured(config, &opts.env).map_err(|e| match e {
