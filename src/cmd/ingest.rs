@@ -42,12 +42,42 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
         now: settings.now,
         compose: &compose,
     };
-    intake::resume_pending(&ctx, &mut ledger)?;
+    // With a ledger shared by watchers, each file is taken under its claim, as they do.
+    let owner = format!("ingest-pid{}", std::process::id());
+    let claim_secs = config.ledger.claim_secs.ceil() as i64;
+    let shared = config.ledger_location().shared();
+    intake::resume_pending(
+        &ctx,
+        &mut ledger,
+        shared.then_some((owner.as_str(), claim_secs)),
+    )?;
     let mut status = ExitStatus::Success;
     let mut failed = 0;
     let bar = crate::bars::bar(args.files.len() as u64, "接收报表");
     for file in &args.files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if shared {
+            let clock = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if !ledger.claim_file(&unit.name, &name, &owner, clock + claim_secs, clock)? {
+                bar.suspend(|| {
+                    eprintln!(
+                        "tally: {}：另一个接收进程正在处理此文件，本次跳过（文件留在原处）",
+                        file.display()
+                    )
+                });
+                failed += 1;
+                continue;
+            }
+        }
         let taken = intake::ingest(&ctx, &mut ledger, unit, file);
+        if shared {
+            ledger.release_file(&unit.name, &name, &owner)?;
+        }
         bar.inc(1);
         // Lines for the user go to stdout with the bar (on stderr) out of their way.
         bar.suspend(|| match taken {

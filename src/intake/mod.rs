@@ -39,6 +39,13 @@ pub enum IntakeError {
     Ledger(#[from] LedgerError),
 }
 
+impl IntakeError {
+    /// The ledger's server could not be reached: nothing was recorded, try again soon.
+    pub fn ledger_unavailable(&self) -> bool {
+        matches!(self, IntakeError::Ledger(e) if e.unavailable())
+    }
+}
+
 fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> IntakeError + 'a {
     move |source| IntakeError::Io {
         path: path.to_path_buf(),
@@ -567,21 +574,41 @@ fn finish(
 }
 
 /// Finish every intake a crash interrupted (files recorded but not moved). A record that
-/// cannot be finished now is logged and left for the next run; the others go on.
+/// cannot be finished now is logged and left for the next run; the others go on. With a
+/// `claim` (watchers sharing a PostgreSQL ledger: this watcher's name and how long a claim
+/// holds), each is finished only under the claim on its file, so that an intake another
+/// watcher is doing right now is left to it.
 pub fn resume_pending(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
+    claim: Option<(&str, i64)>,
 ) -> Result<Vec<Submission>, IntakeError> {
     // Staging copies left by a crash (see `clear_staging`).
     clear_staging(ctx.config);
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
         let (id, file) = (s.id, s.source_path.clone());
+        let name = Path::new(&file)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let unit = s.unit.clone();
+        if let Some((owner, secs)) = claim {
+            let clock = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if !ledger.claim_file(&unit, &name, owner, clock + secs, clock)? {
+                continue;
+            }
+        }
         match finish(ctx, ledger, s) {
             Ok(s) => done.push(s),
             Err(e) => {
                 tracing::error!(submission = id, file = %file, error = %e, "cannot finish an interrupted intake yet")
             }
+        }
+        if let Some((owner, _)) = claim {
+            ledger.release_file(&unit, &name, owner)?;
         }
     }
     Ok(done)

@@ -1,7 +1,8 @@
 //! The watcher's file states in the ledger: files seen in the drop folders, being taken,
 //! failed, or lying outside a unit's folder; and whether the master is stale. Operations are
 //! named by what they mean to the daemon, not by table: a second backend implements the same
-//! calls. It never looks at the disk (the caller decides which files are gone).
+//! calls. It never looks at the disk (the caller decides which files are gone). Tested for
+//! both backends in `tests/ledger.rs`.
 
 use super::db::args;
 use super::{Ledger, LedgerError};
@@ -25,7 +26,69 @@ fn mtime_ns(stat: Stat) -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// The advisory lock key under which one PostgreSQL client at a time writes the master.
+const MASTER_LOCK: i64 = 0x7461_6c6c_7904;
+
 impl Ledger {
+    /// Claim `unit`'s dropped file `name` for the watcher `owner` until `expires` (unix
+    /// seconds of the real clock `clock`): true when `owner` holds it now — it was free, its
+    /// claim ran out (a watcher died holding it), or `owner` held it already. Watchers sharing
+    /// a PostgreSQL ledger take a file only under its claim. An SQLite ledger has one writer
+    /// (the state lock), so a claim there is always granted: one left by a killed run is stale.
+    pub fn claim_file(
+        &mut self,
+        unit: &str,
+        name: &str,
+        owner: &str,
+        expires: i64,
+        clock: i64,
+    ) -> Result<bool, LedgerError> {
+        let single_writer = !self.location.shared();
+        self.db
+            .query_opt(
+                "INSERT INTO file_claims (unit, name, owner, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (unit, name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+                 WHERE file_claims.owner = excluded.owner OR file_claims.expires < ?5 OR ?6 = 1
+                 RETURNING owner",
+                args![unit, name, owner, expires, clock, single_writer],
+                |_| Ok(()),
+            )
+            .map(|claimed| claimed.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    /// `owner` is done with `unit`'s file `name` (taken, failed or gone): others may take it.
+    pub fn release_file(&mut self, unit: &str, name: &str, owner: &str) -> Result<(), LedgerError> {
+        self.db
+            .execute(
+                "DELETE FROM file_claims WHERE unit = ?1 AND name = ?2 AND owner = ?3",
+                args![unit, name, owner],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Run `f` as the one writer of the master: with a PostgreSQL ledger, under a session
+    /// lock of the server that every watcher's master writer takes in turn (so two never
+    /// write it at once); with SQLite the state lock already makes this process the only one.
+    pub fn as_master_writer<T>(&self, f: impl FnOnce() -> T) -> Result<T, LedgerError> {
+        if !self.location.shared() {
+            return Ok(f());
+        }
+        self.db
+            .execute("SELECT pg_advisory_lock(?1)", args![MASTER_LOCK])
+            .map_err(|e| self.err(e))?;
+        let out = f();
+        // The lock ends with the session anyway, should the server be gone by now.
+        if let Err(e) = self
+            .db
+            .execute("SELECT pg_advisory_unlock(?1)", args![MASTER_LOCK])
+        {
+            tracing::warn!(error = %e, "could not release the master writer's lock");
+        }
+        Ok(out)
+    }
+
     /// A candidate return was seen in `unit`'s folder (recorded the first time only).
     pub fn file_seen(
         &mut self,
@@ -178,83 +241,5 @@ impl Ledger {
             )
         };
         r.map(|_| ()).map_err(|e| self.err(e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn stat(size: u64) -> Stat {
-        Stat {
-            size,
-            mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(1_590_000_000),
-        }
-    }
-
-    fn state_of(ledger: &Ledger, path: &Path) -> Option<(String, u32, String)> {
-        ledger
-            .db
-            .query_opt(
-                "SELECT state, crashes, detail FROM watch_files WHERE path = ?1",
-                args![&key(path)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap()
-    }
-
-    #[test]
-    fn a_file_goes_from_seen_to_taking_to_gone() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(&dir.path().join("tally.db")).unwrap();
-        let p = Path::new("/w/西兴街道/2020-05.xlsx");
-        l.file_seen(p, Some("西兴街道"), "t1").unwrap();
-        l.file_seen(p, Some("西兴街道"), "t2").unwrap();
-        assert_eq!(state_of(&l, p).unwrap().0, "seen");
-        assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t3").unwrap(), 0);
-        // Still taking at the next begin, but stopped before it was read: no crash.
-        assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t4").unwrap(), 0);
-        // Stopped after the reader child had read it: counted against the file.
-        l.file_read(p).unwrap();
-        assert_eq!(l.begin_taking(p, "西兴街道", stat(1), "t4").unwrap(), 1);
-        // Read again, then failed: a failure is no crash.
-        l.file_read(p).unwrap();
-        l.file_read(Path::new("/w/other.xlsx")).unwrap();
-        assert_eq!(state_of(&l, Path::new("/w/other.xlsx")), None);
-        l.file_failed(p, "cannot read", "t5").unwrap();
-        assert_eq!(
-            state_of(&l, p).unwrap(),
-            ("failed".into(), 1, "cannot read".into())
-        );
-        // A failure is no crash.
-        assert_eq!(l.begin_taking(p, "西兴街道", stat(2), "t6").unwrap(), 1);
-        assert_eq!(l.noted_files().unwrap(), [PathBuf::from(p)]);
-        l.file_gone(p).unwrap();
-        assert_eq!(state_of(&l, p), None);
-        assert!(l.noted_files().unwrap().is_empty());
-    }
-
-    #[test]
-    fn outside_files_are_noted_once_and_the_master_flag_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(&dir.path().join("tally.db")).unwrap();
-        let p = Path::new("/w/stray.xlsx");
-        assert!(l.outside_file_noted(p, "t1").unwrap());
-        assert!(!l.outside_file_noted(p, "t2").unwrap());
-        assert_eq!(state_of(&l, p).unwrap().0, "outside");
-        assert!(!l.master_stale().unwrap());
-        l.set_master_stale(true).unwrap();
-        l.set_master_stale(true).unwrap();
-        assert!(l.master_stale().unwrap());
-        l.set_master_stale(false).unwrap();
-        assert!(!l.master_stale().unwrap());
-        let archive = Path::new("/plan/archive");
-        assert!(l.note_storage_alarm(archive, "t1").unwrap());
-        assert!(!l.note_storage_alarm(archive, "t2").unwrap());
-        assert_eq!(l.storage_alarms().unwrap(), [archive.to_path_buf()]);
-        l.clear_storage_alarm(archive).unwrap();
-        assert!(l.storage_alarms().unwrap().is_empty());
-        assert!(!l.master_stale().unwrap());
     }
 }

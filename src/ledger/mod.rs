@@ -54,9 +54,7 @@ pub enum LedgerError {
         supported: i64,
     },
     /// `tally ledger migrate` was pointed at a database that already holds a ledger.
-    #[error(
-        "{path}: the target database is not empty ({detail}); migrate only into an empty database"
-    )]
+    #[error("{path}：目标数据库不是空的（{detail}），只能迁移到空数据库")]
     NotEmpty { path: PathBuf, detail: String },
 }
 

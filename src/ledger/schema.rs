@@ -151,6 +151,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE watch_files ADD COLUMN read INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: claims on dropped files (src/ledger/files.rs, issue 14): the watcher taking a unit's
+    // file holds it until `expires` (unix seconds, real clock), so that watchers sharing a
+    // PostgreSQL ledger never both take it; a claim that ran out (its watcher died) is free.
+    r#"
+    CREATE TABLE file_claims (
+        unit TEXT NOT NULL,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        expires INTEGER NOT NULL,
+        PRIMARY KEY (unit, name)
+    );
+    "#,
 ];
 
 /// The same schema for PostgreSQL, version for version: BIGINT for every integer (0 and 1 for
@@ -293,6 +305,16 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
     // 6
     r#"
     ALTER TABLE watch_files ADD COLUMN read BIGINT NOT NULL DEFAULT 0;
+    "#,
+    // 7
+    r#"
+    CREATE TABLE file_claims (
+        unit TEXT NOT NULL,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        expires BIGINT NOT NULL,
+        PRIMARY KEY (unit, name)
+    );
     "#,
 ];
 

@@ -8,16 +8,31 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// The `[ledger]` section of tally.toml.
-#[derive(Clone, PartialEq, Deserialize, Default)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerSettings {
     /// `postgres://user@host[:port]/database[?sslmode=…]`; none: the SQLite file.
     pub url: Option<String>,
     /// A file holding the server password (its first line), readable by tally only.
     pub password_file: Option<PathBuf>,
+    /// How long a watcher's claim on a file it is taking holds (seconds): another watcher
+    /// sharing the server takes the file over only after that. Longer than any intake (the
+    /// reader child's time limit and the move).
+    pub claim_secs: f64,
     /// The password, from the environment or `password_file` (never from tally.toml).
     #[serde(skip)]
     pub password: Option<String>,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            url: None,
+            password_file: None,
+            claim_secs: 600.0,
+            password: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for LedgerSettings {
@@ -25,6 +40,7 @@ impl std::fmt::Debug for LedgerSettings {
         f.debug_struct("LedgerSettings")
             .field("url", &self.url)
             .field("password_file", &self.password_file)
+            .field("claim_secs", &self.claim_secs)
             .field("password", &self.password.as_ref().map(|_| "…"))
             .finish()
     }
@@ -34,6 +50,15 @@ impl LedgerSettings {
     /// Every unusable value, with its key under `[ledger]`.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if !(self.claim_secs.is_finite() && (1.0..=86_400.0).contains(&self.claim_secs)) {
+            out.push((
+                "claim_secs",
+                format!(
+                    "must be a number of seconds from 1 to 86400, found {}",
+                    self.claim_secs
+                ),
+            ));
+        }
         if let Some(url) = &self.url {
             let Some((scheme, rest)) = url.split_once("://") else {
                 out.push((

@@ -66,13 +66,17 @@ fn rebuild_with(
     full: bool,
     bar: &ProgressBar,
 ) -> Result<PathBuf, MasterError> {
-    // Tallies counted under an earlier plan are recounted once, here (callers hold the lock).
-    if ledger.refresh_tallies(&config.plan)? {
-        tracing::info!("kept tallies recounted for the plan");
-    }
-    let written = write_master(config, ledger, now, bar)?;
-    publish_rosters(config, ledger, now, full, bar)?;
-    Ok(written)
+    // Watchers sharing a PostgreSQL ledger write the master one at a time.
+    ledger.as_master_writer(|| {
+        // Tallies counted under an earlier plan are recounted once, here (callers hold the
+        // lock).
+        if ledger.refresh_tallies(&config.plan)? {
+            tracing::info!("kept tallies recounted for the plan");
+        }
+        let written = write_master(config, ledger, now, bar)?;
+        publish_rosters(config, ledger, now, full, bar)?;
+        Ok(written)
+    })?
 }
 
 /// Folder beside the master with one roster workbook per unit (`[master] roster = "per-unit"`).

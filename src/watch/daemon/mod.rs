@@ -114,6 +114,8 @@ pub struct Daemon<'a> {
     alarms: HashSet<PathBuf>,
     config_file: ConfigFile,
     summary: Summary,
+    /// This watcher's name in file claims (unique per process start).
+    owner: String,
     _lock: StateLock,
 }
 
@@ -154,10 +156,19 @@ impl<'a> Daemon<'a> {
         let root = std::path::absolute(config.watch_root()).unwrap_or_else(|_| config.watch_root());
         let layout = Layout {
             root,
+            // `[watch] units`: this watcher's share of the units (all when empty).
             unit_folders: config
                 .plan
                 .units
                 .iter()
+                .filter(|u| {
+                    config.watch.units.is_empty()
+                        || config
+                            .watch
+                            .units
+                            .iter()
+                            .any(|w| config.plan.find_unit(w).is_some_and(|f| f.name == u.name))
+                })
                 .map(|u| u.folder().to_string())
                 .collect(),
             // Ignored even while switched off: an earlier one may still lie there.
@@ -202,6 +213,13 @@ impl<'a> Daemon<'a> {
                 next_look: Instant::now() + CONFIG_CHECK,
             },
             summary: Summary::default(),
+            owner: format!(
+                "pid{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
             _lock: lock,
         })
     }
@@ -296,8 +314,16 @@ impl<'a> Daemon<'a> {
         // What a killed run left half-written goes first (the state lock is held).
         intake::remove_stale_temps(self.config);
         // A file that cannot be finished now (its folder unwritable, say) does not keep the
-        // daemon from starting: intake finishes it when the file is taken.
-        let done = intake::resume_pending(&ctx, &mut self.ledger).unwrap_or_else(|e| {
+        // daemon from starting: intake finishes it when the file is taken. With a shared
+        // ledger another watcher may be doing one of them right now: each is finished under
+        // the claim on its file.
+        let claim = self.config.ledger_location().shared().then(|| {
+            (
+                self.owner.as_str(),
+                self.config.ledger.claim_secs.ceil() as i64,
+            )
+        });
+        let done = intake::resume_pending(&ctx, &mut self.ledger, claim).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "an interrupted intake could not be finished yet");
             Vec::new()
         });

@@ -17,6 +17,18 @@ use std::time::{Duration, Instant};
 /// rejected unread. Three, not one: a kill from outside in that short window can happen too.
 const MAX_CRASHES: u32 = 3;
 
+/// A file another watcher holds, or one whose intake failed because the ledger's server was
+/// away, is looked at again this soon.
+const CLAIMED_RETRY: Duration = Duration::from_secs(2);
+
+/// The clock of file claims: unix seconds of the real clock (never `--now`), which every
+/// watcher sharing a server reads alike.
+fn claim_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 impl Daemon<'_> {
     /// Take one settled file through intake, catching a panic.
     pub(super) fn take(&mut self, ready: Ready) {
@@ -31,6 +43,39 @@ impl Daemon<'_> {
             && *stat == ready.stat
             && Instant::now() < *retry_at
         {
+            return;
+        }
+        // Watchers sharing a PostgreSQL ledger take a file only under its claim.
+        let name = ready
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let clock = claim_clock();
+        let expires = clock + self.config.ledger.claim_secs.ceil() as i64;
+        match self
+            .ledger
+            .claim_file(&unit.name, &name, &self.owner, expires, clock)
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(unit = %unit.name, file = %name, "another watcher is taking this file");
+                self.settler.forget(&path);
+                self.failed
+                    .insert(path, (ready.stat, Instant::now() + CLAIMED_RETRY));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(unit = %unit.name, file = %name, error = %e, "cannot claim the file; it is retried");
+                self.settler.forget(&path);
+                self.failed
+                    .insert(path, (ready.stat, Instant::now() + CLAIMED_RETRY));
+                return;
+            }
+        }
+        if !path.is_file() {
+            // Another watcher took it between our look and our claim.
+            self.release(unit, &name);
             return;
         }
         let at = self.stamp();
@@ -111,12 +156,26 @@ impl Daemon<'_> {
             }
             Ok(Err(e)) => {
                 self.fail(&path, unit, &file, ready.stat, ms, &e.to_string());
+                if e.ledger_unavailable() {
+                    // The server is back soon (the next statement waits for it): no need to
+                    // wait the usual retry.
+                    self.failed
+                        .insert(path.clone(), (ready.stat, Instant::now() + CLAIMED_RETRY));
+                }
                 self.storage_alarm(&e, &format!("接收“{file}”"), true);
             }
             Err(panic) => {
                 let msg = panic_text(&*panic);
                 self.fail(&path, unit, &file, ready.stat, ms, &format!("panic: {msg}"));
             }
+        }
+        self.release(unit, &name);
+    }
+
+    /// Give up this watcher's claim on `unit`'s file `name`.
+    fn release(&mut self, unit: &Unit, name: &str) {
+        if let Err(e) = self.ledger.release_file(&unit.name, name, &self.owner) {
+            tracing::warn!(unit = %unit.name, file = %name, error = %e, "cannot release the claim; it runs out by itself");
         }
     }
 
