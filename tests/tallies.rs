@@ -9,7 +9,28 @@ use tally::core::calendar::YearMonth;
 use tally::core::count;
 use tally::core::plan::{Counting, Plan};
 use tally::core::returns::Row;
-use tally::ledger::{Ledger, NewSubmission, Submission, SubmissionStatus};
+use tally::ledger::{Ledger, Location, NewSubmission, Submission, SubmissionStatus};
+
+#[path = "pg/mod.rs"]
+mod pg;
+
+/// A fresh ledger of the backend: SQLite in `dir`, or a new database on the test server
+/// (None, with a notice, when no server can run here).
+fn fresh(backend: &str, dir: &std::path::Path) -> Option<Ledger> {
+    if backend == "sqlite" {
+        return Some(Ledger::open(&dir.join("t.db")).unwrap());
+    }
+    if !pg::available(&format!("tallies::{backend}")) {
+        return None;
+    }
+    Some(
+        Ledger::open_at(&Location::Postgres {
+            url: pg::database(),
+            password: None,
+        })
+        .unwrap(),
+    )
+}
 
 const UNITS: [&str; 3] = ["西兴街道", "长河街道", "旧单位"];
 
@@ -140,6 +161,38 @@ fn check(plan: &Plan, ledger: &Ledger, fresh: bool) -> Result<(), TestCaseError>
     Ok(())
 }
 
+/// The property of this file on one ledger: after every return of `ops` (the plan's counting
+/// changing before return `change_at`) the kept tallies equal a rescan.
+fn kept_tallies_hold(
+    mut ledger: Ledger,
+    ops: &[Op],
+    change_at: usize,
+    rule: bool,
+) -> Result<(), TestCaseError> {
+    let mut plan = reference();
+    plan.categories[2].require_pass = false;
+    let mut fresh = false;
+    for (n, o) in ops.iter().enumerate() {
+        if n == change_at {
+            // The plan's counting changes: readers count the rows until a writer recounts.
+            plan.categories[0].require_pass = !plan.categories[0].require_pass;
+            if rule {
+                plan.categories[1].counting = Counting::PersonTimes;
+            }
+            fresh = false;
+            prop_assert_eq!(ledger.figures(&plan).unwrap(), counted(&plan, &ledger));
+        }
+        ledger
+            .record(&plan, &new_submission(&plan, n, o), &[])
+            .unwrap();
+        // An accepted return recounts tallies counted under another plan.
+        fresh |= !o.rejected;
+        check(&plan, &ledger, fresh)?;
+    }
+    prop_assert_eq!(ledger.refresh_tallies(&plan).unwrap(), !fresh);
+    check(&plan, &ledger, true)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -150,27 +203,24 @@ proptest! {
         rule in prop::bool::ANY,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut ledger = Ledger::open(&dir.path().join("t.db")).unwrap();
-        let mut plan = reference();
-        plan.categories[2].require_pass = false;
-        let mut fresh = false;
-        for (n, o) in ops.iter().enumerate() {
-            if n == change_at {
-                // The plan's counting changes: readers count the rows until a writer recounts.
-                plan.categories[0].require_pass = !plan.categories[0].require_pass;
-                if rule {
-                    plan.categories[1].counting = Counting::PersonTimes;
-                }
-                fresh = false;
-                prop_assert_eq!(ledger.figures(&plan).unwrap(), counted(&plan, &ledger));
-            }
-            ledger.record(&plan, &new_submission(&plan, n, o), &[]).unwrap();
-            // An accepted return recounts tallies counted under another plan.
-            fresh |= !o.rejected;
-            check(&plan, &ledger, fresh)?;
+        kept_tallies_hold(fresh("sqlite", dir.path()).unwrap(), &ops, change_at, rule)?;
+    }
+}
+
+proptest! {
+    // A database per case on the server: fewer cases, the same property.
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn kept_tallies_equal_a_rescan_on_postgres(
+        ops in prop::collection::vec(op(), 1..14),
+        change_at in 0usize..14,
+        rule in prop::bool::ANY,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(ledger) = fresh("postgres", dir.path()) {
+            kept_tallies_hold(ledger, &ops, change_at, rule)?;
         }
-        prop_assert_eq!(ledger.refresh_tallies(&plan).unwrap(), !fresh);
-        check(&plan, &ledger, true)?;
     }
 }
 
@@ -178,8 +228,15 @@ proptest! {
 /// reports are found from its rows by the migration itself.
 #[test]
 fn a_stale_ledger_is_recounted_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(&dir.path().join("t.db")).unwrap();
+    for backend in ["sqlite", "postgres"] {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(ledger) = fresh(backend, dir.path()) {
+            stale_ledger_is_recounted_once(ledger);
+        }
+    }
+}
+
+fn stale_ledger_is_recounted_once(mut ledger: Ledger) {
     let plan = reference();
     let o = |unit, month| Op {
         unit,
