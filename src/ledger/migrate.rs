@@ -21,6 +21,9 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("doubles", None),
 ];
 
+/// Rows read from the source at a time.
+const SLICE: usize = 5000;
+
 /// One table's rows on each side after the copy.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Copied {
@@ -81,29 +84,37 @@ impl Ledger {
                         .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))?;
                     st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
                 };
-                let insert = format!(
-                    "INSERT INTO {table} ({}) VALUES ({})",
-                    columns.join(", "),
-                    (1..=columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
-                );
                 let mut st = source.prepare(&format!("SELECT {} FROM {table}", columns.join(", ")))?;
                 let mut rows = st.query([])?;
-                let mut values: Vec<Owned> = Vec::with_capacity(columns.len());
-                while let Some(r) = rows.next()? {
-                    values.clear();
-                    for i in 0..columns.len() {
-                        use rusqlite::types::ValueRef;
-                        values.push(match r.get_ref(i)? {
-                            ValueRef::Null => Owned::Null,
-                            ValueRef::Integer(v) => Owned::Int(v),
-                            ValueRef::Real(v) => Owned::Real(v),
-                            ValueRef::Text(t) | ValueRef::Blob(t) => {
-                                Owned::Text(String::from_utf8_lossy(t).into_owned())
-                            }
-                        });
+                // Read in slices of a few thousand rows, each inserted in batches.
+                let mut slice: Vec<Vec<Owned>> = Vec::with_capacity(SLICE);
+                let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+                loop {
+                    slice.clear();
+                    while slice.len() < SLICE {
+                        let Some(r) = rows.next()? else { break };
+                        let mut values = Vec::with_capacity(columns.len());
+                        for i in 0..columns.len() {
+                            use rusqlite::types::ValueRef;
+                            values.push(match r.get_ref(i)? {
+                                ValueRef::Null => Owned::Null,
+                                ValueRef::Integer(v) => Owned::Int(v),
+                                ValueRef::Real(v) => Owned::Real(v),
+                                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                    Owned::Text(String::from_utf8_lossy(t).into_owned())
+                                }
+                            });
+                        }
+                        slice.push(values);
                     }
-                    let bound: Vec<Value<'_>> = values.iter().map(Owned::value).collect();
-                    db.execute(&insert, &bound)?;
+                    if slice.is_empty() {
+                        break;
+                    }
+                    db.insert_many(
+                        table,
+                        &names,
+                        slice.iter().map(|row| row.iter().map(Owned::value).collect()),
+                    )?;
                 }
                 if let Some(id) = serial {
                     db.execute(

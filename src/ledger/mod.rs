@@ -929,41 +929,67 @@ fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {
             &s.feedback_path,
         ],
     )?;
-    for r in &s.counted_rows {
-        let date = r.date.format("%Y-%m-%d").to_string();
-        db.execute(
-            "INSERT INTO rows (submission_id, line, name, id_number, enterprise, credit_code, category, date, hours, passed, certificate)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            args![
-                id,
-                r.line,
-                &r.name,
-                &r.id,
-                &r.enterprise,
-                &r.credit_code,
-                &r.category,
-                &date,
-                r.hours,
-                r.passed,
-                &r.certificate
-            ],
-        )?;
-    }
-    for (i, f) in s.findings.iter().enumerate() {
-        db.execute(
-            "INSERT INTO findings (submission_id, seq, code, severity, sheet, cell, value, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            args![
-                id,
-                i as i64,
-                f.code.as_str(),
-                if f.is_error() { "error" } else { "warning" },
-                &f.sheet,
-                &f.cell,
-                &f.value,
-                &f.message
-            ],
-        )?;
-    }
+    let dates: Vec<String> = s
+        .counted_rows
+        .iter()
+        .map(|r| r.date.format("%Y-%m-%d").to_string())
+        .collect();
+    db.insert_many(
+        "rows",
+        &[
+            "submission_id",
+            "line",
+            "name",
+            "id_number",
+            "enterprise",
+            "credit_code",
+            "category",
+            "date",
+            "hours",
+            "passed",
+            "certificate",
+        ],
+        s.counted_rows.iter().zip(&dates).map(|(r, date)| {
+            vec![
+                Value::from(id),
+                r.line.into(),
+                (&r.name).into(),
+                (&r.id).into(),
+                (&r.enterprise).into(),
+                (&r.credit_code).into(),
+                (&r.category).into(),
+                date.into(),
+                r.hours.into(),
+                r.passed.into(),
+                (&r.certificate).into(),
+            ]
+        }),
+    )?;
+    db.insert_many(
+        "findings",
+        &[
+            "submission_id",
+            "seq",
+            "code",
+            "severity",
+            "sheet",
+            "cell",
+            "value",
+            "message",
+        ],
+        s.findings.iter().enumerate().map(|(i, f)| {
+            vec![
+                Value::from(id),
+                (i as i64).into(),
+                f.code.as_str().into(),
+                if f.is_error() { "error" } else { "warning" }.into(),
+                (&f.sheet).into(),
+                (&f.cell).into(),
+                (&f.value).into(),
+                (&f.message).into(),
+            ]
+        }),
+    )?;
     Ok(id)
 }
 
