@@ -248,6 +248,7 @@ impl Config {
             Some(url) => crate::ledger::Location::Postgres {
                 url: url.clone(),
                 password: self.ledger.password.clone(),
+                ca_file: self.ledger.ca_file.as_ref().map(|f| self.resolve(f)),
             },
             None => crate::ledger::Location::Sqlite(self.state_path()),
         }

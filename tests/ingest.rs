@@ -422,7 +422,7 @@ fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
         ],
     );
     std::fs::write(&drop, &corrected).unwrap();
-    intake::resume_pending(&ctx, &mut ledger).unwrap();
+    intake::resume_pending(&ctx, &mut ledger, None).unwrap();
     assert!(drop.exists(), "the replaced file stays for its own intake");
     let out = intake::ingest(&ctx, &mut ledger, unit, &drop).unwrap();
     assert_eq!(

@@ -33,6 +33,7 @@ const CORE_FORBIDDEN: &[&str] = &[
     "Utc::now",
     "Local::now",
     "rusqlite",
+    "postgres",
     "calamine",
     "rust_xlsxwriter",
     "lettre",
@@ -136,6 +137,19 @@ fn the_core_imports_no_edge_and_touches_nothing_outside() {
         "the core must stay pure (DESIGN.md §7):\n{}",
         found.join("\n")
     );
+}
+
+/// What only the ledger may name: the database clients (DESIGN.md §7, "the only place that
+/// speaks SQL").
+const OUTSIDE_LEDGER_FORBIDDEN: &[&str] = &["rusqlite", "postgres::"];
+
+#[test]
+fn only_the_ledger_speaks_to_a_database() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.retain(|p| !p.starts_with(src().join("ledger")));
+    let found = report(&files, OUTSIDE_LEDGER_FORBIDDEN);
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
 #[test]

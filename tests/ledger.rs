@@ -28,6 +28,7 @@ fn open(backend: &str, dir: &Path) -> Option<Ledger> {
                 Ledger::open_at(&Location::Postgres {
                     url,
                     password: None,
+                    ca_file: None,
                 })
                 .unwrap(),
             )

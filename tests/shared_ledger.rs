@@ -443,3 +443,71 @@ fn the_password_comes_from_the_environment() {
         "{err}"
     );
 }
+
+/// TLS towards the server: encrypted whenever the server offers it (here it refuses anything
+/// else); with `ca_file` the certificate must come from that authority, else a clear error.
+#[cfg(unix)]
+#[test]
+fn tls_when_the_server_offers_it_and_checked_with_a_ca_file() {
+    if !pg::available("tls_when_the_server_offers_it_and_checked_with_a_ca_file") {
+        return;
+    }
+    let cluster = pg::private();
+    let ca = cluster.require_tls();
+    let url = cluster.database();
+    let status = |ledger: &str| {
+        let w = Workdir::with_plan(&format!("{REFERENCE_PLAN}\n[ledger]\n{ledger}\n"));
+        w.run(&["--now", NOW, "status", "--json"])
+    };
+    let plain = status(&format!("url = {url:?}"));
+    assert_eq!(
+        plain.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let checked = status(&format!(
+        "url = \"{url}?sslmode=require\"\nca_file = {ca:?}"
+    ));
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Another authority's certificate is refused.
+    let other = tempfile::tempdir().unwrap();
+    let made = Command::new("openssl")
+        .current_dir(other.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other CA",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "ca.pem",
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let refused = status(&format!(
+        "url = \"{url}?sslmode=require\"\nca_file = {:?}",
+        other.path().join("ca.pem")
+    ));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        err.contains(&url) && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // Without TLS the server refuses us: proof that the connections above were encrypted.
+    let no_tls = status(&format!("url = \"{url}?sslmode=disable\""));
+    assert_ne!(no_tls.status.code(), Some(0));
+}

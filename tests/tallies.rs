@@ -27,6 +27,7 @@ fn fresh(backend: &str, dir: &std::path::Path) -> Option<Ledger> {
         Ledger::open_at(&Location::Postgres {
             url: pg::database(),
             password: None,
+            ca_file: None,
         })
         .unwrap(),
     )

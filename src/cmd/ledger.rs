@@ -47,6 +47,7 @@ pub fn run(settings: &Settings, command: &LedgerCommand) -> anyhow::Result<ExitS
     let target = Location::Postgres {
         url: args.to.clone(),
         password: settings.env.ledger_password.clone(),
+        ca_file: config.ledger.ca_file.as_ref().map(|f| config.resolve(f)),
     };
     let copied = source.copy_into(&target)?;
     let to = Ledger::open_at(&target)?;

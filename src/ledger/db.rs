@@ -317,21 +317,112 @@ pub enum Begin {
     Immediate(i64),
 }
 
+/// TLS towards the ledger's server (rustls with ring). With `ca_file` the server must show a
+/// certificate from that authority for its host name; without it the connection is encrypted
+/// whenever the server offers TLS but its certificate is not checked — what PostgreSQL's own
+/// clients do by default (`sslmode=prefer`). `sslmode=disable` in the url turns TLS off,
+/// `sslmode=require` refuses a server without it.
+pub fn tls(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = match ca_file {
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no certificate in it", path.display()));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Encryption without a checked certificate (no `ca_file`): the handshake's signatures are
+/// still verified, the certificate's issuer and name are not.
+#[derive(Debug)]
+struct Unchecked(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unchecked {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// A PostgreSQL connection with its prepared statements, made again when it dropped.
 pub struct Pg {
     client: postgres::Client,
     config: postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     statements: HashMap<String, postgres::Statement>,
     in_transaction: bool,
 }
 
 impl Pg {
     /// Connect (once; the caller decides about retrying a first connection).
-    pub fn connect(config: postgres::Config) -> Result<Pg, postgres::Error> {
-        let client = config.connect(postgres::NoTls)?;
+    pub fn connect(
+        config: postgres::Config,
+        tls: tokio_postgres_rustls::MakeRustlsConnect,
+    ) -> Result<Pg, postgres::Error> {
+        let client = config.connect(tls.clone())?;
         Ok(Pg {
             client,
             config,
+            tls,
             statements: HashMap::new(),
             in_transaction: false,
         })
@@ -343,7 +434,7 @@ impl Pg {
         let mut wait = Duration::from_millis(250);
         let mut waited = Duration::ZERO;
         loop {
-            match self.config.connect(postgres::NoTls) {
+            match self.config.connect(self.tls.clone()) {
                 Ok(client) => {
                     tracing::info!(
                         after_ms = waited.as_millis() as u64,
@@ -411,7 +502,7 @@ fn pg_params<'a>(args: &'a [Value<'a>]) -> Vec<&'a (dyn postgres::types::ToSql +
 /// kept in a cell), so the ledger's reads stay `&self` whichever backend serves them.
 pub enum Db {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<Pg>),
+    Postgres(Box<RefCell<Pg>>),
 }
 
 impl Db {

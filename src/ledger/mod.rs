@@ -251,6 +251,8 @@ pub enum Location {
     Postgres {
         url: String,
         password: Option<String>,
+        /// The authority the server's certificate must come from (`[ledger] ca_file`).
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -337,7 +339,12 @@ impl Ledger {
 
     /// A connection to the PostgreSQL server of `location`.
     fn connect(location: &Location) -> Result<Db, LedgerError> {
-        let Location::Postgres { url, password } = location else {
+        let Location::Postgres {
+            url,
+            password,
+            ca_file,
+        } = location
+        else {
             unreachable!("connect is for a server");
         };
         let err = |source: postgres::Error| LedgerError::Sql {
@@ -354,9 +361,13 @@ impl Ledger {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
-        Ok(Db::Postgres(std::cell::RefCell::new(
-            db::Pg::connect(config).map_err(err)?,
-        )))
+        let tls = db::tls(ca_file.as_deref()).map_err(|message| LedgerError::Sql {
+            path: location.shown(),
+            source: DbError::Value { column: 0, message },
+        })?;
+        Ok(Db::Postgres(Box::new(std::cell::RefCell::new(
+            db::Pg::connect(config, tls).map_err(err)?,
+        ))))
     }
 
     /// Where this ledger lives.

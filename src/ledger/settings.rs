@@ -15,6 +15,9 @@ pub struct LedgerSettings {
     pub url: Option<String>,
     /// A file holding the server password (its first line), readable by tally only.
     pub password_file: Option<PathBuf>,
+    /// PEM file of the authority that signed the server's certificate: the certificate and
+    /// the host name are then checked (without it, TLS when the server offers it, unchecked).
+    pub ca_file: Option<PathBuf>,
     /// How long a watcher's claim on a file it is taking holds (seconds): another watcher
     /// sharing the server takes the file over only after that. Longer than any intake (the
     /// reader child's time limit and the move).
@@ -29,6 +32,7 @@ impl Default for LedgerSettings {
         LedgerSettings {
             url: None,
             password_file: None,
+            ca_file: None,
             claim_secs: 600.0,
             password: None,
         }
@@ -40,6 +44,7 @@ impl std::fmt::Debug for LedgerSettings {
         f.debug_struct("LedgerSettings")
             .field("url", &self.url)
             .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
             .field("claim_secs", &self.claim_secs)
             .field("password", &self.password.as_ref().map(|_| "…"))
             .finish()
@@ -88,6 +93,8 @@ impl LedgerSettings {
             }
         } else if self.password_file.is_some() {
             out.push(("password_file", "is only used with url".into()));
+        } else if self.ca_file.is_some() {
+            out.push(("ca_file", "is only used with url".into()));
         }
         out
     }

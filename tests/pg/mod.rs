@@ -176,10 +176,107 @@ impl Cluster {
         }
     }
 
+    /// Turn TLS on with a certificate for 127.0.0.1 and localhost signed by a new authority,
+    /// and refuse every connection without TLS; restart. Returns the authority's PEM file.
+    pub fn require_tls(&self) -> PathBuf {
+        let dir = self.data.parent().unwrap().join("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let mut c = Command::new("openssl");
+            c.current_dir(&dir).args(args);
+            run(c, "openssl");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tally test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(dir.join(f), self.data.join(f)).unwrap();
+        }
+        std::fs::write(
+            self.data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n\
+             hostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"\nssl = on\n").unwrap();
+        if as_root() {
+            let mut c = Command::new("chown");
+            c.args(["-R", "postgres:postgres"])
+                .arg(self.data.parent().unwrap());
+            run(c, "chown the cluster folder");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                self.data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        self.stop("fast");
+        self.start();
+        dir.join("ca.pem")
+    }
+
     /// Run one SQL text with psql as the superuser in `database`.
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        let socket_dir = self.data.parent().unwrap().to_path_buf();
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg("-h")
+            .arg(&socket_dir)
+            .args(["-U", "postgres", "-p"])
             .arg(self.port.to_string())
             .args(["-d", database, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .stdin(Stdio::null())
