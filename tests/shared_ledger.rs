@@ -233,6 +233,19 @@ fn two_watchers_killed_at_random_count_every_file_once() {
     if !pg::available("two_watchers_killed_at_random_count_every_file_once") {
         return;
     }
+    // KILL_RUNS=30 for the long run (README): each run a fresh database and burst.
+    let runs: usize = std::env::var("KILL_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    for run in 0..runs {
+        println!("run {}/{runs}", run + 1);
+        killed_at_random_once();
+    }
+}
+
+#[cfg(unix)]
+fn killed_at_random_once() {
     let url = pg::database();
     let share = tempfile::tempdir().unwrap();
     let plans = [
@@ -267,8 +280,20 @@ fn two_watchers_killed_at_random_count_every_file_once() {
             .spawn()
             .unwrap()
     };
-    let mut children = [spawn(&plans[0]), spawn(&plans[1])];
+    /// The watchers, killed when the test ends (also when it fails).
+    struct Watchers([std::process::Child; 2]);
+    impl Drop for Watchers {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut watchers = Watchers([spawn(&plans[0]), spawn(&plans[1])]);
+    let children = &mut watchers.0;
     let mut kills = 0;
+    // Up to six kills while the burst lasts.
     for _ in 0..6 {
         if waiting(share.path()) == 0 {
             break;
@@ -285,17 +310,14 @@ fn two_watchers_killed_at_random_count_every_file_once() {
             && psql_count(&url, "SELECT COUNT(*) FROM submissions WHERE moved = 0") == 0
     });
     std::thread::sleep(Duration::from_secs(4));
-    for c in &mut children {
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
+    drop(watchers);
     println!("{kills} kills");
     // A kill between the record and the move is finished by whichever watcher takes the file
     // again: still one submission per file.
     assert_once(share.path(), &url, files.len());
 }
 
-/// The server stops mid-burst and comes back: the watcher waits for it, files whose intake
+/// The server stops mid-burst and comes back: both watchers wait for it, files whose intake
 /// failed meanwhile stay in place and are taken once it answers; nothing is lost or doubled.
 #[cfg(unix)]
 #[test]
@@ -307,7 +329,9 @@ fn a_server_restart_mid_burst_loses_nothing() {
     let url = cluster.database();
     let share = tempfile::tempdir().unwrap();
     let a = watcher(share.path(), &url, &[]);
+    let b = watcher(share.path(), &url, &[]);
     let d = Daemon::spawn(&a, NOW, &[], &[]);
+    let e = Daemon::spawn(&b, NOW, &[], &[]);
     let first = drop_burst(share.path(), 3);
     std::thread::sleep(Duration::from_millis(700));
     cluster.stop("fast");
@@ -329,13 +353,15 @@ fn a_server_restart_mid_burst_loses_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     let (code, d) = d.terminate();
     assert_eq!(code, 0, "{}", d.log_text());
+    let (code, e) = e.terminate();
+    assert_eq!(code, 0, "{}", e.log_text());
     let total = first.len() + later.len();
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let n: i64 = client
         .query_one("SELECT COUNT(*) FROM submissions", &[])
         .unwrap()
         .get(0);
-    assert_eq!(n as usize, total, "{}", d.log_text());
+    assert_eq!(n as usize, total, "{}\n{}", d.log_text(), e.log_text());
     let rows: i64 = client
         .query_one("SELECT COUNT(*) FROM rows", &[])
         .unwrap()

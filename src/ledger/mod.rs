@@ -865,9 +865,16 @@ fn fill_temp_ids<'a>(
         "CREATE TEMP TABLE IF NOT EXISTS {name} (id TEXT PRIMARY KEY){}; DELETE FROM {name};",
         db.pick(" WITHOUT ROWID", "")
     ))?;
-    let insert = format!("INSERT INTO {name} (id) VALUES (?1) ON CONFLICT DO NOTHING");
-    for id in ids {
-        db.execute(&insert, args![id])?;
+    let unique: BTreeSet<&str> = ids.into_iter().collect();
+    db.insert_many(
+        name,
+        &["id"],
+        unique.into_iter().map(|id| vec![Value::from(id)]),
+    )?;
+    if db.dialect() == db::Dialect::Postgres {
+        // A temporary table has no statistics until analysed: without them PostgreSQL may
+        // plan a scan of every row of the ledger instead of one index probe per ID.
+        db.batch(&format!("ANALYZE {name}"))?;
     }
     Ok(())
 }
