@@ -280,6 +280,9 @@ impl Location {
 /// The open ledger.
 pub struct Ledger {
     db: Db,
+    /// PostgreSQL: rows this connection recorded since it last gathered statistics, and how
+    /// many make it gather them again (doubling; see `Ledger::record`).
+    grown: (u64, u64),
     /// How errors name it (see [`Location::shown`]).
     path: PathBuf,
     location: Location,
@@ -321,6 +324,7 @@ impl Ledger {
         };
         let mut ledger = Ledger {
             db,
+            grown: (0, FIRST_ANALYZE),
             path,
             location: location.clone(),
         };
@@ -361,6 +365,12 @@ impl Ledger {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
+        // Prepared statements are kept for the connection's life, but planned afresh for
+        // their values and the tables' sizes each time: a plan made while the ledger was
+        // small (or for another unit) would scan every row once it is large.
+        // No JIT compilation either: it costs more than these short statements take.
+        let options = config.get_options().unwrap_or_default().to_string();
+        config.options(format!("{options} -c plan_cache_mode=force_custom_plan -c jit=off").trim());
         let tls = db::tls(ca_file.as_deref()).map_err(|message| LedgerError::Sql {
             path: location.shown(),
             source: DbError::Value { column: 0, message },
@@ -398,6 +408,7 @@ impl Ledger {
         };
         Ok(Ledger {
             db,
+            grown: (0, FIRST_ANALYZE),
             path: location.shown(),
             location: location.clone(),
         })
@@ -552,12 +563,31 @@ impl Ledger {
             }
             Ok(id)
         })?;
+        self.keep_statistics(new.counted_rows.len() as u64);
         self.submission(id)?.ok_or_else(|| {
             self.err(DbError::Value {
                 column: 0,
                 message: format!("submission {id} vanished after it was recorded"),
             })
         })
+    }
+
+    /// PostgreSQL plans by statistics that its autovacuum gathers only now and then: while a
+    /// ledger fills fast (a first burst, a migration) they say the tables are nearly empty,
+    /// and the probes by 身份证号 turn into scans of every row. So a connection that recorded
+    /// 2,000 rows, then 4,000, 8,000, … since it last looked gathers them itself.
+    fn keep_statistics(&mut self, rows: u64) {
+        if self.db.dialect() != db::Dialect::Postgres {
+            return;
+        }
+        self.grown.0 += rows;
+        if self.grown.0 < self.grown.1 {
+            return;
+        }
+        self.grown = (0, self.grown.1.saturating_mul(2));
+        if let Err(e) = self.db.batch("ANALYZE submissions, rows") {
+            tracing::warn!(error = %e, "could not gather the ledger's statistics");
+        }
     }
 
     /// Mark a submission's file as moved to its destination (which may have been renamed on
@@ -751,7 +781,8 @@ impl Ledger {
         let tx = self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?;
         let found = (|| -> Result<Vec<(String, String, String, String)>, DbError> {
             fill_temp_ids(&self.db, "probe_ids", ids)?;
-            // SQLite's CROSS JOIN keeps the probe table outermost; PostgreSQL plans for itself.
+            // SQLite's CROSS JOIN keeps the probe table outermost; PostgreSQL plans for itself
+            // (with statistics kept current, see `Ledger::record`).
             let join = self.db.pick("CROSS JOIN", "JOIN");
             self.db.query(
                 &format!(
@@ -835,6 +866,9 @@ impl Ledger {
         })
     }
 }
+
+/// Rows recorded before a PostgreSQL connection first gathers the tables' statistics.
+const FIRST_ANALYZE: u64 = 2_000;
 
 /// The advisory lock key under which PostgreSQL writers of returns take turns ("tally" and 1).
 const RECORD_LOCK: i64 = 0x7461_6c6c_7901;

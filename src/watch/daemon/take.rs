@@ -45,35 +45,43 @@ impl Daemon<'_> {
         {
             return;
         }
-        // Watchers sharing a PostgreSQL ledger take a file only under its claim.
+        // Watchers sharing a PostgreSQL ledger take a file only under its claim (an SQLite
+        // ledger has one writer, the state lock's holder: nothing to claim).
         let name = ready
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let clock = claim_clock();
-        let expires = clock + self.config.ledger.claim_secs.ceil() as i64;
-        match self
-            .ledger
-            .claim_file(&unit.name, &name, &self.owner, expires, clock)
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::debug!(unit = %unit.name, file = %name, "another watcher is taking this file");
-                self.settler.forget(&path);
-                self.failed
-                    .insert(path, (ready.stat, Instant::now() + CLAIMED_RETRY));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(unit = %unit.name, file = %name, error = %e, "cannot claim the file; it is retried");
-                self.settler.forget(&path);
-                self.failed
-                    .insert(path, (ready.stat, Instant::now() + CLAIMED_RETRY));
-                return;
+        let shared = self.config.ledger_location().shared();
+        if shared {
+            let clock = claim_clock();
+            let expires = clock + self.config.ledger.claim_secs.ceil() as i64;
+            match self
+                .ledger
+                .claim_file(&unit.name, &name, &self.owner, expires, clock)
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(unit = %unit.name, file = %name, "another watcher is taking this file");
+                    self.settler.forget(&path);
+                    self.failed
+                        .insert(path, (ready.stat, Instant::now() + CLAIMED_RETRY));
+                    return;
+                }
+                Err(e) => {
+                    let e = intake::IntakeError::from(e);
+                    self.settler.forget(&path);
+                    self.fail(&path, unit, &name, ready.stat, 0, &e.to_string());
+                    if e.ledger_unavailable() {
+                        self.failed
+                            .insert(path.clone(), (ready.stat, Instant::now() + CLAIMED_RETRY));
+                    }
+                    self.storage_alarm(&e, &format!("接收“{name}”"), true);
+                    return;
+                }
             }
         }
-        if !path.is_file() {
+        if shared && !path.is_file() {
             // Another watcher took it between our look and our claim.
             self.release(unit, &name);
             return;
@@ -169,7 +177,9 @@ impl Daemon<'_> {
                 self.fail(&path, unit, &file, ready.stat, ms, &format!("panic: {msg}"));
             }
         }
-        self.release(unit, &name);
+        if shared {
+            self.release(unit, &name);
+        }
     }
 
     /// Give up this watcher's claim on `unit`'s file `name`.
