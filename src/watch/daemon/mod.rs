@@ -116,6 +116,8 @@ pub struct Daemon<'a> {
     summary: Summary,
     /// This watcher's name in file claims (unique per process start).
     owner: String,
+    /// With a shared ledger: when to look again for intakes a dead watcher left unfinished.
+    next_resume: Option<Instant>,
     _lock: StateLock,
 }
 
@@ -220,6 +222,7 @@ impl<'a> Daemon<'a> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos())
             ),
+            next_resume: None,
             _lock: lock,
         })
     }
@@ -304,32 +307,9 @@ impl<'a> Daemon<'a> {
     /// Finish interrupted intakes and note a master left stale by a crash.
     fn resume(&mut self) -> anyhow::Result<()> {
         let now = self.opts.clock.now();
-        let ctx = IntakeContext {
-            config: self.config,
-            config_path: self.config_path,
-            exe: &self.exe,
-            now,
-            compose: &*self.compose,
-        };
         // What a killed run left half-written goes first (the state lock is held).
         intake::remove_stale_temps(self.config);
-        // A file that cannot be finished now (its folder unwritable, say) does not keep the
-        // daemon from starting: intake finishes it when the file is taken. With a shared
-        // ledger another watcher may be doing one of them right now: each is finished under
-        // the claim on its file.
-        let claim = self.config.ledger_location().shared().then(|| {
-            (
-                self.owner.as_str(),
-                self.config.ledger.claim_secs.ceil() as i64,
-            )
-        });
-        let done = intake::resume_pending(&ctx, &mut self.ledger, claim).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "an interrupted intake could not be finished yet");
-            Vec::new()
-        });
-        for s in &done {
-            tracing::info!(unit = %s.unit, file = %s.file_name, result = %s.status.as_str(), "interrupted intake finished");
-        }
+        let done = self.finish_interrupted();
         let stale = self.ledger.master_stale()?;
         // A master that is missing, or from an earlier day (its expected figures move with
         // the date), is rebuilt at start.
@@ -352,6 +332,39 @@ impl<'a> Daemon<'a> {
         Ok(())
     }
 
+    /// Finish the intakes a crash interrupted (recorded, not moved). A file that cannot be
+    /// finished now (its folder unwritable, say) does not keep the daemon from starting:
+    /// intake finishes it when the file is taken. With a shared ledger another watcher may be
+    /// doing one of them right now: each is finished under the claim on its file, and what a
+    /// watcher that died left is picked up again every little while (`next_resume`).
+    fn finish_interrupted(&mut self) -> Vec<crate::ledger::Submission> {
+        let ctx = IntakeContext {
+            config: self.config,
+            config_path: self.config_path,
+            exe: &self.exe,
+            now: self.opts.clock.now(),
+            compose: &*self.compose,
+        };
+        let claim = self.config.ledger_location().shared().then(|| {
+            (
+                self.owner.as_str(),
+                self.config.ledger.claim_secs.ceil() as i64,
+            )
+        });
+        let done = intake::resume_pending(&ctx, &mut self.ledger, claim).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "an interrupted intake could not be finished yet");
+            Vec::new()
+        });
+        for s in &done {
+            tracing::info!(unit = %s.unit, file = %s.file_name, result = %s.status.as_str(), "interrupted intake finished");
+        }
+        if claim.is_some() {
+            let every = (self.config.ledger.claim_secs / 2.0).clamp(2.0, 60.0);
+            self.next_resume = Some(Instant::now() + Duration::from_secs_f64(every));
+        }
+        done
+    }
+
     // ---- the loop --------------------------------------------------------------------------
 
     fn next_deadline(&self, now: Instant) -> Duration {
@@ -364,6 +377,7 @@ impl<'a> Daemon<'a> {
         consider(self.settler.next_wakeup());
         consider(self.next_rescan);
         consider(self.folders_retry_at);
+        consider(self.next_resume);
         if !self.opts.once {
             consider(self.failed.values().map(|(_, at)| *at).min());
             consider(Some(self.config_file.next_look));
@@ -418,6 +432,12 @@ impl<'a> Daemon<'a> {
         }
         if self.folders_retry_at.is_some_and(|t| t <= now) {
             self.check_folders(now);
+        }
+        if self.next_resume.is_some_and(|t| t <= now) {
+            let done = self.finish_interrupted();
+            if !done.is_empty() {
+                self.burst.open(done.len(), now);
+            }
         }
         if !self.opts.once {
             self.retry_failed(now);
