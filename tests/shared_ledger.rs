@@ -8,8 +8,11 @@ mod common;
 #[path = "pg/mod.rs"]
 mod pg;
 
-use common::{BIN, Daemon, Person, REFERENCE_PLAN, Workdir, drop_return, return_xlsx, wait_until};
+#[cfg(unix)]
+use common::BIN;
+use common::{Daemon, Person, REFERENCE_PLAN, Workdir, drop_return, return_xlsx, wait_until};
 use std::path::{Path, PathBuf};
+#[cfg(unix)]
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
