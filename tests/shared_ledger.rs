@@ -228,8 +228,9 @@ fn watchers_split_the_units() {
     assert_eq!(units(&db), ["江北科技园", "浦沿街道"]);
 }
 
-/// `tally watch` killed with SIGKILL at random moments, two of them on one share: after each
-/// kill the watcher is started again; in the end every file counts once.
+/// Two `tally watch` on one share and their PostgreSQL server, killed and restarted at random
+/// moments (a watcher by SIGKILL, the server by an immediate stop): in the end every file
+/// counts once, and the one master holds the ledger's figures.
 #[cfg(unix)]
 #[test]
 fn two_watchers_killed_at_random_count_every_file_once() {
@@ -249,7 +250,9 @@ fn two_watchers_killed_at_random_count_every_file_once() {
 
 #[cfg(unix)]
 fn killed_at_random_once() {
-    let url = pg::database();
+    // A server of this run's own: it is stopped and started again at random too.
+    let cluster = pg::private();
+    let url = cluster.database();
     let share = tempfile::tempdir().unwrap();
     let plans = [
         watcher(share.path(), &url, &[]),
@@ -295,13 +298,22 @@ fn killed_at_random_once() {
     }
     let mut watchers = Watchers([spawn(&plans[0]), spawn(&plans[1])]);
     let children = &mut watchers.0;
-    let mut kills = 0;
-    // Up to six kills while the burst lasts.
-    for _ in 0..6 {
+    let (mut kills, mut restarts) = (0, 0);
+    // Up to six blows while the burst lasts, at random moments: one watcher (either) SIGKILLed
+    // and started again, and at the third and sixth the server stopped as if killed and
+    // started again.
+    for round in 0..6 {
         if waiting(share.path()) == 0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(200 + next(1200)));
+        if round % 3 == 2 {
+            cluster.stop("immediate");
+            std::thread::sleep(Duration::from_millis(next(1500)));
+            cluster.start();
+            restarts += 1;
+            continue;
+        }
         let i = next(2) as usize;
         children[i].kill().unwrap();
         children[i].wait().unwrap();
@@ -314,10 +326,31 @@ fn killed_at_random_once() {
     });
     std::thread::sleep(Duration::from_secs(4));
     drop(watchers);
-    println!("{kills} kills");
+    println!("{kills} kills of a watcher, {restarts} restarts of the server");
     // A kill between the record and the move is finished by whichever watcher takes the file
     // again: still one submission per file.
     assert_once(share.path(), &url, files.len());
+    // One master, and it is the ledger's: a rebuild from either plan writes the same figures.
+    let master = share.path().join("output/master.xlsx");
+    assert!(master.is_file());
+    let status = plans[0].stdout(&["--now", NOW, "status", "--json"], 0);
+    assert_eq!(
+        status,
+        plans[1].stdout(&["--now", NOW, "status", "--json"], 0)
+    );
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let completed: u64 = v["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["categories"].as_array().unwrap().iter())
+        .map(|c| c["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        completed,
+        files.len() as u64 * 6,
+        "every person counted once"
+    );
 }
 
 /// The server stops mid-burst and comes back: both watchers wait for it, files whose intake
