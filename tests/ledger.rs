@@ -13,28 +13,7 @@ use tally::core::findings::{Code, Finding};
 use tally::core::plan::Plan;
 use tally::core::returns::Row;
 use tally::core::settle::Stat;
-use tally::ledger::{Ledger, Location, NewMessage, NewSubmission, Submission, SubmissionStatus};
-
-/// A fresh ledger of each backend: SQLite in `dir`, or a new database on the test server.
-fn open(backend: &str, dir: &Path) -> Option<Ledger> {
-    match backend {
-        "sqlite" => Some(Ledger::open(&dir.join("tally.db")).unwrap()),
-        _ => {
-            if !pg::available(&format!("ledger::{backend}")) {
-                return None;
-            }
-            let url = pg::database();
-            Some(
-                Ledger::open_at(&Location::Postgres {
-                    url,
-                    password: None,
-                    ca_file: None,
-                })
-                .unwrap(),
-            )
-        }
-    }
-}
+use tally::ledger::{Ledger, NewMessage, NewSubmission, Submission, SubmissionStatus};
 
 macro_rules! both {
     ($($case:ident),* $(,)?) => {$(
@@ -42,13 +21,13 @@ macro_rules! both {
             #[test]
             fn sqlite() {
                 let dir = tempfile::tempdir().unwrap();
-                let mut l = super::open("sqlite", dir.path()).unwrap();
+                let mut l = super::pg::ledger("sqlite", dir.path()).unwrap();
                 super::$case(&mut l);
             }
             #[test]
             fn postgres() {
                 let dir = tempfile::tempdir().unwrap();
-                if let Some(mut l) = super::open("postgres", dir.path()) {
+                if let Some(mut l) = super::pg::ledger("postgres", dir.path()) {
                     super::$case(&mut l);
                 }
             }

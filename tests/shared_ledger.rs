@@ -276,15 +276,30 @@ fn killed_at_random_once() {
         rng ^= rng << 17;
         rng % n
     };
+    // Each start of a watcher logs to a file of its own in its plan folder.
     let spawn = |w: &Workdir| {
+        let n = std::fs::read_dir(w.path()).unwrap().count();
+        let log = std::fs::File::create(w.join(format!("watch-{n}.log"))).unwrap();
         Command::new(BIN)
             .current_dir(w.path())
             .args(["--now", NOW, "watch", "--settle", "0.2"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap()
+    };
+    let logs = || -> String {
+        let mut out = String::new();
+        for w in &plans {
+            for e in std::fs::read_dir(w.path()).unwrap().flatten() {
+                if e.file_name().to_string_lossy().starts_with("watch-") {
+                    out += &format!("== {}\n", e.path().display());
+                    out += &std::fs::read_to_string(e.path()).unwrap_or_default();
+                }
+            }
+        }
+        out
     };
     /// The watchers, killed when the test ends (also when it fails).
     struct Watchers([std::process::Child; 2]);
@@ -324,15 +339,23 @@ fn killed_at_random_once() {
         waiting(share.path()) == 0
             && psql_count(&url, "SELECT COUNT(*) FROM submissions WHERE moved = 0") == 0
     });
-    std::thread::sleep(Duration::from_secs(4));
+    // The master follows: a rebuild that the server's restart broke is tried again (30 s).
+    let master = share.path().join("output/master.xlsx");
+    wait_until("the master to catch up with the ledger", || {
+        master.is_file()
+            && psql_count(
+                &url,
+                "SELECT COUNT(*) FROM watch_state WHERE key = 'master_stale'",
+            ) == 0
+    });
+    std::thread::sleep(Duration::from_secs(2));
     drop(watchers);
     println!("{kills} kills of a watcher, {restarts} restarts of the server");
     // A kill between the record and the move is finished by whichever watcher takes the file
     // again: still one submission per file.
     assert_once(share.path(), &url, files.len());
-    // One master, and it is the ledger's: a rebuild from either plan writes the same figures.
-    let master = share.path().join("output/master.xlsx");
-    assert!(master.is_file());
+    // One master, and the ledger's figures the same from either plan.
+    assert!(master.is_file(), "no master; logs:\n{}", logs());
     let status = plans[0].stdout(&["--now", NOW, "status", "--json"], 0);
     assert_eq!(
         status,

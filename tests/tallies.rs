@@ -9,29 +9,10 @@ use tally::core::calendar::YearMonth;
 use tally::core::count;
 use tally::core::plan::{Counting, Plan};
 use tally::core::returns::Row;
-use tally::ledger::{Ledger, Location, NewSubmission, Submission, SubmissionStatus};
+use tally::ledger::{Ledger, NewSubmission, Submission, SubmissionStatus};
 
 #[path = "pg/mod.rs"]
 mod pg;
-
-/// A fresh ledger of the backend: SQLite in `dir`, or a new database on the test server
-/// (None, with a notice, when no server can run here).
-fn fresh(backend: &str, dir: &std::path::Path) -> Option<Ledger> {
-    if backend == "sqlite" {
-        return Some(Ledger::open(&dir.join("t.db")).unwrap());
-    }
-    if !pg::available(&format!("tallies::{backend}")) {
-        return None;
-    }
-    Some(
-        Ledger::open_at(&Location::Postgres {
-            url: pg::database(),
-            password: None,
-            ca_file: None,
-        })
-        .unwrap(),
-    )
-}
 
 const UNITS: [&str; 3] = ["西兴街道", "长河街道", "旧单位"];
 
@@ -204,7 +185,7 @@ proptest! {
         rule in prop::bool::ANY,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        kept_tallies_hold(fresh("sqlite", dir.path()).unwrap(), &ops, change_at, rule)?;
+        kept_tallies_hold(pg::ledger("sqlite", dir.path()).unwrap(), &ops, change_at, rule)?;
     }
 }
 
@@ -219,7 +200,7 @@ proptest! {
         rule in prop::bool::ANY,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        if let Some(ledger) = fresh("postgres", dir.path()) {
+        if let Some(ledger) = pg::ledger("postgres", dir.path()) {
             kept_tallies_hold(ledger, &ops, change_at, rule)?;
         }
     }
@@ -231,7 +212,7 @@ proptest! {
 fn a_stale_ledger_is_recounted_once() {
     for backend in ["sqlite", "postgres"] {
         let dir = tempfile::tempdir().unwrap();
-        if let Some(ledger) = fresh(backend, dir.path()) {
+        if let Some(ledger) = pg::ledger(backend, dir.path()) {
             stale_ledger_is_recounted_once(ledger);
         }
     }

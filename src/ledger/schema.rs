@@ -1,7 +1,8 @@
-//! The ledger's schema: its versioned migrations (SQLite: `PRAGMA user_version`;
-//! PostgreSQL: the table `tally_schema`) and the SQLite connection settings (WAL,
-//! synchronous=FULL, foreign keys). A migration is only ever appended; a ledger
-//! newer than this build is refused, never touched.
+//! The ledger's schema: its versioned migrations, one list for both backends (SQLite's
+//! words; PostgreSQL's by `for_postgres`), the version in `PRAGMA user_version` or in the
+//! table `tally_schema`; and the SQLite connection settings (WAL, synchronous=FULL, foreign
+//! keys). A migration is only ever appended; a ledger newer than this build is refused,
+//! never touched.
 
 use super::db::{Begin, args};
 use super::{Ledger, LedgerError};
@@ -165,158 +166,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// The same schema for PostgreSQL, version for version: BIGINT for every integer (0 and 1 for
-/// flags, as SQLite stores them), BIGSERIAL keys where SQLite has rowids. The schema version
-/// is the one row of `tally_schema`.
-pub(super) const PG_MIGRATIONS: &[&str] = &[
-    // 1
-    r#"
-    CREATE TABLE submissions (
-        id BIGSERIAL PRIMARY KEY,
-        sha256 TEXT NOT NULL,
-        unit TEXT NOT NULL,
-        month TEXT,
-        file_name TEXT NOT NULL,
-        source_path TEXT NOT NULL,
-        archive_path TEXT NOT NULL,
-        received_at TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('accepted','rejected','duplicate','superseded')),
-        duplicate_of BIGINT REFERENCES submissions(id),
-        superseded_by BIGINT REFERENCES submissions(id),
-        rows BIGINT NOT NULL,
-        errors BIGINT NOT NULL,
-        warnings BIGINT NOT NULL,
-        reporter TEXT NOT NULL,
-        phone TEXT NOT NULL,
-        destination TEXT NOT NULL,
-        feedback_path TEXT,
-        moved BIGINT NOT NULL DEFAULT 0
-    );
-    CREATE INDEX submissions_unit_sha ON submissions(unit, sha256);
-    CREATE INDEX submissions_unit_month ON submissions(unit, month, status);
-    CREATE TABLE rows (
-        submission_id BIGINT NOT NULL REFERENCES submissions(id),
-        line BIGINT NOT NULL,
-        name TEXT NOT NULL,
-        id_number TEXT NOT NULL,
-        enterprise TEXT NOT NULL,
-        credit_code TEXT NOT NULL,
-        category TEXT NOT NULL,
-        date TEXT NOT NULL,
-        hours DOUBLE PRECISION NOT NULL,
-        passed BIGINT NOT NULL,
-        certificate TEXT NOT NULL,
-        PRIMARY KEY (submission_id, line)
-    );
-    CREATE INDEX rows_id_number ON rows(id_number);
-    CREATE TABLE findings (
-        submission_id BIGINT NOT NULL REFERENCES submissions(id),
-        seq BIGINT NOT NULL,
-        code TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        sheet TEXT NOT NULL,
-        cell TEXT NOT NULL,
-        value TEXT NOT NULL,
-        message TEXT NOT NULL,
-        PRIMARY KEY (submission_id, seq)
-    );
-    CREATE TABLE events (
-        id BIGSERIAL PRIMARY KEY,
-        submission_id BIGINT NOT NULL REFERENCES submissions(id),
-        at TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        detail TEXT NOT NULL
-    );
-    CREATE INDEX events_submission ON events(submission_id);
-    CREATE TABLE outbox (
-        id BIGSERIAL PRIMARY KEY,
-        idempotency_key TEXT NOT NULL UNIQUE,
-        kind TEXT NOT NULL,
-        unit TEXT,
-        created_at TEXT NOT NULL,
-        to_addrs TEXT NOT NULL,
-        cc_addrs TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        body TEXT NOT NULL,
-        attachments TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued','sent','failed')),
-        attempts BIGINT NOT NULL DEFAULT 0,
-        next_attempt_at TEXT,
-        last_error TEXT,
-        sent_at TEXT
-    );
-    "#,
-    // 2
-    r#"
-    CREATE TABLE watch_files (
-        path TEXT PRIMARY KEY,
-        unit TEXT,
-        state TEXT NOT NULL CHECK (state IN ('seen','taking','failed','outside')),
-        size BIGINT NOT NULL DEFAULT 0,
-        mtime_ns BIGINT NOT NULL DEFAULT 0,
-        crashes BIGINT NOT NULL DEFAULT 0,
-        first_seen TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        detail TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE watch_state (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    "#,
-    // 3
-    r#"
-    CREATE TABLE reminder_windows (
-        unit TEXT NOT NULL,
-        window_id TEXT NOT NULL,
-        evaluated_at TEXT NOT NULL,
-        lagging BIGINT NOT NULL,
-        streak BIGINT NOT NULL,
-        PRIMARY KEY (unit, window_id)
-    );
-    "#,
-    // 4
-    r#"
-    ALTER TABLE outbox ADD COLUMN lease_until BIGINT;
-    ALTER TABLE outbox ADD COLUMN delivered_to TEXT NOT NULL DEFAULT '[]';
-    "#,
-    // 5
-    r#"
-    CREATE TABLE tallies (
-        unit TEXT NOT NULL,
-        category TEXT NOT NULL,
-        month0 BIGINT NOT NULL,
-        persons BIGINT NOT NULL,
-        times BIGINT NOT NULL,
-        PRIMARY KEY (unit, category, month0)
-    );
-    CREATE TABLE doubles (
-        id_number TEXT PRIMARY KEY
-    );
-    INSERT INTO doubles (id_number)
-        SELECT r.id_number FROM rows r JOIN submissions s ON s.id = r.submission_id
-        WHERE s.status = 'accepted'
-        GROUP BY r.id_number
-        HAVING COUNT(DISTINCT s.unit) > 1
-            OR COUNT(DISTINCT s.unit || chr(31) || r.category || chr(31) || s.id)
-               > COUNT(DISTINCT s.unit || chr(31) || r.category);
-    CREATE INDEX submissions_status_unit ON submissions(status, unit);
-    "#,
-    // 6
-    r#"
-    ALTER TABLE watch_files ADD COLUMN read BIGINT NOT NULL DEFAULT 0;
-    "#,
-    // 7
-    r#"
-    CREATE TABLE file_claims (
-        unit TEXT NOT NULL,
-        name TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        expires BIGINT NOT NULL,
-        PRIMARY KEY (unit, name)
-    );
-    "#,
-];
+/// A migration as PostgreSQL takes it: the same tables, BIGINT for every integer (0 and 1 for
+/// flags, as SQLite stores them), BIGSERIAL where SQLite has rowid keys, DOUBLE PRECISION for
+/// REAL. The migrations above are written so that these few words are all that differ.
+fn for_postgres(sqlite: &str) -> String {
+    sqlite
+        .replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY")
+        .replace("INTEGER", "BIGINT")
+        .replace(" REAL ", " DOUBLE PRECISION ")
+        .replace(") WITHOUT ROWID;", ");")
+        .replace("char(31)", "chr(31)")
+}
 
 /// The advisory lock key under which PostgreSQL clients migrate the schema one at a time.
 const MIGRATE_LOCK: i64 = 0x7461_6c6c_7900;
@@ -370,11 +230,11 @@ impl Ledger {
         // the schema current.
         let version: i64 = self.in_transaction(Begin::Immediate(MIGRATE_LOCK), |db| {
             let version: i64 = db.value("SELECT version FROM tally_schema", args![])?;
-            if version > PG_MIGRATIONS.len() as i64 {
+            if version > MIGRATIONS.len() as i64 {
                 return Ok(version);
             }
-            for (i, m) in PG_MIGRATIONS.iter().enumerate().skip(version as usize) {
-                db.batch(m)?;
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                db.batch(&for_postgres(m))?;
                 db.execute(
                     "UPDATE tally_schema SET version = ?1",
                     args![(i + 1) as i64],
@@ -382,7 +242,7 @@ impl Ledger {
             }
             Ok(version)
         })?;
-        self.check_version(version, PG_MIGRATIONS.len())
+        self.check_version(version, MIGRATIONS.len())
     }
 
     fn check_version(&self, found: i64, supported: usize) -> Result<(), LedgerError> {
@@ -394,5 +254,21 @@ impl Ledger {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_takes_the_same_migrations_in_its_words() {
+        let all: String = MIGRATIONS.iter().map(|m| for_postgres(m)).collect();
+        assert!(all.contains("id BIGSERIAL PRIMARY KEY"));
+        assert!(all.contains("hours DOUBLE PRECISION NOT NULL"));
+        assert!(all.contains("expires BIGINT NOT NULL"));
+        for sqlite_only in ["INTEGER", "WITHOUT ROWID", "char(31)", " REAL "] {
+            assert!(!all.contains(sqlite_only), "{sqlite_only}");
+        }
     }
 }

@@ -414,3 +414,23 @@ pub fn database() -> String {
     }
     shared().database()
 }
+
+/// A fresh ledger of `backend`: `sqlite` in `dir`, or `postgres` in a new database on the
+/// test server (None, with the skip notice of [`available`], when no server can run here).
+pub fn ledger(backend: &str, dir: &Path) -> Option<tally::ledger::Ledger> {
+    use tally::ledger::{Ledger, Location};
+    if backend == "sqlite" {
+        return Some(Ledger::open(&dir.join("tally.db")).unwrap());
+    }
+    if !available(&format!("{backend} ledger")) {
+        return None;
+    }
+    Some(
+        Ledger::open_at(&Location::Postgres {
+            url: database(),
+            password: None,
+            ca_file: None,
+        })
+        .unwrap(),
+    )
+}
