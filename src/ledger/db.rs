@@ -675,7 +675,10 @@ impl Db {
     /// The one value of the first row of `sql` (an aggregate).
     pub fn value<T: Col>(&self, sql: &str, args: &[Value<'_>]) -> Result<T, DbError> {
         self.query_opt(sql, args, |r| r.get(0))?
-            .ok_or(DbError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+            .ok_or_else(|| DbError::Value {
+                column: 0,
+                message: "the statement returned no row".into(),
+            })
     }
 
     /// Begin a transaction; undone when the guard is dropped without [`Tx::commit`].
@@ -711,15 +714,11 @@ impl Db {
             Db::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 pg.in_transaction = false;
-                if pg.client.is_closed() {
-                    // The server undid the transaction with the connection.
-                    return if how == "COMMIT" {
-                        Err(pg.client.batch_execute(how).unwrap_err().into())
-                    } else {
-                        Ok(())
-                    };
+                match pg.client.batch_execute(how) {
+                    // The server undid the transaction with the connection: nothing to roll back.
+                    Err(_) if how == "ROLLBACK" && pg.client.is_closed() => Ok(()),
+                    r => Ok(r?),
                 }
-                Ok(pg.client.batch_execute(how)?)
             }
         }
     }
