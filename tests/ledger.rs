@@ -21,13 +21,13 @@ macro_rules! both {
             #[test]
             fn sqlite() {
                 let dir = tempfile::tempdir().unwrap();
-                let mut l = super::pg::ledger("sqlite", dir.path()).unwrap();
+                let mut l = super::pg::ledger("", "sqlite", dir.path()).unwrap();
                 super::$case(&mut l);
             }
             #[test]
             fn postgres() {
                 let dir = tempfile::tempdir().unwrap();
-                if let Some(mut l) = super::pg::ledger("postgres", dir.path()) {
+                if let Some(mut l) = super::pg::ledger(concat!("ledger::", stringify!($case), "::postgres"), "postgres", dir.path()) {
                     super::$case(&mut l);
                 }
             }

@@ -185,7 +185,7 @@ proptest! {
         rule in prop::bool::ANY,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        kept_tallies_hold(pg::ledger("sqlite", dir.path()).unwrap(), &ops, change_at, rule)?;
+        kept_tallies_hold(pg::ledger("", "sqlite", dir.path()).unwrap(), &ops, change_at, rule)?;
     }
 }
 
@@ -200,7 +200,7 @@ proptest! {
         rule in prop::bool::ANY,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        if let Some(ledger) = pg::ledger("postgres", dir.path()) {
+        if let Some(ledger) = pg::ledger("tallies::kept_tallies_equal_a_rescan_on_postgres", "postgres", dir.path()) {
             kept_tallies_hold(ledger, &ops, change_at, rule)?;
         }
     }
@@ -212,7 +212,11 @@ proptest! {
 fn a_stale_ledger_is_recounted_once() {
     for backend in ["sqlite", "postgres"] {
         let dir = tempfile::tempdir().unwrap();
-        if let Some(ledger) = pg::ledger(backend, dir.path()) {
+        if let Some(ledger) = pg::ledger(
+            "tallies::a_stale_ledger_is_recounted_once",
+            backend,
+            dir.path(),
+        ) {
             stale_ledger_is_recounted_once(ledger);
         }
     }

@@ -415,14 +415,15 @@ pub fn database() -> String {
     shared().database()
 }
 
-/// A fresh ledger of `backend`: `sqlite` in `dir`, or `postgres` in a new database on the
-/// test server (None, with the skip notice of [`available`], when no server can run here).
-pub fn ledger(backend: &str, dir: &Path) -> Option<tally::ledger::Ledger> {
+/// A fresh ledger of `backend` for `test`: `sqlite` in `dir`, or `postgres` in a new
+/// database on the test server (None, with the skip notice of [`available`] naming `test`,
+/// when no server can run here).
+pub fn ledger(test: &str, backend: &str, dir: &Path) -> Option<tally::ledger::Ledger> {
     use tally::ledger::{Ledger, Location};
     if backend == "sqlite" {
         return Some(Ledger::open(&dir.join("tally.db")).unwrap());
     }
-    if !available(&format!("{backend} ledger")) {
+    if !available(test) {
         return None;
     }
     Some(
