@@ -570,11 +570,15 @@ pub fn read_sandboxed(
     // The child's answer is bounded like the child itself: a workbook whose cells would not
     // fit in half the reader's memory cap is too large, and the parent never holds more.
     let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
+    // The end of the child's stdout (it exits, or closes it) wakes the parent at once: a
+    // small return's read takes a few milliseconds, less than any polling interval.
+    let (eof_tx, eof_rx) = std::sync::mpsc::channel::<()>();
     let out_thread = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = (&mut stdout).take(out_cap + 1).read_to_end(&mut buf);
         // Drain the rest so the child is not blocked on a full pipe before the time limit.
         let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        drop(eof_tx);
         buf
     });
     let err_thread = std::thread::spawn(move || {
@@ -583,6 +587,8 @@ pub fn read_sandboxed(
         buf
     });
     let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
+    // Nothing is ever sent: the channel closes when the stdout thread ends.
+    let _ = eof_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     let status = loop {
         match confined.child().try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -590,7 +596,8 @@ pub fn read_sandboxed(
                 confined.kill();
                 break None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
             Err(_) => break None,
         }
     };
