@@ -228,7 +228,11 @@ pub fn render(
     let width = column_widths(ws, &[DEFAULT, 30.0, DEFAULT, 16.0, 20.0, 60.0])?;
     page(ws, &title, width, (0, 0))?;
 
-    let ws = book.add_worksheet().set_name(ROSTER_SHEET)?;
+    // Streamed to a temporary file row by row: a unit's roster can hold tens of thousands of
+    // rows, which an in-memory sheet would hold as cells (and shared strings) until saved.
+    let ws = book
+        .add_worksheet_with_constant_memory()?
+        .set_name(ROSTER_SHEET)?;
     let headers = [
         "报送月份",
         "姓名",
