@@ -359,7 +359,10 @@ fn take(
     // The cells are needed only for a rejection's feedback workbook: an accepted return's go
     // now, before its rows are written (memory follows one copy of the return, not two).
     let workbook = if accepted { None } else { workbook };
-    release_free_memory();
+    let large = ret.row_count >= LARGE_RETURN_ROWS;
+    if large {
+        release_free_memory();
+    }
 
     // Archive copy first: a received file is never lost.
     let month_dir = ret
@@ -451,7 +454,9 @@ fn take(
     }
     let s = finish(ctx, ledger, s)?;
     drop(workbook);
-    release_free_memory();
+    if large {
+        release_free_memory();
+    }
     tracing::info!(
         unit = %unit.name,
         file = %s.file_name,
@@ -468,6 +473,10 @@ fn take(
         resumed: false,
     })
 }
+
+/// A return of this many rows or more is large: the memory it took is handed back after it
+/// ([`release_free_memory`]; for small ones the allocator's own reuse is cheaper).
+const LARGE_RETURN_ROWS: usize = 5_000;
 
 /// Hand the memory freed after a large return back to the system. The allocator keeps freed
 /// blocks for reuse (and, after one large block is freed, serves later large ones from its
