@@ -281,9 +281,28 @@ pub fn publish_all(config: &Config, now: DateTime<Tz>) -> Vec<UnitOutcome> {
     }
     let month = due_month(&config.plan, now);
     let instructions = instructions(config);
+    // A first start renders every unit's form (~10 ms each): on both cores, in two halves.
+    let units = &config.plan.units;
+    let half = units.len().div_ceil(2);
+    let results: Vec<Result<Published, FormsError>> = std::thread::scope(|scope| {
+        let second = scope.spawn(|| {
+            units[half..]
+                .iter()
+                .map(|unit| publish(config, &instructions, unit, month))
+                .collect::<Vec<_>>()
+        });
+        let mut first: Vec<_> = units[..half]
+            .iter()
+            .map(|unit| publish(config, &instructions, unit, month))
+            .collect();
+        match second.join() {
+            Ok(rest) => first.extend(rest),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        first
+    });
     let mut out = Vec::new();
-    for unit in &config.plan.units {
-        let result = publish(config, &instructions, unit, month);
+    for (unit, result) in units.iter().zip(results) {
         match &result {
             Ok(Published::Written(path)) => {
                 tracing::info!(unit = %unit.name, path = %path.display(), "form written")
