@@ -113,8 +113,7 @@ pub fn render(
     let plan = &config.plan;
     let s = Styles::new();
     let mut book = Workbook::new();
-    // Level 3 of 9: about twice as fast as the default for rows of text, a little larger.
-    book.set_zip_compression_level(3);
+    book.set_zip_compression_level(crate::excel::ZIP_LEVEL);
     let title = format!("{}　{}", plan.title, records.unit.name);
 
     let ws = book.add_worksheet().set_name(TITLE)?;
