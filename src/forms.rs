@@ -551,7 +551,10 @@ mod tests {
         ] {
             assert_ne!(changed, stamp);
         }
-        assert_eq!(inputs_stamp(&config, "说明", "长河街道", ym(2020, 5)), stamp);
+        assert_eq!(
+            inputs_stamp(&config, "说明", "长河街道", ym(2020, 5)),
+            stamp
+        );
     }
 
     #[test]

@@ -256,7 +256,7 @@ pub fn render(
         ws.write_string(r, 2, id)?;
         ws.write_string(r, 3, &row.enterprise)?;
         ws.write_string(r, 4, &row.category)?;
-        ws.write_string(r, 5, row.date.format("%Y-%m-%d").to_string())?;
+        ws.write_string(r, 5, row.date.to_string())?;
         ws.write_number(r, 6, row.hours)?;
         ws.write_string(r, 7, if row.passed { "合格" } else { "不合格" })?;
         ws.write_string(r, 8, &row.certificate)?;

@@ -285,8 +285,7 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
             let stored = check_and_store(bytes, limits)?;
             if is_ods(bytes) {
                 let mut wb: calamine::Ods<_> =
-                    calamine::open_workbook_from_rs(Cursor::new(stored.bytes))
-                    .map_err(|e| {
+                    calamine::open_workbook_from_rs(Cursor::new(stored.bytes)).map_err(|e| {
                         unreadable(format!(
                             "无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。"
                         ))
@@ -522,10 +521,7 @@ fn collect_xlsx<RS: Read + Seek>(
         let mut grid = Grid::new(&name, limits);
         match wb.worksheet_cells_reader(&name) {
             Ok(mut cells) => {
-                while let Some(cell) = cells
-                    .next_cell()
-                    .map_err(|e| unreadable_sheet(&name, &e))?
-                {
+                while let Some(cell) = cells.next_cell().map_err(|e| unreadable_sheet(&name, &e))? {
                     grid.put(cell.get_position(), convert_ref(cell.get_value()));
                 }
             }
@@ -854,7 +850,7 @@ mod tests {
         let mut a: calamine::Xlsx<_> =
             calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
         let mut b: calamine::Xlsx<_> =
-            calamine::open_workbook_from_rs(Cursor::new(&stored)).unwrap();
+            calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
         assert_eq!(a.sheet_names(), b.sheet_names());
         for name in a.sheet_names() {
             assert_eq!(
@@ -863,6 +859,71 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// The streamed .xlsx reader gives the cells and merged ranges calamine's ranges give, and
+    /// looks for merged cells only in a file that has some.
+    #[test]
+    fn streamed_cells_are_the_ranges_cells() {
+        let cats = vec!["企业主要负责人".to_string()];
+        let units = vec!["西兴街道".to_string()];
+        let template = crate::template::render(&crate::template::TemplateSpec {
+            plan_title: "计划",
+            year: 2020,
+            unit: Some("西兴街道"),
+            month: None,
+            units: &units,
+            categories: &cats,
+            instructions: "说明",
+        })
+        .unwrap();
+        let mut plain = rust_xlsxwriter::Workbook::new();
+        let ws = plain.add_worksheet();
+        ws.write_string(2, 3, "张伟").unwrap();
+        ws.write_number(5, 0, 1.5).unwrap();
+        ws.write_boolean(5, 7, true).unwrap();
+        let plain = plain.save_to_buffer().unwrap();
+        let mut merged = rust_xlsxwriter::Workbook::new();
+        let ws = merged.add_worksheet();
+        ws.merge_range(1, 1, 2, 3, "合并", &rust_xlsxwriter::Format::new())
+            .unwrap();
+        ws.write_string(4, 0, "下面").unwrap();
+        let merged = merged.save_to_buffer().unwrap();
+        for (bytes, has_merges) in [(template, None), (plain, Some(false)), (merged, Some(true))] {
+            let stored = check_and_store(&bytes, &limits()).unwrap();
+            if let Some(m) = has_merges {
+                assert_eq!(stored.merges, m);
+            }
+            let mut wb: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
+            let streamed = collect_xlsx(&mut wb, &limits(), stored.merges).unwrap();
+            let mut wb: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
+            let ranged = collect(&mut wb, &limits(), |wb, name| {
+                wb.merge_cells_by_sheet_name(name)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+            assert_eq!(streamed, ranged);
+            assert!(streamed.sheets.iter().any(|s| !s.rows.is_empty()));
+        }
+    }
+
+    #[test]
+    fn a_sheet_past_the_row_limit_is_too_large() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let ws = book.add_worksheet();
+        ws.write_string(0, 0, "序号").unwrap();
+        ws.write_string(1_500, 0, "末行").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let small = Limits {
+            max_rows: 100,
+            ..limits()
+        };
+        let f = read_in_process(&bytes, &small).unwrap_err();
+        assert_eq!(f.code, Code::TooLarge, "{}", f.message);
+        assert!(f.message.contains("1501 行"), "{}", f.message);
+        read_in_process(&bytes, &limits()).unwrap();
     }
 
     #[test]
