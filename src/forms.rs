@@ -233,13 +233,12 @@ fn render_stamped(
 /// The custom document property of a form that holds its [`inputs_stamp`].
 const STAMP_PROPERTY: &str = "tally-form";
 
-/// A digest of everything `unit`'s form of `month` is made from: the template's own code
-/// (its source, and tally's version), the plan's title, year, units and categories, the
-/// instructions, the unit and the month. A form that carries it, as tally wrote it, need not
-/// be rendered again (rendering hundreds of units' forms costs seconds).
-fn inputs_stamp(config: &Config, instructions: &str, unit: &str, month: YearMonth) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
+/// What every form of a run is made from besides its unit and month: the template's own code
+/// (its source, and tally's version), the plan's title, year, units and categories, and the
+/// instructions — hashed once for all units ([`inputs_stamp`] adds the rest).
+fn shared_inputs(config: &Config, instructions: &str) -> sha2::Sha256 {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
         hash.update(bytes);
@@ -258,8 +257,19 @@ fn inputs_stamp(config: &Config, instructions: &str, unit: &str, month: YearMont
     }
     part(b"--");
     part(instructions.as_bytes());
-    part(unit.as_bytes());
-    part(month.to_string().as_bytes());
+    hash
+}
+
+/// A digest of everything `unit`'s form of `month` is made from ([`shared_inputs`], the unit
+/// and the month). A form that carries it, as tally wrote it, need not be rendered again
+/// (rendering hundreds of units' forms costs seconds).
+fn inputs_stamp(shared: &sha2::Sha256, unit: &str, month: YearMonth) -> String {
+    use sha2::Digest;
+    let mut hash = shared.clone();
+    for bytes in [unit.as_bytes(), month.to_string().as_bytes()] {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    }
     hex::encode(hash.finalize())
 }
 
@@ -281,6 +291,7 @@ pub fn publish_all(config: &Config, now: DateTime<Tz>) -> Vec<UnitOutcome> {
     }
     let month = due_month(&config.plan, now);
     let instructions = instructions(config);
+    let shared = shared_inputs(config, &instructions);
     // A first start renders every unit's form (~10 ms each): on both cores, in two halves.
     let units = &config.plan.units;
     let half = units.len().div_ceil(2);
@@ -288,12 +299,12 @@ pub fn publish_all(config: &Config, now: DateTime<Tz>) -> Vec<UnitOutcome> {
         let second = scope.spawn(|| {
             units[half..]
                 .iter()
-                .map(|unit| publish(config, &instructions, unit, month))
+                .map(|unit| publish(config, &instructions, &shared, unit, month))
                 .collect::<Vec<_>>()
         });
         let mut first: Vec<_> = units[..half]
             .iter()
-            .map(|unit| publish(config, &instructions, unit, month))
+            .map(|unit| publish(config, &instructions, &shared, unit, month))
             .collect();
         match second.join() {
             Ok(rest) => first.extend(rest),
@@ -322,6 +333,7 @@ pub fn publish_all(config: &Config, now: DateTime<Tz>) -> Vec<UnitOutcome> {
 fn publish(
     config: &Config,
     instructions: &str,
+    shared: &sha2::Sha256,
     unit: &Unit,
     month: YearMonth,
 ) -> Result<Published, FormsError> {
@@ -341,7 +353,7 @@ fn publish(
     }
     let name = config.forms.file_name(&unit.name, month);
     let target = dir.join(&name);
-    let stamp = inputs_stamp(config, instructions, &unit.name, month);
+    let stamp = inputs_stamp(shared, &unit.name, month);
     let written = written_by_tally(&target);
     let published = match written {
         // As tally wrote it from the same inputs: rendering it again would give these bytes.
@@ -526,7 +538,10 @@ mod tests {
     fn a_form_carries_the_stamp_of_its_inputs_and_only_they_change_it() {
         let dir = tempfile::tempdir().unwrap();
         let config = config();
-        let stamp = inputs_stamp(&config, "说明", "长河街道", ym(2020, 5));
+        let stamp_of = |config: &Config, instructions: &str, unit: &str, month: YearMonth| {
+            inputs_stamp(&shared_inputs(config, instructions), unit, month)
+        };
+        let stamp = stamp_of(&config, "说明", "长河街道", ym(2020, 5));
         let form = dir.path().join("form.xlsx");
         let bytes = render_stamped(
             &config,
@@ -544,17 +559,14 @@ mod tests {
         let mut other = config.clone();
         other.plan.title.push('！');
         for changed in [
-            inputs_stamp(&config, "说明", "西兴街道", ym(2020, 5)),
-            inputs_stamp(&config, "说明", "长河街道", ym(2020, 6)),
-            inputs_stamp(&config, "说明！", "长河街道", ym(2020, 5)),
-            inputs_stamp(&other, "说明", "长河街道", ym(2020, 5)),
+            stamp_of(&config, "说明", "西兴街道", ym(2020, 5)),
+            stamp_of(&config, "说明", "长河街道", ym(2020, 6)),
+            stamp_of(&config, "说明！", "长河街道", ym(2020, 5)),
+            stamp_of(&other, "说明", "长河街道", ym(2020, 5)),
         ] {
             assert_ne!(changed, stamp);
         }
-        assert_eq!(
-            inputs_stamp(&config, "说明", "长河街道", ym(2020, 5)),
-            stamp
-        );
+        assert_eq!(stamp_of(&config, "说明", "长河街道", ym(2020, 5)), stamp);
     }
 
     #[test]
@@ -564,16 +576,18 @@ mod tests {
         config.base_dir = dir.path().to_path_buf();
         let unit = config.plan.units[0].clone();
         std::fs::create_dir_all(config.unit_dir(&unit)).unwrap();
-        let first = publish(&config, "说明", &unit, ym(2020, 5)).unwrap();
+        let shared = shared_inputs(&config, "说明");
+        let first = publish(&config, "说明", &shared, &unit, ym(2020, 5)).unwrap();
         let Published::Written(path) = first else {
             panic!("{first:?}")
         };
-        let second = publish(&config, "说明", &unit, ym(2020, 5)).unwrap();
+        let second = publish(&config, "说明", &shared, &unit, ym(2020, 5)).unwrap();
         assert!(matches!(second, Published::Unchanged(_)), "{second:?}");
-        let third = publish(&config, "新的说明", &unit, ym(2020, 5)).unwrap();
+        let changed = shared_inputs(&config, "新的说明");
+        let third = publish(&config, "新的说明", &changed, &unit, ym(2020, 5)).unwrap();
         assert!(matches!(third, Published::Written(_)), "{third:?}");
         std::fs::remove_file(&path).unwrap();
-        let again = publish(&config, "新的说明", &unit, ym(2020, 5)).unwrap();
+        let again = publish(&config, "新的说明", &changed, &unit, ym(2020, 5)).unwrap();
         assert!(matches!(again, Published::Written(_)), "{again:?}");
         assert!(path.is_file());
     }
