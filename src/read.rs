@@ -831,12 +831,11 @@ mod tests {
         }
     }
 
-    /// Entries are inflated once and handed to calamine stored: the same workbook either way.
-    #[test]
-    fn a_stored_copy_reads_like_the_original() {
+    /// The plan's return template for one unit: a workbook with every kind of sheet.
+    fn template() -> Vec<u8> {
         let cats = vec!["企业主要负责人".to_string()];
         let units = vec!["西兴街道".to_string()];
-        let bytes = crate::template::render(&crate::template::TemplateSpec {
+        crate::template::render(&crate::template::TemplateSpec {
             plan_title: "计划",
             year: 2020,
             unit: Some("西兴街道"),
@@ -845,7 +844,13 @@ mod tests {
             categories: &cats,
             instructions: "说明",
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Entries are inflated once and handed to calamine stored: the same workbook either way.
+    #[test]
+    fn a_stored_copy_reads_like_the_original() {
+        let bytes = template();
         let stored = check_and_store(&bytes, &limits()).unwrap();
         let mut a: calamine::Xlsx<_> =
             calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
@@ -865,18 +870,7 @@ mod tests {
     /// looks for merged cells only in a file that has some.
     #[test]
     fn streamed_cells_are_the_ranges_cells() {
-        let cats = vec!["企业主要负责人".to_string()];
-        let units = vec!["西兴街道".to_string()];
-        let template = crate::template::render(&crate::template::TemplateSpec {
-            plan_title: "计划",
-            year: 2020,
-            unit: Some("西兴街道"),
-            month: None,
-            units: &units,
-            categories: &cats,
-            instructions: "说明",
-        })
-        .unwrap();
+        let template = template();
         let mut plain = rust_xlsxwriter::Workbook::new();
         let ws = plain.add_worksheet();
         ws.write_string(2, 3, "张伟").unwrap();
