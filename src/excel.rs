@@ -14,6 +14,11 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use rust_xlsxwriter::{ExcelDateTime, Format, FormatAlign, FormatBorder, Worksheet, XlsxError};
 
 /// Rows in one worksheet.
+/// The zip (deflate) level of the workbooks tally writes in bulk (master, rosters, progress):
+/// 1 of 9, the fastest that still compresses — rows of text deflate ~3 × faster than at the
+/// default 6, for files ~30 % larger.
+pub const ZIP_LEVEL: u8 = 1;
+
 pub const MAX_ROWS: u32 = 1_048_576;
 /// Columns in one worksheet (A to XFD).
 pub const MAX_COLS: u16 = 16_384;

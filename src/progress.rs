@@ -94,9 +94,23 @@ pub struct UnitRecords<'a> {
     pub submissions: Vec<&'a Submission>,
     /// Open findings: (month, file, finding).
     pub findings: Vec<(String, String, Finding)>,
-    /// Its counted rows.
-    pub rows: Vec<&'a CountedRow>,
 }
+
+/// What stops a unit's workbook while it is rendered: its rows could not be read from the
+/// ledger, or rust_xlsxwriter refused the workbook.
+enum RenderError {
+    Ledger(LedgerError),
+    Xlsx(XlsxError),
+}
+
+impl From<XlsxError> for RenderError {
+    fn from(e: XlsxError) -> Self {
+        RenderError::Xlsx(e)
+    }
+}
+
+/// Hands each counted row of the unit, in ledger order, to the writer it is given.
+type WriteRow<'w> = dyn FnMut(&CountedRow) -> Result<(), XlsxError> + 'w;
 
 const TITLE: &str = "本单位进度";
 const MONTHS_SHEET: &str = "报送日历";
@@ -104,17 +118,18 @@ const RETURNS_SHEET: &str = "报送记录";
 const FINDINGS_SHEET: &str = "待改问题";
 const ROSTER_SHEET: &str = "培训台账";
 
-/// The workbook of one unit, as bytes.
-pub fn render(
+/// The workbook of one unit, as bytes; its counted rows come from `rows`, streamed into the
+/// roster sheet (a unit's roster can hold tens of thousands of rows: never all in memory).
+fn render(
     config: &Config,
     records: &UnitRecords<'_>,
     now: DateTime<Tz>,
-) -> Result<Vec<u8>, XlsxError> {
+    rows: impl FnOnce(&mut WriteRow<'_>) -> Result<(), RenderError>,
+) -> Result<Vec<u8>, RenderError> {
     let plan = &config.plan;
     let s = Styles::new();
     let mut book = Workbook::new();
-    // Level 3 of 9: about twice as fast as the default for rows of text, a little larger.
-    book.set_zip_compression_level(3);
+    book.set_zip_compression_level(crate::excel::ZIP_LEVEL);
     let title = format!("{}　{}", plan.title, records.unit.name);
 
     let ws = book.add_worksheet().set_name(TITLE)?;
@@ -228,7 +243,11 @@ pub fn render(
     let width = column_widths(ws, &[DEFAULT, 30.0, DEFAULT, 16.0, 20.0, 60.0])?;
     page(ws, &title, width, (0, 0))?;
 
-    let ws = book.add_worksheet().set_name(ROSTER_SHEET)?;
+    // Streamed to a temporary file row by row: a unit's roster can hold tens of thousands of
+    // rows, which an in-memory sheet would hold as cells (and shared strings) until saved.
+    let ws = book
+        .add_worksheet_with_constant_memory()?
+        .set_name(ROSTER_SHEET)?;
     let headers = [
         "报送月份",
         "姓名",
@@ -241,8 +260,9 @@ pub fn render(
         "证书编号",
     ];
     header_row(ws, &headers, &s)?;
-    for (i, c) in records.rows.iter().enumerate() {
-        let r = 1 + i as u32;
+    let mut r = 0;
+    rows(&mut |c: &CountedRow| {
+        r += 1;
         let row = &c.row;
         let id = match config.progress.ids {
             IdDisplay::Masked => mask_id(&row.id),
@@ -253,18 +273,19 @@ pub fn render(
         ws.write_string(r, 2, id)?;
         ws.write_string(r, 3, &row.enterprise)?;
         ws.write_string(r, 4, &row.category)?;
-        ws.write_string(r, 5, row.date.format("%Y-%m-%d").to_string())?;
+        ws.write_string(r, 5, row.date.to_string())?;
         ws.write_number(r, 6, row.hours)?;
         ws.write_string(r, 7, if row.passed { "合格" } else { "不合格" })?;
         ws.write_string(r, 8, &row.certificate)?;
-    }
+        Ok(())
+    })?;
     let widths = [
         DEFAULT, DEFAULT, 22.0, 30.0, 18.0, 12.0, DEFAULT, DEFAULT, DEFAULT,
     ];
     let width = column_widths(ws, &widths)?;
     page(ws, &title, width, (0, 0))?;
 
-    book.save_to_buffer()
+    Ok(book.save_to_buffer()?)
 }
 
 /// Excel's default column width, in characters.
@@ -422,11 +443,9 @@ pub fn publish_all(
             arrivals.get(&unit.name).unwrap_or(&Default::default()),
         );
         let subs: Vec<&Submission> = submissions.iter().filter(|s| s.unit == unit.name).collect();
-        let result = reader
-            .unit_counted_rows(&unit.name)
-            .and_then(|rows| Ok((rows, open_findings(reader, &subs, &months)?)))
+        let result = open_findings(reader, &subs, &months)
             .map_err(ProgressError::from)
-            .and_then(|(rows, findings)| {
+            .and_then(|findings| {
                 let records = UnitRecords {
                     unit,
                     status: unit_status,
@@ -434,13 +453,28 @@ pub fn publish_all(
                     months: &months,
                     submissions: subs.clone(),
                     findings,
-                    rows: rows.iter().collect(),
                 };
-                let bytes =
-                    render(config, &records, now).map_err(|source| ProgressError::Xlsx {
+                let rows = |write: &mut WriteRow<'_>| {
+                    let mut refused = None;
+                    reader
+                        .for_each_counted_row_of(Some(&unit.name), |row| {
+                            if refused.is_none()
+                                && let Err(e) = write(&row)
+                            {
+                                refused = Some(e);
+                            }
+                            Ok(())
+                        })
+                        .map_err(RenderError::Ledger)?;
+                    refused.map_or(Ok(()), |e| Err(RenderError::Xlsx(e)))
+                };
+                let bytes = render(config, &records, now, rows).map_err(|e| match e {
+                    RenderError::Ledger(e) => ProgressError::Ledger(e),
+                    RenderError::Xlsx(source) => ProgressError::Xlsx {
                         unit: unit.name.clone(),
                         source,
-                    })?;
+                    },
+                })?;
                 let target = config.unit_dir(unit).join(&config.progress.file_name);
                 Ok(durable::publish(&target, &bytes)?)
             });

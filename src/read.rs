@@ -119,13 +119,16 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
 /// (uncompressed), for calamine to read without inflating it a second time (one inflate per
 /// entry, not two). The inflated bytes are bounded by `zip_max_inflated_bytes` and only ever
 /// held in the reader child.
-fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, Finding> {
+fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Stored, Finding> {
     let damaged =
         |e: &dyn std::fmt::Display| unreadable(format!("文件已损坏（{e}），请重新保存后报送。"));
     let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(bytes.len() * 4)));
     let stored =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut merges = false;
+    let merge_tag = memchr::memmem::Finder::new(MERGE_TAG);
     inflate_checked(bytes, limits, true, |name, content| {
+        merges |= merge_tag.find(content).is_some();
         if name.ends_with('/') {
             out.add_directory(name, stored).map_err(|e| damaged(&e))
         } else {
@@ -133,9 +136,23 @@ fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, Finding> {
             std::io::Write::write_all(&mut out, content).map_err(|e| damaged(&e))
         }
     })?;
-    out.finish()
+    let bytes = out
+        .finish()
         .map(Cursor::into_inner)
-        .map_err(|e| damaged(&e))
+        .map_err(|e| damaged(&e))?;
+    Ok(Stored { bytes, merges })
+}
+
+/// What every element of merged cells has in its name (`<mergeCells>`, `<mergeCell ref=…>`, with
+/// any namespace prefix); element names are never escaped in XML.
+const MERGE_TAG: &[u8] = b"mergeCell";
+
+/// A zip container with every entry stored, from [`check_and_store`].
+struct Stored {
+    bytes: Vec<u8>,
+    /// Some entry names merged cells ([`MERGE_TAG`]). When none does, no sheet has any and
+    /// calamine need not parse each sheet a second time to look for them.
+    merges: bool,
 }
 
 /// Where an entry is inflated to: its CRC-32, and its bytes when they are kept.
@@ -267,8 +284,8 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
         Container::Zip => {
             let stored = check_and_store(bytes, limits)?;
             if is_ods(bytes) {
-                let mut wb: calamine::Ods<_> = calamine::open_workbook_from_rs(Cursor::new(stored))
-                    .map_err(|e| {
+                let mut wb: calamine::Ods<_> =
+                    calamine::open_workbook_from_rs(Cursor::new(stored.bytes)).map_err(|e| {
                         unreadable(format!(
                             "无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。"
                         ))
@@ -280,15 +297,12 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
                 })
             } else {
                 let mut wb: calamine::Xlsx<_> =
-                    calamine::open_workbook_from_rs(Cursor::new(stored)).map_err(|e| {
+                    calamine::open_workbook_from_rs(Cursor::new(stored.bytes)).map_err(|e| {
                         unreadable(format!(
                             "文件不是有效的 Excel 工作簿（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
                         ))
                     })?;
-                collect(&mut wb, limits, |wb, name| {
-                    wb.merge_cells_by_sheet_name(name)
-                        .map_err(|e| e.to_string())
-                })
+                collect_xlsx(&mut wb, limits, stored.merges)
             }
         }
         Container::Cfb => {
@@ -424,6 +438,107 @@ fn is_encrypted_ooxml(bytes: &[u8]) -> bool {
     bytes.windows(needle.len()).any(|w| w == needle.as_slice())
 }
 
+/// One sheet's cells placed at their positions as they come (in any order; empty ones are
+/// not kept, so no row ends in an empty cell), with the row limit checked on the way.
+struct Grid<'n> {
+    name: &'n str,
+    rows: Vec<Vec<Cell>>,
+    /// Rows past this many are not kept: the sheet is too large (reported by [`Grid::finish`]).
+    limit: usize,
+    /// The last row seen, kept or not (0-based).
+    last_row: Option<u32>,
+}
+
+impl<'n> Grid<'n> {
+    fn new(name: &'n str, limits: &Limits) -> Grid<'n> {
+        Grid {
+            name,
+            rows: Vec::new(),
+            limit: limits.max_rows + 1000,
+            last_row: None,
+        }
+    }
+
+    fn put(&mut self, (row, col): (u32, u32), cell: Cell) {
+        if cell == Cell::Empty {
+            return;
+        }
+        self.last_row = self.last_row.max(Some(row));
+        let (r, c) = (row as usize, col as usize);
+        if r >= self.limit {
+            return;
+        }
+        if self.rows.len() <= r {
+            self.rows.resize_with(r + 1, Vec::new);
+        }
+        let cells = &mut self.rows[r];
+        if cells.len() <= c {
+            cells.resize(c + 1, Cell::Empty);
+        }
+        cells[c] = cell;
+    }
+
+    fn finish(self, merged: Vec<calamine::Dimensions>) -> Result<Sheet, Finding> {
+        if let Some(last) = self.last_row
+            && last as usize >= self.limit
+        {
+            return Err(too_large(format!(
+                "工作表“{}”有 {} 行，超过上限 {}。请删除多余的行或分文件报送。",
+                self.name,
+                u64::from(last) + 1,
+                self.limit - 1000
+            )));
+        }
+        Ok(Sheet {
+            name: self.name.to_string(),
+            rows: self.rows,
+            merged: merged
+                .into_iter()
+                .map(|d| Range {
+                    first_row: d.start.0,
+                    first_col: d.start.1,
+                    last_row: d.end.0,
+                    last_col: d.end.1,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn unreadable_sheet(name: &str, e: &dyn std::fmt::Display) -> Finding {
+    unreadable(format!("工作表“{name}”无法读取（{e}），请重新保存后报送。"))
+}
+
+/// Every sheet of an .xlsx, streamed cell by cell from its XML (no dense range in between).
+/// `merges`: some part of the file may hold merged cells (else none is looked for).
+fn collect_xlsx<RS: Read + Seek>(
+    wb: &mut calamine::Xlsx<RS>,
+    limits: &Limits,
+    merges: bool,
+) -> Result<Workbook, Finding> {
+    let mut out = Workbook::default();
+    for name in wb.sheet_names() {
+        let mut grid = Grid::new(&name, limits);
+        match wb.worksheet_cells_reader(&name) {
+            Ok(mut cells) => {
+                while let Some(cell) = cells.next_cell().map_err(|e| unreadable_sheet(&name, &e))? {
+                    grid.put(cell.get_position(), convert_ref(cell.get_value()));
+                }
+            }
+            // A chart sheet: no cells (as calamine's own `worksheet_range` has it).
+            Err(calamine::XlsxError::NotAWorksheet(_)) => {}
+            Err(e) => return Err(unreadable_sheet(&name, &e)),
+        }
+        let merged = if merges {
+            wb.merge_cells_by_sheet_name(&name).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        out.sheets.push(grid.finish(merged)?);
+    }
+    Ok(out)
+}
+
 fn collect<R, RS>(
     wb: &mut R,
     limits: &Limits,
@@ -436,45 +551,17 @@ where
 {
     let mut out = Workbook::default();
     for name in wb.sheet_names() {
-        let range = wb.worksheet_range(&name).map_err(|e| {
-            unreadable(format!("工作表“{name}”无法读取（{e}），请重新保存后报送。"))
-        })?;
-        let mut sheet = Sheet {
-            name: name.clone(),
-            ..Sheet::default()
-        };
-        if let (Some((r0, c0)), Some((r1, _))) = (range.start(), range.end()) {
-            if (r1 as usize) > limits.max_rows + 1000 {
-                return Err(too_large(format!(
-                    "工作表“{name}”有 {} 行，超过上限 {}。请删除多余的行或分文件报送。",
-                    r1 + 1,
-                    limits.max_rows
-                )));
-            }
-            sheet.rows = vec![Vec::new(); r0 as usize];
-            for row in range.rows() {
-                let mut cells = vec![Cell::Empty; c0 as usize];
-                cells.extend(row.iter().map(convert));
-                while cells.last().is_some_and(|c| *c == Cell::Empty) {
-                    cells.pop();
-                }
-                sheet.rows.push(cells);
-            }
-            while sheet.rows.last().is_some_and(Vec::is_empty) {
-                sheet.rows.pop();
-            }
+        let range = wb
+            .worksheet_range(&name)
+            .map_err(|e| unreadable_sheet(&name, &e))?;
+        let mut grid = Grid::new(&name, limits);
+        // `used_cells` counts from the range's first cell.
+        let (r0, c0) = range.start().unwrap_or((0, 0));
+        for (row, col, data) in range.used_cells() {
+            grid.put((r0 + row as u32, c0 + col as u32), convert(data));
         }
-        sheet.merged = merges(wb, &name)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| Range {
-                first_row: d.start.0,
-                first_col: d.start.1,
-                last_row: d.end.0,
-                last_col: d.end.1,
-            })
-            .collect();
-        out.sheets.push(sheet);
+        let merged = merges(wb, &name).unwrap_or_default();
+        out.sheets.push(grid.finish(merged)?);
     }
     Ok(out)
 }
@@ -486,14 +573,36 @@ fn convert(data: &Data) -> Cell {
         Data::Float(f) => Cell::Number(*f),
         Data::String(s) => Cell::Text(s.clone()),
         Data::Bool(b) => Cell::Bool(*b),
-        Data::DateTime(dt) if dt.is_duration() => Cell::Number(dt.as_f64()),
-        Data::DateTime(dt) => {
-            let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-            Cell::Date(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"))
-        }
+        Data::DateTime(dt) => date_time(dt),
         Data::DateTimeIso(s) => Cell::Date(s.clone()),
         Data::DurationIso(s) => Cell::Text(s.clone()),
         Data::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+/// [`convert`] for the cells reader's borrowed values.
+fn convert_ref(data: &calamine::DataRef<'_>) -> Cell {
+    use calamine::DataRef;
+    match data {
+        DataRef::Empty => Cell::Empty,
+        DataRef::Int(i) => Cell::Number(*i as f64),
+        DataRef::Float(f) => Cell::Number(*f),
+        DataRef::String(s) => Cell::Text(s.clone()),
+        DataRef::SharedString(s) => Cell::Text((*s).to_string()),
+        DataRef::Bool(b) => Cell::Bool(*b),
+        DataRef::DateTime(dt) => date_time(dt),
+        DataRef::DateTimeIso(s) => Cell::Date(s.clone()),
+        DataRef::DurationIso(s) => Cell::Text(s.clone()),
+        DataRef::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+fn date_time(dt: &calamine::ExcelDateTime) -> Cell {
+    if dt.is_duration() {
+        Cell::Number(dt.as_f64())
+    } else {
+        let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
+        Cell::Date(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"))
     }
 }
 
@@ -570,11 +679,15 @@ pub fn read_sandboxed(
     // The child's answer is bounded like the child itself: a workbook whose cells would not
     // fit in half the reader's memory cap is too large, and the parent never holds more.
     let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
+    // The end of the child's stdout (it exits, or closes it) wakes the parent at once: a
+    // small return's read takes a few milliseconds, less than any polling interval.
+    let (eof_tx, eof_rx) = std::sync::mpsc::channel::<()>();
     let out_thread = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = (&mut stdout).take(out_cap + 1).read_to_end(&mut buf);
         // Drain the rest so the child is not blocked on a full pipe before the time limit.
         let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        drop(eof_tx);
         buf
     });
     let err_thread = std::thread::spawn(move || {
@@ -583,6 +696,8 @@ pub fn read_sandboxed(
         buf
     });
     let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
+    // Nothing is ever sent: the channel closes when the stdout thread ends.
+    let _ = eof_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     let status = loop {
         match confined.child().try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -590,7 +705,8 @@ pub fn read_sandboxed(
                 confined.kill();
                 break None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
             Err(_) => break None,
         }
     };
@@ -715,12 +831,11 @@ mod tests {
         }
     }
 
-    /// Entries are inflated once and handed to calamine stored: the same workbook either way.
-    #[test]
-    fn a_stored_copy_reads_like_the_original() {
+    /// The plan's return template for one unit: a workbook with every kind of sheet.
+    fn template() -> Vec<u8> {
         let cats = vec!["企业主要负责人".to_string()];
         let units = vec!["西兴街道".to_string()];
-        let bytes = crate::template::render(&crate::template::TemplateSpec {
+        crate::template::render(&crate::template::TemplateSpec {
             plan_title: "计划",
             year: 2020,
             unit: Some("西兴街道"),
@@ -729,12 +844,18 @@ mod tests {
             categories: &cats,
             instructions: "说明",
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Entries are inflated once and handed to calamine stored: the same workbook either way.
+    #[test]
+    fn a_stored_copy_reads_like_the_original() {
+        let bytes = template();
         let stored = check_and_store(&bytes, &limits()).unwrap();
         let mut a: calamine::Xlsx<_> =
             calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
         let mut b: calamine::Xlsx<_> =
-            calamine::open_workbook_from_rs(Cursor::new(&stored)).unwrap();
+            calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
         assert_eq!(a.sheet_names(), b.sheet_names());
         for name in a.sheet_names() {
             assert_eq!(
@@ -743,6 +864,60 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// The streamed .xlsx reader gives the cells and merged ranges calamine's ranges give, and
+    /// looks for merged cells only in a file that has some.
+    #[test]
+    fn streamed_cells_are_the_ranges_cells() {
+        let template = template();
+        let mut plain = rust_xlsxwriter::Workbook::new();
+        let ws = plain.add_worksheet();
+        ws.write_string(2, 3, "张伟").unwrap();
+        ws.write_number(5, 0, 1.5).unwrap();
+        ws.write_boolean(5, 7, true).unwrap();
+        let plain = plain.save_to_buffer().unwrap();
+        let mut merged = rust_xlsxwriter::Workbook::new();
+        let ws = merged.add_worksheet();
+        ws.merge_range(1, 1, 2, 3, "合并", &rust_xlsxwriter::Format::new())
+            .unwrap();
+        ws.write_string(4, 0, "下面").unwrap();
+        let merged = merged.save_to_buffer().unwrap();
+        for (bytes, has_merges) in [(template, None), (plain, Some(false)), (merged, Some(true))] {
+            let stored = check_and_store(&bytes, &limits()).unwrap();
+            if let Some(m) = has_merges {
+                assert_eq!(stored.merges, m);
+            }
+            let mut wb: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
+            let streamed = collect_xlsx(&mut wb, &limits(), stored.merges).unwrap();
+            let mut wb: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
+            let ranged = collect(&mut wb, &limits(), |wb, name| {
+                wb.merge_cells_by_sheet_name(name)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+            assert_eq!(streamed, ranged);
+            assert!(streamed.sheets.iter().any(|s| !s.rows.is_empty()));
+        }
+    }
+
+    #[test]
+    fn a_sheet_past_the_row_limit_is_too_large() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let ws = book.add_worksheet();
+        ws.write_string(0, 0, "序号").unwrap();
+        ws.write_string(1_500, 0, "末行").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let small = Limits {
+            max_rows: 100,
+            ..limits()
+        };
+        let f = read_in_process(&bytes, &small).unwrap_err();
+        assert_eq!(f.code, Code::TooLarge, "{}", f.message);
+        assert!(f.message.contains("1501 行"), "{}", f.message);
+        read_in_process(&bytes, &limits()).unwrap();
     }
 
     #[test]

@@ -52,6 +52,15 @@ pub struct TemplateSpec<'a> {
 
 /// Render the blank return workbook.
 pub fn render(spec: &TemplateSpec) -> Result<Vec<u8>, XlsxError> {
+    render_stamped(spec, None)
+}
+
+/// [`render`], with `stamp` kept as the custom document property `name` (what the form was
+/// made from, so that an unchanged one need not be rendered again; see `forms`).
+pub fn render_stamped(
+    spec: &TemplateSpec,
+    stamp: Option<(&str, &str)>,
+) -> Result<Vec<u8>, XlsxError> {
     let year = u16::try_from(spec.year)
         .map_err(|_| XlsxError::ParameterError(format!("plan year {} out of range", spec.year)))?;
     let year_start = ExcelDateTime::from_ymd(year, 1, 1)?;
@@ -61,11 +70,13 @@ pub fn render(spec: &TemplateSpec) -> Result<Vec<u8>, XlsxError> {
     let mut lists = Lists::default();
     let mut workbook = Workbook::new();
     let title = format!("{} 培训情况月报", spec.plan_title);
-    workbook.set_properties(
-        &DocProperties::new()
-            .set_title(&title)
-            .set_creation_datetime(&excel::fixed_created()?),
-    );
+    let mut properties = DocProperties::new()
+        .set_title(&title)
+        .set_creation_datetime(&excel::fixed_created()?);
+    if let Some((name, value)) = stamp {
+        properties = properties.set_custom_property(name, value);
+    }
+    workbook.set_properties(&properties);
 
     write_cover(
         workbook.add_worksheet(),

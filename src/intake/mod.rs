@@ -363,6 +363,13 @@ fn take(
         ret.findings.extend(doubles);
     }
     let accepted = ret.accepted();
+    // The cells are needed only for a rejection's feedback workbook: an accepted return's go
+    // now, before its rows are written (memory follows one copy of the return, not two).
+    let workbook = if accepted { None } else { workbook };
+    let large = ret.row_count >= LARGE_RETURN_ROWS;
+    if large {
+        release_free_memory();
+    }
 
     // Archive copy first: a received file is never lost.
     let month_dir = ret
@@ -423,7 +430,7 @@ fn take(
         moved: false,
     };
     let counted = if accepted {
-        ret.rows.clone()
+        std::mem::take(&mut ret.rows)
     } else {
         Vec::new()
     };
@@ -453,6 +460,10 @@ fn take(
         )?;
     }
     let s = finish(ctx, ledger, s)?;
+    drop(workbook);
+    if large {
+        release_free_memory();
+    }
     tracing::info!(
         unit = %unit.name,
         file = %s.file_name,
@@ -468,6 +479,22 @@ fn take(
         findings: ret.findings,
         resumed: false,
     })
+}
+
+/// A return of this many rows or more is large: the memory it took is handed back after it
+/// ([`release_free_memory`]; for small ones the allocator's own reuse is cheaper).
+const LARGE_RETURN_ROWS: usize = 5_000;
+
+/// Hand the memory freed after a large return back to the system. The allocator keeps freed
+/// blocks for reuse (and, after one large block is freed, serves later large ones from its
+/// heap rather than afresh); without this the master rebuilt next, and a daemon for months,
+/// would carry the largest return's footprint.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn record(

@@ -130,8 +130,7 @@ fn render_with_bar<W: Write + Send>(
     let now = now.with_timezone(&config.plan.tz);
     let styles = Styles::new();
     let mut book = Workbook::new();
-    // Level 3 of 9: about twice as fast as the default for rows of text, a little larger.
-    book.set_zip_compression_level(3);
+    book.set_zip_compression_level(crate::excel::ZIP_LEVEL);
     styles::set_default_format(&mut book)?;
     book.set_properties(&properties(
         &format!("{}{COMPLETION_SHEET}", config.plan.title),
@@ -253,8 +252,7 @@ pub fn render_unit_roster(
     let now = now.with_timezone(&config.plan.tz);
     let styles = Styles::new();
     let mut book = Workbook::new();
-    // Level 3 of 9: about twice as fast as the default for rows of text, a little larger.
-    book.set_zip_compression_level(3);
+    book.set_zip_compression_level(crate::excel::ZIP_LEVEL);
     styles::set_default_format(&mut book)?;
     book.set_properties(&properties(
         &format!("{}{unit}{ROSTER_SHEET}", config.plan.title),
