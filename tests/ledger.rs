@@ -47,6 +47,7 @@ both!(
     tallies_follow_every_record,
     parallel_readers_see_the_ledger,
     reopening_keeps_everything,
+    records_only_under_a_live_claim,
 );
 
 fn plan() -> Plan {
@@ -642,4 +643,45 @@ fn reopening_keeps_everything(l: &mut Ledger) {
     assert_eq!(again.submission(s.id).unwrap().unwrap(), s);
     assert_eq!(again.counted_rows().unwrap().len(), 1);
     assert!(again.message_stored("k").unwrap());
+}
+
+fn records_only_under_a_live_claim(l: &mut Ledger) {
+    let plan = plan();
+    let shared = l.location().shared();
+    // Watcher "a" claims the file until 1000 (clock 500): a second claim loses.
+    assert!(
+        l.claim_file("西兴街道", "5月.xlsx", "a", 1000, 500)
+            .unwrap()
+    );
+    assert_eq!(
+        l.claim_file("西兴街道", "5月.xlsx", "b", 1100, 600)
+            .unwrap(),
+        !shared,
+        "an SQLite ledger has one writer: a claim is always granted"
+    );
+    let new = submission(1, "西兴街道", 5, SubmissionStatus::Accepted, vec![], vec![]);
+    if shared {
+        // The claim ran out and "b" took the file over: "a" records nothing.
+        assert!(
+            l.claim_file("西兴街道", "5月.xlsx", "b", 2100, 1500)
+                .unwrap()
+        );
+        l.under_claim(Some(("西兴街道", "5月.xlsx", "a")));
+        let err = l.record(&plan, &new, &[]).unwrap_err();
+        assert!(
+            matches!(err, tally::ledger::LedgerError::ClaimLost { .. }),
+            "{err}"
+        );
+        assert!(l.submissions().unwrap().is_empty());
+        l.under_claim(Some(("西兴街道", "5月.xlsx", "b")));
+    }
+    l.record(&plan, &new, &[]).unwrap();
+    l.under_claim(None);
+    l.release_file("西兴街道", "5月.xlsx", if shared { "b" } else { "a" })
+        .unwrap();
+    assert_eq!(l.submissions().unwrap().len(), 1);
+    assert!(
+        l.claim_file("西兴街道", "5月.xlsx", "c", 3000, 2500)
+            .unwrap()
+    );
 }

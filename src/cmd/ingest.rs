@@ -74,8 +74,12 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 continue;
             }
         }
+        if shared {
+            ledger.under_claim(Some((&unit.name, &name, &owner)));
+        }
         let taken = intake::ingest(&ctx, &mut ledger, unit, file);
         if shared {
+            ledger.under_claim(None);
             ledger.release_file(&unit.name, &name, &owner)?;
         }
         bar.inc(1);

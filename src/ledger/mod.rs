@@ -53,6 +53,16 @@ pub enum LedgerError {
         found: i64,
         supported: i64,
     },
+    /// This watcher's claim on the file it was recording ran out and another watcher holds
+    /// it now: nothing was recorded, the other finishes the file.
+    #[error(
+        "{path}: the claim on {unit}/{name} ran out and another watcher took the file over; nothing recorded"
+    )]
+    ClaimLost {
+        path: PathBuf,
+        unit: String,
+        name: String,
+    },
     /// `tally ledger migrate` was pointed at a database that already holds a ledger.
     #[error("{path}：目标数据库不是空的（{detail}），只能迁移到空数据库")]
     NotEmpty { path: PathBuf, detail: String },
@@ -95,11 +105,25 @@ impl LedgerError {
     /// Whether the ledger's server could not be reached (it restarted, the network dropped):
     /// the work is undone and can be tried again once it answers.
     pub fn unavailable(&self) -> bool {
-        matches!(self, LedgerError::Sql { source: DbError::Postgres(e), .. }
-        if e.is_closed() || e.as_db_error().is_none_or(|d| {
-            let c = d.code().code();
-            c.starts_with("08") || c.starts_with("57P")
-        }))
+        let LedgerError::Sql {
+            source: DbError::Postgres(e),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        match e.as_db_error() {
+            // Connection exceptions (08…) and an operator or crash shutdown (57P…).
+            Some(d) => {
+                let c = d.code().code();
+                c.starts_with("08") || c.starts_with("57P")
+            }
+            // No answer from the server at all: the connection is gone or never came.
+            None => {
+                e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+        }
     }
 }
 
@@ -283,6 +307,9 @@ pub struct Ledger {
     /// PostgreSQL: rows this connection recorded since it last gathered statistics, and how
     /// many make it gather them again (doubling; see `Ledger::record`).
     grown: (u64, u64),
+    /// The file claim (unit, file name, owner) the returns recorded now are taken under; a
+    /// shared ledger records them only while the claim is still this owner's.
+    claim: Option<(String, String, String)>,
     /// How errors name it (see [`Location::shown`]).
     path: PathBuf,
     location: Location,
@@ -325,6 +352,7 @@ impl Ledger {
         let mut ledger = Ledger {
             db,
             grown: (0, FIRST_ANALYZE),
+            claim: None,
             path,
             location: location.clone(),
         };
@@ -409,6 +437,7 @@ impl Ledger {
         Ok(Ledger {
             db,
             grown: (0, FIRST_ANALYZE),
+            claim: None,
             path: location.shown(),
             location: location.clone(),
         })
@@ -519,7 +548,24 @@ impl Ledger {
         messages: &[NewMessage],
     ) -> Result<Submission, LedgerError> {
         // Two writers of one server take turns at recording, as SQLite's writers do.
+        let fence = self.claim.clone().filter(|_| self.location.shared());
+        let mut lost = false;
         let id = self.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
+            // The claim is still ours (and held until the commit): a watcher that stalled
+            // past its claim's end never records a file another has taken over.
+            if let Some((unit, name, owner)) = &fence {
+                let held = db
+                    .query_opt(
+                        "SELECT 1 FROM file_claims WHERE unit = ?1 AND name = ?2 AND owner = ?3 FOR UPDATE",
+                        args![unit, name, owner],
+                        |_| Ok(()),
+                    )?
+                    .is_some();
+                if !held {
+                    lost = true;
+                    return Ok(0);
+                }
+            }
             let id = insert_submission(db, new)?;
             insert_event(db, id, &new.received_at, "received", &new.source_path)?;
             let verdict = format!(
@@ -563,6 +609,14 @@ impl Ledger {
             }
             Ok(id)
         })?;
+        if lost {
+            let (unit, name, _) = fence.unwrap_or_default();
+            return Err(LedgerError::ClaimLost {
+                path: self.path.clone(),
+                unit,
+                name,
+            });
+        }
         self.keep_statistics(new.counted_rows.len() as u64);
         self.submission(id)?.ok_or_else(|| {
             self.err(DbError::Value {
@@ -570,6 +624,11 @@ impl Ledger {
                 message: format!("submission {id} vanished after it was recorded"),
             })
         })
+    }
+
+    /// Record what follows under this file claim (unit, file name, owner), or under none.
+    pub fn under_claim(&mut self, claim: Option<(&str, &str, &str)>) {
+        self.claim = claim.map(|(u, n, o)| (u.to_string(), n.to_string(), o.to_string()));
     }
 
     /// PostgreSQL plans by statistics that its autovacuum gathers only now and then: while a

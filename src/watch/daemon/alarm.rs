@@ -49,7 +49,8 @@ fn ledger_path(e: &LedgerError) -> PathBuf {
         LedgerError::Sql { path, .. }
         | LedgerError::Io { path, .. }
         | LedgerError::TooNew { path, .. }
-        | LedgerError::NotEmpty { path, .. } => path.clone(),
+        | LedgerError::NotEmpty { path, .. }
+        | LedgerError::ClaimLost { path, .. } => path.clone(),
     }
 }
 

@@ -86,6 +86,10 @@ impl Daemon<'_> {
             self.release(unit, &name);
             return;
         }
+        if shared {
+            self.ledger
+                .under_claim(Some((&unit.name, &name, &self.owner)));
+        }
         let at = self.stamp();
         let crashes = match self.ledger.begin_taking(&path, &unit.name, ready.stat, &at) {
             Ok(c) => c,
@@ -178,6 +182,7 @@ impl Daemon<'_> {
             }
         }
         if shared {
+            self.ledger.under_claim(None);
             self.release(unit, &name);
         }
     }
