@@ -25,18 +25,40 @@ pub enum Dialect {
 pub enum DbError {
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Not a `source`: its message already says all, once (see `pg_message`).
     #[error("{}", pg_message(.0))]
-    Postgres(#[from] postgres::Error),
+    Postgres(postgres::Error),
     /// A value read back is not what the ledger stored there.
     #[error("column {column}: {message}")]
     Value { column: usize, message: String },
 }
 
-/// A PostgreSQL error with its server message and SQLSTATE when it has them.
+impl From<postgres::Error> for DbError {
+    fn from(e: postgres::Error) -> Self {
+        DbError::Postgres(e)
+    }
+}
+
+/// A PostgreSQL error in one line: the server's message and SQLSTATE, or what went wrong on
+/// the way there with its root cause (the client repeats "error connecting to server" at each
+/// level of its chain).
 fn pg_message(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let what = if e.is_closed() {
+        "the connection to the server was lost"
+    } else {
+        "cannot reach the server"
+    };
+    if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
+        format!("{what}: {e}")
+    } else {
+        format!("{what}: {root}")
     }
 }
 

@@ -128,7 +128,7 @@ impl Ledger {
             Ok(())
         })
         .map_err(|e| match e {
-            LedgerError::Sql { source: DbError::Sqlite(s), .. } => src_err(s),
+            LedgerError::Sql { error: DbError::Sqlite(s), .. } => src_err(s),
             other => other,
         })?;
         let mut out = Vec::new();

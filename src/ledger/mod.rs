@@ -35,9 +35,9 @@ use std::path::{Path, PathBuf};
 /// Ledger failures; all name the database (its file, or its server without the password).
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// The database refused an operation.
-    #[error("{path}: ledger error: {source}")]
-    Sql { path: PathBuf, source: DbError },
+    /// The database refused an operation. (`error`, not `source`: the message says it once.)
+    #[error("{path}: ledger error: {error}")]
+    Sql { path: PathBuf, error: DbError },
     /// The folder of the database could not be created.
     #[error("{path}: cannot create the ledger folder: {source}")]
     Io {
@@ -76,7 +76,7 @@ impl LedgerError {
         use crate::durable::StorageFault;
         match self {
             LedgerError::Sql {
-                source: DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)),
+                error: DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)),
                 ..
             } => match e.code {
                 rusqlite::ErrorCode::DiskFull => Some(StorageFault::Full),
@@ -88,7 +88,7 @@ impl LedgerError {
                 _ => None,
             },
             LedgerError::Sql {
-                source: DbError::Postgres(e),
+                error: DbError::Postgres(e),
                 ..
             } => match e.code() {
                 Some(c) if *c == postgres::error::SqlState::DISK_FULL => Some(StorageFault::Full),
@@ -106,7 +106,7 @@ impl LedgerError {
     /// the work is undone and can be tried again once it answers.
     pub fn unavailable(&self) -> bool {
         let LedgerError::Sql {
-            source: DbError::Postgres(e),
+            error: DbError::Postgres(e),
             ..
         } = self
         else {
@@ -344,7 +344,7 @@ impl Ledger {
                 }
                 Db::Sqlite(Connection::open(path).map_err(|source| LedgerError::Sql {
                     path: path.to_path_buf(),
-                    source: source.into(),
+                    error: source.into(),
                 })?)
             }
             Location::Postgres { .. } => Ledger::connect(location)?,
@@ -381,7 +381,7 @@ impl Ledger {
         };
         let err = |source: postgres::Error| LedgerError::Sql {
             path: location.shown(),
-            source: source.into(),
+            error: source.into(),
         };
         let mut config: postgres::Config = url.parse().map_err(err)?;
         if let Some(p) = password {
@@ -401,7 +401,7 @@ impl Ledger {
         config.options(format!("{options} -c plan_cache_mode=force_custom_plan -c jit=off").trim());
         let tls = db::tls(ca_file.as_deref()).map_err(|message| LedgerError::Sql {
             path: location.shown(),
-            source: DbError::Value { column: 0, message },
+            error: DbError::Value { column: 0, message },
         })?;
         Ok(Db::Postgres(Box::new(std::cell::RefCell::new(
             db::Pg::connect(config, tls).map_err(err)?,
@@ -420,7 +420,7 @@ impl Ledger {
             Location::Sqlite(path) => {
                 let sql = |source: rusqlite::Error| LedgerError::Sql {
                     path: path.to_path_buf(),
-                    source: source.into(),
+                    error: source.into(),
                 };
                 let conn = Connection::open_with_flags(
                     path,
@@ -493,7 +493,7 @@ impl Ledger {
     fn err(&self, source: impl Into<DbError>) -> LedgerError {
         LedgerError::Sql {
             path: self.path.clone(),
-            source: source.into(),
+            error: source.into(),
         }
     }
 

@@ -40,7 +40,7 @@ impl ScheduleRound<'_> {
     fn err(&self, source: DbError) -> LedgerError {
         LedgerError::Sql {
             path: self.path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 
@@ -135,16 +135,18 @@ impl ScheduleRound<'_> {
     /// Keep everything this round recorded and stored.
     pub fn commit(self) -> Result<(), LedgerError> {
         let path = self.path.to_path_buf();
-        self.tx
-            .commit()
-            .map_err(|source| LedgerError::Sql { path, source })
+        self.tx.commit().map_err(|source| LedgerError::Sql {
+            path,
+            error: source,
+        })
     }
 
     /// Undo everything this round recorded and stored (a dry run).
     pub fn discard(self) -> Result<(), LedgerError> {
         let path = self.path.to_path_buf();
-        self.tx
-            .rollback()
-            .map_err(|source| LedgerError::Sql { path, source })
+        self.tx.rollback().map_err(|source| LedgerError::Sql {
+            path,
+            error: source,
+        })
     }
 }

@@ -194,7 +194,7 @@ impl Ledger {
         let conn = self.db.sqlite().expect("an SQLite ledger");
         let sql = |source: rusqlite::Error| LedgerError::Sql {
             path: self.path.clone(),
-            source: source.into(),
+            error: source.into(),
         };
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql)?;

@@ -165,7 +165,10 @@ pub fn send_due_with(
                 ledger
                     .record_delivery(row.id, &served)
                     .map_err(|e| match e {
-                        LedgerError::Sql { path, source } => {
+                        LedgerError::Sql {
+                            path,
+                            error: source,
+                        } => {
                             format!("{}: cannot record a delivery: {source}", path.display())
                         }
                         e => format!("cannot record a delivery: {e}"),
