@@ -963,18 +963,7 @@ mod tests {
 
     #[test]
     fn the_template_reads_back() {
-        let cats = vec!["企业主要负责人".to_string()];
-        let units = vec!["西兴街道".to_string()];
-        let bytes = crate::template::render(&crate::template::TemplateSpec {
-            plan_title: "计划",
-            year: 2020,
-            unit: Some("西兴街道"),
-            month: None,
-            units: &units,
-            categories: &cats,
-            instructions: "说明",
-        })
-        .unwrap();
+        let bytes = template();
         let wb = read_in_process(&bytes, &limits()).unwrap();
         let names: Vec<_> = wb.sheets.iter().map(|s| s.name.as_str()).collect();
         assert!(names.contains(&"培训台账"), "{names:?}");

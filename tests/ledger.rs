@@ -3,14 +3,16 @@
 //! same public API. A case is written once (`fn case(&mut Ledger)`); `both!` makes its two
 //! tests. Without PostgreSQL the second is skipped with a notice (a failure under CI).
 
+mod common;
 #[path = "pg/mod.rs"]
 mod pg;
+
+use common::reference_plan as plan;
 
 use chrono::NaiveDate;
 use std::path::Path;
 use tally::core::calendar::YearMonth;
 use tally::core::findings::{Code, Finding};
-use tally::core::plan::Plan;
 use tally::core::returns::Row;
 use tally::core::settle::Stat;
 use tally::ledger::{Ledger, NewMessage, NewSubmission, Submission, SubmissionStatus};
@@ -49,13 +51,6 @@ both!(
     reopening_keeps_everything,
     records_only_under_a_live_claim,
 );
-
-fn plan() -> Plan {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    tally::config::Config::load(&dir.join("tally.toml"))
-        .unwrap()
-        .plan
-}
 
 fn person(seed: u32) -> String {
     format!("33010819800101{seed:03}7")

@@ -562,29 +562,9 @@ fn tls_when_the_server_offers_it_and_checked_with_a_ca_file() {
     );
     // Another authority's certificate is refused.
     let other = tempfile::tempdir().unwrap();
-    let made = Command::new("openssl")
-        .current_dir(other.path())
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=other CA",
-            "-keyout",
-            "k.pem",
-            "-out",
-            "ca.pem",
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    let other_ca = pg::new_authority(other.path(), "other CA");
     let refused = status(&format!(
-        "url = \"{url}?sslmode=require\"\nca_file = {:?}",
-        other.path().join("ca.pem")
+        "url = \"{url}?sslmode=require\"\nca_file = {other_ca:?}"
     ));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_ne!(refused.status.code(), Some(0));

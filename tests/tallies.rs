@@ -11,8 +11,11 @@ use tally::core::plan::{Counting, Plan};
 use tally::core::returns::Row;
 use tally::ledger::{Ledger, NewSubmission, Submission, SubmissionStatus};
 
+mod common;
 #[path = "pg/mod.rs"]
 mod pg;
+
+use common::reference_plan as reference;
 
 const UNITS: [&str; 3] = ["西兴街道", "长河街道", "旧单位"];
 
@@ -41,14 +44,6 @@ fn op() -> impl Strategy<Value = Op> {
             rejected,
             rows,
         })
-}
-
-/// The shipped reference plan.
-fn reference() -> Plan {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    tally::config::Config::load(&dir.join("tally.toml"))
-        .unwrap()
-        .plan
 }
 
 fn id(p: u32) -> String {

@@ -100,6 +100,30 @@ pub struct Figures {
     pub doubles: Vec<Double>,
 }
 
+impl Figures {
+    /// The figures from what each (unit, category) completed in each month of the plan year:
+    /// the months summed up to each month's end, and the year's total.
+    fn from_months(
+        per_month: BTreeMap<(String, String), [u64; 12]>,
+        doubles: Vec<Double>,
+    ) -> Figures {
+        let mut completed = BTreeMap::new();
+        let mut monthly = BTreeMap::new();
+        for (key, mut months) in per_month {
+            for i in 1..12 {
+                months[i] += months[i - 1];
+            }
+            completed.insert(key.clone(), months[11]);
+            monthly.insert(key, months);
+        }
+        Figures {
+            completed,
+            monthly,
+            doubles,
+        }
+    }
+}
+
 /// One person reported more than once across returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Double {
@@ -330,8 +354,7 @@ pub fn tally_delta(before: &Tallies, after: &Tallies) -> Tallies {
 /// The figures from kept tallies and the double reports: what [`Counter`] makes of every
 /// counted row, without the rows.
 pub fn figures_from_tallies(plan: &Plan, tallies: &Tallies, doubles: Vec<Double>) -> Figures {
-    let mut completed = BTreeMap::new();
-    let mut monthly = BTreeMap::new();
+    let mut per_month = BTreeMap::new();
     for u in &plan.units {
         for c in &plan.categories {
             let mut months = [0u64; 12];
@@ -346,18 +369,10 @@ pub fn figures_from_tallies(plan: &Plan, tallies: &Tallies, doubles: Vec<Double>
                 };
                 *slot = u64::try_from(n).unwrap_or(0);
             }
-            for i in 1..12 {
-                months[i] += months[i - 1];
-            }
-            completed.insert((u.name.clone(), c.name.clone()), months[11]);
-            monthly.insert((u.name.clone(), c.name.clone()), months);
+            per_month.insert((u.name.clone(), c.name.clone()), months);
         }
     }
-    Figures {
-        completed,
-        monthly,
-        doubles,
-    }
+    Figures::from_months(per_month, doubles)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -589,29 +604,20 @@ impl<'p> Counter<'p> {
         }
         doubles.sort_by(|a: &Double, b| a.id.cmp(&b.id));
 
-        let mut completed = BTreeMap::new();
-        let mut monthly = BTreeMap::new();
+        let mut per_month = BTreeMap::new();
         for (ui, u) in self.plan.units.iter().enumerate() {
             for (ci, c) in self.plan.categories.iter().enumerate() {
                 let key = (ui as u32, ci as u32);
-                let mut months = match c.counting {
+                let months = match c.counting {
                     Counting::Persons => firsts.get(&key),
                     Counting::PersonTimes => self.times.get(&key),
                 }
                 .copied()
                 .unwrap_or([0; 12]);
-                for i in 1..12 {
-                    months[i] += months[i - 1];
-                }
-                completed.insert((u.name.clone(), c.name.clone()), months[11]);
-                monthly.insert((u.name.clone(), c.name.clone()), months);
+                per_month.insert((u.name.clone(), c.name.clone()), months);
             }
         }
-        Figures {
-            completed,
-            monthly,
-            doubles,
-        }
+        Figures::from_months(per_month, doubles)
     }
 
     fn double(&self, group: &[Report], across_units: bool) -> Double {

@@ -129,13 +129,7 @@ fn render_with_bar<W: Write + Send>(
     }
     let now = now.with_timezone(&config.plan.tz);
     let styles = Styles::new();
-    let mut book = Workbook::new();
-    book.set_zip_compression_level(crate::excel::ZIP_LEVEL);
-    styles::set_default_format(&mut book)?;
-    book.set_properties(&properties(
-        &format!("{}{COMPLETION_SHEET}", config.plan.title),
-        now,
-    )?);
+    let mut book = new_book(&format!("{}{COMPLETION_SHEET}", config.plan.title), now)?;
 
     // Sheets in their final order; the roster sheets are added as its rows stream.
     book.add_worksheet().set_name(COMPLETION_SHEET)?;
@@ -153,28 +147,8 @@ fn render_with_bar<W: Write + Send>(
     let submissions = ledger.submissions()?;
     let mode = config.master.roster.resolve(ledger.counted_total()?);
     if mode == RosterMode::Inline {
-        let mut roster = roster::Roster::start(
-            &mut book,
-            config,
-            options.rows_per_sheet,
-            FINDINGS + 1,
-            &styles,
-        )?;
-        let mut failed: Option<XlsxError> = None;
-        ledger.for_each_counted_row(|r| {
-            if failed.is_none() {
-                let e = count::eligibility(&config.plan, &r.row);
-                if let Err(err) = roster.write(&mut book, config, &r, e, &styles) {
-                    failed = Some(err);
-                }
-                bar.inc(1);
-            }
-            Ok(())
-        })?;
-        if let Some(err) = failed {
-            return Err(err.into());
-        }
-        roster.finish(&mut book)?;
+        let at = (options.rows_per_sheet, FINDINGS + 1);
+        stream_roster(&mut book, config, ledger, None, at, &styles, bar)?;
     }
 
     // Counted from the kept tallies: the cost follows the plan's size, not the ledger's.
@@ -251,19 +225,38 @@ pub fn render_unit_roster(
 ) -> Result<Vec<u8>, MasterError> {
     let now = now.with_timezone(&config.plan.tz);
     let styles = Styles::new();
+    let mut book = new_book(&format!("{}{unit}{ROSTER_SHEET}", config.plan.title), now)?;
+    let at = (excel::MAX_ROWS, 0);
+    stream_roster(&mut book, config, ledger, Some(unit), at, &styles, bar)?;
+    Ok(book.save_to_buffer()?)
+}
+
+/// A workbook with the house zip level, default format and properties (`title`, as of `now`).
+fn new_book(title: &str, now: DateTime<Tz>) -> Result<Workbook, MasterError> {
     let mut book = Workbook::new();
     book.set_zip_compression_level(crate::excel::ZIP_LEVEL);
     styles::set_default_format(&mut book)?;
-    book.set_properties(&properties(
-        &format!("{}{unit}{ROSTER_SHEET}", config.plan.title),
-        now,
-    )?);
-    let mut roster = roster::Roster::start(&mut book, config, excel::MAX_ROWS, 0, &styles)?;
+    book.set_properties(&properties(title, now)?);
+    Ok(book)
+}
+
+/// Stream the counted rows (of `unit`, or all) into roster sheets of `book`: at most
+/// `at.0` rows a sheet, the first sheet added at index `at.1`.
+fn stream_roster(
+    book: &mut Workbook,
+    config: &Config,
+    ledger: &Ledger,
+    unit: Option<&str>,
+    at: (u32, usize),
+    styles: &Styles,
+    bar: &ProgressBar,
+) -> Result<(), MasterError> {
+    let mut roster = roster::Roster::start(book, config, at.0, at.1, styles)?;
     let mut failed: Option<XlsxError> = None;
-    ledger.for_each_counted_row_of(Some(unit), |r| {
+    ledger.for_each_counted_row_of(unit, |r| {
         if failed.is_none() {
             let e = count::eligibility(&config.plan, &r.row);
-            if let Err(err) = roster.write(&mut book, config, &r, e, &styles) {
+            if let Err(err) = roster.write(book, config, &r, e, styles) {
                 failed = Some(err);
             }
             bar.inc(1);
@@ -273,8 +266,8 @@ pub fn render_unit_roster(
     if let Some(err) = failed {
         return Err(err.into());
     }
-    roster.finish(&mut book)?;
-    Ok(book.save_to_buffer()?)
+    roster.finish(book)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,14 @@ use std::process::{Command, Output};
 pub const BIN: &str = env!("CARGO_BIN_EXE_tally");
 pub const REFERENCE_PLAN: &str = include_str!("../../tally.toml");
 
+/// The shipped reference plan, parsed.
+pub fn reference_plan() -> tally::core::plan::Plan {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    tally::config::Config::load(&dir.join("tally.toml"))
+        .unwrap()
+        .plan
+}
+
 /// A temporary folder with `tally.toml` (the reference plan) and its drop folders.
 pub struct Workdir {
     pub dir: tempfile::TempDir,

@@ -65,6 +65,26 @@ fn run(mut c: Command, what: &str) {
     );
 }
 
+/// Run `openssl ARGS` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let mut c = Command::new("openssl");
+    c.current_dir(dir).args(args);
+    run(c, "openssl");
+}
+
+/// A new certificate authority named `name` in `dir` (`ca.key`, `ca.pem`); its PEM file.
+pub fn new_authority(dir: &Path, name: &str) -> PathBuf {
+    let subject = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject,
+            "-keyout", "ca.key", "-out", "ca.pem",
+        ],
+    );
+    dir.join("ca.pem")
+}
+
 /// A cluster this process started or found running.
 pub struct Cluster {
     pub port: u16,
@@ -181,26 +201,8 @@ impl Cluster {
     pub fn require_tls(&self) -> PathBuf {
         let dir = self.data.parent().unwrap().join("tls");
         std::fs::create_dir_all(&dir).unwrap();
-        let openssl = |args: &[&str]| {
-            let mut c = Command::new("openssl");
-            c.current_dir(&dir).args(args);
-            run(c, "openssl");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=tally test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ]);
+        let openssl = |args: &[&str]| openssl(&dir, args);
+        let ca = new_authority(&dir, "tally test CA");
         openssl(&[
             "req",
             "-newkey",
@@ -267,7 +269,7 @@ impl Cluster {
         }
         self.stop("fast");
         self.start();
-        dir.join("ca.pem")
+        ca
     }
 
     /// Run one SQL text with psql as the superuser in `database`.
@@ -327,42 +329,16 @@ fn fresh_name() -> String {
     )
 }
 
-/// Whether PostgreSQL can run here; the reason when it cannot. Under CI a missing server is
-/// a failure, elsewhere a notice.
+/// Whether PostgreSQL can run here (its programs, or a server at `TALLY_TEST_PG_URL`): when
+/// not, `common::require` skips with the reason, or fails under CI.
 pub fn available(test: &str) -> bool {
-    let why = if cfg!(windows) {
-        Some("a Windows test under Wine cannot start Linux's PostgreSQL server")
-    } else if std::env::var_os("TALLY_TEST_PG_URL").is_some() {
-        None
-    } else if bin_dir().is_none() {
-        Some("PostgreSQL is not installed (apt-get install postgresql)")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) if cfg!(windows) => {
-            println!("SKIPPED {test}: {why}");
-            if let Some(file) = std::env::var_os("TALLY_TEST_SKIPS") {
-                use std::io::Write;
-                if let Ok(mut f) = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(file)
-                {
-                    let _ = writeln!(f, "SKIPPED {test}: {why}");
-                }
-            }
-            false
-        }
-        Some(why) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: {why}; it is required under CI");
-            }
-            eprintln!("SKIPPED {test}: {why}");
-            false
-        }
-    }
+    let found =
+        std::env::var_os("TALLY_TEST_PG_URL").is_some() || (cfg!(unix) && bin_dir().is_some());
+    crate::common::require(
+        test,
+        "a PostgreSQL server (apt-get install postgresql)",
+        found,
+    )
 }
 
 /// The shared cluster, started on first use (by whichever test binary comes first; later

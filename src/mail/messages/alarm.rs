@@ -2,7 +2,6 @@
 //! archive, the master or the drop folders full or read-only. The daemon sends one per
 //! episode (`watch::daemon::alarm`); this only composes it.
 
-use super::{render, split};
 use crate::config::Config;
 use crate::durable::StorageFault;
 use crate::ledger::NewMessage;
@@ -68,17 +67,13 @@ pub fn storage_alert(config: &Config, alarm: &StorageAlarm<'_>) -> Option<NewMes
             StorageFault::ReadOnly => "请信息管理人员检查该磁盘或共享，恢复为可写",
         },
     };
-    let (subject, body) = split("alert", None, &render(config, "storage", &ctx));
-    Some(NewMessage {
-        idempotency_key: format!("alert/storage/{}/{}", alarm.folder.display(), alarm.at),
-        kind: "alert".into(),
-        unit: None,
-        to: config.mail.bureau.clone(),
-        cc: Vec::new(),
-        subject,
-        body,
-        attachments: Vec::new(),
-    })
+    Some(super::bureau_alert(
+        config,
+        format!("alert/storage/{}/{}", alarm.folder.display(), alarm.at),
+        None,
+        "storage",
+        &ctx,
+    ))
 }
 
 #[cfg(test)]

@@ -326,17 +326,13 @@ fn unit_mismatch_alert(
         named: masked(config, &f.value),
         message: masked(config, &f.message),
     };
-    let (subject, body) = split("alert", Some(&unit.name), &render(config, "alert", &ctx));
-    Some(NewMessage {
-        idempotency_key: format!("alert/unit-mismatch/{}/{}", s.sha256, unit.name),
-        kind: "alert".into(),
-        unit: Some(unit.name.clone()),
-        to: config.mail.bureau.clone(),
-        cc: Vec::new(),
-        subject,
-        body,
-        attachments: Vec::new(),
-    })
+    Some(super::bureau_alert(
+        config,
+        format!("alert/unit-mismatch/{}/{}", s.sha256, unit.name),
+        Some(&unit.name),
+        "alert",
+        &ctx,
+    ))
 }
 
 #[cfg(test)]

@@ -148,6 +148,28 @@ pub fn render(config: &Config, name: &str, ctx: &impl Serialize) -> String {
     render_source(built_in, &ctx).unwrap_or_else(|e| format!("（邮件模板 {name} 出错：{e}）\n"))
 }
 
+/// An 【异常】 alert to the bureau: template `template` rendered with `ctx`, about `unit` (if
+/// any), stored under `key`.
+fn bureau_alert(
+    config: &Config,
+    key: String,
+    unit: Option<&str>,
+    template: &str,
+    ctx: &impl Serialize,
+) -> crate::ledger::NewMessage {
+    let (subject, body) = split("alert", unit, &render(config, template, ctx));
+    crate::ledger::NewMessage {
+        idempotency_key: key,
+        kind: "alert".into(),
+        unit: unit.map(str::to_string),
+        to: config.mail.bureau.clone(),
+        cc: Vec::new(),
+        subject,
+        body,
+        attachments: Vec::new(),
+    }
+}
+
 /// Split a rendered template into subject (first line, with the kind's tag and the unit in
 /// front) and body.
 fn split(kind: &str, unit: Option<&str>, text: &str) -> (String, String) {
