@@ -318,6 +318,7 @@ fn take(
 
     // Read and check.
     let started = std::time::Instant::now();
+    let mut phases = Phases::default();
     let (workbook, mut ret) = match unread {
         Some(finding) => (
             None,
@@ -333,6 +334,7 @@ fn take(
             &config.limits,
         ) {
             Ok(wb) => {
+                phases.read = started.elapsed();
                 // From here on tally itself handles what the file held: a stop before the file
                 // is recorded counts against it (the daemon's guard against a killing file).
                 if let Err(e) = ledger.file_read(path) {
@@ -358,10 +360,12 @@ fn take(
             ),
         },
     };
+    phases.checked = started.elapsed();
     if ret.accepted() {
         let doubles = double_reported(ledger, unit, &ret)?;
         ret.findings.extend(doubles);
     }
+    phases.doubles = started.elapsed();
     let accepted = ret.accepted();
     // The cells are needed only for a rejection's feedback workbook: an accepted return's go
     // now, before its rows are written (memory follows one copy of the return, not two).
@@ -435,6 +439,7 @@ fn take(
         Vec::new()
     };
     let new = NewSubmission::new(submission, counted, ret.findings.clone());
+    phases.archived = started.elapsed();
     let s = match record(ctx, ledger, &new) {
         Ok(s) => s,
         Err(e) => {
@@ -450,6 +455,7 @@ fn take(
             return Err(e);
         }
     };
+    phases.recorded = started.elapsed();
     if let Some(fb) = &feedback {
         write_feedback(
             &ctx.config.plan.title,
@@ -472,6 +478,7 @@ fn take(
         errors = s.errors,
         warnings = s.warnings,
         ms = started.elapsed().as_millis() as u64,
+        phases = %phases,
         "return processed"
     );
     Ok(Outcome {
@@ -479,6 +486,32 @@ fn take(
         findings: ret.findings,
         resumed: false,
     })
+}
+
+/// When each step of one intake ended, from the start of its read: logged with the result,
+/// for the benchmark and for a slow intake in the field.
+#[derive(Default)]
+struct Phases {
+    read: std::time::Duration,
+    checked: std::time::Duration,
+    doubles: std::time::Duration,
+    archived: std::time::Duration,
+    recorded: std::time::Duration,
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "read {:.1} checked {:.1} doubles {:.1} archived {:.1} recorded {:.1} (ms)",
+            ms(self.read),
+            ms(self.checked),
+            ms(self.doubles),
+            ms(self.archived),
+            ms(self.recorded)
+        )
+    }
 }
 
 /// A return of this many rows or more is large: the memory it took is handed back after it

@@ -1043,7 +1043,16 @@ fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {
     let dates: Vec<String> = s
         .counted_rows
         .iter()
-        .map(|r| r.date.format("%Y-%m-%d").to_string())
+        .map(|r| {
+            // Not `format("%Y-%m-%d")`: that parses its pattern again for every row.
+            use chrono::Datelike;
+            format!(
+                "{:04}-{:02}-{:02}",
+                r.date.year(),
+                r.date.month(),
+                r.date.day()
+            )
+        })
         .collect();
     db.insert_many(
         "rows",
