@@ -8,7 +8,7 @@ use crate::sandbox::Confined;
 use calamine::{Data, Reader};
 use serde::{Deserialize, Serialize};
 use std::io::{Cursor, Read, Seek};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,14 @@ pub const CHILD_COMMAND: &str = "__read";
 pub enum ChildOutput {
     Ok(Workbook),
     Refused(Finding),
+}
+
+/// The child's answer with the SHA-256 (lower-case hex) of the bytes it read: a read started
+/// ahead, on the dropped file itself, stands only for the very bytes intake then stages.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildAnswer {
+    sha256: Option<String>,
+    output: ChildOutput,
 }
 
 /// How the bytes are packaged.
@@ -621,17 +629,20 @@ pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: b
         },
         _ => {}
     }
-    let result = match std::fs::read(path) {
-        Ok(bytes) => read_in_process(&bytes, limits),
-        Err(e) => Err(unreadable(format!("文件无法打开（{e}）。"))),
+    let (sha256, result) = match std::fs::read(path) {
+        Ok(bytes) => {
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            (Some(sha), read_in_process(&bytes, limits))
+        }
+        Err(e) => (None, Err(unreadable(format!("文件无法打开（{e}）。")))),
     };
-    let out = match result {
+    let output = match result {
         Ok(wb) => ChildOutput::Ok(wb),
         Err(f) => ChildOutput::Refused(f),
     };
     let stdout = std::io::stdout();
     let mut lock = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let written = postcard::to_io(&out, &mut lock).is_ok();
+    let written = postcard::to_io(&ChildAnswer { sha256, output }, &mut lock).is_ok();
     if written && std::io::Write::flush(&mut lock).is_ok() {
         0
     } else {
@@ -647,107 +658,205 @@ pub fn read_sandboxed(
     path: &Path,
     limits: &Limits,
 ) -> Result<Workbook, Finding> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > limits.max_file_bytes => {
-            return Err(too_large(format!(
-                "文件大小 {} 字节，超过上限 {} 字节。请删除无关的工作表、图片后重新保存，或分文件报送。",
-                m.len(),
-                limits.max_file_bytes
-            )));
+    Reading::start(exe, config_path, path, limits)
+        .finish()
+        .result
+}
+
+/// What a reader child answered.
+pub struct Answer {
+    /// SHA-256 (lower-case hex) of the bytes the child read, when it could read the file.
+    pub sha256: Option<String>,
+    pub result: Result<Workbook, Finding>,
+}
+
+/// A reader child at work on one file: started now, its answer taken with [`Reading::finish`]
+/// (the daemon starts the next files' children while it records the one before: both cores).
+/// Dropped unfinished, the child is ended.
+pub struct Reading {
+    path: PathBuf,
+    limits: Limits,
+    state: ReadingState,
+}
+
+enum ReadingState {
+    /// Answered before any child was needed (too large, cannot start one).
+    Done(Result<Workbook, Finding>),
+    Running(Box<Running>),
+    Finished,
+}
+
+struct Running {
+    confined: Confined,
+    out_thread: std::thread::JoinHandle<Vec<u8>>,
+    err_thread: std::thread::JoinHandle<Vec<u8>>,
+    /// Closed (never sent on) when the child's stdout ends.
+    eof: std::sync::mpsc::Receiver<()>,
+    deadline: Instant,
+    /// The most the parent takes of the child's answer.
+    out_cap: u64,
+}
+
+impl Reading {
+    /// Start reading `path` in a child, under `limits` (its time limit counts from now).
+    pub fn start(exe: &Path, config_path: Option<&Path>, path: &Path, limits: &Limits) -> Reading {
+        let done = |r| Reading {
+            path: path.to_path_buf(),
+            limits: limits.clone(),
+            state: ReadingState::Done(r),
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() > limits.max_file_bytes => {
+                return done(Err(too_large(format!(
+                    "文件大小 {} 字节，超过上限 {} 字节。请删除无关的工作表、图片后重新保存，或分文件报送。",
+                    m.len(),
+                    limits.max_file_bytes
+                ))));
+            }
+            Ok(_) => {}
+            Err(e) => return done(Err(unreadable(format!("文件无法打开（{e}）。")))),
         }
-        Ok(_) => {}
-        Err(e) => return Err(unreadable(format!("文件无法打开（{e}）。"))),
+        let mut cmd = Command::new(exe);
+        if let Some(c) = config_path {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("-q").arg(CHILD_COMMAND).arg(path);
+        let mut confined = match Confined::spawn(&mut cmd, limits.reader_memory_mb) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot start the reader child in its sandbox");
+                return done(Err(Finding::file(
+                    Code::InternalError,
+                    format!("系统无法启动读取程序（{e}），文件已保留，请联系区安监局处理。"),
+                )));
+            }
+        };
+        let child = confined.child();
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        // The child's answer is bounded like the child itself: a workbook whose cells would
+        // not fit in half the reader's memory cap is too large, and the parent never holds more.
+        let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
+        // The end of the child's stdout (it exits, or closes it) wakes the parent at once: a
+        // small return's read takes a few milliseconds, less than any polling interval.
+        let (eof_tx, eof) = std::sync::mpsc::channel::<()>();
+        let out_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = (&mut stdout).take(out_cap + 1).read_to_end(&mut buf);
+            // Drain the rest so the child is not blocked on a full pipe before the time limit.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+            drop(eof_tx);
+            buf
+        });
+        let err_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf);
+            buf
+        });
+        Reading {
+            path: path.to_path_buf(),
+            limits: limits.clone(),
+            state: ReadingState::Running(Box::new(Running {
+                confined,
+                out_thread,
+                err_thread,
+                eof,
+                deadline: Instant::now() + Duration::from_secs(limits.reader_seconds),
+                out_cap,
+            })),
+        }
     }
-    let mut cmd = Command::new(exe);
-    if let Some(c) = config_path {
-        cmd.arg("--config").arg(c);
+
+    /// Wait for the child's answer (until its time limit at most).
+    pub fn finish(mut self) -> Answer {
+        match std::mem::replace(&mut self.state, ReadingState::Finished) {
+            ReadingState::Done(result) => Answer {
+                sha256: None,
+                result,
+            },
+            ReadingState::Running(running) => running.finish(&self.path, &self.limits),
+            ReadingState::Finished => unreachable!("a reading is finished once"),
+        }
     }
-    cmd.arg("-q").arg(CHILD_COMMAND).arg(path);
-    let mut confined = match Confined::spawn(&mut cmd, limits.reader_memory_mb) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(file = %path.display(), error = %e, "cannot start the reader child in its sandbox");
-            return Err(Finding::file(
-                Code::InternalError,
-                format!("系统无法启动读取程序（{e}），文件已保留，请联系区安监局处理。"),
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if let ReadingState::Running(running) =
+            std::mem::replace(&mut self.state, ReadingState::Finished)
+        {
+            let mut running = *running;
+            running.confined.kill();
+            let _ = running.out_thread.join();
+            let _ = running.err_thread.join();
+        }
+    }
+}
+
+impl Running {
+    fn finish(mut self, path: &Path, limits: &Limits) -> Answer {
+        // Nothing is ever sent: the channel closes when the stdout thread ends.
+        let _ = self
+            .eof
+            .recv_timeout(self.deadline.saturating_duration_since(Instant::now()));
+        let status = loop {
+            match self.confined.child().try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() >= self.deadline => {
+                    self.confined.kill();
+                    break None;
+                }
+                // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                Err(_) => break None,
+            }
+        };
+        let out = self.out_thread.join().unwrap_or_default();
+        let err = self.err_thread.join().unwrap_or_default();
+        let refused = |f| Answer {
+            sha256: None,
+            result: Err(f),
+        };
+        let Some(status) = status else {
+            return refused(too_large(format!(
+                "读取该文件超过了 {} 秒的时间上限，文件过大或过于复杂。请删除无关内容后重新保存，或分文件报送。",
+                limits.reader_seconds
+            )));
+        };
+        if status.success() && out.len() as u64 > self.out_cap {
+            return refused(too_large(
+                "文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。",
             ));
         }
-    };
-    let child = confined.child();
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    // The child's answer is bounded like the child itself: a workbook whose cells would not
-    // fit in half the reader's memory cap is too large, and the parent never holds more.
-    let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
-    // The end of the child's stdout (it exits, or closes it) wakes the parent at once: a
-    // small return's read takes a few milliseconds, less than any polling interval.
-    let (eof_tx, eof_rx) = std::sync::mpsc::channel::<()>();
-    let out_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = (&mut stdout).take(out_cap + 1).read_to_end(&mut buf);
-        // Drain the rest so the child is not blocked on a full pipe before the time limit.
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        drop(eof_tx);
-        buf
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
-    // Nothing is ever sent: the channel closes when the stdout thread ends.
-    let _ = eof_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-    let status = loop {
-        match confined.child().try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                confined.kill();
-                break None;
-            }
-            // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
-            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
-            Err(_) => break None,
+        if status.success()
+            && let Ok(parsed) = postcard::from_bytes::<ChildAnswer>(&out)
+        {
+            return Answer {
+                sha256: parsed.sha256,
+                result: match parsed.output {
+                    ChildOutput::Ok(wb) => Ok(wb),
+                    ChildOutput::Refused(f) => Err(f),
+                },
+            };
         }
-    };
-    let out = out_thread.join().unwrap_or_default();
-    let err = err_thread.join().unwrap_or_default();
-    let Some(status) = status else {
-        return Err(too_large(format!(
-            "读取该文件超过了 {} 秒的时间上限，文件过大或过于复杂。请删除无关内容后重新保存，或分文件报送。",
-            limits.reader_seconds
-        )));
-    };
-    if status.success() && out.len() as u64 > out_cap {
-        return Err(too_large(
-            "文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。",
-        ));
+        let stderr_text = String::from_utf8_lossy(&err);
+        tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
+        if !status.success() && self.confined.out_of_memory(&status, &stderr_text) {
+            return refused(too_large(format!(
+                "读取该文件需要的内存超过了上限（{} MB），文件过大或过于复杂（例如工作表的已用区域远大于实际内容）。请删除无关的行、列和工作表后重新保存，或分文件报送。",
+                limits.reader_memory_mb
+            )));
+        }
+        if status.code() == Some(101) {
+            return refused(Finding::file(
+                Code::InternalError,
+                "系统读取此文件时发生内部错误，文件已保留。请联系区安监局处理，或用 Excel/WPS 另存为 .xlsx 后重新报送。",
+            ));
+        }
+        refused(unreadable(
+            "读取该文件时超出了内存上限或遇到损坏的数据，无法读取。请用 Excel 或 WPS 打开后另存为 .xlsx 再报送。",
+        ))
     }
-    if status.success()
-        && let Ok(parsed) = postcard::from_bytes::<ChildOutput>(&out)
-    {
-        return match parsed {
-            ChildOutput::Ok(wb) => Ok(wb),
-            ChildOutput::Refused(f) => Err(f),
-        };
-    }
-    let stderr_text = String::from_utf8_lossy(&err);
-    tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
-    if !status.success() && confined.out_of_memory(&status, &stderr_text) {
-        return Err(too_large(format!(
-            "读取该文件需要的内存超过了上限（{} MB），文件过大或过于复杂（例如工作表的已用区域远大于实际内容）。请删除无关的行、列和工作表后重新保存，或分文件报送。",
-            limits.reader_memory_mb
-        )));
-    }
-    if status.code() == Some(101) {
-        return Err(Finding::file(
-            Code::InternalError,
-            "系统读取此文件时发生内部错误，文件已保留。请联系区安监局处理，或用 Excel/WPS 另存为 .xlsx 后重新报送。",
-        ));
-    }
-    Err(unreadable(
-        "读取该文件时超出了内存上限或遇到损坏的数据，无法读取。请用 Excel 或 WPS 打开后另存为 .xlsx 再报送。",
-    ))
 }
 
 #[cfg(test)]

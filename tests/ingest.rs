@@ -536,3 +536,75 @@ fn recorded_paths_are_absolute_even_with_a_relative_config() {
     assert!(std::path::Path::new(feedback).is_absolute(), "{stdout}");
     assert!(std::path::Path::new(feedback).exists());
 }
+
+/// A read started ahead on a dropped file (the daemon's, while it records the file before)
+/// stands for the file only when the child read the very bytes intake stages: a file replaced
+/// after its read began is read again, and what counts is the replacement.
+#[test]
+fn a_read_ahead_counts_only_for_the_bytes_it_read() {
+    use tally::config::Config;
+    use tally::intake::{self, IntakeContext};
+    use tally::ledger::Ledger;
+    use tally::read::Reading;
+    let w = Workdir::new();
+    let config = Config::load(&w.join("tally.toml")).unwrap();
+    let config_path = w.join("tally.toml");
+    let compose = |_: &tally::ledger::Ledger,
+                   _: &tally::ledger::Submission,
+                   _: &[tally::core::findings::Finding]| Vec::new();
+    let now = tally::core::calendar::parse_now("2020-06-02", config.plan.tz).unwrap();
+    let exe = std::path::Path::new(BIN);
+    let ctx = IntakeContext {
+        config: &config,
+        config_path: &config_path,
+        exe,
+        now,
+        compose: &compose,
+    };
+    let mut ledger = Ledger::open(&config.state_path()).unwrap();
+    let unit = config.plan.find_unit("西兴街道").unwrap();
+    let read_ahead = |path: &std::path::Path| {
+        let r = Reading::start(exe, Some(&config_path), path, &config.limits);
+        // Let the child finish its read of what is there now.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        r
+    };
+
+    // Unchanged: the answer read ahead is the return taken in.
+    let april = w.unit_dir("西兴街道").join("april.xlsx");
+    std::fs::write(
+        &april,
+        return_xlsx("西兴街道", "2020-04", &[Person::new(1, P, "2020-04-06")]),
+    )
+    .unwrap();
+    let ahead = read_ahead(&april);
+    let out = intake::ingest_read_ahead(&ctx, &mut ledger, unit, &april, ahead).unwrap();
+    assert_eq!(out.submission.rows, 1);
+
+    // Replaced after its read began: the replacement (three people) counts, not the one read.
+    let may = w.unit_dir("西兴街道").join("may.xlsx");
+    std::fs::write(
+        &may,
+        return_xlsx("西兴街道", "2020-05", &[Person::new(2, P, "2020-05-06")]),
+    )
+    .unwrap();
+    let ahead = read_ahead(&may);
+    std::fs::write(
+        &may,
+        return_xlsx(
+            "西兴街道",
+            "2020-05",
+            &[
+                Person::new(3, P, "2020-05-06"),
+                Person::new(4, P, "2020-05-06"),
+                Person::new(5, P, "2020-05-06"),
+            ],
+        ),
+    )
+    .unwrap();
+    let out = intake::ingest_read_ahead(&ctx, &mut ledger, unit, &may, ahead).unwrap();
+    assert_eq!(out.submission.rows, 3, "{:?}", out.submission);
+    drop(ledger);
+    let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
+    assert_eq!(completed(&s, "西兴街道", P), 4);
+}

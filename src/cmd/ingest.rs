@@ -54,7 +54,29 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     let mut status = ExitStatus::Success;
     let mut failed = 0;
     let bar = crate::bars::bar(args.files.len() as u64, "接收报表");
-    for file in &args.files {
+    // Reader children started on the next files while one is taken (not with a shared
+    // ledger: there a file is read only under its claim).
+    let mut ahead: std::collections::HashMap<usize, crate::read::Reading> = Default::default();
+    for (i, file) in args.files.iter().enumerate() {
+        if !shared {
+            for (j, next) in args
+                .files
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .take(intake::READ_AHEAD)
+            {
+                ahead.entry(j).or_insert_with(|| {
+                    crate::read::Reading::start(
+                        &exe,
+                        Some(&settings.config_path),
+                        next,
+                        &config.limits,
+                    )
+                });
+            }
+        }
+        let read = ahead.remove(&i);
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -77,7 +99,10 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
         if shared {
             ledger.under_claim(Some((&unit.name, &name, &owner)));
         }
-        let taken = intake::ingest(&ctx, &mut ledger, unit, file);
+        let taken = match read {
+            Some(read) => intake::ingest_read_ahead(&ctx, &mut ledger, unit, file, read),
+            None => intake::ingest(&ctx, &mut ledger, unit, file),
+        };
         if shared {
             ledger.under_claim(None);
             ledger.release_file(&unit.name, &name, &owner)?;

@@ -12,6 +12,7 @@ use crate::core::returns::{self, Return};
 use crate::core::workbook::Workbook;
 use crate::durable::sync_dir;
 use crate::ledger::{Ledger, LedgerError, NewMessage, NewSubmission, Submission, SubmissionStatus};
+use crate::read::Reading;
 use chrono::DateTime;
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
@@ -208,7 +209,25 @@ pub fn ingest(
     unit: &Unit,
     path: &Path,
 ) -> Result<Outcome, IntakeError> {
-    take(ctx, ledger, unit, path, None)
+    take(ctx, ledger, unit, path, None, None)
+}
+
+/// How many of the next files are read ahead while one is taken (the daemon's burst, `tally
+/// ingest` of several files): two keep the other core busy when reading a small return takes
+/// about as long as recording one.
+pub const READ_AHEAD: usize = 2;
+
+/// [`ingest`], with a reader child already started on the dropped file (the daemon starts the
+/// next files' while it records one). Its answer is used only when the child read the very
+/// bytes that were staged; otherwise the staged copy is read as usual.
+pub fn ingest_read_ahead(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    unit: &Unit,
+    path: &Path,
+    ahead: Reading,
+) -> Result<Outcome, IntakeError> {
+    take(ctx, ledger, unit, path, None, Some(ahead))
 }
 
 /// Reject a file as `internal-error` without reading it: taking it in panicked, or killed
@@ -223,7 +242,7 @@ pub fn reject_internal_error(
     path: &Path,
 ) -> Result<Outcome, IntakeError> {
     let finding = Finding::file(Code::InternalError, INTERNAL_ERROR_MESSAGE);
-    take(ctx, ledger, unit, path, Some(finding))
+    take(ctx, ledger, unit, path, Some(finding), None)
 }
 
 /// [`ingest`], or with `unread` the rejection of the file with that one finding.
@@ -233,6 +252,7 @@ fn take(
     unit: &Unit,
     path: &Path,
     unread: Option<Finding>,
+    ahead: Option<Reading>,
 ) -> Result<Outcome, IntakeError> {
     let config = ctx.config;
     let path = std::path::absolute(path).map_err(io(path, "cannot resolve"))?;
@@ -327,12 +347,7 @@ fn take(
                 ..Return::default()
             },
         ),
-        None => match crate::read::read_sandboxed(
-            ctx.exe,
-            Some(ctx.config_path),
-            &staged,
-            &config.limits,
-        ) {
+        None => match read_staged(ctx, &staged, &sha, ahead) {
             Ok(wb) => {
                 phases.read = started.elapsed();
                 // From here on tally itself handles what the file held: a stop before the file
@@ -486,6 +501,24 @@ fn take(
         findings: ret.findings,
         resumed: false,
     })
+}
+
+/// The staged copy's workbook: the answer of the read started ahead when that child read the
+/// same bytes (`sha`), else a read of the staged copy now.
+fn read_staged(
+    ctx: &IntakeContext<'_>,
+    staged: &Path,
+    sha: &str,
+    ahead: Option<Reading>,
+) -> Result<Workbook, Finding> {
+    if let Some(ahead) = ahead {
+        let answer = ahead.finish();
+        if answer.sha256.as_deref() == Some(sha) {
+            return answer.result;
+        }
+        tracing::debug!(file = %staged.display(), "the file changed after it was read ahead; reading it again");
+    }
+    crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), staged, &ctx.config.limits)
 }
 
 /// When each step of one intake ended, from the start of its read: logged with the result,

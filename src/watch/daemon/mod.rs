@@ -118,6 +118,8 @@ pub struct Daemon<'a> {
     owner: String,
     /// With a shared ledger: when to look again for intakes a dead watcher left unfinished.
     next_resume: Option<Instant>,
+    /// Reader children started on the next settled files while one is taken (see `take.rs`).
+    ahead: HashMap<PathBuf, crate::read::Reading>,
     _lock: StateLock,
 }
 
@@ -223,6 +225,7 @@ impl<'a> Daemon<'a> {
                     .map_or(0, |d| d.as_nanos())
             ),
             next_resume: None,
+            ahead: HashMap::new(),
             _lock: lock,
         })
     }
@@ -451,15 +454,16 @@ impl<'a> Daemon<'a> {
         // as long as it may stops here, and the rest is taken after the rebuild.
         let mut taken = 0;
         'take: loop {
-            let ready = self.settler.take_ready();
+            let mut ready: std::collections::VecDeque<_> = self.settler.take_ready().into();
             if ready.is_empty() {
                 break;
             }
-            for r in ready {
+            while let Some(r) = ready.pop_front() {
                 if self.stopping {
                     // Left in its folder: the next start takes it.
                     break 'take;
                 }
+                self.read_ahead(ready.iter());
                 self.take(r);
                 taken += 1;
                 self.drain();
@@ -470,6 +474,8 @@ impl<'a> Daemon<'a> {
                 break;
             }
         }
+        // Reads started for files left for later (a stop, a burst held long enough) end.
+        self.ahead.clear();
         self.maybe_end_burst(Instant::now());
         if !self.opts.once && self.burst.mail_due(Instant::now()) {
             self.burst.mail_ran(Instant::now());

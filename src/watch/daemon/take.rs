@@ -30,21 +30,51 @@ fn claim_clock() -> i64 {
 }
 
 impl Daemon<'_> {
+    /// Start reader children on the first [`intake::READ_AHEAD`] of `next` (the files to take after
+    /// the one about to be taken) that have none yet: each reads in its own process on the
+    /// other core while this one records. Intake uses the answer only when the child read the
+    /// bytes it then stages. Not with a shared ledger, where a file is read only under its
+    /// claim.
+    pub(super) fn read_ahead<'r>(&mut self, next: impl Iterator<Item = &'r Ready>) {
+        if self.config.ledger_location().shared() {
+            return;
+        }
+        for r in next.take(intake::READ_AHEAD) {
+            if self.ahead.contains_key(&r.path) || !self.worth_taking(r) {
+                continue;
+            }
+            let reading = crate::read::Reading::start(
+                &self.exe,
+                Some(self.config_path),
+                &r.path,
+                &self.config.limits,
+            );
+            self.ahead.insert(r.path.clone(), reading);
+        }
+    }
+
+    /// A settled file `take` would go on with: in a unit folder, still there, and not a
+    /// failure waiting for its retry.
+    fn worth_taking(&self, ready: &Ready) -> bool {
+        self.unit_of(&ready.folder).is_some()
+            && ready.path.is_file()
+            && !self
+                .failed
+                .get(&ready.path)
+                .is_some_and(|(stat, retry_at)| *stat == ready.stat && Instant::now() < *retry_at)
+    }
+
     /// Take one settled file through intake, catching a panic.
     pub(super) fn take(&mut self, ready: Ready) {
         let path = ready.path.clone();
+        // Dropped unused on every way out but intake's own (its child is ended).
+        let ahead = self.ahead.remove(&path);
+        if !self.worth_taking(&ready) {
+            return; // taken away since it settled, or failed and not yet due again
+        }
         let Some(unit) = self.unit_of(&ready.folder) else {
             return;
         };
-        if !path.is_file() {
-            return; // taken away since it settled
-        }
-        if let Some((stat, retry_at)) = self.failed.get(&path)
-            && *stat == ready.stat
-            && Instant::now() < *retry_at
-        {
-            return;
-        }
         // Watchers sharing a PostgreSQL ledger take a file only under its claim (an SQLite
         // ledger has one writer, the state lock's holder: nothing to claim).
         let name = ready
@@ -118,7 +148,10 @@ impl Daemon<'_> {
                 if self.opts.env.fault_watch.as_deref() == Some("panic") {
                     panic!("fault injected by {}", crate::settings::env::FAULT_WATCH);
                 }
-                intake::ingest(&ctx, ledger, unit, &path)
+                match ahead {
+                    Some(ahead) => intake::ingest_read_ahead(&ctx, ledger, unit, &path, ahead),
+                    None => intake::ingest(&ctx, ledger, unit, &path),
+                }
             }));
             match first {
                 Err(panic) => {
