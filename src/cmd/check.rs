@@ -45,15 +45,20 @@ pub fn check_file(
         file,
         &settings.config.limits,
     ) {
-        Ok(wb) => returns::check(
-            &wb,
-            &Context {
-                plan: &settings.config.plan,
-                unit,
-                now: settings.now,
-                max_rows: settings.config.limits.max_rows,
-            },
-        ),
+        Ok(wb) => {
+            let ret = returns::check(
+                &wb,
+                &Context {
+                    plan: &settings.config.plan,
+                    unit,
+                    now: settings.now,
+                    max_rows: settings.config.limits.max_rows,
+                },
+            );
+            // `check` ends after its report: the cells need not be freed one by one.
+            std::mem::forget(wb);
+            ret
+        }
         Err(finding) => Return {
             findings: vec![finding],
             ..Return::default()
@@ -86,6 +91,8 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> 
     } else {
         print!("{}", render_text(&report));
     }
+    // As the cells above: the command ends here.
+    std::mem::forget(ret);
     Ok(if accepted {
         ExitStatus::Success
     } else {

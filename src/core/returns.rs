@@ -892,9 +892,7 @@ fn check_row(
 
     // A person cannot be trained before being born: the ID or the date is mistyped.
     if let (Some(id_text), Some(d), Some((_, c))) = (&id, date, id_cell)
-        && let Some(birth) = id_text
-            .get(6..14)
-            .and_then(|b| NaiveDate::parse_from_str(b, "%Y%m%d").ok())
+        && let Some(birth) = id_text.get(6..14).and_then(dates::parse_compact)
         && birth > d
     {
         out_push(
