@@ -879,6 +879,20 @@ impl Ledger {
             .collect())
     }
 
+    /// Whether `unit` has an accepted return (superseded since or not) for `month`: one index
+    /// probe, where [`Ledger::accepted_months`] lists the whole ledger's.
+    pub fn has_accepted_month(&self, unit: &str, month: YearMonth) -> Result<bool, LedgerError> {
+        Ok(self
+            .query(
+                "SELECT 1 FROM submissions WHERE unit = ?1 AND month = ?2 AND status IN ('accepted','superseded') LIMIT 1",
+                args![unit, &month.to_string()],
+                |_| Ok(()),
+            )?
+            .into_iter()
+            .next()
+            .is_some())
+    }
+
     /// When each unit's returns arrived, per month: the first accepted return (superseded
     /// since or not) and the latest rejected one, for lateness ([`crate::core::lateness`]).
     pub fn arrivals(

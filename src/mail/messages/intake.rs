@@ -44,9 +44,7 @@ fn earlier(ledger: &Ledger, id: i64) -> Option<Earlier> {
 /// Whether the unit already has an accepted return for this month (this one will replace it).
 fn supersedes(ledger: &Ledger, unit: &str, month: Option<YearMonth>) -> bool {
     let Some(month) = month else { return false };
-    ledger
-        .accepted_months()
-        .is_ok_and(|months| months.contains(&(unit.to_string(), month)))
+    ledger.has_accepted_month(unit, month).unwrap_or(false)
 }
 
 /// The idempotency key of a message about one intake:
