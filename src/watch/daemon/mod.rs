@@ -118,6 +118,8 @@ pub struct Daemon<'a> {
     owner: String,
     /// With a shared ledger: when to look again for intakes a dead watcher left unfinished.
     next_resume: Option<Instant>,
+    /// This burst has marked the master stale in the ledger already (see `take.rs`).
+    stale_noted: bool,
     /// Reader children started on the next settled files while one is taken (see `take.rs`).
     ahead: HashMap<PathBuf, crate::read::Reading>,
     _lock: StateLock,
@@ -225,6 +227,7 @@ impl<'a> Daemon<'a> {
                     .map_or(0, |d| d.as_nanos())
             ),
             next_resume: None,
+            stale_noted: false,
             ahead: HashMap::new(),
             _lock: lock,
         })
@@ -602,6 +605,7 @@ impl<'a> Daemon<'a> {
                 if let Err(e) = self.ledger.set_master_stale(false) {
                     tracing::warn!(error = %e, "cannot record the listing");
                 }
+                self.stale_noted = false;
                 self.storage_ok(true, false);
                 tracing::info!(
                     files,

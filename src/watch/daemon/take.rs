@@ -195,8 +195,13 @@ impl Daemon<'_> {
                 }
                 self.burst.file_taken(Instant::now());
                 self.storage_ok(false, s.status != SubmissionStatus::Duplicate);
-                if let Err(e) = self.ledger.set_master_stale(true) {
-                    tracing::warn!(error = %e, "cannot record the listing");
+                // Once per burst is enough with a ledger of this watcher's own; a shared one
+                // may have been marked fresh by another watcher's master since.
+                if shared || !self.stale_noted {
+                    match self.ledger.set_master_stale(true) {
+                        Ok(()) => self.stale_noted = true,
+                        Err(e) => tracing::warn!(error = %e, "cannot record the listing"),
+                    }
                 }
             }
             Ok(Err(e)) => {
