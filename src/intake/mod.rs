@@ -295,6 +295,8 @@ fn take(
         .into_iter()
         .find(|s| s.sha256 == sha && s.source_path == source)
     {
+        // Not read again: a read started ahead is ended before the file is moved.
+        drop(ahead);
         let findings = ledger.findings(s.id)?;
         let s = finish(ctx, ledger, s)?;
         return Ok(Outcome {
@@ -314,6 +316,7 @@ fn take(
         Some(_) => None,
     };
     if let Some(original) = original {
+        drop(ahead);
         let dest = free_name(&unit_dir.join(ACCEPTED_DIR), &file_name, |p| p.exists());
         let duplicate = Submission {
             sha256: sha,
