@@ -204,20 +204,18 @@ pub fn credit_code_check_char(first17: &str) -> Option<char> {
 
 /// Mask a resident ID for display: keep the first 6 and last 4 characters, replace the middle with '*': "330108199001011234" -> "330108********1234". Strings shorter than 10 chars: replace all but the last 2 chars with '*'. Works on chars, not bytes.
 pub fn mask_id(id: &str) -> String {
-    let chars: Vec<char> = id.chars().collect();
-    let n = chars.len();
+    // Once per roster row of every workbook: one pass to count, one allocation.
+    let n = id.chars().count();
     let (keep_head, keep_tail) = if n >= 10 { (6, 4) } else { (0, n.min(2)) };
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            if i < keep_head || i >= n - keep_tail {
-                c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(id.len());
+    for (i, c) in id.chars().enumerate() {
+        out.push(if i < keep_head || i >= n - keep_tail {
+            c
+        } else {
+            '*'
+        });
+    }
+    out
 }
 
 /// Mask every 身份证号-like run in free text: a run of 15–18 digits, or of 15–18 characters

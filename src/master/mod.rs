@@ -256,7 +256,7 @@ fn stream_roster(
     ledger.for_each_counted_row_of(unit, |r| {
         if failed.is_none() {
             let e = count::eligibility(&config.plan, &r.row);
-            if let Err(err) = roster.write(book, config, &r, e, styles) {
+            if let Err(err) = roster.write(book, config, r, e, styles) {
                 failed = Some(err);
             }
             bar.inc(1);

@@ -6,11 +6,12 @@ use super::ROSTER_SHEET;
 use super::lists::{Col, col, list_header};
 use super::styles::Styles;
 use crate::config::Config;
+use crate::core::calendar::YearMonth;
 use crate::core::count::{CountedRow, Eligibility};
 use crate::core::form::{COVER_MONTH, Column, RESULT_FAIL, RESULT_PASS};
 use crate::core::ids::mask_id;
 use crate::excel;
-use rust_xlsxwriter::{Workbook, XlsxError};
+use rust_xlsxwriter::{Workbook, Worksheet, XlsxError};
 
 const ROSTER_COLUMNS: [Col; 15] = [
     col(Column::Seq.header(), 8.0, false),
@@ -37,6 +38,10 @@ pub struct Roster {
     sheets: u32,
     next_row: u32,
     seq: u64,
+    /// The last month written, and its text.
+    month: Option<(YearMonth, String)>,
+    /// 否：非<year>年度, once made.
+    outside_year: Option<String>,
 }
 
 impl Roster {
@@ -54,6 +59,8 @@ impl Roster {
             sheets: 0,
             next_row: 0,
             seq: 0,
+            month: None,
+            outside_year: None,
         };
         r.add_sheet(book, config, s)?;
         Ok(r)
@@ -82,12 +89,13 @@ impl Roster {
         Ok(())
     }
 
-    /// Write one counted row and whether it counts; a new sheet when this one is full.
+    /// Write one counted row and whether it counts; a new sheet when this one is full. The
+    /// row's text is moved into the sheet's cells, not copied.
     pub fn write(
         &mut self,
         book: &mut Workbook,
         config: &Config,
-        r: &CountedRow,
+        r: CountedRow,
         e: Eligibility,
         s: &Styles,
     ) -> Result<(), XlsxError> {
@@ -96,20 +104,23 @@ impl Roster {
         }
         self.seq += 1;
         let row = self.next_row;
+        let month = self.month_text(r.month);
+        let counts = self.counts_label(e, config.plan.year);
         let ws = book.worksheet_from_index(self.sheet)?;
-        let p = &r.row;
+        let p = r.row;
         ws.write_number(row, 0, self.seq as f64)?;
-        excel::write_text(ws, row, 1, &r.unit, None)?;
-        excel::write_text(ws, row, 2, &r.month.to_string(), None)?;
-        excel::write_text(ws, row, 3, &p.name, None)?;
-        if config.plan.mask_ids {
-            excel::write_text(ws, row, 4, &mask_id(&p.id), None)?;
+        write_text_owned(ws, row, 1, r.unit)?;
+        write_text_owned(ws, row, 2, month)?;
+        write_text_owned(ws, row, 3, p.name)?;
+        let id = if config.plan.mask_ids {
+            mask_id(&p.id)
         } else {
-            excel::write_text(ws, row, 4, &p.id, None)?;
-        }
-        excel::write_text(ws, row, 5, &p.enterprise, None)?;
-        excel::write_text(ws, row, 6, &p.credit_code, None)?;
-        excel::write_text(ws, row, 7, &p.category, None)?;
+            p.id
+        };
+        write_text_owned(ws, row, 4, id)?;
+        write_text_owned(ws, row, 5, p.enterprise)?;
+        write_text_owned(ws, row, 6, p.credit_code)?;
+        write_text_owned(ws, row, 7, p.category)?;
         match excel::date(p.date) {
             Some(d) => ws.write_datetime_with_format(row, 8, &d, &s.date)?,
             None => ws.write_string(row, 8, p.date.to_string())?,
@@ -122,12 +133,38 @@ impl Roster {
             if p.passed { RESULT_PASS } else { RESULT_FAIL },
             None,
         )?;
-        excel::write_text(ws, row, 11, &p.certificate, None)?;
-        excel::write_text(ws, row, 12, &counts_label(e, config.plan.year), None)?;
+        write_text_owned(ws, row, 11, p.certificate)?;
+        write_text_owned(ws, row, 12, counts)?;
         ws.write_number(row, 13, r.submission as f64)?;
         ws.write_number(row, 14, f64::from(p.line))?;
         self.next_row += 1;
         Ok(())
+    }
+
+    /// The 报送月份 cell's text: rows come a return at a time, so the last month's text is
+    /// kept rather than formatted again.
+    fn month_text(&mut self, month: YearMonth) -> String {
+        match &self.month {
+            Some((m, text)) if *m == month => text.clone(),
+            _ => {
+                let text = month.to_string();
+                self.month = Some((month, text.clone()));
+                text
+            }
+        }
+    }
+
+    /// The 是否计入 column: 是, or 否 and why.
+    fn counts_label(&mut self, e: Eligibility, year: i32) -> String {
+        match e {
+            Eligibility::Counts => "是".into(),
+            Eligibility::UnknownCategory => "否：类别未列入".into(),
+            Eligibility::OutsideYear => self
+                .outside_year
+                .get_or_insert_with(|| format!("否：非{year}年度"))
+                .clone(),
+            Eligibility::Failed => "否：不合格".into(),
+        }
     }
 
     /// Put the filter buttons on the current sheet's header.
@@ -143,12 +180,17 @@ impl Roster {
     }
 }
 
-/// The 是否计入 column: 是, or 否 and why.
-fn counts_label(e: Eligibility, year: i32) -> String {
-    match e {
-        Eligibility::Counts => "是".into(),
-        Eligibility::UnknownCategory => "否：类别未列入".into(),
-        Eligibility::OutsideYear => format!("否：非{year}年度"),
-        Eligibility::Failed => "否：不合格".into(),
-    }
+/// `excel::write_text` of text the row owns: clipped alike, then handed to the worksheet as it
+/// is, without the copy a borrowed string costs. (Not in `excel`, whose source is part of the
+/// forms' stamp: a change there rewrites every unit's form.)
+fn write_text_owned(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    mut s: String,
+) -> Result<(), XlsxError> {
+    let kept = excel::clip(&s, excel::MAX_TEXT).len();
+    s.truncate(kept);
+    ws.write_string(row, col, s)?;
+    Ok(())
 }
