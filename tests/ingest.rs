@@ -381,27 +381,41 @@ fn an_older_return_sent_again_after_a_newer_one_counts_again() {
 
 #[test]
 fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
-    use tally::config::Config;
-    use tally::intake::{self, IntakeContext};
-    use tally::ledger::Ledger;
     // Simulate a crash after the ledger transaction: record, then replace the dropped file
     // with a corrected one before the move is finished.
     let w = Workdir::new();
-    let config = Config::load(&w.join("tally.toml")).unwrap();
+    in_process(&w, |ctx, ledger| take_replaced_before_move(&w, ctx, ledger));
+}
+
+/// Intake called in this process (no mail composed) on the workdir's plan and ledger, at
+/// 2020-06-02.
+fn in_process(
+    w: &Workdir,
+    f: impl FnOnce(&tally::intake::IntakeContext<'_>, &mut tally::ledger::Ledger),
+) {
     let config_path = w.join("tally.toml");
+    let config = tally::config::Config::load(&config_path).unwrap();
     let compose = |_: &tally::ledger::Ledger,
                    _: &tally::ledger::Submission,
                    _: &[tally::core::findings::Finding]| Vec::new();
-    let now = tally::core::calendar::parse_now("2020-06-02", config.plan.tz).unwrap();
-    let ctx = IntakeContext {
+    let ctx = tally::intake::IntakeContext {
         config: &config,
         config_path: &config_path,
         exe: std::path::Path::new(BIN),
-        now,
+        now: tally::core::calendar::parse_now("2020-06-02", config.plan.tz).unwrap(),
         compose: &compose,
     };
-    let mut ledger = Ledger::open(&config.state_path()).unwrap();
-    let unit = config.plan.find_unit("西兴街道").unwrap();
+    let mut ledger = tally::ledger::Ledger::open(&config.state_path()).unwrap();
+    f(&ctx, &mut ledger);
+}
+
+fn take_replaced_before_move(
+    w: &Workdir,
+    ctx: &tally::intake::IntakeContext<'_>,
+    ledger: &mut tally::ledger::Ledger,
+) {
+    use tally::intake;
+    let unit = ctx.config.plan.find_unit("西兴街道").unwrap();
     let drop = w.unit_dir("西兴街道").join("may.xlsx");
     // Block the move by making 已接收 a file, so the intake stops after recording.
     std::fs::write(w.unit_dir("西兴街道").join("已接收"), b"not a folder").unwrap();
@@ -410,7 +424,7 @@ fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
         return_xlsx("西兴街道", "2020-05", &[Person::new(1, P, "2020-05-06")]),
     )
     .unwrap();
-    assert!(intake::ingest(&ctx, &mut ledger, unit, &drop).is_err());
+    assert!(intake::ingest(ctx, ledger, unit, &drop).is_err());
     std::fs::remove_file(w.unit_dir("西兴街道").join("已接收")).unwrap();
     // The clerk replaces the file; the next run must not move it under the old record.
     let corrected = return_xlsx(
@@ -422,9 +436,9 @@ fn a_drop_replaced_before_its_move_is_not_moved_under_the_old_record() {
         ],
     );
     std::fs::write(&drop, &corrected).unwrap();
-    intake::resume_pending(&ctx, &mut ledger, None).unwrap();
+    intake::resume_pending(ctx, ledger, None).unwrap();
     assert!(drop.exists(), "the replaced file stays for its own intake");
-    let out = intake::ingest(&ctx, &mut ledger, unit, &drop).unwrap();
+    let out = intake::ingest(ctx, ledger, unit, &drop).unwrap();
     assert_eq!(
         out.submission.status,
         tally::ledger::SubmissionStatus::Accepted
@@ -542,29 +556,22 @@ fn recorded_paths_are_absolute_even_with_a_relative_config() {
 /// after its read began is read again, and what counts is the replacement.
 #[test]
 fn a_read_ahead_counts_only_for_the_bytes_it_read() {
-    use tally::config::Config;
-    use tally::intake::{self, IntakeContext};
-    use tally::ledger::Ledger;
-    use tally::read::Reading;
     let w = Workdir::new();
-    let config = Config::load(&w.join("tally.toml")).unwrap();
-    let config_path = w.join("tally.toml");
-    let compose = |_: &tally::ledger::Ledger,
-                   _: &tally::ledger::Submission,
-                   _: &[tally::core::findings::Finding]| Vec::new();
-    let now = tally::core::calendar::parse_now("2020-06-02", config.plan.tz).unwrap();
-    let exe = std::path::Path::new(BIN);
-    let ctx = IntakeContext {
-        config: &config,
-        config_path: &config_path,
-        exe,
-        now,
-        compose: &compose,
-    };
-    let mut ledger = Ledger::open(&config.state_path()).unwrap();
-    let unit = config.plan.find_unit("西兴街道").unwrap();
+    in_process(&w, |ctx, ledger| take_read_ahead(&w, ctx, ledger));
+    let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
+    assert_eq!(completed(&s, "西兴街道", P), 4);
+}
+
+fn take_read_ahead(
+    w: &Workdir,
+    ctx: &tally::intake::IntakeContext<'_>,
+    ledger: &mut tally::ledger::Ledger,
+) {
+    use tally::intake;
+    use tally::read::Reading;
+    let unit = ctx.config.plan.find_unit("西兴街道").unwrap();
     let read_ahead = |path: &std::path::Path| {
-        let r = Reading::start(exe, Some(&config_path), path, &config.limits);
+        let r = Reading::start(ctx.exe, Some(ctx.config_path), path, &ctx.config.limits);
         // Let the child finish its read of what is there now.
         std::thread::sleep(std::time::Duration::from_millis(300));
         r
@@ -578,7 +585,7 @@ fn a_read_ahead_counts_only_for_the_bytes_it_read() {
     )
     .unwrap();
     let ahead = read_ahead(&april);
-    let out = intake::ingest_read_ahead(&ctx, &mut ledger, unit, &april, ahead).unwrap();
+    let out = intake::ingest_read_ahead(ctx, ledger, unit, &april, ahead).unwrap();
     assert_eq!(out.submission.rows, 1);
 
     // Replaced after its read began: the replacement (three people) counts, not the one read.
@@ -602,9 +609,6 @@ fn a_read_ahead_counts_only_for_the_bytes_it_read() {
         ),
     )
     .unwrap();
-    let out = intake::ingest_read_ahead(&ctx, &mut ledger, unit, &may, ahead).unwrap();
+    let out = intake::ingest_read_ahead(ctx, ledger, unit, &may, ahead).unwrap();
     assert_eq!(out.submission.rows, 3, "{:?}", out.submission);
-    drop(ledger);
-    let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
-    assert_eq!(completed(&s, "西兴街道", P), 4);
 }
