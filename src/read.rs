@@ -68,20 +68,14 @@ impl Limits {
 /// The hidden subcommand the parent runs in the child.
 pub const CHILD_COMMAND: &str = "__read";
 
-/// What the child writes on stdout: one postcard document (compact binary; the parent decodes
-/// it with the same types, so the framing never leaves this file).
+/// What the child writes on stdout, after the SHA-256 (64 lower-case hex digits) of the bytes
+/// it read: one postcard document (compact binary; the parent decodes it with the same types,
+/// so the framing never leaves this file). A read started ahead on the dropped file itself
+/// stands only for the very bytes intake then stages.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ChildOutput {
     Ok(Workbook),
     Refused(Finding),
-}
-
-/// The child's answer with the SHA-256 (lower-case hex) of the bytes it read: a read started
-/// ahead, on the dropped file itself, stands only for the very bytes intake then stages.
-#[derive(Debug, Serialize, Deserialize)]
-struct ChildAnswer {
-    sha256: Option<String>,
-    output: ChildOutput,
 }
 
 /// How the bytes are packaged.
@@ -618,6 +612,21 @@ fn date_time(dt: &calamine::ExcelDateTime) -> Cell {
 /// stdout. `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
 pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
     crate::sandbox::child_start(limits.reader_memory_mb, confined);
+    let stdout = std::io::stdout();
+    let mut lock = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // The bytes' SHA-256 goes out first, on its own: the parent knows which bytes this child
+    // read even when it is stopped later (time limit, memory cap, crash).
+    let bytes = std::fs::read(path);
+    let sha = match &bytes {
+        Ok(b) => hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b)),
+        Err(_) => NO_SHA.to_string(),
+    };
+    if std::io::Write::write_all(&mut lock, sha.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut lock))
+        .is_err()
+    {
+        return 3;
+    }
     match fault {
         Some("panic") => panic!(
             "reader fault injected by {}",
@@ -629,28 +638,36 @@ pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: b
         },
         _ => {}
     }
-    let (sha256, result) = match std::fs::read(path) {
-        Ok(bytes) => {
-            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-            (Some(sha), read_in_process(&bytes, limits))
-        }
-        Err(e) => (None, Err(unreadable(format!("文件无法打开（{e}）。")))),
+    let output = match bytes {
+        Ok(bytes) => match read_in_process(&bytes, limits) {
+            Ok(wb) => ChildOutput::Ok(wb),
+            Err(f) => ChildOutput::Refused(f),
+        },
+        Err(e) => ChildOutput::Refused(unreadable(format!("文件无法打开（{e}）。"))),
     };
-    let output = match result {
-        Ok(wb) => ChildOutput::Ok(wb),
-        Err(f) => ChildOutput::Refused(f),
-    };
-    let stdout = std::io::stdout();
-    let mut lock = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let answer = ChildAnswer { sha256, output };
-    let written = postcard::to_io(&answer, &mut lock).is_ok();
+    let written = postcard::to_io(&output, &mut lock).is_ok();
     // The process ends now: freeing a large workbook's cells one by one (tens of milliseconds
     // for 500,000) would only delay the answer's end.
-    std::mem::forget(answer);
+    std::mem::forget(output);
     if written && std::io::Write::flush(&mut lock).is_ok() {
         0
     } else {
         3
+    }
+}
+
+/// What the child sends first when it could not read the file: as long as a SHA-256 in hex.
+const NO_SHA: &str = "                                                                ";
+
+/// The SHA-256 the child sent ahead of its answer (None when it could not read the file, or
+/// sent no such thing), and the rest of what it sent.
+fn split_sha(out: &[u8]) -> (Option<String>, &[u8]) {
+    match out.split_at_checked(NO_SHA.len()) {
+        Some((sha, rest)) if sha.iter().all(u8::is_ascii_hexdigit) => {
+            (Some(String::from_utf8_lossy(sha).into_owned()), rest)
+        }
+        Some((_, rest)) => (None, rest),
+        None => (None, &[]),
     }
 }
 
@@ -817,8 +834,9 @@ impl Running {
         };
         let out = self.out_thread.join().unwrap_or_default();
         let err = self.err_thread.join().unwrap_or_default();
+        let (sha256, out) = split_sha(&out);
         let refused = |f| Answer {
-            sha256: None,
+            sha256: sha256.clone(),
             result: Err(f),
         };
         let Some(status) = status else {
@@ -833,11 +851,11 @@ impl Running {
             ));
         }
         if status.success()
-            && let Ok(parsed) = postcard::from_bytes::<ChildAnswer>(&out)
+            && let Ok(parsed) = postcard::from_bytes::<ChildOutput>(out)
         {
             return Answer {
-                sha256: parsed.sha256,
-                result: match parsed.output {
+                sha256,
+                result: match parsed {
                     ChildOutput::Ok(wb) => Ok(wb),
                     ChildOutput::Refused(f) => Err(f),
                 },
