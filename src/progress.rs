@@ -15,7 +15,7 @@ use crate::core::plan::Unit;
 use crate::durable::{self, PublishError, Published};
 use crate::excel;
 use crate::ledger::{Ledger, LedgerError, Submission, SubmissionStatus};
-use chrono::{DateTime, Datelike, NaiveDate};
+use chrono::DateTime;
 use chrono_tz::Tz;
 use rust_xlsxwriter::{Format, FormatBorder, Workbook, Worksheet, XlsxError};
 use serde::Deserialize;
@@ -284,7 +284,7 @@ fn render(
         ws.write_string(r, 2, id)?;
         ws.write_string(r, 3, row.enterprise)?;
         ws.write_string(r, 4, row.category)?;
-        ws.write_string(r, 5, iso_date(row.date))?;
+        ws.write_string(r, 5, crate::core::dates::iso(row.date))?;
         ws.write_number(r, 6, row.hours)?;
         ws.write_string(r, 7, if row.passed { "合格" } else { "不合格" })?;
         ws.write_string(r, 8, row.certificate)?;
@@ -297,25 +297,6 @@ fn render(
     page(ws, &title, width, (0, 0))?;
 
     Ok(book.save_to_buffer()?)
-}
-
-/// A day as `NaiveDate`'s `Display` writes it (`YYYY-MM-DD`), made by hand for the years of
-/// four digits (every roster row has one).
-fn iso_date(d: NaiveDate) -> String {
-    let (y, m, day) = (d.year(), d.month(), d.day());
-    if !(0..=9999).contains(&y) {
-        return d.to_string();
-    }
-    let mut s = String::with_capacity(10);
-    for (n, width) in [(y as u32, 4), (m, 2), (day, 2)] {
-        if width == 2 {
-            s.push('-');
-        }
-        for k in (0..width).rev() {
-            s.push(char::from(b'0' + (n / 10u32.pow(k) % 10) as u8));
-        }
-    }
-    s
 }
 
 /// Excel's default column width, in characters.
@@ -544,28 +525,4 @@ pub fn publish_all(
         out.push((unit.name.clone(), result));
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::iso_date;
-    use chrono::NaiveDate;
-
-    /// The roster's dates read as `NaiveDate` shows them, inside and outside four-digit years.
-    #[test]
-    fn dates_are_written_as_chrono_shows_them() {
-        for (y, m, d) in [
-            (2020, 1, 1),
-            (2020, 12, 31),
-            (1999, 7, 9),
-            (0, 1, 1),
-            (9999, 12, 31),
-            (10000, 1, 1),
-            (-1, 3, 4),
-            (33, 10, 10),
-        ] {
-            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
-            assert_eq!(iso_date(day), day.to_string());
-        }
-    }
 }

@@ -64,9 +64,9 @@ fn date_of_number(n: f64) -> Option<NaiveDate> {
     None
 }
 
-/// `YYYY-MM-DD` at the start of `s` (a date cell as the reader gives it, `…T00:00:00`). By
-/// hand, not with a format string: this runs for every row of a return.
-fn parse_iso_prefix(s: &str) -> Option<NaiveDate> {
+/// `YYYY-MM-DD` at the start of `s` (a date cell as the reader gives it, `…T00:00:00`; a
+/// stored row's date). By hand, not with a format string: this runs for every row.
+pub fn parse_iso_prefix(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes().get(..10)?;
     if b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -157,12 +157,44 @@ pub fn parse_month_text(s: &str) -> Option<YearMonth> {
 
 /// `2020-05-12`.
 pub fn iso(d: NaiveDate) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        return d.to_string();
+    }
+    // By hand, not through a format string: every roster row and every stored row has one.
+    let mut s = String::with_capacity(10);
+    for (n, width) in [(y as u32, 4), (m, 2), (day, 2)] {
+        if width == 2 {
+            s.push('-');
+        }
+        for k in (0..width).rev() {
+            s.push(char::from(b'0' + (n / 10u32.pow(k) % 10) as u8));
+        }
+    }
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Days written as `NaiveDate`'s `Display` writes them, inside and outside four-digit years.
+    #[test]
+    fn iso_is_chronos_display() {
+        for (y, m, d) in [
+            (2020, 1, 1),
+            (2020, 12, 31),
+            (1999, 7, 9),
+            (0, 1, 1),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (-1, 3, 4),
+            (33, 10, 10),
+        ] {
+            let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(iso(day), day.to_string());
+        }
+    }
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()

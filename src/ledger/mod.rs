@@ -960,25 +960,12 @@ fn bad(column: usize, value: &str) -> DbError {
 /// by hand (every counted row has one: chrono's format parser cost more than the row's other
 /// columns); anything else goes through chrono's parser, which decides as before.
 fn date_of(column: usize, s: &str) -> Result<chrono::NaiveDate, DbError> {
-    if let Some(d) = iso_date(s) {
+    if s.len() == 10
+        && let Some(d) = crate::core::dates::parse_iso_prefix(s)
+    {
         return Ok(d);
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad(column, s))
-}
-
-/// `YYYY-MM-DD` of ASCII digits as a date; `None` for any other text or no such day.
-fn iso_date(s: &str) -> Option<chrono::NaiveDate> {
-    let b: &[u8; 10] = s.as_bytes().try_into().ok()?;
-    if b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| {
-        b[range].iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    let year = i32::try_from(num(0..4)?).ok()?;
-    chrono::NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
 }
 
 /// Fill the temporary one-column table `name` (`id`, text, unique) with `ids`, creating it
@@ -1077,16 +1064,7 @@ fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {
     let dates: Vec<String> = s
         .counted_rows
         .iter()
-        .map(|r| {
-            // Not `format("%Y-%m-%d")`: that parses its pattern again for every row.
-            use chrono::Datelike;
-            format!(
-                "{:04}-{:02}-{:02}",
-                r.date.year(),
-                r.date.month(),
-                r.date.day()
-            )
-        })
+        .map(|r| crate::core::dates::iso(r.date))
         .collect();
     db.insert_many(
         "rows",
@@ -1179,7 +1157,7 @@ pub(crate) fn queue_message(db: &Db, m: &NewMessage, at: &str) -> Result<usize, 
 
 #[cfg(test)]
 mod date_tests {
-    use super::{date_of, iso_date};
+    use super::date_of;
 
     /// The hand-read dates are chrono's, and what it refuses is still refused.
     #[test]
@@ -1201,9 +1179,6 @@ mod date_tests {
         ] {
             let chrono = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
             assert_eq!(date_of(9, s).ok(), chrono, "{s:?}");
-            if let Some(d) = iso_date(s) {
-                assert_eq!(Some(d), chrono, "{s:?}");
-            }
         }
     }
 }
