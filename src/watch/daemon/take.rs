@@ -30,9 +30,9 @@ fn claim_clock() -> i64 {
 }
 
 impl Daemon<'_> {
-    /// Start reader children on the first [`intake::READ_AHEAD`] of `next` (the files to take after
-    /// the one about to be taken) that have none yet: each reads in its own process on the
-    /// other core while this one records. Intake uses the answer only when the child read the
+    /// Start reader children on the first [`intake::READ_AHEAD`] of `next` (the files to take
+    /// after the one about to be taken) that have none yet: each reads in its own process on
+    /// the other core while this one records. Intake uses the answer only when the child read the
     /// bytes it then stages. Not with a shared ledger, where a file is read only under its
     /// claim.
     pub(super) fn read_ahead<'r>(&mut self, next: impl Iterator<Item = &'r Ready>) {
