@@ -1,4 +1,4 @@
-//! The ledger (SQLite via rusqlite, WAL, synchronous=FULL), the only module that speaks SQL:
+//! The ledger (SQLite via rusqlite, WAL), the only module that speaks SQL:
 //! submissions, their rows, findings and provenance events here; the mail outbox
 //! (`outbox`), reminder windows (`schedule`), the watcher's file states (`files`), the schema
 //! (`schema`) and the state lock (`lock`) beside it. Operations are named by what they mean,
@@ -503,6 +503,30 @@ impl Ledger {
         &self.path
     }
 
+    /// Run `f` with every commit it makes on disk before that commit returns, power cut or
+    /// not: for a commit that something outside the ledger follows (the dropped file moved,
+    /// a mail handed to its server). Other commits of an SQLite ledger survive tally being
+    /// killed, and a power cut may undo the newest of them, which a restart redoes; each
+    /// durable commit also makes every commit before it durable (one write-ahead log).
+    /// PostgreSQL commits are always durable.
+    pub(crate) fn durably<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let Some(conn) = self.db.sqlite() else {
+            return f(self);
+        };
+        // Not inside a transaction: SQLite refuses to change the level there.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.err(e))?;
+        let out = f(self);
+        let conn = self.db.sqlite().expect("an SQLite ledger");
+        let back = conn.pragma_update(None, "synchronous", "NORMAL");
+        let out = out?;
+        back.map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
     /// Run `f` in one transaction: committed when it returns Ok, undone otherwise.
     fn in_transaction<T>(
         &self,
@@ -550,7 +574,8 @@ impl Ledger {
         // Two writers of one server take turns at recording, as SQLite's writers do.
         let fence = self.claim.clone().filter(|_| self.location.shared());
         let mut lost = false;
-        let id = self.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
+        // Durable: the dropped file is moved, and the unit told, once this returns.
+        let id = self.durably(|me| me.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
             // The claim is still ours (and held until the commit): a watcher that stalled
             // past its claim's end never records a file another has taken over.
             if let Some((unit, name, owner)) = &fence {
@@ -608,7 +633,7 @@ impl Ledger {
                 queue_message(db, m, &new.received_at)?;
             }
             Ok(id)
-        })?;
+        }))?;
         if lost {
             let (unit, name, _) = fence.unwrap_or_default();
             return Err(LedgerError::ClaimLost {
@@ -1180,5 +1205,31 @@ mod date_tests {
             let chrono = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
             assert_eq!(date_of(9, s).ok(), chrono, "{s:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod durability_tests {
+    use super::Ledger;
+
+    fn level(ledger: &Ledger) -> i64 {
+        let conn = ledger.db.sqlite().expect("an SQLite ledger");
+        conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Commits are fsync'd only inside `durably` (synchronous FULL = 2, NORMAL = 1), and the
+    /// level comes back after it, also when `f` fails.
+    #[test]
+    fn only_durable_commits_wait_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("t.db")).unwrap();
+        assert_eq!(level(&ledger), 1);
+        let inside = ledger.durably(|l| Ok(level(l))).unwrap();
+        assert_eq!(inside, 2);
+        assert_eq!(level(&ledger), 1);
+        let failed: Result<(), _> = ledger.durably(|l| Err(l.err(rusqlite::Error::InvalidQuery)));
+        assert!(failed.is_err());
+        assert_eq!(level(&ledger), 1);
     }
 }

@@ -133,19 +133,23 @@ impl Ledger {
 
     /// Record the recipients the server has accepted so far, when a message goes to its
     /// recipients one by one: a later attempt goes only to the others.
+    /// Durable before it returns: a message is never sent twice, power cut or not.
     pub fn record_delivery(&mut self, id: i64, delivered_to: &[String]) -> Result<(), LedgerError> {
-        self.update_message(
-            "UPDATE outbox SET delivered_to = ?1 WHERE id = ?2",
-            args![&serde_json::to_string(delivered_to).unwrap_or_default(), id],
-        )
+        self.durably(|me| {
+            me.update_message(
+                "UPDATE outbox SET delivered_to = ?1 WHERE id = ?2",
+                args![&serde_json::to_string(delivered_to).unwrap_or_default(), id],
+            )
+        })
     }
 
     /// The server (or the outbox folder) took the message at `at`: it is sent, never again.
+    /// Durable before it returns: a message is never sent twice, power cut or not.
     pub fn mark_sent(&mut self, id: i64, at: &str) -> Result<(), LedgerError> {
-        self.update_message(
+        self.durably(|me| me.update_message(
             "UPDATE outbox SET status = 'sent', sent_at = ?1, last_error = NULL, next_attempt_at = NULL, lease_until = NULL WHERE id = ?2",
             args![at, id],
-        )
+        ))
     }
 
     /// This attempt failed but another may succeed: the message stays queued (for the next
