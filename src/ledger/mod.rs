@@ -862,6 +862,9 @@ impl Ledger {
     ) -> Result<ReportsById, LedgerError> {
         // One statement over a temporary table of the IDs (an index probe each inside the
         // database), in a transaction that is rolled back: nothing of the ledger is written.
+        // The table itself is made outside it, once: made inside, each rollback would undo it
+        // and SQLite would parse every prepared statement of the connection again.
+        create_temp_ids(&self.db, "probe_ids").map_err(|e| self.err(e))?;
         let tx = self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?;
         let found = (|| -> Result<Vec<(String, String, String, String)>, DbError> {
             fill_temp_ids(&self.db, "probe_ids", ids)?;
@@ -1000,10 +1003,8 @@ fn fill_temp_ids<'a>(
     name: &str,
     ids: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), DbError> {
-    db.batch(&format!(
-        "CREATE TEMP TABLE IF NOT EXISTS {name} (id TEXT PRIMARY KEY){}; DELETE FROM {name};",
-        db.pick(" WITHOUT ROWID", "")
-    ))?;
+    create_temp_ids(db, name)?;
+    db.batch(&format!("DELETE FROM {name}"))?;
     let unique: BTreeSet<&str> = ids.into_iter().collect();
     db.insert_many(
         name,
@@ -1016,6 +1017,15 @@ fn fill_temp_ids<'a>(
         db.batch(&format!("ANALYZE {name}"))?;
     }
     Ok(())
+}
+
+/// Create the temporary one-column table `name` of [`fill_temp_ids`] unless this connection
+/// has it.
+fn create_temp_ids(db: &Db, name: &str) -> Result<(), DbError> {
+    db.batch(&format!(
+        "CREATE TEMP TABLE IF NOT EXISTS {name} (id TEXT PRIMARY KEY){}",
+        db.pick(" WITHOUT ROWID", "")
+    ))
 }
 
 fn submission_from_row(r: &DbRow<'_, '_>) -> Result<Submission, DbError> {
@@ -1231,5 +1241,33 @@ mod durability_tests {
         let failed: Result<(), _> = ledger.durably(|l| Err(l.err(rusqlite::Error::InvalidQuery)));
         assert!(failed.is_err());
         assert_eq!(level(&ledger), 1);
+    }
+
+    /// Probing the ledger for a return's people (a transaction rolled back) leaves the
+    /// connection's prepared statements prepared: none is parsed again afterwards.
+    #[test]
+    fn probing_reports_parses_no_statement_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("t.db")).unwrap();
+        let sql = "SELECT count(*) FROM submissions";
+        let count = || {
+            let conn = ledger.db.sqlite().unwrap();
+            let mut st = conn.prepare_cached(sql).unwrap();
+            st.query_row([], |r| r.get::<_, i64>(0)).unwrap();
+            st.get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        let probe = || {
+            ledger
+                .reports_of_ids(["110101199001011234"].into_iter())
+                .unwrap();
+        };
+        // The first probe makes the connection's temporary table (once).
+        probe();
+        let before = count();
+        for _ in 0..3 {
+            probe();
+            count();
+        }
+        assert_eq!(count(), before);
     }
 }

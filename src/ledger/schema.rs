@@ -178,6 +178,9 @@ fn for_postgres(sqlite: &str) -> String {
         .replace("char(31)", "chr(31)")
 }
 
+/// Prepared statements an SQLite connection keeps (all of the ledger's, with room).
+const STATEMENT_CACHE: usize = 256;
+
 /// The advisory lock key under which PostgreSQL clients migrate the schema one at a time.
 const MIGRATE_LOCK: i64 = 0x7461_6c6c_7900;
 
@@ -198,6 +201,10 @@ impl Ledger {
         };
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql)?;
+        // Every statement the ledger runs stays prepared: with rusqlite's default of 16, the
+        // ~30 statements of taking one return pushed each other out and were parsed again
+        // for every file.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         // In WAL mode a commit survives tally being killed at any synchronous level; what
