@@ -66,7 +66,10 @@ pub(super) fn after_accept(
     superseded: &[i64],
 ) -> Result<(), DbError> {
     let mut fresh = state(db, FINGERPRINT_KEY)?.as_deref() == Some(&tally_fingerprint(plan));
-    if !fresh && superseded.is_empty() && !counts_other_than(db, id)? {
+    // Other returns count (or this one takes the place of some): only then can anyone in it
+    // have been reported before.
+    let others = !superseded.is_empty() || counts_other_than(db, id)?;
+    if !fresh && !others {
         // Nothing else counts yet (a new ledger's first return): the tallies of everything
         // else are empty under any plan, so this return's own are counted as a change, not by
         // rescanning the rows just written.
@@ -108,22 +111,24 @@ pub(super) fn after_accept(
             submission: id,
         });
     }
-    fill_temp_ids(db, "affected_ids", affected.iter().copied())?;
-    let reports_sql = match db.dialect() {
-        Dialect::Sqlite => REPORTS_OF_AFFECTED.to_string(),
-        Dialect::Postgres => REPORTS_OF_AFFECTED.replace("CROSS JOIN", "JOIN"),
-    };
-    db.for_each(&reports_sql, args![id], |r| {
-        reports.entry(r.get(0)?).or_default().push(PersonReport {
-            unit: r.get(1)?,
-            category: r.get(2)?,
-            date: date_of(3, &r.get::<String>(3)?)?,
-            passed: r.get(4)?,
-            submission: r.get(5)?,
-        });
-        Ok::<(), DbError>(())
-    })?;
-    db.execute("DELETE FROM affected_ids", args![])?;
+    if others {
+        fill_temp_ids(db, "affected_ids", affected.iter().copied())?;
+        let reports_sql = match db.dialect() {
+            Dialect::Sqlite => REPORTS_OF_AFFECTED.to_string(),
+            Dialect::Postgres => REPORTS_OF_AFFECTED.replace("CROSS JOIN", "JOIN"),
+        };
+        db.for_each(&reports_sql, args![id], |r| {
+            reports.entry(r.get(0)?).or_default().push(PersonReport {
+                unit: r.get(1)?,
+                category: r.get(2)?,
+                date: date_of(3, &r.get::<String>(3)?)?,
+                passed: r.get(4)?,
+                submission: r.get(5)?,
+            });
+            Ok::<(), DbError>(())
+        })?;
+        db.execute("DELETE FROM affected_ids", args![])?;
+    }
 
     let mut delta = Tallies::new();
     let none = Vec::new();
