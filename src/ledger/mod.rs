@@ -867,6 +867,15 @@ impl Ledger {
         create_temp_ids(&self.db, "probe_ids").map_err(|e| self.err(e))?;
         let tx = self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?;
         let found = (|| -> Result<Vec<(String, String, String, String)>, DbError> {
+            // A ledger where nothing counts yet (a new one) has no reports to find.
+            let counted = self.db.query_opt(
+                "SELECT 1 FROM submissions WHERE status = 'accepted' LIMIT 1",
+                args![],
+                |_| Ok(()),
+            )?;
+            if counted.is_none() {
+                return Ok(Vec::new());
+            }
             fill_temp_ids(&self.db, "probe_ids", ids)?;
             // SQLite's CROSS JOIN keeps the probe table outermost; PostgreSQL plans for itself
             // (with statistics kept current, see `Ledger::record`).
