@@ -6,6 +6,8 @@
 
 use super::{MasterError, RenderOptions, render_with_bar};
 use crate::config::Config;
+use crate::core::count::CountedRow;
+use crate::core::plan::Unit;
 use crate::durable::sync_dir;
 use crate::ledger::Ledger;
 use chrono::DateTime;
@@ -44,28 +46,70 @@ pub fn rebuild(
     ledger: &Ledger,
     now: DateTime<Tz>,
 ) -> Result<PathBuf, MasterError> {
-    rebuild_with(config, ledger, now, false, &ProgressBar::hidden())
+    let nothing = || Ok(None::<Nothing>);
+    Ok(rebuild_with(config, ledger, now, false, &ProgressBar::hidden(), nothing)?.0)
 }
 
 /// [`rebuild`], and every unit's roster workbook rewritten whether or not it changed (`tally
-/// rebuild`).
-/// `bar` advances by each roster row written (a terminal's progress bar, or hidden).
-pub fn rebuild_full(
+/// rebuild`). With the roster per unit, each unit's rows read for its roster workbook also feed
+/// what `beside` makes of them (another workbook of the unit), in the same pass over the
+/// ledger; `beside` is made after the kept tallies are recounted, and its outcomes come back
+/// in the plan's order of units. `None` when no roster is written per unit: `beside` was not
+/// made and its work is the caller's. `bar` advances by each roster row written (a terminal's
+/// progress bar, or hidden).
+pub fn rebuild_full<B: Beside>(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
     bar: &ProgressBar,
-) -> Result<PathBuf, MasterError> {
-    rebuild_with(config, ledger, now, true, bar)
+    beside: impl FnOnce() -> Result<Option<B>, MasterError>,
+) -> Result<(PathBuf, Option<Vec<B::Outcome>>), MasterError> {
+    rebuild_with(config, ledger, now, true, bar, beside)
 }
 
-fn rebuild_with(
+/// Another workbook of each unit made from the rows read for its roster workbook, so that a
+/// unit's rows are read from the ledger once for both (`tally rebuild` renders each unit's
+/// progress workbook so). Each unit's calls come on one thread, in order: `start`, `write` for
+/// each of its counted rows in ledger order, then `finish`; units go on both cores at once.
+pub trait Beside: Sync {
+    /// A unit's workbook while its rows stream in.
+    type Book;
+    /// What became of it.
+    type Outcome: Send;
+
+    /// Start `unit`'s workbook, reading what else it needs through `reader`; `None` when this
+    /// unit gets none.
+    fn start(&self, reader: &Ledger, unit: &Unit) -> Option<Self::Book>;
+    /// One counted row of the unit (the roster workbook takes it next).
+    fn write(&self, book: &mut Self::Book, row: &CountedRow);
+    /// After the unit's last row.
+    fn finish(&self, book: Self::Book) -> Self::Outcome;
+}
+
+/// Nothing beside the rosters (a rebuild after an intake).
+struct Nothing;
+
+impl Beside for Nothing {
+    type Book = ();
+    type Outcome = ();
+
+    fn start(&self, _: &Ledger, _: &Unit) -> Option<()> {
+        None
+    }
+
+    fn write(&self, _: &mut (), _: &CountedRow) {}
+
+    fn finish(&self, _: ()) {}
+}
+
+fn rebuild_with<B: Beside>(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
     full: bool,
     bar: &ProgressBar,
-) -> Result<PathBuf, MasterError> {
+    beside: impl FnOnce() -> Result<Option<B>, MasterError>,
+) -> Result<(PathBuf, Option<Vec<B::Outcome>>), MasterError> {
     // Watchers sharing a PostgreSQL ledger write the master one at a time.
     ledger.as_master_writer(|| {
         // Tallies counted under an earlier plan are recounted once, here (callers hold the
@@ -74,8 +118,8 @@ fn rebuild_with(
             tracing::info!("kept tallies recounted for the plan");
         }
         let written = write_master(config, ledger, now, bar)?;
-        publish_rosters(config, ledger, now, full, bar)?;
-        Ok(written)
+        let beside = publish_rosters(config, ledger, now, full, bar, beside)?;
+        Ok((written, beside))
     })?
 }
 
@@ -87,17 +131,19 @@ const ROSTER_STAMP: &str = "roster:";
 
 /// With `[master] roster = "per-unit"` (or `auto` past its size), write `台账/<unit>.xlsx`
 /// beside the master for each unit whose counted returns changed since it was last written
-/// (every unit when `full`). A unit's file held open is kept and written next time.
-fn publish_rosters(
+/// (every unit when `full`), and feed the same rows to `beside` (made here, see
+/// [`rebuild_full`]). A unit's file held open is kept and written next time.
+fn publish_rosters<B: Beside>(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
     full: bool,
     bar: &ProgressBar,
-) -> Result<(), MasterError> {
+    beside: impl FnOnce() -> Result<Option<B>, MasterError>,
+) -> Result<Option<Vec<B::Outcome>>, MasterError> {
     let mode = config.master.roster.resolve(ledger.counted_total()?);
     if mode != super::RosterMode::PerUnit {
-        return Ok(());
+        return Ok(None);
     }
     let dir = config
         .master_path()
@@ -124,13 +170,36 @@ fn publish_rosters(
             due.push((unit, target, key, stamp));
         }
     }
+    let beside = beside()?;
     // Rendered and written on both cores, each with its own reader of the ledger.
     let written = ledger.in_parallel(&due, |reader, (unit, target, _, _)| {
-        let bytes = super::render_unit_roster(config, reader, &unit.name, now, bar)?;
-        Ok::<_, MasterError>(crate::durable::publish(target, &bytes))
+        let mut other = beside
+            .as_ref()
+            .and_then(|b| Some((b, b.start(reader, unit)?)));
+        let mut roster = super::UnitRoster::start(config, &unit.name, now)?;
+        let mut failed = None;
+        reader.for_each_counted_row_of(Some(&unit.name), |r| {
+            if let Some((b, book)) = &mut other {
+                b.write(book, &r);
+            }
+            if failed.is_none() {
+                failed = roster.write(r).err();
+                bar.inc(1);
+            }
+            Ok(())
+        })?;
+        if let Some(err) = failed {
+            return Err(err.into());
+        }
+        let bytes = roster.finish()?;
+        let outcome = other.map(|(b, book)| b.finish(book));
+        Ok::<_, MasterError>((crate::durable::publish(target, &bytes), outcome))
     })?;
+    let mut outcomes = Vec::new();
     for ((unit, _, key, stamp), result) in due.iter().zip(written) {
-        match result? {
+        let (published, outcome) = result?;
+        outcomes.extend(outcome);
+        match published {
             Ok(crate::durable::Published::Kept(path)) => {
                 tracing::info!(unit = %unit.name, path = %path.display(), "roster workbook held open; written next time");
             }
@@ -140,7 +209,7 @@ fn publish_rosters(
             }
         }
     }
-    Ok(())
+    Ok(beside.map(|_| outcomes))
 }
 
 /// Render and put the master in place (see [`rebuild`]).
