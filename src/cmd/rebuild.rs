@@ -20,10 +20,11 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     let ledger = Ledger::open_at(&config.ledger_location())?;
     let bar = crate::bars::bar(ledger.counted_total()?, "重建总表（台账行）");
     // Each unit's progress workbook is rendered from the rows read for its roster workbook.
-    let (written, outcomes) = master::rebuild_full(config, &ledger, settings.now, &bar, || {
+    let rebuilt = master::rebuild_full(config, &ledger, settings.now, &bar, || {
         Ok(progress::prepare(config, &ledger, settings.now, true)?)
     })?;
     bar.finish_and_clear();
+    let written = rebuilt.master;
     let target = config.master_path();
     if written != target {
         eprintln!(
@@ -35,8 +36,8 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     println!("{}", written.display());
     // Each unit's own workbook follows the master (unless written with its roster above); a
     // unit's file held open is left for now.
-    let outcomes = match outcomes {
-        Some(outcomes) => outcomes,
+    let outcomes = match rebuilt.beside {
+        Some((prepared, outcomes)) => prepared.record(&ledger, outcomes)?,
         None => progress::publish_all(config, &ledger, settings.now, true)?,
     };
     for (unit, result) in outcomes {

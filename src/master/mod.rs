@@ -17,7 +17,7 @@ mod roster;
 pub mod settings;
 mod styles;
 
-pub use publish::{ARCHIVE_SUBDIR, Beside, ROSTER_DIR, rebuild, rebuild_full};
+pub use publish::{ARCHIVE_SUBDIR, Beside, ROSTER_DIR, Rebuilt, rebuild, rebuild_full};
 
 use crate::config::Config;
 use crate::core::count::{self, CountedRow};

@@ -47,7 +47,7 @@ pub fn rebuild(
     now: DateTime<Tz>,
 ) -> Result<PathBuf, MasterError> {
     let nothing = || Ok(None::<Nothing>);
-    Ok(rebuild_with(config, ledger, now, false, &ProgressBar::hidden(), nothing)?.0)
+    Ok(rebuild_with(config, ledger, now, false, &ProgressBar::hidden(), nothing)?.master)
 }
 
 /// [`rebuild`], and every unit's roster workbook rewritten whether or not it changed (`tally
@@ -63,9 +63,20 @@ pub fn rebuild_full<B: Beside>(
     now: DateTime<Tz>,
     bar: &ProgressBar,
     beside: impl FnOnce() -> Result<Option<B>, MasterError>,
-) -> Result<(PathBuf, Option<Vec<B::Outcome>>), MasterError> {
+) -> Result<Rebuilt<B>, MasterError> {
     rebuild_with(config, ledger, now, true, bar, beside)
 }
+
+/// What [`rebuild_full`] did.
+pub struct Rebuilt<B: Beside> {
+    /// Where the master was written.
+    pub master: PathBuf,
+    /// The [`Beside`] made and its outcomes; `None` when no roster was written per unit.
+    pub beside: Option<BesideDone<B>>,
+}
+
+/// A [`Beside`] and what became of each unit's workbook beside its roster, in the plan's order.
+pub type BesideDone<B> = (B, Vec<<B as Beside>::Outcome>);
 
 /// Another workbook of each unit made from the rows read for its roster workbook, so that a
 /// unit's rows are read from the ledger once for both (`tally rebuild` renders each unit's
@@ -109,7 +120,7 @@ fn rebuild_with<B: Beside>(
     full: bool,
     bar: &ProgressBar,
     beside: impl FnOnce() -> Result<Option<B>, MasterError>,
-) -> Result<(PathBuf, Option<Vec<B::Outcome>>), MasterError> {
+) -> Result<Rebuilt<B>, MasterError> {
     // Watchers sharing a PostgreSQL ledger write the master one at a time.
     ledger.as_master_writer(|| {
         // Tallies counted under an earlier plan are recounted once, here (callers hold the
@@ -119,7 +130,10 @@ fn rebuild_with<B: Beside>(
         }
         let written = write_master(config, ledger, now, bar)?;
         let beside = publish_rosters(config, ledger, now, full, bar, beside)?;
-        Ok((written, beside))
+        Ok(Rebuilt {
+            master: written,
+            beside,
+        })
     })?
 }
 
@@ -140,7 +154,7 @@ fn publish_rosters<B: Beside>(
     full: bool,
     bar: &ProgressBar,
     beside: impl FnOnce() -> Result<Option<B>, MasterError>,
-) -> Result<Option<Vec<B::Outcome>>, MasterError> {
+) -> Result<Option<BesideDone<B>>, MasterError> {
     let mode = config.master.roster.resolve(ledger.counted_total()?);
     if mode != super::RosterMode::PerUnit {
         return Ok(None);
@@ -209,7 +223,7 @@ fn publish_rosters<B: Beside>(
             }
         }
     }
-    Ok(beside.map(|_| outcomes))
+    Ok(beside.map(|b| (b, outcomes)))
 }
 
 /// Render and put the master in place (see [`rebuild`]).
