@@ -51,12 +51,12 @@ pub fn rebuild(
 }
 
 /// [`rebuild`], and every unit's roster workbook rewritten whether or not it changed (`tally
-/// rebuild`). With the roster per unit, each unit's rows read for its roster workbook also feed
-/// what `beside` makes of them (another workbook of the unit), in the same pass over the
-/// ledger; `beside` is made after the kept tallies are recounted, and its outcomes come back
-/// in the plan's order of units. `None` when no roster is written per unit: `beside` was not
-/// made and its work is the caller's. `bar` advances by each roster row written (a terminal's
-/// progress bar, or hidden).
+/// rebuild`); the master is rendered on a thread of its own meanwhile. With the roster per
+/// unit, each unit's rows read for its roster workbook also feed what `beside` makes of them
+/// (another workbook of the unit), in the same pass over the ledger; `beside` is made after the
+/// kept tallies are recounted, and its outcomes come back in the plan's order of units. `None`
+/// when no roster is written per unit: `beside` was not made and its work is the caller's.
+/// `bar` advances by each roster row written (a terminal's progress bar, or hidden).
 pub fn rebuild_full<B: Beside>(
     config: &Config,
     ledger: &Ledger,
@@ -128,11 +128,24 @@ fn rebuild_with<B: Beside>(
         if ledger.refresh_tallies(&config.plan)? {
             tracing::info!("kept tallies recounted for the plan");
         }
-        let written = write_master(config, ledger, now, bar)?;
-        let beside = publish_rosters(config, ledger, now, full, bar, beside)?;
-        Ok(Rebuilt {
-            master: written,
-            beside,
+        if !full {
+            let master = write_master(config, ledger, now, bar)?;
+            let beside = publish_rosters(config, ledger, now, full, bar, beside)?;
+            return Ok(Rebuilt { master, beside });
+        }
+        // The master is rendered on a thread of its own, with its own reader of the ledger,
+        // while the units' workbooks take both cores: it is not waited for first.
+        let reader = ledger.reader()?;
+        std::thread::scope(|scope| {
+            let master = scope.spawn(move || write_master(config, &reader, now, bar));
+            let beside = publish_rosters(config, ledger, now, full, bar, beside);
+            let master = master
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            Ok(Rebuilt {
+                master,
+                beside: beside?,
+            })
         })
     })?
 }
