@@ -153,6 +153,9 @@ fn rebuild_with<B: Beside>(
 /// Folder beside the master with one roster workbook per unit (`[master] roster = "per-unit"`).
 pub const ROSTER_DIR: &str = "台账";
 
+/// Roster rows written between moves of the progress bar.
+const BAR_BATCH: u64 = 1024;
+
 /// `watch_state` key prefix of what each unit's roster workbook was last written from.
 const ROSTER_STAMP: &str = "roster:";
 
@@ -205,16 +208,23 @@ fn publish_rosters<B: Beside>(
             .and_then(|b| Some((b, b.start(reader, unit)?)));
         let mut roster = super::UnitRoster::start(config, &unit.name, now)?;
         let mut failed = None;
+        // The bar moves a batch of rows at a time: it reads the clock on each move.
+        let mut unshown = 0;
         reader.for_each_counted_row_of(Some(&unit.name), |r| {
             if let Some((b, book)) = &mut other {
                 b.write(book, &r);
             }
             if failed.is_none() {
                 failed = roster.write(r).err();
-                bar.inc(1);
+                unshown += 1;
+                if unshown == BAR_BATCH {
+                    bar.inc(unshown);
+                    unshown = 0;
+                }
             }
             Ok(())
         })?;
+        bar.inc(unshown);
         if let Some(err) = failed {
             return Err(err.into());
         }
