@@ -248,3 +248,64 @@ fn the_daemon_writes_it_after_a_burst_and_never_takes_it_as_a_return() {
     let months = status["units"][3]["months"].as_array().unwrap();
     assert_eq!(months[4]["file"], "2020-05.xlsx");
 }
+
+/// With the roster per unit, `tally rebuild` writes each unit's progress workbook from the rows
+/// it reads for the unit's roster workbook: both hold the unit's rows, and the progress
+/// workbook is stamped, so an intake of another unit that day leaves it as it is.
+#[test]
+fn a_rebuild_with_rosters_per_unit_writes_the_progress_workbook_from_the_same_rows() {
+    let w =
+        Workdir::with_plan(&REFERENCE_PLAN.replace("roster = \"auto\"", "roster = \"per-unit\""));
+    let may: Vec<Person> = (1..4).map(|i| Person::new(i, P, "2020-05-06")).collect();
+    let june: Vec<Person> = (4..6).map(|i| Person::new(i, P, "2020-06-06")).collect();
+    let unit = "浦沿街道";
+    ingest(
+        &w,
+        unit,
+        "a.xlsx",
+        &return_xlsx(unit, "2020-05", &may),
+        "2020-07-02T09:00:00",
+        0,
+    );
+    ingest(
+        &w,
+        unit,
+        "b.xlsx",
+        &return_xlsx(unit, "2020-06", &june),
+        "2020-07-02T09:30:00",
+        0,
+    );
+    let path = w.unit_dir(unit).join("本单位进度.xlsx");
+    // A day later: every unit's workbook is due again.
+    w.stdout(&["--now", "2020-07-03T10:00:00", "rebuild"], 0);
+
+    let progress = &sheets(&path)[4].1;
+    let roster_path = w
+        .join("output")
+        .join(tally::master::ROSTER_DIR)
+        .join(format!("{unit}.xlsx"));
+    let roster = &sheets(&roster_path)[0].1;
+    assert_eq!(progress.len(), 1 + 5, "header and the unit's rows");
+    assert_eq!(roster.len(), 1 + 5);
+    // 姓名: column B of the progress roster, D of the roster workbook; in ledger order.
+    let names = |rows: &[Vec<String>], col: usize| -> Vec<String> {
+        rows[1..].iter().map(|r| r[col].clone()).collect()
+    };
+    assert_eq!(names(progress, 1), names(roster, 3));
+
+    let before = std::fs::read(&path).unwrap();
+    let other = [Person::new(9, P, "2020-06-06")];
+    ingest(
+        &w,
+        "西兴街道",
+        "c.xlsx",
+        &return_xlsx("西兴街道", "2020-06", &other),
+        "2020-07-03T11:00:00",
+        0,
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "stamped by the rebuild: left as it is"
+    );
+}

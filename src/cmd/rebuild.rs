@@ -1,11 +1,14 @@
 //! `tally rebuild`: rewrite the master workbook from the ledger (issue 4), each unit's
 //! progress workbook and the form in its folder, and the same rebuild after an intake. The work
 //! is `master::rebuild`, `progress::publish_all` and `forms::publish_all`; this only takes the
-//! lock and reports.
+//! lock, joins the units' two workbooks into one pass over their rows, and reports.
 
+use crate::core::count::CountedRow;
+use crate::core::plan::Unit;
 use crate::ledger::Ledger;
 use crate::ledger::lock::StateLock;
 use crate::master;
+use crate::progress::{self, Pending, Prepared, UnitOutcome};
 use crate::settings::{ExitStatus, Settings};
 
 /// Take the state lock, open the ledger, rebuild the master and print where it was written.
@@ -16,8 +19,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
     crate::intake::remove_stale_temps(config);
     let ledger = Ledger::open_at(&config.ledger_location())?;
     let bar = crate::bars::bar(ledger.counted_total()?, "重建总表（台账行）");
-    let written = master::rebuild_full(config, &ledger, settings.now, &bar)?;
+    // Each unit's progress workbook is rendered from the rows read for its roster workbook.
+    let rebuilt = master::rebuild_full(config, &ledger, settings.now, &bar, || {
+        Ok(progress::prepare(config, &ledger, settings.now, true)?)
+    })?;
     bar.finish_and_clear();
+    let written = rebuilt.master;
     let target = config.master_path();
     if written != target {
         eprintln!(
@@ -27,8 +34,13 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitStatus> {
         );
     }
     println!("{}", written.display());
-    // Each unit's own workbook follows the master; a unit's file held open is left for now.
-    for (unit, result) in crate::progress::publish_all(config, &ledger, settings.now, true)? {
+    // Each unit's own workbook follows the master (unless written with its roster above); a
+    // unit's file held open is left for now.
+    let outcomes = match rebuilt.beside {
+        Some((prepared, outcomes)) => prepared.record(&ledger, outcomes)?,
+        None => progress::publish_all(config, &ledger, settings.now, true)?,
+    };
+    for (unit, result) in outcomes {
         if let Err(e) = result {
             eprintln!("tally: {unit}：本单位进度表未能写入：{e}");
         }
@@ -52,4 +64,22 @@ pub fn after_intake(settings: &Settings, ledger: &Ledger) {
         tracing::error!(error = %e, "the units' progress workbooks were not written");
     }
     crate::forms::publish_all(&settings.config, settings.now);
+}
+
+/// A unit's progress workbook fed the rows read for its roster workbook.
+impl<'a> master::Beside for Prepared<'a> {
+    type Book = Pending<'a>;
+    type Outcome = UnitOutcome;
+
+    fn start(&self, reader: &Ledger, unit: &Unit) -> Option<Self::Book> {
+        Prepared::start(self, reader, unit)
+    }
+
+    fn write(&self, book: &mut Self::Book, row: &CountedRow) {
+        book.write(row);
+    }
+
+    fn finish(&self, book: Self::Book) -> UnitOutcome {
+        Prepared::finish(self, book)
+    }
 }

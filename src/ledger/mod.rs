@@ -10,6 +10,7 @@ mod files;
 pub mod lock;
 mod migrate;
 mod outbox;
+mod readers;
 mod schedule;
 mod schema;
 pub mod settings;

@@ -35,8 +35,27 @@ pub fn list_header(
     columns: &[Col],
     s: &Styles,
 ) -> Result<(), XlsxError> {
+    list_widths(ws, columns)?;
+    list_labels(ws, config, columns, s)
+}
+
+/// The columns' widths. A streamed sheet sets them after its last row: set before, they have
+/// rust_xlsxwriter look the column up for every cell written (the file is the same).
+pub fn list_widths(ws: &mut Worksheet, columns: &[Col]) -> Result<(), XlsxError> {
     for (c, column) in columns.iter().enumerate() {
         ws.set_column_width(c as u16, column.width)?;
+    }
+    Ok(())
+}
+
+/// [`list_header`] but the columns' widths ([`list_widths`]).
+pub fn list_labels(
+    ws: &mut Worksheet,
+    config: &Config,
+    columns: &[Col],
+    s: &Styles,
+) -> Result<(), XlsxError> {
+    for (c, column) in columns.iter().enumerate() {
         ws.write_string_with_format(0, c as u16, column.label, &s.header)?;
     }
     ws.set_row_height(0, 30)?;

@@ -17,10 +17,10 @@ mod roster;
 pub mod settings;
 mod styles;
 
-pub use publish::{ARCHIVE_SUBDIR, ROSTER_DIR, rebuild, rebuild_full};
+pub use publish::{ARCHIVE_SUBDIR, Beside, ROSTER_DIR, Rebuilt, rebuild, rebuild_full};
 
 use crate::config::Config;
-use crate::core::count;
+use crate::core::count::{self, CountedRow};
 use crate::excel;
 use crate::ledger::{Ledger, LedgerError};
 use chrono::{DateTime, Datelike, Timelike};
@@ -215,20 +215,41 @@ fn properties(title: &str, now: DateTime<Tz>) -> Result<DocProperties, XlsxError
 }
 
 /// One unit's counted roster as a workbook of its own (`[master] roster = "per-unit"`): the
-/// master's 培训台账 columns, that unit's rows only, streamed from the ledger.
-pub fn render_unit_roster(
-    config: &Config,
-    ledger: &Ledger,
-    unit: &str,
-    now: DateTime<Tz>,
-    bar: &ProgressBar,
-) -> Result<Vec<u8>, MasterError> {
-    let now = now.with_timezone(&config.plan.tz);
-    let styles = Styles::new();
-    let mut book = new_book(&format!("{}{unit}{ROSTER_SHEET}", config.plan.title), now)?;
-    let at = (excel::MAX_ROWS, 0);
-    stream_roster(&mut book, config, ledger, Some(unit), at, &styles, bar)?;
-    Ok(book.save_to_buffer()?)
+/// master's 培训台账 columns, that unit's rows only, written as they stream from the ledger.
+struct UnitRoster<'c> {
+    config: &'c Config,
+    book: Workbook,
+    roster: roster::Roster,
+    styles: Styles,
+}
+
+impl<'c> UnitRoster<'c> {
+    /// The workbook and its first roster sheet, headed.
+    fn start(config: &'c Config, unit: &str, now: DateTime<Tz>) -> Result<Self, MasterError> {
+        let now = now.with_timezone(&config.plan.tz);
+        let styles = Styles::new();
+        let mut book = new_book(&format!("{}{unit}{ROSTER_SHEET}", config.plan.title), now)?;
+        let roster = roster::Roster::start(&mut book, config, excel::MAX_ROWS, 0, &styles)?;
+        Ok(UnitRoster {
+            config,
+            book,
+            roster,
+            styles,
+        })
+    }
+
+    /// One counted row of the unit, in ledger order, and whether it counts.
+    fn write(&mut self, r: CountedRow) -> Result<(), XlsxError> {
+        let e = count::eligibility(&self.config.plan, &r.row);
+        self.roster
+            .write(&mut self.book, self.config, r, e, &self.styles)
+    }
+
+    /// The workbook's bytes, after its last row.
+    fn finish(mut self) -> Result<Vec<u8>, MasterError> {
+        self.roster.finish(&mut self.book)?;
+        Ok(self.book.save_to_buffer()?)
+    }
 }
 
 /// A workbook with the house zip level, default format and properties (`title`, as of `now`).

@@ -6,6 +6,8 @@
 
 use super::{MasterError, RenderOptions, render_with_bar};
 use crate::config::Config;
+use crate::core::count::CountedRow;
+use crate::core::plan::Unit;
 use crate::durable::sync_dir;
 use crate::ledger::Ledger;
 use chrono::DateTime;
@@ -44,28 +46,81 @@ pub fn rebuild(
     ledger: &Ledger,
     now: DateTime<Tz>,
 ) -> Result<PathBuf, MasterError> {
-    rebuild_with(config, ledger, now, false, &ProgressBar::hidden())
+    let nothing = || Ok(None::<Nothing>);
+    Ok(rebuild_with(config, ledger, now, false, &ProgressBar::hidden(), nothing)?.master)
 }
 
 /// [`rebuild`], and every unit's roster workbook rewritten whether or not it changed (`tally
-/// rebuild`).
+/// rebuild`); the master is rendered on a thread of its own meanwhile. With the roster per
+/// unit, each unit's rows read for its roster workbook also feed what `beside` makes of them
+/// (another workbook of the unit), in the same pass over the ledger; `beside` is made after the
+/// kept tallies are recounted, and its outcomes come back in the plan's order of units. `None`
+/// when no roster is written per unit: `beside` was not made and its work is the caller's.
 /// `bar` advances by each roster row written (a terminal's progress bar, or hidden).
-pub fn rebuild_full(
+pub fn rebuild_full<B: Beside>(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
     bar: &ProgressBar,
-) -> Result<PathBuf, MasterError> {
-    rebuild_with(config, ledger, now, true, bar)
+    beside: impl FnOnce() -> Result<Option<B>, MasterError>,
+) -> Result<Rebuilt<B>, MasterError> {
+    rebuild_with(config, ledger, now, true, bar, beside)
 }
 
-fn rebuild_with(
+/// What [`rebuild_full`] did.
+pub struct Rebuilt<B: Beside> {
+    /// Where the master was written.
+    pub master: PathBuf,
+    /// The [`Beside`] made and its outcomes; `None` when no roster was written per unit.
+    pub beside: Option<BesideDone<B>>,
+}
+
+/// A [`Beside`] and what became of each unit's workbook beside its roster, in the plan's order.
+pub type BesideDone<B> = (B, Vec<<B as Beside>::Outcome>);
+
+/// Another workbook of each unit made from the rows read for its roster workbook, so that a
+/// unit's rows are read from the ledger once for both (`tally rebuild` renders each unit's
+/// progress workbook so). Each unit's calls come on one thread, in order: `start`, `write` for
+/// each of its counted rows in ledger order, then `finish`; units go on both cores at once.
+pub trait Beside: Sync {
+    /// A unit's workbook while its rows stream in.
+    type Book;
+    /// What became of it.
+    type Outcome: Send;
+
+    /// Start `unit`'s workbook, reading what else it needs through `reader`; `None` when this
+    /// unit gets none.
+    fn start(&self, reader: &Ledger, unit: &Unit) -> Option<Self::Book>;
+    /// One counted row of the unit (the roster workbook takes it next).
+    fn write(&self, book: &mut Self::Book, row: &CountedRow);
+    /// After the unit's last row.
+    fn finish(&self, book: Self::Book) -> Self::Outcome;
+}
+
+/// Nothing beside the rosters (a rebuild after an intake).
+struct Nothing;
+
+impl Beside for Nothing {
+    type Book = ();
+    type Outcome = ();
+
+    fn start(&self, _: &Ledger, _: &Unit) -> Option<()> {
+        None
+    }
+
+    fn write(&self, _: &mut (), _: &CountedRow) {}
+
+    fn finish(&self, _: ()) {}
+}
+
+fn rebuild_with<B: Beside>(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
     full: bool,
     bar: &ProgressBar,
-) -> Result<PathBuf, MasterError> {
+    beside: impl FnOnce() -> Result<Option<B>, MasterError>,
+) -> Result<Rebuilt<B>, MasterError> {
     // Watchers sharing a PostgreSQL ledger write the master one at a time.
     ledger.as_master_writer(|| {
         // Tallies counted under an earlier plan are recounted once, here (callers hold the
@@ -73,31 +128,52 @@ fn rebuild_with(
         if ledger.refresh_tallies(&config.plan)? {
             tracing::info!("kept tallies recounted for the plan");
         }
-        let written = write_master(config, ledger, now, bar)?;
-        publish_rosters(config, ledger, now, full, bar)?;
-        Ok(written)
+        if !full {
+            let master = write_master(config, ledger, now, bar)?;
+            let beside = publish_rosters(config, ledger, now, full, bar, beside)?;
+            return Ok(Rebuilt { master, beside });
+        }
+        // The master is rendered on a thread of its own, with its own reader of the ledger,
+        // while the units' workbooks take both cores: it is not waited for first.
+        let reader = ledger.reader()?;
+        std::thread::scope(|scope| {
+            let master = scope.spawn(move || write_master(config, &reader, now, bar));
+            let beside = publish_rosters(config, ledger, now, full, bar, beside);
+            let master = master
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            Ok(Rebuilt {
+                master,
+                beside: beside?,
+            })
+        })
     })?
 }
 
 /// Folder beside the master with one roster workbook per unit (`[master] roster = "per-unit"`).
 pub const ROSTER_DIR: &str = "台账";
 
+/// Roster rows written between moves of the progress bar.
+const BAR_BATCH: u64 = 1024;
+
 /// `watch_state` key prefix of what each unit's roster workbook was last written from.
 const ROSTER_STAMP: &str = "roster:";
 
 /// With `[master] roster = "per-unit"` (or `auto` past its size), write `台账/<unit>.xlsx`
 /// beside the master for each unit whose counted returns changed since it was last written
-/// (every unit when `full`). A unit's file held open is kept and written next time.
-fn publish_rosters(
+/// (every unit when `full`), and feed the same rows to `beside` (made here, see
+/// [`rebuild_full`]). A unit's file held open is kept and written next time.
+fn publish_rosters<B: Beside>(
     config: &Config,
     ledger: &Ledger,
     now: DateTime<Tz>,
     full: bool,
     bar: &ProgressBar,
-) -> Result<(), MasterError> {
+    beside: impl FnOnce() -> Result<Option<B>, MasterError>,
+) -> Result<Option<BesideDone<B>>, MasterError> {
     let mode = config.master.roster.resolve(ledger.counted_total()?);
     if mode != super::RosterMode::PerUnit {
-        return Ok(());
+        return Ok(None);
     }
     let dir = config
         .master_path()
@@ -124,13 +200,43 @@ fn publish_rosters(
             due.push((unit, target, key, stamp));
         }
     }
+    let beside = beside()?;
     // Rendered and written on both cores, each with its own reader of the ledger.
     let written = ledger.in_parallel(&due, |reader, (unit, target, _, _)| {
-        let bytes = super::render_unit_roster(config, reader, &unit.name, now, bar)?;
-        Ok::<_, MasterError>(crate::durable::publish(target, &bytes))
+        let mut other = beside
+            .as_ref()
+            .and_then(|b| Some((b, b.start(reader, unit)?)));
+        let mut roster = super::UnitRoster::start(config, &unit.name, now)?;
+        let mut failed = None;
+        // The bar moves a batch of rows at a time: it reads the clock on each move.
+        let mut unshown = 0;
+        reader.for_each_counted_row_of(Some(&unit.name), |r| {
+            if let Some((b, book)) = &mut other {
+                b.write(book, &r);
+            }
+            if failed.is_none() {
+                failed = roster.write(r).err();
+                unshown += 1;
+                if unshown == BAR_BATCH {
+                    bar.inc(unshown);
+                    unshown = 0;
+                }
+            }
+            Ok(())
+        })?;
+        bar.inc(unshown);
+        if let Some(err) = failed {
+            return Err(err.into());
+        }
+        let bytes = roster.finish()?;
+        let outcome = other.map(|(b, book)| b.finish(book));
+        Ok::<_, MasterError>((crate::durable::publish(target, &bytes), outcome))
     })?;
+    let mut outcomes = Vec::new();
     for ((unit, _, key, stamp), result) in due.iter().zip(written) {
-        match result? {
+        let (published, outcome) = result?;
+        outcomes.extend(outcome);
+        match published {
             Ok(crate::durable::Published::Kept(path)) => {
                 tracing::info!(unit = %unit.name, path = %path.display(), "roster workbook held open; written next time");
             }
@@ -140,7 +246,7 @@ fn publish_rosters(
             }
         }
     }
-    Ok(())
+    Ok(beside.map(|b| (b, outcomes)))
 }
 
 /// Render and put the master in place (see [`rebuild`]).

@@ -3,7 +3,7 @@
 //! only writes: whether a row counts is `core::count`'s answer, passed in.
 
 use super::ROSTER_SHEET;
-use super::lists::{Col, col, list_header};
+use super::lists::{Col, col, list_labels, list_widths};
 use super::styles::Styles;
 use crate::config::Config;
 use crate::core::calendar::YearMonth;
@@ -84,7 +84,8 @@ impl Roster {
         };
         let ws = book.add_worksheet_with_constant_memory()?;
         ws.set_name(&name)?;
-        list_header(ws, config, &ROSTER_COLUMNS, s)?;
+        // The widths follow the sheet's last row (`finish`).
+        list_labels(ws, config, &ROSTER_COLUMNS, s)?;
         self.next_row = 1;
         Ok(())
     }
@@ -167,9 +168,10 @@ impl Roster {
         }
     }
 
-    /// Put the filter buttons on the current sheet's header.
+    /// Set the current sheet's column widths and put the filter buttons on its header.
     pub fn finish(&mut self, book: &mut Workbook) -> Result<(), XlsxError> {
         let ws = book.worksheet_from_index(self.sheet)?;
+        list_widths(ws, &ROSTER_COLUMNS)?;
         ws.autofilter(
             0,
             0,
