@@ -480,6 +480,12 @@ fn migrate_moves_an_sqlite_ledger_up() {
     );
     common::watch_once(&w, NOW);
     assert_eq!(psql_count(&url, "SELECT COUNT(*) FROM submissions"), 3);
+    // A full rebuild renders the master through a second connection to the server while the
+    // units' workbooks are written.
+    let master = w.join("output/master.xlsx");
+    std::fs::remove_file(&master).unwrap();
+    let out = w.stdout(&["--now", NOW, "rebuild"], 0);
+    assert!(out.contains("master.xlsx") && master.is_file(), "{out}");
 }
 
 /// The password comes from TALLY_LEDGER_PASSWORD (never tally.toml); a wrong one is a clear
