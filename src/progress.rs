@@ -609,29 +609,24 @@ impl<'a> Prepared<'a> {
                 Ok(Published::Written(path)) => {
                     tracing::debug!(unit = %unit, path = %path.display(), "progress workbook written")
                 }
-                Ok(Published::Unchanged(_)) | Ok(Published::Kept(_)) => {}
-                Err(_) => {}
-            }
-            if matches!(result, Ok(Published::Written(_) | Published::Unchanged(_))) {
-                ledger.set_state_value(
-                    &format!("{PROGRESS_STAMP}{unit}"),
-                    &format!(
-                        "{};{}",
-                        self.stamps.get(unit).map(String::as_str).unwrap_or(""),
-                        self.made_under
-                    ),
-                )?;
-            }
-            match result {
-                Ok(Published::Written(_)) => {}
                 Ok(Published::Unchanged(_)) => {}
                 Ok(Published::Kept(path)) => {
-                    tracing::info!(unit = %unit, path = %path.display(), "progress workbook held open; left as it is")
+                    tracing::info!(unit = %unit, path = %path.display(), "progress workbook held open; left as it is");
+                    continue;
                 }
                 Err(e) => {
-                    tracing::warn!(unit = %unit, error = %e, "progress workbook not written")
+                    tracing::warn!(unit = %unit, error = %e, "progress workbook not written");
+                    continue;
                 }
             }
+            ledger.set_state_value(
+                &format!("{PROGRESS_STAMP}{unit}"),
+                &format!(
+                    "{};{}",
+                    self.stamps.get(unit).map(String::as_str).unwrap_or(""),
+                    self.made_under
+                ),
+            )?;
         }
         Ok(outcomes)
     }

@@ -206,9 +206,8 @@ impl Ledger {
         };
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(sql)?;
-        // Every statement the ledger runs stays prepared: with rusqlite's default of 16, the
-        // ~30 statements of taking one return pushed each other out and were parsed again
-        // for every file.
+        // Every statement the ledger runs stays prepared: taking one return runs more
+        // distinct statements than rusqlite keeps by default (16).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
