@@ -132,6 +132,12 @@ impl<'c> UnitBook<'c> {
         let mut book = Workbook::new();
         book.set_zip_compression_level(crate::excel::ZIP_LEVEL);
         let title = format!("{}　{}", plan.title, records.unit.name);
+        // Dated `now`, not by the wall clock: the same ledger and `now` give the same bytes, and
+        // an unchanged workbook is left as it is.
+        book.set_properties(&crate::master::properties(
+            &format!("{title}　{TITLE}"),
+            now,
+        )?);
 
         let ws = book.add_worksheet().set_name(TITLE)?;
         ws.write_string_with_format(0, 0, &title, &s.title)?;

@@ -224,6 +224,15 @@ fn full_ids_by_setting_and_a_workbook_held_open_is_left_alone() {
         .filter(|n| n.contains(".tally-") || n.ends_with(".tmp"))
         .collect();
     assert!(litter.is_empty(), "{litter:?}");
+    // The same ledger and `--now` give the same bytes, a second later too (the workbook is
+    // dated `--now`, not by the wall clock).
+    let first = std::fs::read(&path).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    w.stdout(&["--now", "2020-07-03T11:00:00", "rebuild"], 0);
+    assert!(
+        std::fs::read(&path).unwrap() == first,
+        "rebuilt byte for byte"
+    );
 }
 
 #[test]

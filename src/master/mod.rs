@@ -197,8 +197,8 @@ fn render_with_bar<W: Write + Send>(
 }
 
 /// The workbook's properties, dated `now` (never the wall clock: the same ledger and `now`
-/// give the same bytes).
-fn properties(title: &str, now: DateTime<Tz>) -> Result<DocProperties, XlsxError> {
+/// give the same bytes). Also each unit's 本单位进度.xlsx's.
+pub(crate) fn properties(title: &str, now: DateTime<Tz>) -> Result<DocProperties, XlsxError> {
     let utc = now.naive_utc();
     let created = ExcelDateTime::from_ymd(
         u16::try_from(utc.year()).unwrap_or(2000),
