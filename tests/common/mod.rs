@@ -66,9 +66,22 @@ impl Workdir {
         cmd
     }
 
-    /// Run tally with `--config <this>/tally.toml` and the given args.
+    /// Run tally with `--config <this>/tally.toml` and the given args. Under Wine, starting a
+    /// process now and then fails with ERROR_INTERNAL_ERROR (1359) while the machine is loaded,
+    /// before tally runs at all: such a start is tried again, up to three times.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run tally")
+        let mut retries = 0;
+        loop {
+            match self.command(args).output() {
+                Ok(out) => return out,
+                Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && retries < 3 => {
+                    retries += 1;
+                    eprintln!("RETRIED the start of tally {args:?} (Wine): {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                Err(e) => panic!("run tally {args:?}: {e:?}"),
+            }
+        }
     }
 
     /// Run and return stdout, asserting the exit code.
