@@ -6,7 +6,7 @@
 //! leaves a copy the clerk holds open alone.
 
 use crate::config::Config;
-use crate::core::calendar::{self, YearMonth};
+use crate::core::calendar::{self, KeptMonthText, YearMonth};
 use crate::core::count::{CountedRow, Status, UnitStatus};
 use crate::core::findings::{Finding, Severity};
 use crate::core::ids::mask_id;
@@ -116,8 +116,8 @@ pub struct UnitBook<'c> {
     title: String,
     /// The last roster row written.
     row: u32,
-    /// Rows come a return at a time: the last month's label is kept, not formatted again.
-    month: Option<(YearMonth, String)>,
+    /// The last roster row's 报送月份.
+    month: KeptMonthText,
 }
 
 impl<'c> UnitBook<'c> {
@@ -272,7 +272,7 @@ impl<'c> UnitBook<'c> {
             book,
             title,
             row: 0,
-            month: None,
+            month: KeptMonthText::default(),
         })
     }
 
@@ -286,14 +286,7 @@ impl<'c> UnitBook<'c> {
             IdDisplay::Masked => mask_id(&row.id),
             IdDisplay::Full => row.id.clone(),
         };
-        let label = match &self.month {
-            Some((m, label)) if *m == c.month => label.clone(),
-            _ => {
-                let label = c.month.label_zh();
-                self.month = Some((c.month, label.clone()));
-                label
-            }
-        };
+        let label = self.month.of(c.month, YearMonth::label_zh);
         let ws = self.book.worksheet_from_index(ROSTER_INDEX)?;
         ws.write_string(r, 0, label)?;
         ws.write_string(r, 1, &row.name)?;

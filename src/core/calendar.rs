@@ -70,6 +70,25 @@ impl YearMonth {
     }
 }
 
+/// A month's text kept from one row to the next: a roster's rows come a return at a time, so
+/// one month follows itself for hundreds of rows and is formatted once per run, not per row.
+#[derive(Debug, Default)]
+pub struct KeptMonthText(Option<(YearMonth, String)>);
+
+impl KeptMonthText {
+    /// `month`'s text, made by `text` unless it is the last month asked for.
+    pub fn of(&mut self, month: YearMonth, text: impl FnOnce(YearMonth) -> String) -> String {
+        match &self.0 {
+            Some((m, kept)) if *m == month => kept.clone(),
+            _ => {
+                let made = text(month);
+                self.0 = Some((month, made.clone()));
+                made
+            }
+        }
+    }
+}
+
 impl fmt::Display for YearMonth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}", self.year, self.month)
@@ -285,6 +304,36 @@ pub fn parse_now(s: &str, tz: Tz) -> Option<DateTime<Tz>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A month's text is made once per run of that month, and a new month gets its own.
+    #[test]
+    fn a_kept_month_text_is_made_once_per_run() {
+        let (may, june) = (
+            YearMonth::new(2020, 5).unwrap(),
+            YearMonth::new(2020, 6).unwrap(),
+        );
+        let mut kept = KeptMonthText::default();
+        let mut made = 0;
+        let mut text = |m: YearMonth| {
+            made += 1;
+            m.label_zh()
+        };
+        let got: Vec<String> = [may, may, june, june, may]
+            .into_iter()
+            .map(|m| kept.of(m, &mut text))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2020年5月",
+                "2020年5月",
+                "2020年6月",
+                "2020年6月",
+                "2020年5月"
+            ]
+        );
+        assert_eq!(made, 3);
+    }
 
     fn reference() -> Plan {
         crate::core::plan::reference()

@@ -869,12 +869,7 @@ impl Ledger {
         let tx = self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?;
         let found = (|| -> Result<Vec<(String, String, String, String)>, DbError> {
             // A ledger where nothing counts yet (a new one) has no reports to find.
-            let counted = self.db.query_opt(
-                "SELECT 1 FROM submissions WHERE status = 'accepted' LIMIT 1",
-                args![],
-                |_| Ok(()),
-            )?;
-            if counted.is_none() {
+            if !tallies::counts_other_than(&self.db, 0)? {
                 return Ok(Vec::new());
             }
             fill_temp_ids(&self.db, "probe_ids", ids)?;
@@ -920,15 +915,14 @@ impl Ledger {
     /// Whether `unit` has an accepted return (superseded since or not) for `month`: one index
     /// probe, where [`Ledger::accepted_months`] lists the whole ledger's.
     pub fn has_accepted_month(&self, unit: &str, month: YearMonth) -> Result<bool, LedgerError> {
-        Ok(self
-            .query(
+        self.db
+            .query_opt(
                 "SELECT 1 FROM submissions WHERE unit = ?1 AND month = ?2 AND status IN ('accepted','superseded') LIMIT 1",
                 args![unit, &month.to_string()],
                 |_| Ok(()),
-            )?
-            .into_iter()
-            .next()
-            .is_some())
+            )
+            .map(|found| found.is_some())
+            .map_err(|e| self.err(e))
     }
 
     /// When each unit's returns arrived, per month: the first accepted return (superseded

@@ -27,8 +27,8 @@ const REPORTS_OF_AFFECTED: &str = "SELECT r.id_number, s.unit, r.category, r.dat
      JOIN submissions s ON s.id = r.submission_id \
      WHERE s.status = 'accepted' AND s.id <> ?1";
 
-/// Some accepted submission other than `id` counts.
-fn counts_other_than(db: &Db, id: i64) -> Result<bool, DbError> {
+/// Some accepted submission other than `id` counts (`id` 0: any, no submission has it).
+pub(super) fn counts_other_than(db: &Db, id: i64) -> Result<bool, DbError> {
     Ok(db
         .query_opt(
             "SELECT 1 FROM submissions WHERE status = 'accepted' AND id <> ?1 LIMIT 1",

@@ -6,7 +6,7 @@ use super::ROSTER_SHEET;
 use super::lists::{Col, col, list_labels, list_widths};
 use super::styles::Styles;
 use crate::config::Config;
-use crate::core::calendar::YearMonth;
+use crate::core::calendar::KeptMonthText;
 use crate::core::count::{CountedRow, Eligibility};
 use crate::core::form::{COVER_MONTH, Column, RESULT_FAIL, RESULT_PASS};
 use crate::core::ids::mask_id;
@@ -39,7 +39,7 @@ pub struct Roster {
     next_row: u32,
     seq: u64,
     /// The last month written, and its text.
-    month: Option<(YearMonth, String)>,
+    month: KeptMonthText,
     /// 否：非<year>年度, once made.
     outside_year: Option<String>,
 }
@@ -59,7 +59,7 @@ impl Roster {
             sheets: 0,
             next_row: 0,
             seq: 0,
-            month: None,
+            month: KeptMonthText::default(),
             outside_year: None,
         };
         r.add_sheet(book, config, s)?;
@@ -105,7 +105,7 @@ impl Roster {
         }
         self.seq += 1;
         let row = self.next_row;
-        let month = self.month_text(r.month);
+        let month = self.month.of(r.month, |m| m.to_string());
         let counts = self.counts_label(e, config.plan.year);
         let ws = book.worksheet_from_index(self.sheet)?;
         let p = r.row;
@@ -140,19 +140,6 @@ impl Roster {
         ws.write_number(row, 14, f64::from(p.line))?;
         self.next_row += 1;
         Ok(())
-    }
-
-    /// The 报送月份 cell's text: rows come a return at a time, so the last month's text is
-    /// kept rather than formatted again.
-    fn month_text(&mut self, month: YearMonth) -> String {
-        match &self.month {
-            Some((m, text)) if *m == month => text.clone(),
-            _ => {
-                let text = month.to_string();
-                self.month = Some((month, text.clone()));
-                text
-            }
-        }
     }
 
     /// The 是否计入 column: 是, or 否 and why.
