@@ -308,6 +308,51 @@ pub fn person_tallies(plan: &Plan, reports: &[PersonReport]) -> Tallies {
     out
 }
 
+/// Tallies summed over many persons whose reports all sit in one return: keys borrowed
+/// from the return's rows while summing (a 50,000-row return makes a few dozen keys, not an
+/// allocation per person); the same sums as adding up [`person_tallies`] person by person.
+#[derive(Debug, Default)]
+pub struct FirstReports<'r> {
+    sums: HashMap<(&'r str, u8), TallyCounts>,
+}
+
+impl<'r> FirstReports<'r> {
+    /// Add one person's reports (category, training date, passed), all of `unit`, whom no
+    /// other return reports.
+    pub fn add_person(
+        &mut self,
+        plan: &Plan,
+        reports: impl IntoIterator<Item = (&'r str, chrono::NaiveDate, bool)>,
+    ) {
+        let mut firsts: Vec<(&'r str, u8)> = Vec::new();
+        for (category, date, passed) in reports {
+            if !qualifies(plan, category, date, passed) {
+                continue;
+            }
+            let m = date.month0() as u8;
+            self.sums.entry((category, m)).or_default().times += 1;
+            match firsts.iter_mut().find(|(c, _)| *c == category) {
+                Some((_, first)) => *first = (*first).min(m),
+                None => firsts.push((category, m)),
+            }
+        }
+        for key in firsts {
+            self.sums.entry(key).or_default().persons += 1;
+        }
+    }
+
+    /// Add the sums, as `unit`'s, to `into`.
+    pub fn add_to(self, unit: &str, into: &mut Tallies) {
+        for ((category, m), v) in self.sums {
+            let e = into
+                .entry((unit.to_string(), category.to_string(), m))
+                .or_default();
+            e.persons += v.persons;
+            e.times += v.times;
+        }
+    }
+}
+
 /// Whether one person's counted reports make a double report (DESIGN.md §2): two or more
 /// units, or one unit and category in two or more returns.
 pub fn is_double(reports: &[PersonReport]) -> bool {

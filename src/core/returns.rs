@@ -237,6 +237,15 @@ fn number_of(cell: &Cell) -> Option<f64> {
 
 /// Check a workbook's cells against the plan.
 pub fn check(wb: &Workbook, ctx: &Context<'_>) -> Return {
+    check_on(
+        wb,
+        ctx,
+        std::thread::available_parallelism().map_or(1, usize::from),
+    )
+}
+
+/// [`check`], a large roster's rows checked on up to `cores` threads.
+fn check_on(wb: &Workbook, ctx: &Context<'_>, cores: usize) -> Return {
     let mut ret = Return::default();
     let mut out: Vec<Finding> = Vec::new();
 
@@ -278,7 +287,7 @@ pub fn check(wb: &Workbook, ctx: &Context<'_>) -> Return {
         Some((sheet, header_row)) => {
             ret.layout.roster = Some(sheet.name.clone());
             ret.layout.header_row = Some(*header_row);
-            check_roster(sheet, *header_row, ctx, &mut ret, &mut out);
+            check_roster(sheet, *header_row, ctx, cores, &mut ret, &mut out);
         }
         None => out.push(Finding::new(
             Code::SheetMissing,
@@ -452,6 +461,7 @@ fn check_roster(
     sheet: &Sheet,
     header_row: u32,
     ctx: &Context<'_>,
+    cores: usize,
     ret: &mut Return,
     out: &mut Vec<Finding>,
 ) {
@@ -594,19 +604,14 @@ fn check_roster(
                 && (m.first_row, m.first_col) != (r, c)
         })
     };
+    let checked = check_rows(
+        sheet, &data_rows, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
+    );
     let mut seen_ids: HashMap<(String, String), u32> = HashMap::new();
-    for r in data_rows {
-        if let Some(row) = check_row(
-            sheet,
-            r,
-            &columns,
-            &extra,
-            &covered,
-            ctx,
-            ret.month,
-            &mut labels,
-            out,
-        ) {
+    // Run by run: each run's list is freed once taken, so the rows are held about once.
+    for (r, row, findings) in checked.into_iter().flatten() {
+        out.extend(findings);
+        if let Some(row) = row {
             let key = (row.id.clone(), row.category.clone());
             if let Some(first) = seen_ids.get(&key) {
                 let col = columns[&Column::Id];
@@ -626,6 +631,64 @@ fn check_roster(
             ret.rows.push(row);
         }
     }
+}
+
+/// One data row checked: its number (0-based), what it counts as, its findings.
+type CheckedRow = (u32, Option<Row>, Vec<Finding>);
+
+/// Rows from this many on are checked on every core (`cores`), in as many runs of rows;
+/// below it, on one (a thread costs more than a small return's check).
+const PARALLEL_ROWS: usize = 4_096;
+
+/// Each data row checked ([`check_row`]): its number, what it counts as, and its findings,
+/// in the order of `data_rows`, in runs of rows. Rows do not depend on one another here (duplicates within the
+/// return are found after), so a large roster is split into runs checked side by side.
+#[allow(clippy::too_many_arguments)]
+fn check_rows(
+    sheet: &Sheet,
+    data_rows: &[u32],
+    columns: &BTreeMap<Column, u32>,
+    extra: &[u32],
+    covered: &(dyn Fn(u32, u32) -> bool + Sync),
+    ctx: &Context<'_>,
+    month: Option<YearMonth>,
+    labels: &Labels,
+    cores: usize,
+) -> Vec<Vec<CheckedRow>> {
+    let run = |rows: &[u32]| {
+        let mut labels = labels.clone();
+        rows.iter()
+            .map(|&r| {
+                let mut findings = Vec::new();
+                let row = check_row(
+                    sheet,
+                    r,
+                    columns,
+                    extra,
+                    covered,
+                    ctx,
+                    month,
+                    &mut labels,
+                    &mut findings,
+                );
+                (r, row, findings)
+            })
+            .collect::<Vec<_>>()
+    };
+    if data_rows.len() < PARALLEL_ROWS || cores < 2 {
+        return vec![run(data_rows)];
+    }
+    let size = data_rows.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = data_rows
+            .chunks(size)
+            .map(|rows| scope.spawn(move || run(rows)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn is_blank_row(sheet: &Sheet, r: u32, columns: &BTreeMap<Column, u32>, extra: &[u32]) -> bool {
@@ -659,7 +722,7 @@ fn is_blank_row(sheet: &Sheet, r: u32, columns: &BTreeMap<Column, u32>, extra: &
 
 /// Folded labels of one roster, memoised by the text as written: a category or result column
 /// holds a handful of distinct values over thousands of rows.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Labels {
     categories: HashMap<String, Option<String>>,
     results: HashMap<String, Option<bool>>,
@@ -699,7 +762,7 @@ fn check_row(
     r: u32,
     columns: &BTreeMap<Column, u32>,
     extra: &[u32],
-    covered: &dyn Fn(u32, u32) -> bool,
+    covered: &(dyn Fn(u32, u32) -> bool + Sync),
     ctx: &Context<'_>,
     month: Option<YearMonth>,
     labels: &mut Labels,
@@ -1198,6 +1261,47 @@ mod tests {
         let mut p = person(1);
         p[col] = value;
         check_wb(&workbook("西兴街道", t("2020-05"), vec![p]))
+    }
+
+    /// A large roster checked in runs on several threads gives exactly what one thread gives:
+    /// the same rows, and the same findings in the same order (a duplicate whose first row is
+    /// in another run included).
+    #[test]
+    fn a_roster_checked_on_threads_is_checked_as_on_one() {
+        let mut rows: Vec<Vec<Cell>> = (0..PARALLEL_ROWS as u32 + 1_000).map(person).collect();
+        rows[10][2] = t("33010819900101000X");
+        rows[3_000][7] = t("八小时");
+        rows[4_500][2] = t(&id(20));
+        rows[4_600][5] = t("企業主要負責人");
+        rows[5_000][6] = Cell::Error("#REF!".into());
+        let wb = workbook("西兴街道", t("2020-05"), rows);
+        let c = plan();
+        let now = crate::core::calendar::parse_now("2020-07-01", c.tz).unwrap();
+        let unit = c.find_unit("西兴街道").cloned();
+        let ctx = Context {
+            plan: &c,
+            unit: unit.as_ref(),
+            now,
+            max_rows: 100_000,
+        };
+        let one = check_on(&wb, &ctx, 1);
+        let three = check_on(&wb, &ctx, 3);
+        assert_eq!(one.rows, three.rows);
+        assert_eq!(one.findings, three.findings);
+        assert_eq!(one.category_rows, three.category_rows);
+        let found = codes(&three);
+        for (code, cell) in [
+            ("id-invalid", "C12"),
+            ("hours-invalid", "H3002"),
+            ("id-duplicate", "C4502"),
+            ("formula-error", "G5002"),
+        ] {
+            assert!(
+                found.contains(&(code, cell.to_string())),
+                "{code} at {cell}: {found:?}"
+            );
+        }
+        assert_eq!(three.rows.len(), PARALLEL_ROWS + 1_000 - 3, "{found:?}");
     }
 
     #[test]

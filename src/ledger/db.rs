@@ -565,8 +565,8 @@ impl Db {
         }
     }
 
-    /// Insert rows of `columns.len()` values each into `table`: one prepared statement per
-    /// row on SQLite (in-process, cheap), multi-row statements of up to 200 rows on
+    /// Insert rows of `columns.len()` values each into `table`: one prepared statement
+    /// stepped once per row on SQLite (in-process, cheap), multi-row statements of up to 200 rows on
     /// PostgreSQL (one round trip each instead of one per row).
     pub fn insert_many<'v>(
         &self,
@@ -586,14 +586,15 @@ impl Db {
                 .join(", ")
         };
         let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        match self.dialect() {
-            Dialect::Sqlite => {
-                let sql = format!("{head}{}", placements(1));
+        match self {
+            Db::Sqlite(c) => {
+                // One statement, taken from the cache once and stepped per row.
+                let mut st = c.prepare_cached(&format!("{head}{}", placements(1)))?;
                 for row in rows {
-                    self.execute(&sql, &row)?;
+                    st.execute(rusqlite::params_from_iter(&row))?;
                 }
             }
-            Dialect::Postgres => {
+            Db::Postgres(_) => {
                 let mut batch: Vec<Value<'v>> = Vec::with_capacity(BATCH * n);
                 let mut count = 0;
                 for row in rows {

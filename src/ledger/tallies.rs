@@ -14,7 +14,7 @@ use crate::core::count::{
 };
 use crate::core::plan::Plan;
 use crate::core::returns::Row;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// `watch_state` key of the fingerprint the tallies were counted under.
 const FINGERPRINT_KEY: &str = "tallies_plan";
@@ -95,30 +95,27 @@ pub(super) fn after_accept(
             },
         )?;
     }
-    let mut affected: BTreeSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    affected.extend(removed.keys().map(String::as_str));
+    // This return's own reports, person by person: row indices grouped by 身份证号.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
+    let own: Vec<&[usize]> = order.chunk_by(|&a, &b| rows[a].id == rows[b].id).collect();
 
-    // Every counted report of the affected persons: this return's own from its rows in
-    // memory, the others' in one statement over a temporary table of their IDs (one index
-    // probe each inside the database, not one statement each).
-    let mut reports: HashMap<String, Vec<PersonReport>> = HashMap::with_capacity(affected.len());
-    for r in rows {
-        reports.entry(r.id.clone()).or_default().push(PersonReport {
-            unit: unit.to_string(),
-            category: r.category.clone(),
-            date: r.date,
-            passed: r.passed,
-            submission: id,
-        });
-    }
+    // The counted reports of the same persons in other returns: one statement over a
+    // temporary table of their IDs (one index probe each inside the database, not one
+    // statement each).
+    let mut elsewhere: HashMap<String, Vec<PersonReport>> = HashMap::new();
     if others {
-        fill_temp_ids(db, "affected_ids", affected.iter().copied())?;
+        let affected = own
+            .iter()
+            .map(|g| rows[g[0]].id.as_str())
+            .chain(removed.keys().map(String::as_str));
+        fill_temp_ids(db, "affected_ids", affected)?;
         let reports_sql = match db.dialect() {
             Dialect::Sqlite => REPORTS_OF_AFFECTED.to_string(),
             Dialect::Postgres => REPORTS_OF_AFFECTED.replace("CROSS JOIN", "JOIN"),
         };
         db.for_each(&reports_sql, args![id], |r| {
-            reports.entry(r.get(0)?).or_default().push(PersonReport {
+            elsewhere.entry(r.get(0)?).or_default().push(PersonReport {
                 unit: r.get(1)?,
                 category: r.get(2)?,
                 date: date_of(3, &r.get::<String>(3)?)?,
@@ -131,39 +128,50 @@ pub(super) fn after_accept(
     }
 
     let mut delta = Tallies::new();
-    let none = Vec::new();
-    for person in affected {
-        let after = reports.get(person).unwrap_or(&none);
-        if count::is_double(after) {
-            db.execute(
-                "INSERT INTO doubles (id_number) VALUES (?1) ON CONFLICT DO NOTHING",
-                args![person],
-            )?;
-        } else if removed.contains_key(person) || after.iter().any(|r| r.submission != id) {
-            // Only a person reported elsewhere, or one a supersession touched, can have been a
-            // double report before.
-            db.execute("DELETE FROM doubles WHERE id_number = ?1", args![person])?;
-        }
-        if !fresh {
+    // Persons this return alone reports (most of a return): one unit, one return, so never a
+    // double report, and nothing counted for them before; their tallies are summed without
+    // a map per person.
+    let mut alone = count::FirstReports::default();
+    for group in &own {
+        let person = rows[group[0]].id.as_str();
+        let (other, gone) = (elsewhere.get(person), removed.get(person));
+        if other.is_none() && gone.is_none() {
+            if fresh {
+                alone.add_person(
+                    plan,
+                    group
+                        .iter()
+                        .map(|&i| (rows[i].category.as_str(), rows[i].date, rows[i].passed)),
+                );
+            }
             continue;
         }
-        let mut before: Vec<PersonReport> = after
+        let mut after: Vec<PersonReport> = group
             .iter()
-            .filter(|r| r.submission != id)
-            .cloned()
+            .map(|&i| PersonReport {
+                unit: unit.to_string(),
+                category: rows[i].category.clone(),
+                date: rows[i].date,
+                passed: rows[i].passed,
+                submission: id,
+            })
             .collect();
-        if let Some(gone) = removed.get(person) {
-            before.extend(gone.iter().cloned());
+        after.extend(other.into_iter().flatten().cloned());
+        settle_person(db, plan, id, person, &after, gone, fresh, &mut delta)?;
+    }
+    alone.add_to(unit, &mut delta);
+    // Persons only the superseded returns reported, not this one.
+    let reported: HashSet<&str> = if removed.is_empty() {
+        HashSet::new()
+    } else {
+        rows.iter().map(|r| r.id.as_str()).collect()
+    };
+    for (person, gone) in &removed {
+        if reported.contains(person.as_str()) {
+            continue;
         }
-        let d = count::tally_delta(
-            &count::person_tallies(plan, &before),
-            &count::person_tallies(plan, after),
-        );
-        for (k, v) in d {
-            let e = delta.entry(k).or_default();
-            e.persons += v.persons;
-            e.times += v.times;
-        }
+        let after = elsewhere.get(person).cloned().unwrap_or_default();
+        settle_person(db, plan, id, person, &after, Some(gone), fresh, &mut delta)?;
     }
     if !fresh {
         return recount(db, plan);
@@ -180,6 +188,52 @@ pub(super) fn after_accept(
         "DELETE FROM tallies WHERE persons = 0 AND times = 0",
         args![],
     )?;
+    Ok(())
+}
+
+/// One person whom another return also reports, or whom a superseded return reported:
+/// their double report kept or cleared, and (the tallies `fresh`) what their reports change
+/// in the tallies added to `delta`. `after`: their counted reports now; `gone`: the reports
+/// the superseded returns took away.
+#[allow(clippy::too_many_arguments)]
+fn settle_person(
+    db: &Db,
+    plan: &Plan,
+    id: i64,
+    person: &str,
+    after: &[PersonReport],
+    gone: Option<&Vec<PersonReport>>,
+    fresh: bool,
+    delta: &mut Tallies,
+) -> Result<(), DbError> {
+    if count::is_double(after) {
+        db.execute(
+            "INSERT INTO doubles (id_number) VALUES (?1) ON CONFLICT DO NOTHING",
+            args![person],
+        )?;
+    } else if gone.is_some() || after.iter().any(|r| r.submission != id) {
+        // Only a person reported elsewhere, or one a supersession touched, can have been a
+        // double report before.
+        db.execute("DELETE FROM doubles WHERE id_number = ?1", args![person])?;
+    }
+    if !fresh {
+        return Ok(());
+    }
+    let mut before: Vec<PersonReport> = after
+        .iter()
+        .filter(|r| r.submission != id)
+        .cloned()
+        .collect();
+    before.extend(gone.into_iter().flatten().cloned());
+    let d = count::tally_delta(
+        &count::person_tallies(plan, &before),
+        &count::person_tallies(plan, after),
+    );
+    for (k, v) in d {
+        let e = delta.entry(k).or_default();
+        e.persons += v.persons;
+        e.times += v.times;
+    }
     Ok(())
 }
 
