@@ -820,6 +820,9 @@ impl Running {
         let _ = self
             .eof
             .recv_timeout(self.deadline.saturating_duration_since(Instant::now()));
+        // Its stdout is closed: it is exiting (or hangs without it, until the deadline). An
+        // exit takes a fraction of a millisecond to a few: look again soon, then less often.
+        let mut pause = Duration::from_micros(20);
         let status = loop {
             match self.confined.child().try_wait() {
                 Ok(Some(status)) => break Some(status),
@@ -827,8 +830,10 @@ impl Running {
                     self.confined.kill();
                     break None;
                 }
-                // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
-                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                Ok(None) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
                 Err(_) => break None,
             }
         };
