@@ -148,7 +148,7 @@ impl Plan {
             out.push((
                 vec![Seg::Key("plan"), Seg::Key("time_zone")],
                 format!(
-                    "unknown time zone {:?} (use an IANA name such as Asia/Shanghai)",
+                    "unknown time zone {:?} (use an IANA name of Asia, such as Asia/Shanghai or Asia/Urumqi, an Etc/GMT offset, or UTC)",
                     plan.time_zone
                 ),
             ));
