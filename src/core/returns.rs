@@ -641,8 +641,9 @@ type CheckedRow = (u32, Option<Row>, Vec<Finding>);
 const PARALLEL_ROWS: usize = 4_096;
 
 /// Each data row checked ([`check_row`]): its number, what it counts as, and its findings,
-/// in the order of `data_rows`, in runs of rows. Rows do not depend on one another here (duplicates within the
-/// return are found after), so a large roster is split into runs checked side by side.
+/// in the order of `data_rows`, in runs of rows. Rows do not depend on one another here
+/// (duplicates within the return are found after), so a large roster is split into runs
+/// checked side by side.
 #[allow(clippy::too_many_arguments)]
 fn check_rows(
     sheet: &Sheet,

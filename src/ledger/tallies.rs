@@ -1,7 +1,8 @@
 //! Kept aggregates (issue 11): per unit × category × training month the persons first counted
 //! and the person-times (`tallies`), and the 身份证号 that are double reports (`doubles`),
 //! updated in the transaction that records a return, so that figures never rescan the rows.
-//! What a person's reports add up to is `core::count`'s (`person_tallies`, `is_double`); here
+//! What a person's reports add up to is `core::count`'s (`person_tallies`, `is_double`, and
+//! `FirstReports` for the many whom only the new return reports); here
 //! only the SQL. A plan whose counting changed (year, categories, `require_pass`) is recounted
 //! once by the next writer; readers meanwhile count the rows as before.
 
