@@ -1,6 +1,7 @@
 //! Reading untrusted return files (DESIGN.md §7): size check, zip container check, then
-//! calamine — all in a child process (`tally` re-invoked) with a memory cap and a time limit,
-//! so a hostile file becomes a finding, never a crash of the caller. calamine's types stop here.
+//! calamine — all in a child process (`tally` re-invoked, or on Linux a copy of a caller that
+//! runs no other thread) with a memory cap and a time limit, so a hostile file becomes a
+//! finding, never a crash of the caller. calamine's types stop here.
 
 use crate::core::findings::{Code, Finding};
 use crate::core::workbook::{Cell, Range, Sheet, Workbook};
@@ -612,8 +613,13 @@ fn date_time(dt: &calamine::ExcelDateTime) -> Cell {
 /// stdout. `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
 pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
     crate::sandbox::child_start(limits.reader_memory_mb, confined);
-    let stdout = std::io::stdout();
-    let mut lock = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    answer(path, limits, fault, std::io::stdout().lock())
+}
+
+/// What the child does once confined: read `path` and send its SHA-256, then the workbook or
+/// the finding, on `out`. The exit code.
+fn answer(path: &Path, limits: &Limits, fault: Option<&str>, out: impl std::io::Write) -> i32 {
+    let mut lock = std::io::BufWriter::with_capacity(1 << 16, out);
     // The bytes' SHA-256 goes out first, on its own: the parent knows which bytes this child
     // read even when it is stopped later (time limit, memory cap, crash).
     let bytes = std::fs::read(path);
@@ -684,6 +690,28 @@ pub fn read_sandboxed(
         .result
 }
 
+/// A reader child made by copying this process, when it runs no other thread (Unix): no
+/// program to load and no settings to parse again. None: start `tally __read` instead.
+fn copied(
+    path: &Path,
+    limits: &Limits,
+) -> Option<std::io::Result<(Confined, crate::sandbox::Pipes)>> {
+    #[cfg(unix)]
+    {
+        let (path, limits) = (path.to_path_buf(), limits.clone());
+        Confined::fork(move |out| {
+            crate::sandbox::child_start(limits.reader_memory_mb, false);
+            let fault = crate::settings::Environment::read().fault_reader;
+            answer(&path, &limits, fault.as_deref(), out)
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, limits);
+        None
+    }
+}
+
 /// What a reader child answered.
 pub struct Answer {
     /// SHA-256 (lower-case hex) of the bytes the child read, when it could read the file.
@@ -737,12 +765,15 @@ impl Reading {
             Ok(_) => {}
             Err(e) => return done(Err(unreadable(format!("文件无法打开（{e}）。")))),
         }
-        let mut cmd = Command::new(exe);
-        if let Some(c) = config_path {
-            cmd.arg("--config").arg(c);
-        }
-        cmd.arg("-q").arg(CHILD_COMMAND).arg(path);
-        let mut confined = match Confined::spawn(&mut cmd, limits.reader_memory_mb) {
+        let started = copied(path, limits).unwrap_or_else(|| {
+            let mut cmd = Command::new(exe);
+            if let Some(c) = config_path {
+                cmd.arg("--config").arg(c);
+            }
+            cmd.arg("-q").arg(CHILD_COMMAND).arg(path);
+            Confined::spawn(&mut cmd, limits.reader_memory_mb)
+        });
+        let (confined, pipes) = match started {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "cannot start the reader child in its sandbox");
@@ -752,9 +783,7 @@ impl Reading {
                 )));
             }
         };
-        let child = confined.child();
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
+        let (mut stdout, mut stderr) = (pipes.stdout, pipes.stderr);
         // The child's answer is bounded like the child itself: a workbook whose cells would
         // not fit in half the reader's memory cap is too large, and the parent never holds more.
         let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
@@ -824,7 +853,7 @@ impl Running {
         // exit takes a fraction of a millisecond to a few: look again soon, then less often.
         let mut pause = Duration::from_micros(20);
         let status = loop {
-            match self.confined.child().try_wait() {
+            match self.confined.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= self.deadline => {
                     self.confined.kill();

@@ -1,5 +1,6 @@
 //! The reader child's confinement, per platform: on Unix an address-space rlimit set by the
-//! child itself and a process group of its own; on Windows a Job Object made by the parent
+//! child itself and a process group of its own (the child a new `tally __read`, or a copy of a
+//! caller that runs no other thread); on Windows a Job Object made by the parent
 //! (per-process memory limit, kill on job close, the whole job ended at the time limit). Only
 //! process plumbing lives here: what is read, and what a failure means, is `read`'s.
 
@@ -10,17 +11,45 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 /// closes: by then you are in my job". Without it (run by hand) the child makes its own job.
 pub const CONFINED_FLAG: &str = "--confined";
 
-/// A spawned reader child inside its confinement.
+/// A reader child inside its confinement.
 pub struct Confined {
-    child: Child,
+    process: Process,
     #[cfg(windows)]
     job: windows::Job,
+}
+
+/// How the child came to be.
+enum Process {
+    /// `tally __read` started anew (every platform; a caller with threads on Unix).
+    Spawned(Child),
+    /// A copy of the calling process (Unix, a caller with no other thread): no program to load,
+    /// no settings to parse again. Its exit status once collected.
+    #[cfg(unix)]
+    Forked {
+        pid: libc::pid_t,
+        status: Option<ExitStatus>,
+    },
+}
+
+/// The child's stdout (its answer) and stderr (what it said when it failed).
+pub struct Pipes {
+    pub stdout: Box<dyn io::Read + Send>,
+    pub stderr: Box<dyn io::Read + Send>,
+}
+
+impl Pipes {
+    fn of(child: &mut Child) -> Pipes {
+        Pipes {
+            stdout: Box::new(child.stdout.take().expect("piped")),
+            stderr: Box::new(child.stderr.take().expect("piped")),
+        }
+    }
 }
 
 impl Confined {
     /// Spawn `cmd` confined to `memory_mb` MiB. Its stdin is the parent's "go" signal on
     /// Windows (closed once the child is in its job); stdout and stderr are piped.
-    pub fn spawn(cmd: &mut Command, memory_mb: u64) -> io::Result<Confined> {
+    pub fn spawn(cmd: &mut Command, memory_mb: u64) -> io::Result<(Confined, Pipes)> {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         #[cfg(unix)]
         {
@@ -30,9 +59,14 @@ impl Confined {
             let _ = memory_mb;
             std::os::unix::process::CommandExt::process_group(cmd, 0);
             cmd.stdin(Stdio::null());
-            Ok(Confined {
-                child: cmd.spawn()?,
-            })
+            let mut child = cmd.spawn()?;
+            let pipes = Pipes::of(&mut child);
+            Ok((
+                Confined {
+                    process: Process::Spawned(child),
+                },
+                pipes,
+            ))
         }
         #[cfg(windows)]
         {
@@ -53,20 +87,128 @@ impl Confined {
             // The child waits for its stdin to close before it reads anything, so nothing of
             // the file is parsed outside the job.
             drop(child.stdin.take());
-            Ok(Confined { child, job })
+            let pipes = Pipes::of(&mut child);
+            Ok((
+                Confined {
+                    process: Process::Spawned(child),
+                    job,
+                },
+                pipes,
+            ))
         }
     }
 
-    pub fn child(&mut self) -> &mut Child {
-        &mut self.child
+    /// Unix, when this process runs no other thread (`tally check`, the first return of
+    /// `tally ingest`): run `child` in a copy of this process, its stdout and stderr piped,
+    /// in a process group of its own, and it ends with the code `child` returns (101 when it
+    /// panics). The copy skips loading the program and its settings again, a few milliseconds
+    /// a small return. None: another thread runs (a copy could inherit a lock it holds), or
+    /// this is not Linux: spawn instead.
+    #[cfg(unix)]
+    pub fn fork(child: impl FnOnce(std::fs::File) -> i32) -> Option<io::Result<(Confined, Pipes)>> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        if !single_threaded() {
+            return None;
+        }
+        let pipe = || -> io::Result<(OwnedFd, OwnedFd)> {
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 writes two descriptors into `fds`, owned from here on.
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: both were just opened and are owned by nothing else.
+            Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+        };
+        let started = (|| {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            // SAFETY: no other thread runs (checked above), so the copy holds no lock another
+            // thread took; it runs `child` and leaves by `_exit`, never returning here.
+            match unsafe { libc::fork() } {
+                -1 => Err(io::Error::last_os_error()),
+                0 => {
+                    use std::os::fd::{AsRawFd, IntoRawFd};
+                    // SAFETY: the copy's own descriptors and process group; stdin from
+                    // /dev/null, stderr into the parent's pipe (the panic message, an
+                    // allocation failure).
+                    unsafe {
+                        libc::setpgid(0, 0);
+                        libc::dup2(err_w.as_raw_fd(), 2);
+                        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                        if null >= 0 {
+                            libc::dup2(null, 0);
+                        }
+                    }
+                    drop((out_r, err_r, err_w));
+                    // SAFETY: `out_w` is owned here and moved into the file.
+                    let out = unsafe { std::fs::File::from_raw_fd(out_w.into_raw_fd()) };
+                    let code =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(out)))
+                            .unwrap_or(101);
+                    // SAFETY: ends the copy at once: no destructor, no handler and no buffer of
+                    // the parent's runs twice.
+                    unsafe { libc::_exit(code) }
+                }
+                pid => {
+                    drop((out_w, err_w));
+                    Ok((
+                        Confined {
+                            process: Process::Forked { pid, status: None },
+                        },
+                        Pipes {
+                            stdout: Box::new(std::fs::File::from(out_r)),
+                            stderr: Box::new(std::fs::File::from(err_r)),
+                        },
+                    ))
+                }
+            }
+        })();
+        Some(started)
+    }
+
+    /// The child's exit status, if it has exited (without waiting).
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        match &mut self.process {
+            Process::Spawned(child) => child.try_wait(),
+            #[cfg(unix)]
+            Process::Forked { pid, status } => {
+                if status.is_none() {
+                    let mut raw = 0;
+                    // SAFETY: waits (without blocking) for our own child only.
+                    match unsafe { libc::waitpid(*pid, &mut raw, libc::WNOHANG) } {
+                        0 => {}
+                        -1 => return Err(io::Error::last_os_error()),
+                        _ => *status = Some(std::os::unix::process::ExitStatusExt::from_raw(raw)),
+                    }
+                }
+                Ok(*status)
+            }
+        }
     }
 
     /// End the child and everything it started (the time limit was reached).
     pub fn kill(&mut self) {
         #[cfg(windows)]
         self.job.terminate();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.process {
+            Process::Spawned(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            #[cfg(unix)]
+            Process::Forked { pid, status } => {
+                if status.is_none() {
+                    let mut raw = 0;
+                    // SAFETY: signals and reaps our own child, which has not been reaped yet
+                    // (its status is not taken), so the pid is still ours.
+                    unsafe {
+                        libc::kill(*pid, libc::SIGKILL);
+                        libc::waitpid(*pid, &mut raw, 0);
+                    }
+                    *status = Some(std::os::unix::process::ExitStatusExt::from_raw(raw));
+                }
+            }
+        }
     }
 
     /// Whether the child hit its memory cap: the job's own report on Windows; on every
@@ -78,6 +220,16 @@ impl Confined {
         }
         stderr.contains("memory allocation of ")
     }
+}
+
+/// Whether this process runs one thread (Linux: /proc says so; elsewhere: not known, no).
+#[cfg(unix)]
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .is_some_and(|n| n.trim() == "1")
+    })
 }
 
 /// First thing the child does: confine itself where the parent has not (Unix: the rlimit;
@@ -241,5 +393,24 @@ mod windows {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A copy of a process made while another thread runs could hold a lock that thread
+    /// took, forever: such a process starts a new program instead.
+    #[test]
+    fn a_process_running_another_thread_is_not_copied() {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let _ = stopped.recv();
+        });
+        assert!(!single_threaded());
+        assert!(Confined::fork(|_| 0).is_none());
+        drop(stop);
+        other.join().unwrap();
     }
 }
