@@ -287,53 +287,47 @@ fn qualifies(plan: &Plan, category: &str, date: chrono::NaiveDate, passed: bool)
 
 /// What one person's counted reports (all of them, any order) add to the tallies.
 pub fn person_tallies(plan: &Plan, reports: &[PersonReport]) -> Tallies {
+    let mut sum = TallySum::default();
+    sum.add_person(
+        plan,
+        reports
+            .iter()
+            .map(|r| (r.unit.as_str(), r.category.as_str(), r.date, r.passed)),
+    );
     let mut out = Tallies::new();
-    let mut firsts: BTreeMap<(&str, &str), u8> = BTreeMap::new();
-    for r in reports {
-        if !qualifies(plan, &r.category, r.date, r.passed) {
-            continue;
-        }
-        let m = r.date.month0() as u8;
-        out.entry((r.unit.clone(), r.category.clone(), m))
-            .or_default()
-            .times += 1;
-        let first = firsts.entry((&r.unit, &r.category)).or_insert(m);
-        *first = (*first).min(m);
-    }
-    for ((unit, category), m) in firsts {
-        out.entry((unit.to_string(), category.to_string(), m))
-            .or_default()
-            .persons += 1;
-    }
+    sum.add_to(&mut out);
     out
 }
 
-/// Tallies summed over many persons whose reports all sit in one return: keys borrowed
-/// from the return's rows while summing (a 50,000-row return makes a few dozen keys, not an
-/// allocation per person); the same sums as adding up [`person_tallies`] person by person.
+/// Tallies summed person by person, their keys borrowed from the reports while summing (a
+/// 50,000-row return makes a few dozen keys, not an allocation per person). The one place
+/// where a person's reports are counted: each qualifying report is a person-time in its
+/// month; the person counts once per unit and category, in the first such month.
 #[derive(Debug, Default)]
-pub struct FirstReports<'r> {
-    sums: HashMap<(&'r str, u8), TallyCounts>,
+pub struct TallySum<'r> {
+    sums: HashMap<(&'r str, &'r str, u8), TallyCounts>,
 }
 
-impl<'r> FirstReports<'r> {
-    /// Add one person's reports (category, training date, passed), all of `unit`, whom no
-    /// other return reports.
+impl<'r> TallySum<'r> {
+    /// Add one person's reports: (unit, category, training date, passed).
     pub fn add_person(
         &mut self,
         plan: &Plan,
-        reports: impl IntoIterator<Item = (&'r str, chrono::NaiveDate, bool)>,
+        reports: impl IntoIterator<Item = (&'r str, &'r str, chrono::NaiveDate, bool)>,
     ) {
-        let mut firsts: Vec<(&'r str, u8)> = Vec::new();
-        for (category, date, passed) in reports {
+        let mut firsts: Vec<(&'r str, &'r str, u8)> = Vec::new();
+        for (unit, category, date, passed) in reports {
             if !qualifies(plan, category, date, passed) {
                 continue;
             }
             let m = date.month0() as u8;
-            self.sums.entry((category, m)).or_default().times += 1;
-            match firsts.iter_mut().find(|(c, _)| *c == category) {
-                Some((_, first)) => *first = (*first).min(m),
-                None => firsts.push((category, m)),
+            self.sums.entry((unit, category, m)).or_default().times += 1;
+            match firsts
+                .iter_mut()
+                .find(|(u, c, _)| *u == unit && *c == category)
+            {
+                Some((_, _, first)) => *first = (*first).min(m),
+                None => firsts.push((unit, category, m)),
             }
         }
         for key in firsts {
@@ -341,9 +335,9 @@ impl<'r> FirstReports<'r> {
         }
     }
 
-    /// Add the sums, as `unit`'s, to `into`.
-    pub fn add_to(self, unit: &str, into: &mut Tallies) {
-        for ((category, m), v) in self.sums {
+    /// Add the sums to `into`.
+    pub fn add_to(self, into: &mut Tallies) {
+        for ((unit, category, m), v) in self.sums {
             let e = into
                 .entry((unit.to_string(), category.to_string(), m))
                 .or_default();

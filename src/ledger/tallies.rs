@@ -1,9 +1,8 @@
 //! Kept aggregates (issue 11): per unit × category × training month the persons first counted
 //! and the person-times (`tallies`), and the 身份证号 that are double reports (`doubles`),
 //! updated in the transaction that records a return, so that figures never rescan the rows.
-//! What a person's reports add up to is `core::count`'s (`person_tallies`, `is_double`, and
-//! `FirstReports` for the many whom only the new return reports); here
-//! only the SQL. A plan whose counting changed (year, categories, `require_pass`) is recounted
+//! What a person's reports add up to is `core::count`'s (`TallySum`, `person_tallies`,
+//! `is_double`); here only the SQL. A plan whose counting changed (year, categories, `require_pass`) is recounted
 //! once by the next writer; readers meanwhile count the rows as before.
 
 use super::db::{Begin, Db, DbError, Dialect, args};
@@ -15,7 +14,7 @@ use crate::core::count::{
 };
 use crate::core::plan::Plan;
 use crate::core::returns::Row;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// `watch_state` key of the fingerprint the tallies were counted under.
 const FINGERPRINT_KEY: &str = "tallies_plan";
@@ -132,7 +131,7 @@ pub(super) fn after_accept(
     // Persons this return alone reports (most of a return): one unit, one return, so never a
     // double report, and nothing counted for them before; their tallies are summed without
     // a map per person.
-    let mut alone = count::FirstReports::default();
+    let mut alone = count::TallySum::default();
     for group in &own {
         let person = rows[group[0]].id.as_str();
         let (other, gone) = (elsewhere.get(person), removed.get(person));
@@ -140,9 +139,10 @@ pub(super) fn after_accept(
             if fresh {
                 alone.add_person(
                     plan,
-                    group
-                        .iter()
-                        .map(|&i| (rows[i].category.as_str(), rows[i].date, rows[i].passed)),
+                    group.iter().map(|&i| {
+                        let r = &rows[i];
+                        (unit, r.category.as_str(), r.date, r.passed)
+                    }),
                 );
             }
             continue;
@@ -160,15 +160,13 @@ pub(super) fn after_accept(
         after.extend(other.into_iter().flatten().cloned());
         settle_person(db, plan, id, person, &after, gone, fresh, &mut delta)?;
     }
-    alone.add_to(unit, &mut delta);
-    // Persons only the superseded returns reported, not this one.
-    let reported: HashSet<&str> = if removed.is_empty() {
-        HashSet::new()
-    } else {
-        rows.iter().map(|r| r.id.as_str()).collect()
-    };
+    alone.add_to(&mut delta);
+    // Persons only the superseded returns reported, not this one (`own` is sorted by ID).
     for (person, gone) in &removed {
-        if reported.contains(person.as_str()) {
+        if own
+            .binary_search_by(|g| rows[g[0]].id.as_str().cmp(person))
+            .is_ok()
+        {
             continue;
         }
         let after = elsewhere.get(person).cloned().unwrap_or_default();
