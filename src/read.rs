@@ -70,13 +70,179 @@ impl Limits {
 pub const CHILD_COMMAND: &str = "__read";
 
 /// What the child writes on stdout, after the SHA-256 (64 lower-case hex digits) of the bytes
-/// it read: one postcard document (compact binary; the parent decodes it with the same types,
-/// so the framing never leaves this file). A read started ahead on the dropped file itself
-/// stands only for the very bytes intake then stages.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum ChildOutput {
-    Ok(Workbook),
+/// it read: frames, each a length (u32, little-endian) and that many bytes of postcard
+/// (compact binary; the parent decodes them with the same types, so the framing never leaves
+/// this file). The cells go out as they are read, so the parent puts the workbook together
+/// while the child is still reading (both cores). A read started ahead on the dropped file
+/// itself stands only for the very bytes intake then stages.
+#[derive(Debug, Serialize)]
+enum FrameOut<'a> {
+    /// A sheet begins: its name.
+    Sheet(&'a str),
+    /// Cells of the sheet begun last, as (row, column, value), in the order read.
+    Cells(&'a [(u32, u32, Cell)]),
+    /// That sheet ends: its merged ranges.
+    EndSheet(&'a [Range]),
+    /// Every sheet has been sent.
+    Done,
+    /// The file is refused; whatever came before it is void.
+    Refused(&'a Finding),
+}
+
+/// [`FrameOut`] as the parent reads it (the same shape, owned).
+#[derive(Debug, Deserialize)]
+enum Frame {
+    Sheet(String),
+    Cells(Vec<(u32, u32, Cell)>),
+    EndSheet(Vec<Range>),
+    Done,
     Refused(Finding),
+}
+
+/// Cells sent in one frame (a few hundred kilobytes at most).
+const FRAME_CELLS: usize = 4096;
+
+/// The child's side of the answer: frames written to the parent as the cells come. A write
+/// that fails (the parent went away) ends the sending; [`FrameWriter::finish`] says so.
+struct FrameWriter<W: std::io::Write> {
+    out: W,
+    cells: Vec<(u32, u32, Cell)>,
+    buf: Vec<u8>,
+    failed: bool,
+}
+
+impl<W: std::io::Write> FrameWriter<W> {
+    fn new(out: W) -> Self {
+        FrameWriter {
+            out,
+            cells: Vec::with_capacity(FRAME_CELLS),
+            buf: Vec::new(),
+            failed: false,
+        }
+    }
+
+    fn send(&mut self, frame: &FrameOut<'_>) {
+        if self.failed {
+            return;
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; 4]);
+        let buf = std::mem::take(&mut self.buf);
+        match postcard::to_extend(frame, buf) {
+            Ok(mut buf) => {
+                let len = u32::try_from(buf.len() - 4).unwrap_or(u32::MAX);
+                buf[..4].copy_from_slice(&len.to_le_bytes());
+                self.failed = self.out.write_all(&buf).is_err();
+                self.buf = buf;
+            }
+            Err(_) => self.failed = true,
+        }
+    }
+
+    fn flush_cells(&mut self) {
+        if !self.cells.is_empty() {
+            let cells = std::mem::take(&mut self.cells);
+            self.send(&FrameOut::Cells(&cells));
+            self.cells = cells;
+            self.cells.clear();
+        }
+    }
+
+    /// Send the end (`Done`, or the finding that refuses the file); whether everything was
+    /// sent.
+    fn finish(mut self, result: Result<(), Finding>) -> bool {
+        match result {
+            Ok(()) => {
+                self.flush_cells();
+                self.send(&FrameOut::Done);
+            }
+            // The cells read before it are void: not sent.
+            Err(f) => self.send(&FrameOut::Refused(&f)),
+        }
+        !self.failed && self.out.flush().is_ok()
+    }
+}
+
+impl<W: std::io::Write> CellSink for FrameWriter<W> {
+    fn sheet(&mut self, name: &str) {
+        self.flush_cells();
+        self.send(&FrameOut::Sheet(name));
+    }
+
+    fn cell(&mut self, row: u32, col: u32, cell: Cell) {
+        self.cells.push((row, col, cell));
+        if self.cells.len() >= FRAME_CELLS {
+            self.flush_cells();
+        }
+    }
+
+    fn end_sheet(&mut self, merged: &[Range]) {
+        self.flush_cells();
+        self.send(&FrameOut::EndSheet(merged));
+    }
+}
+
+/// What the parent took from a child's stdout.
+#[derive(Default)]
+struct Received {
+    /// The SHA-256 the child sent first (None: it could not read the file, or sent nothing).
+    sha256: Option<String>,
+    /// The workbook or the finding, when the child's answer came to its end whole.
+    answer: Option<Result<Workbook, Finding>>,
+    /// The child sent more than the parent takes.
+    over_cap: bool,
+}
+
+/// Take a child's answer from `out` as it comes, putting the workbook together meanwhile:
+/// at most `cap` bytes, and cells worth at most `cap` bytes of memory. Everything past the
+/// answer (or past the cap) is read and dropped, so the child is never blocked on a full pipe.
+fn receive(mut out: impl Read, cap: u64) -> Received {
+    let mut received = Received::default();
+    let mut sha = [0u8; NO_SHA.len()];
+    if out.read_exact(&mut sha).is_ok() {
+        received.sha256 = sha_sent(&sha);
+        let mut wb = Assembly::new(cap);
+        let mut taken = 0u64;
+        let mut body = Vec::new();
+        loop {
+            let mut len = [0u8; 4];
+            if out.read_exact(&mut len).is_err() {
+                break; // ended before its answer: the exit status tells why
+            }
+            let len = u32::from_le_bytes(len);
+            taken += 4 + u64::from(len);
+            if taken > cap {
+                received.over_cap = true;
+                break;
+            }
+            body.resize(len as usize, 0);
+            if out.read_exact(&mut body).is_err() {
+                break;
+            }
+            let Ok(frame) = postcard::from_bytes::<Frame>(&body) else {
+                break;
+            };
+            match frame {
+                Frame::Sheet(name) => wb.sheet(&name),
+                Frame::Cells(cells) => {
+                    for (row, col, cell) in cells {
+                        wb.cell(row, col, cell);
+                    }
+                }
+                Frame::EndSheet(merged) => wb.end_sheet(&merged),
+                Frame::Done => {
+                    received.answer = Some(wb.finish());
+                    break;
+                }
+                Frame::Refused(f) => {
+                    received.answer = Some(Err(f));
+                    break;
+                }
+            }
+        }
+    }
+    let _ = std::io::copy(&mut out, &mut std::io::sink());
+    received
 }
 
 /// How the bytes are packaged.
@@ -276,6 +442,13 @@ fn inflate_checked(
 
 /// Read a workbook in this process. Call only where a crash cannot hurt (the child).
 pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Finding> {
+    let mut wb = Assembly::new(u64::MAX);
+    read_into(bytes, limits, &mut wb)?;
+    wb.finish()
+}
+
+/// [`read_in_process`], giving the cells to `sink` as they are read.
+fn read_into(bytes: &[u8], limits: &Limits, sink: &mut dyn CellSink) -> Result<(), Finding> {
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(too_large(format!(
             "文件大小 {} 字节，超过上限 {} 字节。请删除无关的工作表、图片后重新保存，或分文件报送。",
@@ -295,9 +468,12 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
                     })?;
                 // calamine does not report merged cells in .ods: find them in content.xml.
                 let merges = ods_merges(bytes);
-                collect(&mut wb, limits, |_, name| {
-                    Ok(merges.get(name).cloned().unwrap_or_default())
-                })
+                collect(
+                    &mut wb,
+                    limits,
+                    |_, name| Ok(merges.get(name).cloned().unwrap_or_default()),
+                    sink,
+                )
             } else {
                 let mut wb: calamine::Xlsx<_> =
                     calamine::open_workbook_from_rs(Cursor::new(stored.bytes)).map_err(|e| {
@@ -305,7 +481,7 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
                             "文件不是有效的 Excel 工作簿（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
                         ))
                     })?;
-                collect_xlsx(&mut wb, limits, stored.merges)
+                collect_xlsx(&mut wb, limits, stored.merges, sink)
             }
         }
         Container::Cfb => {
@@ -323,10 +499,15 @@ pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Findin
                         "无法读取 .xls 文件（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
                     )),
                 })?;
-            collect(&mut wb, limits, |wb, name| {
-                wb.merge_cells_by_sheet_name(name)
-                    .map_err(|e| e.to_string())
-            })
+            collect(
+                &mut wb,
+                limits,
+                |wb, name| {
+                    wb.merge_cells_by_sheet_name(name)
+                        .map_err(|e| e.to_string())
+                },
+                sink,
+            )
         }
         Container::Other => Err(unreadable(
             "文件不是 Excel 工作簿（.xlsx/.xls/.ods），可能是改了扩展名的其他文件。请用区里下发的模板填写，并在 Excel 或 WPS 中保存为 .xlsx 后报送。",
@@ -441,75 +622,149 @@ fn is_encrypted_ooxml(bytes: &[u8]) -> bool {
     bytes.windows(needle.len()).any(|w| w == needle.as_slice())
 }
 
-/// One sheet's cells placed at their positions as they come (in any order; empty ones are
-/// not kept, so no row ends in an empty cell), with the row limit checked on the way.
-struct Grid<'n> {
-    name: &'n str,
-    rows: Vec<Vec<Cell>>,
-    /// Rows past this many are not kept: the sheet is too large (reported by [`Grid::finish`]).
+/// Where a reader puts the cells of a workbook, sheet by sheet, as it reads them: a workbook
+/// built in this process ([`Assembly`]), or frames sent to the parent ([`FrameWriter`]). Empty
+/// cells are never given; every cell given is inside the limits ([`Bounds`]).
+trait CellSink {
+    fn sheet(&mut self, name: &str);
+    fn cell(&mut self, row: u32, col: u32, cell: Cell);
+    fn end_sheet(&mut self, merged: &[Range]);
+}
+
+/// One sheet's limits, applied as its cells come: rows past `max_rows + 1000` are not kept
+/// (the sheet is too large, reported by [`Bounds::finish`]); a column past Excel's last is a
+/// damaged file.
+struct Bounds {
+    /// Rows from this one (0-based) on are not kept.
     limit: usize,
     /// The last row seen, kept or not (0-based).
     last_row: Option<u32>,
 }
 
-impl<'n> Grid<'n> {
-    fn new(name: &'n str, limits: &Limits) -> Grid<'n> {
-        Grid {
-            name,
-            rows: Vec::new(),
+impl Bounds {
+    fn new(limits: &Limits) -> Bounds {
+        Bounds {
             limit: limits.max_rows + 1000,
             last_row: None,
         }
     }
 
-    fn put(&mut self, (row, col): (u32, u32), cell: Cell) {
-        if cell == Cell::Empty {
-            return;
+    /// Whether the cell at (`row`, `col`) of sheet `name` is kept.
+    fn admit(&mut self, name: &str, (row, col): (u32, u32)) -> Result<bool, Finding> {
+        if col >= u32::from(crate::excel::MAX_COLS) {
+            return Err(unreadable(format!(
+                "工作表“{name}”有单元格超出了 Excel 的最后一列（XFD），文件已损坏。请用 Excel 或 WPS 打开后另存为 .xlsx 再报送。"
+            )));
         }
         self.last_row = self.last_row.max(Some(row));
-        let (r, c) = (row as usize, col as usize);
-        if r >= self.limit {
+        Ok((row as usize) < self.limit)
+    }
+
+    fn finish(&self, name: &str) -> Result<(), Finding> {
+        match self.last_row {
+            Some(last) if last as usize >= self.limit => Err(too_large(format!(
+                "工作表“{name}”有 {} 行，超过上限 {}。请删除多余的行或分文件报送。",
+                u64::from(last) + 1,
+                self.limit - 1000
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A workbook put together from its cells as they come (in any order), one sheet at a time;
+/// within `budget` bytes of cells, counting the empty ones a row holds before its last cell.
+struct Assembly {
+    sheets: Vec<Sheet>,
+    /// Cells allowed in all: `budget` bytes' worth.
+    slots_left: usize,
+    /// Rows and columns past Excel's are never placed (the reader refuses them first).
+    over_budget: bool,
+}
+
+impl Assembly {
+    fn new(budget: u64) -> Assembly {
+        Assembly {
+            sheets: Vec::new(),
+            slots_left: usize::try_from(budget / std::mem::size_of::<Cell>() as u64)
+                .unwrap_or(usize::MAX),
+            over_budget: false,
+        }
+    }
+
+    /// The workbook, or the finding that its cells would not fit the budget.
+    fn finish(self) -> Result<Workbook, Finding> {
+        if self.over_budget {
+            return Err(too_large(
+                "文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。",
+            ));
+        }
+        Ok(Workbook {
+            sheets: self.sheets,
+        })
+    }
+}
+
+impl CellSink for Assembly {
+    fn sheet(&mut self, name: &str) {
+        self.sheets.push(Sheet {
+            name: name.to_string(),
+            ..Sheet::default()
+        });
+    }
+
+    fn cell(&mut self, row: u32, col: u32, cell: Cell) {
+        let Some(sheet) = self.sheets.last_mut() else {
+            return;
+        };
+        if self.over_budget || col >= u32::from(crate::excel::MAX_COLS) {
             return;
         }
-        if self.rows.len() <= r {
-            self.rows.resize_with(r + 1, Vec::new);
+        let (r, c) = (row as usize, col as usize);
+        let new_rows = (r + 1).saturating_sub(sheet.rows.len());
+        let new_cells = match sheet.rows.get(r) {
+            Some(cells) => (c + 1).saturating_sub(cells.len()),
+            None => c + 1,
+        };
+        // A row is a vector too: counted as one cell.
+        match self.slots_left.checked_sub(new_rows + new_cells) {
+            Some(left) => self.slots_left = left,
+            None => {
+                self.over_budget = true;
+                return;
+            }
         }
-        let cells = &mut self.rows[r];
+        if new_rows > 0 {
+            sheet.rows.resize_with(r + 1, Vec::new);
+        }
+        let cells = &mut sheet.rows[r];
         if cells.len() <= c {
             cells.resize(c + 1, Cell::Empty);
         }
         cells[c] = cell;
     }
 
-    fn finish(self, merged: Vec<calamine::Dimensions>) -> Result<Sheet, Finding> {
-        if let Some(last) = self.last_row
-            && last as usize >= self.limit
-        {
-            return Err(too_large(format!(
-                "工作表“{}”有 {} 行，超过上限 {}。请删除多余的行或分文件报送。",
-                self.name,
-                u64::from(last) + 1,
-                self.limit - 1000
-            )));
+    fn end_sheet(&mut self, merged: &[Range]) {
+        if let Some(sheet) = self.sheets.last_mut() {
+            sheet.merged = merged.to_vec();
         }
-        Ok(Sheet {
-            name: self.name.to_string(),
-            rows: self.rows,
-            merged: merged
-                .into_iter()
-                .map(|d| Range {
-                    first_row: d.start.0,
-                    first_col: d.start.1,
-                    last_row: d.end.0,
-                    last_col: d.end.1,
-                })
-                .collect(),
-        })
     }
 }
 
 fn unreadable_sheet(name: &str, e: &dyn std::fmt::Display) -> Finding {
     unreadable(format!("工作表“{name}”无法读取（{e}），请重新保存后报送。"))
+}
+
+fn ranges(merged: Vec<calamine::Dimensions>) -> Vec<Range> {
+    merged
+        .into_iter()
+        .map(|d| Range {
+            first_row: d.start.0,
+            first_col: d.start.1,
+            last_row: d.end.0,
+            last_col: d.end.1,
+        })
+        .collect()
 }
 
 /// Every sheet of an .xlsx, streamed cell by cell from its XML (no dense range in between).
@@ -518,55 +773,66 @@ fn collect_xlsx<RS: Read + Seek>(
     wb: &mut calamine::Xlsx<RS>,
     limits: &Limits,
     merges: bool,
-) -> Result<Workbook, Finding> {
-    let mut out = Workbook::default();
+    sink: &mut dyn CellSink,
+) -> Result<(), Finding> {
     for name in wb.sheet_names() {
-        let mut grid = Grid::new(&name, limits);
+        sink.sheet(&name);
+        let mut bounds = Bounds::new(limits);
         match wb.worksheet_cells_reader(&name) {
             Ok(mut cells) => {
                 while let Some(cell) = cells.next_cell().map_err(|e| unreadable_sheet(&name, &e))? {
-                    grid.put(cell.get_position(), convert_ref(cell.get_value()));
+                    let value = convert_ref(cell.get_value());
+                    let (row, col) = cell.get_position();
+                    if value != Cell::Empty && bounds.admit(&name, (row, col))? {
+                        sink.cell(row, col, value);
+                    }
                 }
             }
             // A chart sheet: no cells (as calamine's own `worksheet_range` has it).
             Err(calamine::XlsxError::NotAWorksheet(_)) => {}
             Err(e) => return Err(unreadable_sheet(&name, &e)),
         }
+        bounds.finish(&name)?;
         let merged = if merges {
             wb.merge_cells_by_sheet_name(&name).unwrap_or_default()
         } else {
             Vec::new()
         };
-        out.sheets.push(grid.finish(merged)?);
+        sink.end_sheet(&ranges(merged));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn collect<R, RS>(
     wb: &mut R,
     limits: &Limits,
     merges: impl Fn(&mut R, &str) -> Result<Vec<calamine::Dimensions>, String>,
-) -> Result<Workbook, Finding>
+    sink: &mut dyn CellSink,
+) -> Result<(), Finding>
 where
     RS: Read + Seek,
     R: Reader<RS>,
     R::Error: std::fmt::Display,
 {
-    let mut out = Workbook::default();
     for name in wb.sheet_names() {
         let range = wb
             .worksheet_range(&name)
             .map_err(|e| unreadable_sheet(&name, &e))?;
-        let mut grid = Grid::new(&name, limits);
+        sink.sheet(&name);
+        let mut bounds = Bounds::new(limits);
         // `used_cells` counts from the range's first cell.
         let (r0, c0) = range.start().unwrap_or((0, 0));
         for (row, col, data) in range.used_cells() {
-            grid.put((r0 + row as u32, c0 + col as u32), convert(data));
+            let value = convert(data);
+            let at = (r0 + row as u32, c0 + col as u32);
+            if value != Cell::Empty && bounds.admit(&name, at)? {
+                sink.cell(at.0, at.1, value);
+            }
         }
-        let merged = merges(wb, &name).unwrap_or_default();
-        out.sheets.push(grid.finish(merged)?);
+        bounds.finish(&name)?;
+        sink.end_sheet(&ranges(merges(wb, &name).unwrap_or_default()));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn convert(data: &Data) -> Cell {
@@ -609,8 +875,7 @@ fn date_time(dt: &calamine::ExcelDateTime) -> Cell {
     }
 }
 
-/// Entry point of the child: confine itself (memory cap), read, print one JSON document on
-/// stdout. `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
+/// Entry point of the child: confine itself (memory cap), read, send the answer on stdout. `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
 pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
     crate::sandbox::child_start(limits.reader_memory_mb, confined);
     answer(path, limits, fault, std::io::stdout().lock())
@@ -644,37 +909,23 @@ fn answer(path: &Path, limits: &Limits, fault: Option<&str>, out: impl std::io::
         },
         _ => {}
     }
-    let output = match bytes {
-        Ok(bytes) => match read_in_process(&bytes, limits) {
-            Ok(wb) => ChildOutput::Ok(wb),
-            Err(f) => ChildOutput::Refused(f),
-        },
-        Err(e) => ChildOutput::Refused(unreadable(format!("文件无法打开（{e}）。"))),
+    let mut frames = FrameWriter::new(lock);
+    let result = match bytes {
+        Ok(bytes) => read_into(&bytes, limits, &mut frames),
+        Err(e) => Err(unreadable(format!("文件无法打开（{e}）。"))),
     };
-    let written = postcard::to_io(&output, &mut lock).is_ok();
-    // The process ends now: freeing a large workbook's cells one by one (tens of milliseconds
-    // for 500,000) would only delay the answer's end.
-    std::mem::forget(output);
-    if written && std::io::Write::flush(&mut lock).is_ok() {
-        0
-    } else {
-        3
-    }
+    if frames.finish(result) { 0 } else { 3 }
 }
 
 /// What the child sends first when it could not read the file: as long as a SHA-256 in hex.
 const NO_SHA: &str = "                                                                ";
 
-/// The SHA-256 the child sent ahead of its answer (None when it could not read the file, or
-/// sent no such thing), and the rest of what it sent.
-fn split_sha(out: &[u8]) -> (Option<String>, &[u8]) {
-    match out.split_at_checked(NO_SHA.len()) {
-        Some((sha, rest)) if sha.iter().all(u8::is_ascii_hexdigit) => {
-            (Some(String::from_utf8_lossy(sha).into_owned()), rest)
-        }
-        Some((_, rest)) => (None, rest),
-        None => (None, &[]),
-    }
+/// The SHA-256 the child sent ahead of its answer, or None when it could not read the file.
+fn sha_sent(first: &[u8]) -> Option<String> {
+    first
+        .iter()
+        .all(u8::is_ascii_hexdigit)
+        .then(|| String::from_utf8_lossy(first).into_owned())
 }
 
 /// Read a return through a child process of `exe` (the `tally` binary). Every outcome is a
@@ -737,13 +988,11 @@ enum ReadingState {
 
 struct Running {
     confined: Confined,
-    out_thread: std::thread::JoinHandle<Vec<u8>>,
+    out_thread: std::thread::JoinHandle<Received>,
     err_thread: std::thread::JoinHandle<Vec<u8>>,
     /// Closed (never sent on) when the child's stdout ends.
     eof: std::sync::mpsc::Receiver<()>,
     deadline: Instant,
-    /// The most the parent takes of the child's answer.
-    out_cap: u64,
 }
 
 impl Reading {
@@ -791,12 +1040,9 @@ impl Reading {
         // small return's read takes a few milliseconds, less than any polling interval.
         let (eof_tx, eof) = std::sync::mpsc::channel::<()>();
         let out_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = (&mut stdout).take(out_cap + 1).read_to_end(&mut buf);
-            // Drain the rest so the child is not blocked on a full pipe before the time limit.
-            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+            let received = receive(&mut stdout, out_cap);
             drop(eof_tx);
-            buf
+            received
         });
         let err_thread = std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -812,7 +1058,6 @@ impl Reading {
                 err_thread,
                 eof,
                 deadline: Instant::now() + Duration::from_secs(limits.reader_seconds),
-                out_cap,
             })),
         }
     }
@@ -868,7 +1113,7 @@ impl Running {
         };
         let out = self.out_thread.join().unwrap_or_default();
         let err = self.err_thread.join().unwrap_or_default();
-        let (sha256, out) = split_sha(&out);
+        let sha256 = out.sha256;
         let refused = |f| Answer {
             sha256: sha256.clone(),
             result: Err(f),
@@ -879,21 +1124,15 @@ impl Running {
                 limits.reader_seconds
             )));
         };
-        if status.success() && out.len() as u64 > self.out_cap {
+        if status.success() && out.over_cap {
             return refused(too_large(
                 "文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。",
             ));
         }
         if status.success()
-            && let Ok(parsed) = postcard::from_bytes::<ChildOutput>(out)
+            && let Some(result) = out.answer
         {
-            return Answer {
-                sha256,
-                result: match parsed {
-                    ChildOutput::Ok(wb) => Ok(wb),
-                    ChildOutput::Refused(f) => Err(f),
-                },
-            };
+            return Answer { sha256, result };
         }
         let stderr_text = String::from_utf8_lossy(&err);
         tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
@@ -961,7 +1200,7 @@ mod tests {
 
     /// The child's answer survives the pipe's framing with every kind of cell.
     #[test]
-    fn the_child_output_round_trips() {
+    fn the_child_answer_round_trips_frame_by_frame() {
         let sheet = Sheet {
             name: "培训台账".into(),
             rows: vec![
@@ -983,17 +1222,70 @@ mod tests {
         let wb = Workbook {
             sheets: vec![sheet],
         };
-        let bytes = postcard::to_stdvec(&ChildOutput::Ok(wb.clone())).unwrap();
-        match postcard::from_bytes::<ChildOutput>(&bytes).unwrap() {
-            ChildOutput::Ok(back) => assert_eq!(back, wb),
-            other => panic!("{other:?}"),
-        }
+        // Sent as the child sends it (more cells than one frame holds, in a second sheet),
+        // taken as the parent takes it.
+        let mut wb = wb;
+        let long = Sheet {
+            name: "名单".into(),
+            rows: (0..FRAME_CELLS as u32 + 10)
+                .map(|r| vec![Cell::Empty, Cell::Number(f64::from(r))])
+                .collect(),
+            merged: Vec::new(),
+        };
+        wb.sheets.push(long);
+        let sent = |result: Result<(), Finding>, wb: &Workbook| {
+            let mut out = NO_SHA.as_bytes().to_vec();
+            let mut frames = FrameWriter::new(&mut out);
+            for sheet in &wb.sheets {
+                frames.sheet(&sheet.name);
+                for (r, row) in sheet.rows.iter().enumerate() {
+                    for (c, cell) in row.iter().enumerate() {
+                        if *cell != Cell::Empty {
+                            frames.cell(r as u32, c as u32, cell.clone());
+                        }
+                    }
+                }
+                frames.end_sheet(&sheet.merged);
+            }
+            assert!(frames.finish(result));
+            out
+        };
+        let out = sent(Ok(()), &wb);
+        let received = receive(out.as_slice(), u64::MAX);
+        assert_eq!(received.sha256, None);
+        assert_eq!(received.answer.unwrap().unwrap(), wb);
+        // A refusal voids the cells sent before it.
         let f = too_large("过大");
-        let bytes = postcard::to_stdvec(&ChildOutput::Refused(f.clone())).unwrap();
-        match postcard::from_bytes::<ChildOutput>(&bytes).unwrap() {
-            ChildOutput::Refused(back) => assert_eq!(back, f),
-            other => panic!("{other:?}"),
-        }
+        let received = receive(sent(Err(f.clone()), &wb).as_slice(), u64::MAX);
+        assert_eq!(received.answer.unwrap().unwrap_err(), f);
+        // More than the parent takes: cut off, no answer.
+        let received = receive(out.as_slice(), 1000);
+        assert!(received.over_cap && received.answer.is_none());
+        // Cut short (the child died): no answer.
+        let received = receive(&out[..out.len() - 3], u64::MAX);
+        assert!(!received.over_cap && received.answer.is_none());
+        // Cells that would take more memory than allowed (each number sent in ~12 bytes takes
+        // a 32-byte cell, and the empty cell before it another): too large.
+        let received = receive(out.as_slice(), 100_000);
+        assert_eq!(received.answer.unwrap().unwrap_err().code, Code::TooLarge);
+    }
+
+    /// A sheet's rows past the limit are not kept but counted; a column past XFD is a
+    /// damaged file.
+    #[test]
+    fn bounds_keep_rows_within_the_limit_and_refuse_columns_past_xfd() {
+        let limits = Limits {
+            max_rows: 10,
+            ..Limits::default()
+        };
+        let mut b = Bounds::new(&limits);
+        assert_eq!(b.admit("s", (1009, 16_383)), Ok(true));
+        b.finish("s").unwrap();
+        assert_eq!(b.admit("s", (1010, 0)), Ok(false));
+        assert_eq!(b.finish("s").unwrap_err().code, Code::TooLarge);
+        let f = b.admit("s", (0, 16_384)).unwrap_err();
+        assert_eq!(f.code, Code::FileUnreadable);
+        assert!(f.message.contains("XFD"), "{}", f.message);
     }
 
     /// The plan's return template for one unit: a workbook with every kind of sheet.
@@ -1055,14 +1347,23 @@ mod tests {
             }
             let mut wb: calamine::Xlsx<_> =
                 calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
-            let streamed = collect_xlsx(&mut wb, &limits(), stored.merges).unwrap();
+            let mut streamed = Assembly::new(u64::MAX);
+            collect_xlsx(&mut wb, &limits(), stored.merges, &mut streamed).unwrap();
+            let streamed = streamed.finish().unwrap();
             let mut wb: calamine::Xlsx<_> =
                 calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
-            let ranged = collect(&mut wb, &limits(), |wb, name| {
-                wb.merge_cells_by_sheet_name(name)
-                    .map_err(|e| e.to_string())
-            })
+            let mut ranged = Assembly::new(u64::MAX);
+            collect(
+                &mut wb,
+                &limits(),
+                |wb, name| {
+                    wb.merge_cells_by_sheet_name(name)
+                        .map_err(|e| e.to_string())
+                },
+                &mut ranged,
+            )
             .unwrap();
+            let ranged = ranged.finish().unwrap();
             assert_eq!(streamed, ranged);
             assert!(streamed.sheets.iter().any(|s| !s.rows.is_empty()));
         }

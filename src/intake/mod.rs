@@ -138,6 +138,34 @@ pub fn copy_durable(src: &Path, dst: &Path) -> Result<(), IntakeError> {
     Ok(())
 }
 
+/// Make the staged copy the archive copy at `dest`: made durable, then renamed into place (the
+/// staging folder is in the archive, on the same file system), so a return is written to the
+/// archive once, not copied a second time. False when the very same archive copy is there
+/// already (`dest` names the bytes' hash and the second they came in); the staged copy goes.
+fn archive_staged(staged: tempfile::TempPath, dest: &Path) -> Result<bool, IntakeError> {
+    // The archive holds full 身份证号: its unit and month folders are owner-only.
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    crate::private::create_dir(dir).map_err(io(dir, "cannot create folder"))?;
+    // Opened for writing: Windows flushes only a handle that may write.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&staged)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&staged, "cannot fsync"))?;
+    match staged.persist_noclobber(dest) {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(true)
+        }
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(IntakeError::Io {
+            path: dest.to_path_buf(),
+            what: "cannot rename into place",
+            source: e.error,
+        }),
+    }
+}
+
 /// Write bytes durably (temp file, fsync, rename).
 pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
     let dir = dst.parent().unwrap_or(Path::new("."));
@@ -265,15 +293,17 @@ fn take(
 
     let staging_dir = config.archive_dir().join(STAGING_DIR);
     crate::private::create_dir(&staging_dir).map_err(io(&staging_dir, "cannot create folder"))?;
-    let staged = tempfile::Builder::new()
+    let mut staging = tempfile::Builder::new()
         .prefix("intake-")
         .suffix(&format!("-{file_name}"))
         .tempfile_in(&staging_dir)
-        .map_err(io(&staging_dir, "cannot create a staging file"))?
-        .into_temp_path();
+        .map_err(io(&staging_dir, "cannot create a staging file"))?;
+    let staged_path = staging.path().to_path_buf();
+    // Hashed as it is written: the hash is of the staged bytes.
+    let mut hasher = Sha256::new();
     {
         let mut input = std::fs::File::open(path).map_err(io(path, "cannot open"))?;
-        let mut out = std::fs::File::create(&staged).map_err(io(&staged, "cannot write"))?;
+        let out = staging.as_file_mut();
         // Not io::copy: a failed write (the staging disk full) must be told from a failed
         // read (the drop), as they are different folders' faults.
         let mut buf = vec![0u8; 64 * 1024];
@@ -282,13 +312,15 @@ fn take(
             if n == 0 {
                 break;
             }
+            hasher.update(&buf[..n]);
             out.write_all(&buf[..n])
-                .map_err(io(&staged, "cannot write"))?;
+                .map_err(io(&staged_path, "cannot write"))?;
         }
-        // Not fsync'd: the staged copy is read and hashed, never kept; the archive copy made
-        // from it is durable before the return is recorded.
+        // Not fsync'd yet: a staged copy that is not kept never needs to be; one that becomes
+        // the archive copy is made durable first (`archive_staged`).
     }
-    let sha = hash_file(&staged)?;
+    let sha = hex::encode(hasher.finalize());
+    let staged = staging.into_temp_path();
 
     // An interrupted intake of these very bytes from this very path: finish it.
     if let Some(s) = ledger
@@ -405,15 +437,12 @@ fn take(
         file_name
     ));
     let archive_abs = config.archive_dir().join(&archive_rel);
-    let archived_now = !archive_abs.exists();
-    if archived_now {
-        // The archive holds full 身份证号: its unit and month folders are owner-only.
-        if let Some(dir) = archive_abs.parent() {
-            crate::private::create_dir(dir).map_err(io(dir, "cannot create folder"))?;
-        }
-        copy_durable(&staged, &archive_abs)?;
-    }
-    drop(staged);
+    let archived_now = if archive_abs.exists() {
+        drop(staged);
+        false
+    } else {
+        archive_staged(staged, &archive_abs)?
+    };
 
     let (dest, feedback) = if accepted {
         (
