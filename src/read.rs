@@ -968,6 +968,49 @@ pub struct Answer {
     /// SHA-256 (lower-case hex) of the bytes the child read, when it could read the file.
     pub sha256: Option<String>,
     pub result: Result<Workbook, Finding>,
+    /// The check of the workbook, when one was asked for ([`Reading::start_checked`]).
+    pub checked: Option<Checked>,
+}
+
+/// A check of the workbook to run as soon as it is put together, on the thread that takes
+/// the child's answer: for a file read ahead, its check then runs beside the recording of
+/// the file before it (both cores), not after it.
+pub struct Precheck {
+    pub plan: std::sync::Arc<crate::core::plan::Plan>,
+    pub unit: crate::core::plan::Unit,
+    pub now: chrono::DateTime<chrono_tz::Tz>,
+    pub max_rows: usize,
+}
+
+/// A [`Precheck`] done: the return, for that unit and that moment.
+pub struct Checked {
+    pub unit: String,
+    pub now: chrono::DateTime<chrono_tz::Tz>,
+    pub ret: crate::core::returns::Return,
+}
+
+impl Precheck {
+    /// The check, or None when it panicked (intake then checks again where a panic is
+    /// handled as always: the file's internal-error rejection).
+    fn run(self, wb: &Workbook) -> Option<Checked> {
+        let ret = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::core::returns::check(
+                wb,
+                &crate::core::returns::Context {
+                    plan: &self.plan,
+                    unit: Some(&self.unit),
+                    now: self.now,
+                    max_rows: self.max_rows,
+                },
+            )
+        }))
+        .ok()?;
+        Some(Checked {
+            unit: self.unit.name,
+            now: self.now,
+            ret,
+        })
+    }
 }
 
 /// A reader child at work on one file: started now, its answer taken with [`Reading::finish`]
@@ -988,7 +1031,7 @@ enum ReadingState {
 
 struct Running {
     confined: Confined,
-    out_thread: std::thread::JoinHandle<Received>,
+    out_thread: std::thread::JoinHandle<(Received, Option<Checked>)>,
     err_thread: std::thread::JoinHandle<Vec<u8>>,
     /// Closed (never sent on) when the child's stdout ends.
     eof: std::sync::mpsc::Receiver<()>,
@@ -998,6 +1041,27 @@ struct Running {
 impl Reading {
     /// Start reading `path` in a child, under `limits` (its time limit counts from now).
     pub fn start(exe: &Path, config_path: Option<&Path>, path: &Path, limits: &Limits) -> Reading {
+        Self::start_with(exe, config_path, path, limits, None)
+    }
+
+    /// [`Reading::start`], and check the workbook as soon as it is there ([`Precheck`]).
+    pub fn start_checked(
+        exe: &Path,
+        config_path: Option<&Path>,
+        path: &Path,
+        limits: &Limits,
+        precheck: Precheck,
+    ) -> Reading {
+        Self::start_with(exe, config_path, path, limits, Some(precheck))
+    }
+
+    fn start_with(
+        exe: &Path,
+        config_path: Option<&Path>,
+        path: &Path,
+        limits: &Limits,
+        precheck: Option<Precheck>,
+    ) -> Reading {
         let done = |r| Reading {
             path: path.to_path_buf(),
             limits: limits.clone(),
@@ -1042,7 +1106,11 @@ impl Reading {
         let out_thread = std::thread::spawn(move || {
             let received = receive(&mut stdout, out_cap);
             drop(eof_tx);
-            received
+            let checked = match (&received.answer, precheck) {
+                (Some(Ok(wb)), Some(precheck)) => precheck.run(wb),
+                _ => None,
+            };
+            (received, checked)
         });
         let err_thread = std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -1068,6 +1136,7 @@ impl Reading {
             ReadingState::Done(result) => Answer {
                 sha256: None,
                 result,
+                checked: None,
             },
             ReadingState::Running(running) => running.finish(&self.path, &self.limits),
             ReadingState::Finished => unreachable!("a reading is finished once"),
@@ -1111,12 +1180,13 @@ impl Running {
                 Err(_) => break None,
             }
         };
-        let out = self.out_thread.join().unwrap_or_default();
+        let (out, checked) = self.out_thread.join().unwrap_or_default();
         let err = self.err_thread.join().unwrap_or_default();
         let sha256 = out.sha256;
         let refused = |f| Answer {
             sha256: sha256.clone(),
             result: Err(f),
+            checked: None,
         };
         let Some(status) = status else {
             return refused(too_large(format!(
@@ -1132,7 +1202,11 @@ impl Running {
         if status.success()
             && let Some(result) = out.answer
         {
-            return Answer { sha256, result };
+            return Answer {
+                sha256,
+                result,
+                checked,
+            };
         }
         let stderr_text = String::from_utf8_lossy(&err);
         tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");

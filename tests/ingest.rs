@@ -612,3 +612,65 @@ fn take_read_ahead(
     let out = intake::ingest_read_ahead(ctx, ledger, unit, &may, ahead).unwrap();
     assert_eq!(out.submission.rows, 3, "{:?}", out.submission);
 }
+
+/// A file read ahead is checked as soon as it is read (beside the recording of the file
+/// before it); intake takes that check for the very unit and day it was made for, and checks
+/// again otherwise. Here the check made ahead allows no roster row at all, so where it is
+/// taken the return is refused, and where it is not the return counts.
+#[test]
+fn a_check_made_ahead_counts_only_for_its_unit_and_day() {
+    let w = Workdir::new();
+    in_process(&w, |ctx, ledger| take_prechecked(&w, ctx, ledger));
+}
+
+fn take_prechecked(
+    w: &Workdir,
+    ctx: &tally::intake::IntakeContext<'_>,
+    ledger: &mut tally::ledger::Ledger,
+) {
+    use tally::intake;
+    use tally::ledger::SubmissionStatus;
+    use tally::read::{Precheck, Reading};
+    let plan = std::sync::Arc::new(ctx.config.plan.clone());
+    let xixing = ctx.config.plan.find_unit("西兴街道").unwrap();
+    let changhe = ctx.config.plan.find_unit("长河街道").unwrap();
+    let yesterday = tally::core::calendar::parse_now("2020-06-01", ctx.config.plan.tz).unwrap();
+    let mut take = |month: &str, unit: &tally::core::plan::Unit, now| {
+        let path = w.unit_dir("西兴街道").join(format!("{month}.xlsx"));
+        let day = format!("{month}-06");
+        std::fs::write(
+            &path,
+            return_xlsx(
+                "西兴街道",
+                month,
+                &[Person::new(month.len() as u32, P, &day)],
+            ),
+        )
+        .unwrap();
+        let ahead = Reading::start_checked(
+            ctx.exe,
+            Some(ctx.config_path),
+            &path,
+            &ctx.config.limits,
+            Precheck {
+                plan: plan.clone(),
+                unit: unit.clone(),
+                now,
+                max_rows: 0,
+            },
+        );
+        intake::ingest_read_ahead(ctx, ledger, xixing, &path, ahead)
+            .unwrap()
+            .submission
+            .status
+    };
+    assert_eq!(take("2020-03", xixing, ctx.now), SubmissionStatus::Rejected);
+    assert_eq!(
+        take("2020-04", xixing, yesterday),
+        SubmissionStatus::Accepted
+    );
+    assert_eq!(
+        take("2020-05", changhe, ctx.now),
+        SubmissionStatus::Accepted
+    );
+}

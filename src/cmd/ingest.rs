@@ -57,6 +57,8 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     // Reader children started on the next files while one is taken (not with a shared
     // ledger: there a file is read only under its claim).
     let mut ahead: std::collections::HashMap<usize, crate::read::Reading> = Default::default();
+    // The plan, shared with the threads that check the files read ahead.
+    let plan = std::sync::Arc::new(config.plan.clone());
     for (i, file) in args.files.iter().enumerate() {
         if !shared {
             for (j, next) in args
@@ -67,11 +69,17 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 .take(intake::READ_AHEAD)
             {
                 ahead.entry(j).or_insert_with(|| {
-                    crate::read::Reading::start(
+                    crate::read::Reading::start_checked(
                         &exe,
                         Some(&settings.config_path),
                         next,
                         &config.limits,
+                        crate::read::Precheck {
+                            plan: plan.clone(),
+                            unit: unit.clone(),
+                            now: ctx.now,
+                            max_rows: config.limits.max_rows,
+                        },
                     )
                 });
             }

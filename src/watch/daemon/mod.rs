@@ -122,6 +122,8 @@ pub struct Daemon<'a> {
     stale_noted: bool,
     /// Reader children started on the next settled files while one is taken (see `take.rs`).
     ahead: HashMap<PathBuf, crate::read::Reading>,
+    /// The plan, shared with the threads that check the files read ahead.
+    plan: std::sync::Arc<crate::core::plan::Plan>,
     _lock: StateLock,
 }
 
@@ -228,6 +230,7 @@ impl<'a> Daemon<'a> {
             ),
             next_resume: None,
             stale_noted: false,
+            plan: std::sync::Arc::new(config.plan.clone()),
             ahead: HashMap::new(),
             _lock: lock,
         })

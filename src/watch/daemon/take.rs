@@ -32,9 +32,9 @@ fn claim_clock() -> i64 {
 impl Daemon<'_> {
     /// Start reader children on the first [`intake::READ_AHEAD`] of `next` (the files to take
     /// after the one about to be taken) that have none yet: each reads in its own process on
-    /// the other core while this one records. Intake uses the answer only when the child read the
-    /// bytes it then stages. Not with a shared ledger, where a file is read only under its
-    /// claim.
+    /// the other core while this one records, and its check runs there too, once it is read.
+    /// Intake uses the answer only when the child read the bytes it then stages. Not with a
+    /// shared ledger, where a file is read only under its claim.
     pub(super) fn read_ahead<'r>(&mut self, next: impl Iterator<Item = &'r Ready>) {
         if self.config.ledger_location().shared() {
             return;
@@ -43,11 +43,22 @@ impl Daemon<'_> {
             if self.ahead.contains_key(&r.path) || !self.worth_taking(r) {
                 continue;
             }
-            let reading = crate::read::Reading::start(
+            let Some(unit) = self.unit_of(&r.folder) else {
+                continue;
+            };
+            // Checked as soon as it is read, beside the recording of the file before it.
+            let precheck = crate::read::Precheck {
+                plan: self.plan.clone(),
+                unit: unit.clone(),
+                now: self.opts.clock.now(),
+                max_rows: self.config.limits.max_rows,
+            };
+            let reading = crate::read::Reading::start_checked(
                 &self.exe,
                 Some(self.config_path),
                 &r.path,
                 &self.config.limits,
+                precheck,
             );
             self.ahead.insert(r.path.clone(), reading);
         }
