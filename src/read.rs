@@ -281,7 +281,7 @@ fn unsupported(method: &str) -> Finding {
 /// Check a zip container before any XML is parsed: entry count, declared and real inflated
 /// sizes, inflate ratio. Inflates each entry into a sink, never into memory.
 pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
-    inflate_checked(bytes, limits, false, |_, _| Ok(()))
+    inflate_checked(bytes, limits, &mut Counted)
 }
 
 /// [`check_zip`], keeping what it inflates: the same container with every entry stored
@@ -291,21 +291,24 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
 fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Stored, Finding> {
     let damaged =
         |e: &dyn std::fmt::Display| unreadable(format!("文件已损坏（{e}），请重新保存后报送。"));
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(bytes.len() * 4)));
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut merges = false;
-    let merge_tag = memchr::memmem::Finder::new(MERGE_TAG);
-    inflate_checked(bytes, limits, true, |name, content| {
-        merges |= merge_tag.find(content).is_some();
-        if name.ends_with('/') {
-            out.add_directory(name, stored).map_err(|e| damaged(&e))
-        } else {
-            out.start_file(name, stored).map_err(|e| damaged(&e))?;
-            std::io::Write::write_all(&mut out, content).map_err(|e| damaged(&e))
-        }
-    })?;
-    let bytes = out
+    // Room for what the entries declare (within the limit) and their headers: the copy is
+    // written once, never moved to a larger buffer.
+    let room = zip::ZipArchive::new(Cursor::new(bytes)).map_or(bytes.len() * 4, |mut a| {
+        let declared: u64 = (0..a.len())
+            .filter_map(|i| a.by_index_raw(i).ok().map(|e| e.size() + 128))
+            .sum();
+        declared.min(limits.zip_max_inflated_bytes) as usize + 1024
+    });
+    let mut store = Store {
+        zip: zip::ZipWriter::new(Cursor::new(Vec::with_capacity(room))),
+        merges: false,
+        finder: memchr::memmem::Finder::new(MERGE_TAG),
+        tail: Vec::with_capacity(MERGE_TAG.len()),
+    };
+    inflate_checked(bytes, limits, &mut store)?;
+    let merges = store.merges;
+    let bytes = store
+        .zip
         .finish()
         .map(Cursor::into_inner)
         .map_err(|e| damaged(&e))?;
@@ -324,18 +327,78 @@ struct Stored {
     merges: bool,
 }
 
-/// Where an entry is inflated to: its CRC-32, and its bytes when they are kept.
-struct Inflated {
-    crc: crc32fast::Hasher,
-    kept: Option<Vec<u8>>,
+/// Where [`inflate_checked`] puts each entry's bytes as they are inflated.
+trait Entries {
+    /// The entry `name` begins.
+    fn start(&mut self, name: &str) -> Result<(), Finding>;
+    /// More of its bytes.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<()>;
 }
 
-impl std::io::Write for Inflated {
+/// Entries only counted and checked ([`check_zip`]).
+struct Counted;
+
+impl Entries for Counted {
+    fn start(&mut self, _: &str) -> Result<(), Finding> {
+        Ok(())
+    }
+    fn write(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Entries written, as they are inflated, into a container of stored ones, looking for
+/// [`MERGE_TAG`] on the way (also across two pieces of an entry).
+struct Store<'f> {
+    zip: zip::ZipWriter<Cursor<Vec<u8>>>,
+    merges: bool,
+    finder: memchr::memmem::Finder<'f>,
+    /// The end of the entry's last piece, too short to hold the tag.
+    tail: Vec<u8>,
+}
+
+impl Entries for Store<'_> {
+    fn start(&mut self, name: &str) -> Result<(), Finding> {
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        self.tail.clear();
+        if name.ends_with('/') {
+            self.zip.add_directory(name, stored)
+        } else {
+            self.zip.start_file(name, stored)
+        }
+        .map_err(|e| unreadable(format!("文件已损坏（{e}），请重新保存后报送。")))
+    }
+
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if !self.merges {
+            // The tag may begin in the last piece and end in this one.
+            let keep = MERGE_TAG.len() - 1;
+            self.tail.extend_from_slice(&buf[..buf.len().min(keep)]);
+            self.merges = self.finder.find(&self.tail).is_some() || self.finder.find(buf).is_some();
+            // What is kept for the next piece: the last `keep` bytes so far.
+            if buf.len() >= keep {
+                self.tail.clear();
+                self.tail.extend_from_slice(&buf[buf.len() - keep..]);
+            } else {
+                let excess = self.tail.len().saturating_sub(keep);
+                self.tail.drain(..excess);
+            }
+        }
+        std::io::Write::write_all(&mut self.zip, buf)
+    }
+}
+
+/// Where an entry is inflated to: its CRC-32 taken on the way to `out`.
+struct Inflated<'o> {
+    crc: crc32fast::Hasher,
+    out: &'o mut dyn Entries,
+}
+
+impl std::io::Write for Inflated<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.crc.update(buf);
-        if let Some(k) = &mut self.kept {
-            k.extend_from_slice(buf);
-        }
+        self.out.write(buf)?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -343,14 +406,9 @@ impl std::io::Write for Inflated {
     }
 }
 
-/// The checks of [`check_zip`]. Each entry is inflated once, counted against the budget and
-/// its CRC-32 checked, then handed to `each` with its name (and its bytes when `keep`).
-fn inflate_checked(
-    bytes: &[u8],
-    limits: &Limits,
-    keep: bool,
-    mut each: impl FnMut(&str, &[u8]) -> Result<(), Finding>,
-) -> Result<(), Finding> {
+/// The checks of [`check_zip`]. Each entry is inflated once into `out`, counted against the
+/// budget and its CRC-32 checked.
+fn inflate_checked(bytes: &[u8], limits: &Limits, out: &mut dyn Entries) -> Result<(), Finding> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
         unreadable(format!(
             "文件已损坏，无法作为 Excel 文件打开（{e}）。请用 Excel 或 WPS 重新另存为 .xlsx 后再报送。"
@@ -407,9 +465,10 @@ fn inflate_checked(
             zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(entry)),
             other => return Err(unsupported(&format!("{other:?}"))),
         };
+        out.start(&name)?;
         let mut sink = Inflated {
             crc: crc32fast::Hasher::new(),
-            kept: keep.then(|| Vec::with_capacity(declared.min(budget) as usize)),
+            out: &mut *out,
         };
         let n = std::io::copy(&mut inflated.take(declared.min(budget) + 1), &mut sink).map_err(
             |e| {
@@ -435,7 +494,6 @@ fn inflate_checked(
             )));
         }
         budget -= n;
-        each(&name, sink.kept.as_deref().unwrap_or_default())?;
     }
     Ok(())
 }
@@ -871,8 +929,32 @@ fn date_time(dt: &calamine::ExcelDateTime) -> Cell {
         Cell::Number(dt.as_f64())
     } else {
         let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-        Cell::Date(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"))
+        Cell::Date(iso_date_time(y, mo, d, h, mi, s))
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, as `format!("{y:04}-{mo:02}-…")` writes it, without the formatting
+/// machinery (a roster has a date in every row).
+fn iso_date_time(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> String {
+    if y > 9999 || [mo, d, h, mi, s].iter().any(|&n| n > 99) {
+        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    }
+    let mut out = String::with_capacity(19);
+    let mut two = |n: u8, sep: Option<char>| {
+        if let Some(sep) = sep {
+            out.push(sep);
+        }
+        out.push(char::from(b'0' + n / 10 % 10));
+        out.push(char::from(b'0' + n % 10));
+    };
+    two((y / 100 % 100) as u8, None);
+    two((y % 100) as u8, None);
+    two(mo, Some('-'));
+    two(d, Some('-'));
+    two(h, Some('T'));
+    two(mi, Some(':'));
+    two(s, Some(':'));
+    out
 }
 
 /// Entry point of the child: confine itself (memory cap), read, send the answer on stdout. `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
@@ -1342,6 +1424,44 @@ mod tests {
         // a 32-byte cell, and the empty cell before it another): too large.
         let received = receive(out.as_slice(), 100_000);
         assert_eq!(received.answer.unwrap().unwrap_err().code, Code::TooLarge);
+    }
+
+    #[test]
+    fn dates_are_written_as_format_writes_them() {
+        for (y, mo, d, h, mi, s) in [
+            (2020, 5, 12, 0, 0, 0),
+            (1900, 1, 1, 23, 59, 59),
+            (9999, 12, 31, 7, 8, 9),
+        ] {
+            assert_eq!(
+                iso_date_time(y, mo, d, h, mi, s),
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
+            );
+        }
+    }
+
+    /// The merge tag is found whole in one piece of an entry, across two pieces, across
+    /// pieces shorter than itself, and not where there is none.
+    #[test]
+    fn the_merge_tag_is_found_across_pieces() {
+        let found = |pieces: &[&[u8]]| {
+            let mut store = Store {
+                zip: zip::ZipWriter::new(Cursor::new(Vec::new())),
+                merges: false,
+                finder: memchr::memmem::Finder::new(MERGE_TAG),
+                tail: Vec::new(),
+            };
+            store.start("xl/worksheets/sheet1.xml").unwrap();
+            for p in pieces {
+                store.write(p).unwrap();
+            }
+            store.merges
+        };
+        assert!(found(&[b"<x><mergeCells count=\"1\">"]));
+        assert!(found(&[b"<x><merg", b"eCells>"]));
+        assert!(found(&[b"<me", b"r", b"g", b"eCe", b"ll"]));
+        assert!(!found(&[b"<x><merg", b"<eCells>"]));
+        assert!(!found(&[b"mergeCel"]));
     }
 
     /// A sheet's rows past the limit are not kept but counted; a column past XFD is a

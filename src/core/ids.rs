@@ -55,12 +55,17 @@ const PROVINCE_CODES: [u8; 34] = [
 
 /// Check an 18-character resident ID. Input is trimmed by the caller; a lowercase 'x' in position 18 is accepted as 'X'.
 pub fn check_resident_id(id: &str) -> Result<(), IdProblem> {
-    let chars: Vec<char> = id.chars().collect();
-    if chars.len() != 18 {
-        return Err(IdProblem::Length { len: chars.len() });
+    let len = id.chars().count();
+    if len != 18 {
+        return Err(IdProblem::Length { len });
     }
-    let found = chars[17].to_ascii_uppercase();
-    if !chars[..17].iter().all(char::is_ascii_digit) || !(found.is_ascii_digit() || found == 'X') {
+    // A character outside ASCII is never a digit or X.
+    if !id.is_ascii() {
+        return Err(IdProblem::Charset);
+    }
+    let bytes = id.as_bytes();
+    let found = char::from(bytes[17]).to_ascii_uppercase();
+    if !bytes[..17].iter().all(u8::is_ascii_digit) || !(found.is_ascii_digit() || found == 'X') {
         return Err(IdProblem::Charset);
     }
     // All 18 chars are ASCII from here on, so byte slicing is safe.
@@ -167,16 +172,16 @@ fn credit_value(ch: char) -> Option<u32> {
 
 /// Check a credit code (caller trims; lowercase letters accepted as uppercase). Character set "0123456789ABCDEFGHJKLMNPQRTUWXY" (31 chars, no I O Z S V); weights 1,3,9,27,19,26,16,17,20,29,25,13,8,24,10,30,28; check value = 31 - (sum mod 31), 31 maps to 0; the check char is the charset char of that value.
 pub fn check_credit_code(code: &str) -> Result<(), CreditCodeProblem> {
-    let chars: Vec<char> = code.chars().collect();
-    if chars.len() != 18 {
-        return Err(CreditCodeProblem::Length { len: chars.len() });
+    let len = code.chars().count();
+    if len != 18 {
+        return Err(CreditCodeProblem::Length { len });
     }
-    if let Some(&ch) = chars.iter().find(|&&c| credit_value(c).is_none()) {
+    if let Some(ch) = code.chars().find(|&c| credit_value(c).is_none()) {
         return Err(CreditCodeProblem::Charset { ch });
     }
-    let first17: String = chars[..17].iter().collect();
-    let expected = credit_code_check_char(&first17).expect("17 charset chars");
-    let found = chars[17].to_ascii_uppercase();
+    // All 18 are ASCII characters of the code's set from here on: byte slicing is safe.
+    let expected = credit_code_check_char(&code[..17]).expect("17 charset chars");
+    let found = char::from(code.as_bytes()[17]).to_ascii_uppercase();
     if expected != found {
         return Err(CreditCodeProblem::CheckChar { expected, found });
     }

@@ -199,10 +199,14 @@ fn pick<'w, T>(
 }
 
 fn text_of(cell: &Cell) -> String {
+    text_in(cell).into_owned()
+}
+
+/// [`text_of`], borrowed from the cell when it holds text (the common case: no copy).
+fn text_in(cell: &Cell) -> std::borrow::Cow<'_, str> {
     match cell {
-        // The common case, without the copy `display` makes.
-        Cell::Text(s) => trim(s).to_string(),
-        other => trim(&other.display()).to_string(),
+        Cell::Text(s) => std::borrow::Cow::Borrowed(trim(s)),
+        other => std::borrow::Cow::Owned(trim(&other.display()).to_string()),
     }
 }
 
@@ -847,7 +851,7 @@ fn check_row(
             None
         }
         _ => {
-            let raw = text_of(v);
+            let raw = text_in(v);
             let id = normalized_code(&raw);
             match ids::check_resident_id(&id) {
                 Ok(()) => Some(id),
@@ -855,7 +859,7 @@ fn check_row(
                     out_push(
                         Code::IdInvalid,
                         c,
-                        raw,
+                        raw.into_owned(),
                         format!("第 {line} 行{}", problem.message_zh()),
                     );
                     None
@@ -865,13 +869,13 @@ fn check_row(
     });
 
     let credit_code = credit_cell.map_or(String::new(), |(v, c)| {
-        let raw = text_of(v);
+        let raw = text_in(v);
         let code = normalized_code(&raw);
         if let Err(problem) = ids::check_credit_code(&code) {
             out_push(
                 Code::CreditCodeInvalid,
                 c,
-                raw,
+                raw.into_owned(),
                 format!("第 {line} 行{}（仅提醒，不影响接收）", problem.message_zh()),
             );
         }
@@ -879,14 +883,14 @@ fn check_row(
     });
 
     let category = category_cell.and_then(|(v, c)| {
-        let written = text_of(v);
+        let written = text_in(v);
         match labels.category(ctx.plan, &written) {
             Some(cat) => Some(cat.to_string()),
             None => {
                 out_push(
                     Code::CategoryUnknown,
                     c,
-                    written.clone(),
+                    written.to_string(),
                     format!(
                         "第 {line} 行人员类别“{written}”不在本计划中，请从下拉列表中选择：{}。",
                         ctx.plan.category_names().join("、")
