@@ -589,7 +589,7 @@ fn check_roster(
     let mut labels = Labels::default();
     if let Some(c) = columns.get(&Column::Category) {
         for &r in &data_rows {
-            if let Some(cat) = labels.category(ctx.plan, &text_of(sheet.get(r, *c))) {
+            if let Some(cat) = labels.category(ctx.plan, &text_in(sheet.get(r, *c))) {
                 *ret.category_rows.entry(cat.to_string()).or_default() += 1;
             }
         }
@@ -611,13 +611,13 @@ fn check_roster(
     let checked = check_rows(
         sheet, &data_rows, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
     );
-    let mut seen_ids: HashMap<(String, String), u32> = HashMap::new();
+    let mut seen = SeenIds::new(ctx.plan, data_rows.len());
+    ret.rows.reserve(data_rows.len());
     // Run by run: each run's list is freed once taken, so the rows are held about once.
     for (r, row, findings) in checked.into_iter().flatten() {
         out.extend(findings);
         if let Some(row) = row {
-            let key = (row.id.clone(), row.category.clone());
-            if let Some(first) = seen_ids.get(&key) {
+            if let Some(first) = seen.first(&row, r + 1) {
                 let col = columns[&Column::Id];
                 out.push(Finding::new(
                     Code::IdDuplicate,
@@ -629,12 +629,66 @@ fn check_roster(
                         row.category
                     ),
                 ));
-            } else {
-                seen_ids.insert(key, r + 1);
             }
             ret.rows.push(row);
         }
     }
+}
+
+/// The persons of a return seen so far, per category: where each was first reported. An ID
+/// that passed its check (17 digits and a digit or X) is packed in a number, the category is
+/// the plan's own by its place: no text is copied or hashed per row.
+struct SeenIds<'p> {
+    categories: HashMap<&'p str, u16>,
+    packed: HashMap<(u64, u16), u32>,
+    /// What cannot be packed (never, for a checked ID), by its text.
+    other: HashMap<(String, String), u32>,
+}
+
+impl<'p> SeenIds<'p> {
+    fn new(plan: &'p Plan, rows: usize) -> Self {
+        SeenIds {
+            categories: plan
+                .categories
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.as_str(), i as u16))
+                .collect(),
+            packed: HashMap::with_capacity(rows),
+            other: HashMap::new(),
+        }
+    }
+
+    /// The line where `row`'s person was first reported in its category, or None when this
+    /// (at `line`) is the first.
+    fn first(&mut self, row: &Row, line: u32) -> Option<u32> {
+        let packed = pack_id(&row.id).zip(self.categories.get(row.category.as_str()).copied());
+        let first = match packed {
+            Some(key) => *self.packed.entry(key).or_insert(line),
+            None => *self
+                .other
+                .entry((row.id.clone(), row.category.clone()))
+                .or_insert(line),
+        };
+        (first != line).then_some(first)
+    }
+}
+
+/// An 18-character resident ID as a number (17 digits, then a digit or X as 10), or None.
+fn pack_id(id: &str) -> Option<u64> {
+    let bytes = id.as_bytes();
+    if bytes.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let last = match bytes[17] {
+        b @ b'0'..=b'9' => u64::from(b - b'0'),
+        b'X' => 10,
+        _ => return None,
+    };
+    let digits = bytes[..17]
+        .iter()
+        .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+    Some(digits * 11 + last)
 }
 
 /// One data row checked: its number (0-based), what it counts as, its findings.
@@ -1266,6 +1320,52 @@ mod tests {
         let mut p = person(1);
         p[col] = value;
         check_wb(&workbook("西兴街道", t("2020-05"), vec![p]))
+    }
+
+    /// A person twice in one category is a duplicate naming the first line (an ID ending in
+    /// X, as the check upper-cases it, included); in another category, or another person, is
+    /// not.
+    #[test]
+    fn a_person_twice_in_one_category_is_a_duplicate_of_the_first_line() {
+        let x_id = (0..100)
+            .map(id)
+            .find(|i| i.ends_with('X'))
+            .expect("an ID ending in X");
+        let with_id = |seed: u32, id: &str, category: &str| {
+            let mut p = person(seed);
+            p[2] = t(id);
+            p[5] = t(category);
+            p
+        };
+        let lower_x = x_id.to_lowercase();
+        let rows = vec![
+            with_id(1, &x_id, "企业主要负责人"),
+            with_id(2, &id(2), "企业主要负责人"),
+            with_id(3, &x_id, "安全生产管理人员"),
+            with_id(4, &lower_x, "企业主要负责人"),
+            with_id(5, &id(2), "企业主要负责人"),
+        ];
+        let r = check_wb(&workbook("西兴街道", t("2020-05"), rows));
+        let dups: Vec<(String, &str)> = r
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::IdDuplicate)
+            .map(|f| (f.cell.clone(), f.message.split('行').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            dups,
+            [
+                ("C5".to_string(), "该身份证号在第 2 "),
+                ("C6".to_string(), "该身份证号在第 3 ")
+            ],
+            "{:?}",
+            r.findings
+        );
+        assert_eq!(r.rows.len(), 5);
+        // Packed IDs differ wherever the IDs do, the check character X included.
+        assert_ne!(pack_id(&x_id), pack_id(&format!("{}0", &x_id[..17])));
+        assert_eq!(pack_id("33010819900101100"), None);
+        assert_eq!(pack_id(&lower_x), None);
     }
 
     /// A large roster checked in runs on several threads gives exactly what one thread gives:
