@@ -215,8 +215,13 @@ fn receive(mut out: impl Read, cap: u64) -> Received {
                 received.over_cap = true;
                 break;
             }
-            body.resize(len as usize, 0);
-            if out.read_exact(&mut body).is_err() {
+            // Grown as the bytes come, not sized from the length first.
+            body.clear();
+            let whole = (&mut out)
+                .take(u64::from(len))
+                .read_to_end(&mut body)
+                .is_ok_and(|n| n == len as usize);
+            if !whole {
                 break;
             }
             let Ok(frame) = postcard::from_bytes::<Frame>(&body) else {
