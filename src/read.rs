@@ -276,6 +276,13 @@ fn too_large(message: impl Into<String>) -> Finding {
     Finding::file(Code::TooLarge, message)
 }
 
+/// Reading the file needs more memory than the reader may use (`reader_memory_mb`).
+fn memory_cap_exceeded(mb: u64) -> Finding {
+    too_large(format!(
+        "读取该文件需要的内存超过了上限（{mb} MB），文件过大或过于复杂（例如工作表的已用区域远大于实际内容）。请删除无关的行、列和工作表后重新保存，或分文件报送。"
+    ))
+}
+
 /// A compression or encryption method a return may not use.
 fn unsupported(method: &str) -> Finding {
     unreadable(format!(
@@ -743,6 +750,7 @@ struct Assembly {
     slots_left: usize,
     /// Rows and columns past Excel's are never placed (the reader refuses them first).
     over_budget: bool,
+    budget: u64,
 }
 
 impl Assembly {
@@ -752,14 +760,16 @@ impl Assembly {
             slots_left: usize::try_from(budget / std::mem::size_of::<Cell>() as u64)
                 .unwrap_or(usize::MAX),
             over_budget: false,
+            budget,
         }
     }
 
     /// The workbook, or the finding that its cells would not fit the budget.
     fn finish(self) -> Result<Workbook, Finding> {
         if self.over_budget {
-            return Err(too_large(
-                "文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。",
+            // The budget is half the reader's memory cap (`Reading::start`): name the cap.
+            return Err(memory_cap_exceeded(
+                self.budget.saturating_mul(2) / (1024 * 1024),
             ));
         }
         Ok(Workbook {
@@ -1298,10 +1308,7 @@ impl Running {
         let stderr_text = String::from_utf8_lossy(&err);
         tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
         if !status.success() && self.confined.out_of_memory(&status, &stderr_text) {
-            return refused(too_large(format!(
-                "读取该文件需要的内存超过了上限（{} MB），文件过大或过于复杂（例如工作表的已用区域远大于实际内容）。请删除无关的行、列和工作表后重新保存，或分文件报送。",
-                limits.reader_memory_mb
-            )));
+            return refused(memory_cap_exceeded(limits.reader_memory_mb));
         }
         if status.code() == Some(101) {
             return refused(Finding::file(
