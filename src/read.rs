@@ -47,6 +47,52 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The limits as one command-line argument (the reader child's `--limits`): the seven
+    /// numbers in the order of the fields, comma-separated.
+    pub fn to_arg(&self) -> String {
+        let l = self;
+        format!(
+            "{},{},{},{},{},{},{}",
+            l.max_file_bytes,
+            l.max_rows,
+            l.reader_memory_mb,
+            l.reader_seconds,
+            l.zip_max_entries,
+            l.zip_max_inflated_bytes,
+            l.zip_max_ratio
+        )
+    }
+
+    /// [`Limits::to_arg`] read back; None unless it is exactly that, every limit above 0.
+    pub fn from_arg(arg: &str) -> Option<Limits> {
+        let n: Vec<u64> = arg
+            .split(',')
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
+        let [
+            max_file_bytes,
+            max_rows,
+            reader_memory_mb,
+            reader_seconds,
+            zip_max_entries,
+            zip_max_inflated_bytes,
+            zip_max_ratio,
+        ] = n[..]
+        else {
+            return None;
+        };
+        let limits = Limits {
+            max_file_bytes,
+            max_rows: usize::try_from(max_rows).ok()?,
+            reader_memory_mb,
+            reader_seconds,
+            zip_max_entries: usize::try_from(zip_max_entries).ok()?,
+            zip_max_inflated_bytes,
+            zip_max_ratio,
+        };
+        limits.problems().is_empty().then_some(limits)
+    }
+
     /// Every limit set to 0, with its key under `[limits]`.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let l = self;
@@ -1180,7 +1226,12 @@ impl Reading {
             if let Some(c) = config_path {
                 cmd.arg("--config").arg(c);
             }
-            cmd.arg("-q").arg(CHILD_COMMAND).arg(path);
+            // The limits on the command line: the child need not parse tally.toml.
+            cmd.arg("-q")
+                .arg(CHILD_COMMAND)
+                .arg("--limits")
+                .arg(limits.to_arg())
+                .arg(path);
             Confined::spawn(&mut cmd, limits.reader_memory_mb)
         });
         let (confined, pipes) = match started {
@@ -1474,6 +1525,31 @@ mod tests {
         assert!(found(&[b"<me", b"r", b"g", b"eCe", b"ll"]));
         assert!(!found(&[b"<x><merg", b"<eCells>"]));
         assert!(!found(&[b"mergeCel"]));
+    }
+
+    #[test]
+    fn limits_go_to_the_child_on_its_command_line() {
+        let limits = Limits {
+            max_file_bytes: 1,
+            max_rows: 2,
+            reader_memory_mb: 3,
+            reader_seconds: 4,
+            zip_max_entries: 5,
+            zip_max_inflated_bytes: 6,
+            zip_max_ratio: 7,
+        };
+        assert_eq!(limits.to_arg(), "1,2,3,4,5,6,7");
+        let back = Limits::from_arg(&limits.to_arg()).unwrap();
+        assert_eq!(back.to_arg(), limits.to_arg());
+        for bad in [
+            "1,2,3,4,5,6",
+            "1,2,3,4,5,6,7,8",
+            "1,2,x,4,5,6,7",
+            "0,2,3,4,5,6,7",
+            "",
+        ] {
+            assert!(Limits::from_arg(bad).is_none(), "{bad}");
+        }
     }
 
     /// A sheet's rows past the limit are not kept but counted; a column past XFD is a

@@ -91,6 +91,10 @@ pub enum Command {
         /// Windows: wait until the parent has put this process in its Job Object.
         #[arg(long, hide = true)]
         confined: bool,
+        /// The parent's `[limits]` (`Limits::to_arg`); without it they are read from the
+        /// plan's file.
+        #[arg(long, hide = true)]
+        limits: Option<String>,
     },
 }
 
@@ -115,10 +119,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Service(command) => {
             return service::run(&global.config, global.verbosity(), command);
         }
-        Command::Read { file, confined } => {
-            // The child must never fail on config: fall back to default limits. Only
-            // `[limits]` is read (a small return's read is cheap; the plan is the parent's).
-            let limits = Config::reader_limits(&global.config);
+        Command::Read {
+            file,
+            confined,
+            limits,
+        } => {
+            // The child must never fail on config: fall back to default limits. The parent
+            // passes its limits; else only `[limits]` is read (the plan is the parent's).
+            let limits = limits
+                .as_deref()
+                .and_then(crate::read::Limits::from_arg)
+                .unwrap_or_else(|| Config::reader_limits(&global.config));
             let fault = Environment::read().fault_reader;
             let code = crate::read::child_main(file, &limits, fault.as_deref(), *confined);
             return Ok(if code == 0 {
