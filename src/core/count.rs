@@ -5,6 +5,7 @@
 //! come in, figures go out — no ledger, no workbook, no clock.
 
 use crate::core::calendar::{self, YearMonth};
+use crate::core::ids;
 use crate::core::plan::{Counting, Plan};
 use crate::core::returns::Row;
 use chrono::{DateTime, Datelike};
@@ -449,35 +450,6 @@ impl Interner {
     }
 }
 
-/// An 18-character 身份证号 (17 digits, then a digit or X) packed into a u64; other text is
-/// kept as a string and keyed with the top bit set.
-fn pack_id(id: &str) -> Option<u64> {
-    let b = id.as_bytes();
-    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let last = match b[17] {
-        c @ b'0'..=b'9' => u64::from(c - b'0'),
-        b'X' => 10,
-        _ => return None,
-    };
-    let digits = b[..17]
-        .iter()
-        .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
-    Some(digits * 11 + last)
-}
-
-fn unpack_id(v: u64) -> String {
-    let last = v % 11;
-    let digits = v / 11;
-    let check = if last == 10 {
-        'X'
-    } else {
-        char::from(b'0' + last as u8)
-    };
-    format!("{digits:017}{check}")
-}
-
 const ODD: u64 = 1 << 63;
 
 /// Counts rows as they stream by, in ledger order (submission, line). What it keeps is one
@@ -536,7 +508,7 @@ impl<'p> Counter<'p> {
 
     fn person(&mut self, id: &str, name: &str) -> u32 {
         let next = self.keys.len() as u32;
-        let (index, new_key) = match pack_id(id) {
+        let (index, new_key) = match ids::pack_resident_id(id) {
             Some(packed) => match self.person_of.get(&packed) {
                 Some(&i) => (i, None),
                 None => {
@@ -599,7 +571,7 @@ impl<'p> Counter<'p> {
         if key & ODD != 0 {
             self.odd_ids[(key & !ODD) as usize].to_string()
         } else {
-            unpack_id(key)
+            ids::unpack_resident_id(key)
         }
     }
 
@@ -817,11 +789,14 @@ mod tests {
             "110101190001010000",
             "99999999999999999X",
         ] {
-            assert_eq!(unpack_id(pack_id(id).unwrap()), id);
+            assert_eq!(
+                ids::unpack_resident_id(ids::pack_resident_id(id).unwrap()),
+                id
+            );
         }
-        assert!(pack_id("33010819800101001x").is_none());
-        assert!(pack_id("3301081980010100").is_none());
-        assert!(pack_id("3301081980010100١X").is_none());
+        assert!(ids::pack_resident_id("33010819800101001x").is_none());
+        assert!(ids::pack_resident_id("3301081980010100").is_none());
+        assert!(ids::pack_resident_id("3301081980010100١X").is_none());
     }
 
     /// A deterministic spread of rows in ledger order: repeated persons, other units, failed

@@ -97,6 +97,37 @@ fn is_valid_birth_date(digits: &str) -> bool {
     (1900..=2099).contains(&year) && NaiveDate::from_ymd_opt(year, month, day).is_some()
 }
 
+/// An 18-character 身份证号 (17 digits, then a digit or X) packed into a number, for keys that
+/// are neither copied nor hashed as text; None for any other text (a lower-case x included:
+/// IDs are compared upper-cased).
+pub fn pack_resident_id(id: &str) -> Option<u64> {
+    let b = id.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let last = match b[17] {
+        c @ b'0'..=b'9' => u64::from(c - b'0'),
+        b'X' => 10,
+        _ => return None,
+    };
+    let digits = b[..17]
+        .iter()
+        .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+    Some(digits * 11 + last)
+}
+
+/// [`pack_resident_id`] undone.
+pub fn unpack_resident_id(v: u64) -> String {
+    let last = v % 11;
+    let digits = v / 11;
+    let check = if last == 10 {
+        'X'
+    } else {
+        char::from(b'0' + last as u8)
+    };
+    format!("{digits:017}{check}")
+}
+
 /// The check character for the first 17 digits (None if not 17 ASCII digits). Weights 7,9,10,5,8,4,2,1,6,3,7,9,10,5,8,4,2; sum mod 11 indexes "10X98765432".
 pub fn resident_id_check_char(first17: &str) -> Option<char> {
     let bytes = first17.as_bytes();

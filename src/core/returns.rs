@@ -662,7 +662,8 @@ impl<'p> SeenIds<'p> {
     /// The line where `row`'s person was first reported in its category, or None when this
     /// (at `line`) is the first.
     fn first(&mut self, row: &Row, line: u32) -> Option<u32> {
-        let packed = pack_id(&row.id).zip(self.categories.get(row.category.as_str()).copied());
+        let packed =
+            ids::pack_resident_id(&row.id).zip(self.categories.get(row.category.as_str()).copied());
         let first = match packed {
             Some(key) => *self.packed.entry(key).or_insert(line),
             None => *self
@@ -672,23 +673,6 @@ impl<'p> SeenIds<'p> {
         };
         (first != line).then_some(first)
     }
-}
-
-/// An 18-character resident ID as a number (17 digits, then a digit or X as 10), or None.
-fn pack_id(id: &str) -> Option<u64> {
-    let bytes = id.as_bytes();
-    if bytes.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let last = match bytes[17] {
-        b @ b'0'..=b'9' => u64::from(b - b'0'),
-        b'X' => 10,
-        _ => return None,
-    };
-    let digits = bytes[..17]
-        .iter()
-        .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
-    Some(digits * 11 + last)
 }
 
 /// One data row checked: its number (0-based), what it counts as, its findings.
@@ -1363,9 +1347,12 @@ mod tests {
         );
         assert_eq!(r.rows.len(), 5);
         // Packed IDs differ wherever the IDs do, the check character X included.
-        assert_ne!(pack_id(&x_id), pack_id(&format!("{}0", &x_id[..17])));
-        assert_eq!(pack_id("33010819900101100"), None);
-        assert_eq!(pack_id(&lower_x), None);
+        assert_ne!(
+            ids::pack_resident_id(&x_id),
+            ids::pack_resident_id(&format!("{}0", &x_id[..17]))
+        );
+        assert_eq!(ids::pack_resident_id("33010819900101100"), None);
+        assert_eq!(ids::pack_resident_id(&lower_x), None);
     }
 
     /// A large roster checked in runs on several threads gives exactly what one thread gives:
