@@ -158,6 +158,11 @@ fn archive_staged(staged: tempfile::TempPath, dest: &Path) -> Result<bool, Intak
             Ok(true)
         }
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // The staging folder made a mount of its own: copied instead.
+        Err(e) if e.error.kind() == std::io::ErrorKind::CrossesDevices => {
+            copy_durable(&e.path, dest)?;
+            Ok(true)
+        }
         Err(e) => Err(IntakeError::Io {
             path: dest.to_path_buf(),
             what: "cannot rename into place",
