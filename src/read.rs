@@ -318,6 +318,11 @@ fn unreadable(message: impl Into<String>) -> Finding {
     Finding::file(Code::FileUnreadable, message)
 }
 
+/// A part of the container that cannot be read or written back.
+fn damaged(e: &dyn std::fmt::Display) -> Finding {
+    unreadable(format!("文件已损坏（{e}），请重新保存后报送。"))
+}
+
 fn too_large(message: impl Into<String>) -> Finding {
     Finding::file(Code::TooLarge, message)
 }
@@ -347,18 +352,8 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
 /// entry, not two). The inflated bytes are bounded by `zip_max_inflated_bytes` and only ever
 /// held in the reader child.
 fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Stored, Finding> {
-    let damaged =
-        |e: &dyn std::fmt::Display| unreadable(format!("文件已损坏（{e}），请重新保存后报送。"));
-    // Room for what the entries declare (within the limit) and their headers: the copy is
-    // written once, never moved to a larger buffer.
-    let room = zip::ZipArchive::new(Cursor::new(bytes)).map_or(bytes.len() * 4, |mut a| {
-        let declared: u64 = (0..a.len())
-            .filter_map(|i| a.by_index_raw(i).ok().map(|e| e.size() + 128))
-            .sum();
-        declared.min(limits.zip_max_inflated_bytes) as usize + 1024
-    });
     let mut store = Store {
-        zip: zip::ZipWriter::new(Cursor::new(Vec::with_capacity(room))),
+        zip: None,
         merges: false,
         finder: memchr::memmem::Finder::new(MERGE_TAG),
         tail: Vec::with_capacity(MERGE_TAG.len()),
@@ -367,6 +362,7 @@ fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Stored, Finding> {
     let merges = store.merges;
     let bytes = store
         .zip
+        .unwrap_or_else(|| zip::ZipWriter::new(Cursor::new(Vec::new())))
         .finish()
         .map(Cursor::into_inner)
         .map_err(|e| damaged(&e))?;
@@ -387,6 +383,9 @@ struct Stored {
 
 /// Where [`inflate_checked`] puts each entry's bytes as they are inflated.
 trait Entries {
+    /// Before the first entry: how many there are and the bytes they declare in all (within
+    /// the limits, checked already).
+    fn declared(&mut self, _entries: usize, _bytes: u64) {}
     /// The entry `name` begins.
     fn start(&mut self, name: &str) -> Result<(), Finding>;
     /// More of its bytes.
@@ -408,24 +407,40 @@ impl Entries for Counted {
 /// Entries written, as they are inflated, into a container of stored ones, looking for
 /// [`MERGE_TAG`] on the way (also across two pieces of an entry).
 struct Store<'f> {
-    zip: zip::ZipWriter<Cursor<Vec<u8>>>,
+    /// Made once the entries' declared size is known ([`Entries::declared`]).
+    zip: Option<zip::ZipWriter<Cursor<Vec<u8>>>>,
     merges: bool,
     finder: memchr::memmem::Finder<'f>,
     /// The end of the entry's last piece, too short to hold the tag.
     tail: Vec<u8>,
 }
 
+impl Store<'_> {
+    /// The stored container, made with room for `bytes` if it is not there yet.
+    fn writer(&mut self, bytes: usize) -> &mut zip::ZipWriter<Cursor<Vec<u8>>> {
+        self.zip
+            .get_or_insert_with(|| zip::ZipWriter::new(Cursor::new(Vec::with_capacity(bytes))))
+    }
+}
+
 impl Entries for Store<'_> {
+    /// Room for what the entries declare and their headers: the copy is written once, never
+    /// moved to a larger buffer.
+    fn declared(&mut self, entries: usize, bytes: u64) {
+        self.writer(bytes as usize + entries * 128 + 1024);
+    }
+
     fn start(&mut self, name: &str) -> Result<(), Finding> {
         let stored = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored);
         self.tail.clear();
+        let zip = self.writer(0);
         if name.ends_with('/') {
-            self.zip.add_directory(name, stored)
+            zip.add_directory(name, stored)
         } else {
-            self.zip.start_file(name, stored)
+            zip.start_file(name, stored)
         }
-        .map_err(|e| unreadable(format!("文件已损坏（{e}），请重新保存后报送。")))
+        .map_err(|e| damaged(&e))
     }
 
     fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
@@ -443,7 +458,7 @@ impl Entries for Store<'_> {
                 self.tail.drain(..excess);
             }
         }
-        std::io::Write::write_all(&mut self.zip, buf)
+        std::io::Write::write_all(self.writer(0), buf)
     }
 }
 
@@ -504,14 +519,13 @@ fn inflate_checked(bytes: &[u8], limits: &Limits, out: &mut dyn Entries) -> Resu
             limits.zip_max_inflated_bytes
         )));
     }
+    out.declared(archive.len(), declared_total);
     // Declared sizes can lie: inflate for real, counting, with the same budget. The raw
     // (still compressed) entry is inflated here, so that an entry that inflates past its
     // declared size is recognised by our own count, not by the text of the zip crate's error.
     let mut budget = limits.zip_max_inflated_bytes;
     for i in 0..archive.len() {
-        let entry = archive
-            .by_index_raw(i)
-            .map_err(|e| unreadable(format!("文件已损坏（{e}），请重新保存后报送。")))?;
+        let entry = archive.by_index_raw(i).map_err(|e| damaged(&e))?;
         let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
         let (declared, crc) = (entry.size(), entry.crc32());
         let method = entry.compression();
@@ -794,8 +808,9 @@ struct Assembly {
     sheets: Vec<Sheet>,
     /// Cells allowed in all: `budget` bytes' worth.
     slots_left: usize,
-    /// Rows and columns past Excel's are never placed (the reader refuses them first).
+    /// A cell did not fit the budget: the workbook is refused ([`Assembly::finish`]).
     over_budget: bool,
+    /// The budget, in bytes of cells.
     budget: u64,
 }
 
@@ -836,6 +851,7 @@ impl CellSink for Assembly {
         let Some(sheet) = self.sheets.last_mut() else {
             return;
         };
+        // Columns past Excel's are never placed (the reader refuses them first).
         if self.over_budget || col >= u32::from(crate::excel::MAX_COLS) {
             return;
         }
@@ -1018,7 +1034,8 @@ fn iso_date_time(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> String {
     out
 }
 
-/// Entry point of the child: confine itself (memory cap), read, send the answer on stdout. `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
+/// Entry point of the child: confine itself (memory cap), read, send the answer on stdout.
+/// `confined`: the parent put it in a Job Object (Windows, [`crate::sandbox`]).
 pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
     crate::sandbox::child_start(limits.reader_memory_mb, confined);
     answer(path, limits, fault, std::io::stdout().lock())
@@ -1509,7 +1526,7 @@ mod tests {
     fn the_merge_tag_is_found_across_pieces() {
         let found = |pieces: &[&[u8]]| {
             let mut store = Store {
-                zip: zip::ZipWriter::new(Cursor::new(Vec::new())),
+                zip: None,
                 merges: false,
                 finder: memchr::memmem::Finder::new(MERGE_TAG),
                 tail: Vec::new(),
