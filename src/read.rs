@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod server;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -237,12 +239,22 @@ struct Received {
     answer: Option<Result<Workbook, Finding>>,
     /// The child sent more than the parent takes.
     over_cap: bool,
+    /// Bytes of frames taken.
+    taken: u64,
 }
 
 /// Take a child's answer from `out` as it comes, putting the workbook together meanwhile:
 /// at most `cap` bytes, and cells worth at most `cap` bytes of memory. Everything past the
 /// answer (or past the cap) is read and dropped, so the child is never blocked on a full pipe.
 fn receive(mut out: impl Read, cap: u64) -> Received {
+    let received = receive_answer(&mut out, cap);
+    let _ = std::io::copy(&mut out, &mut std::io::sink());
+    received
+}
+
+/// [`receive`] up to the end of one answer (or the cap, or the end of `out`), nothing past
+/// it: a reader that stays up sends the next file's answer after it ([`server`]).
+fn receive_answer(mut out: impl Read, cap: u64) -> Received {
     let mut received = Received::default();
     let mut sha = [0u8; NO_SHA.len()];
     if out.read_exact(&mut sha).is_ok() {
@@ -291,8 +303,8 @@ fn receive(mut out: impl Read, cap: u64) -> Received {
                 }
             }
         }
+        received.taken = taken;
     }
-    let _ = std::io::copy(&mut out, &mut std::io::sink());
     received
 }
 
@@ -1058,7 +1070,7 @@ fn answer(path: &Path, limits: &Limits, fault: Option<&str>, out: impl std::io::
     {
         return 3;
     }
-    match fault {
+    match fault.and_then(|f| fault_for(f, path)) {
         Some("panic") => panic!(
             "reader fault injected by {}",
             crate::settings::env::FAULT_READER
@@ -1075,6 +1087,20 @@ fn answer(path: &Path, limits: &Limits, fault: Option<&str>, out: impl std::io::
         Err(e) => Err(unreadable(format!("文件无法打开（{e}）。"))),
     };
     if frames.finish(result) { 0 } else { 3 }
+}
+
+/// The fault injected (tests only) into the read of `path`: `TALLY_FAULT_READER` is a list,
+/// comma-separated, of `panic` or `hang`, each for every file or, as `panic@NAME`, for a file
+/// whose name contains NAME. The first that applies.
+fn fault_for<'f>(faults: &'f str, path: &Path) -> Option<&'f str> {
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    faults.split(',').find_map(|f| match f.split_once('@') {
+        None => Some(f),
+        Some((what, only)) => name
+            .as_deref()
+            .is_some_and(|n| n.contains(only))
+            .then_some(what),
+    })
 }
 
 /// What the child sends first when it could not read the file: as long as a SHA-256 in hex.
@@ -1130,6 +1156,8 @@ pub struct Answer {
     pub result: Result<Workbook, Finding>,
     /// The check of the workbook, when one was asked for ([`Reading::start_checked`]).
     pub checked: Option<Checked>,
+    /// The process id of the child that read it (None: answered without one).
+    pub reader: Option<u32>,
 }
 
 /// A check of the workbook to run as soon as it is put together, on the thread that takes
@@ -1186,6 +1214,8 @@ enum ReadingState {
     /// Answered before any child was needed (too large, cannot start one).
     Done(Result<Workbook, Finding>),
     Running(Box<Running>),
+    /// Sent to a reader that stays up ([`server`]), answering until the deadline.
+    Served(Box<server::Server>, Instant),
     Finished,
 }
 
@@ -1227,7 +1257,7 @@ impl Reading {
             limits: limits.clone(),
             state: ReadingState::Done(r),
         };
-        match std::fs::metadata(path) {
+        let size = match std::fs::metadata(path) {
             Ok(m) if m.len() > limits.max_file_bytes => {
                 return done(Err(too_large(format!(
                     "文件大小 {} 字节，超过上限 {} 字节。请删除无关的工作表、图片后重新保存，或分文件报送。",
@@ -1235,10 +1265,28 @@ impl Reading {
                     limits.max_file_bytes
                 ))));
             }
-            Ok(_) => {}
+            Ok(m) => m.len(),
             Err(e) => return done(Err(unreadable(format!("文件无法打开（{e}）。")))),
+        };
+        // The child's answer is bounded like the child itself: a workbook whose cells would
+        // not fit in half the reader's memory cap is too large, and the parent never holds more.
+        let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
+        let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
+        // A copy of this process when it runs no other thread; else a small file goes to a
+        // reader that stays up for the next files; else a child of its own.
+        let copy = copied(path, limits);
+        let mut precheck = precheck;
+        if copy.is_none()
+            && let Some(server) =
+                server::Server::send(exe, config_path, path, size, limits, out_cap, &mut precheck)
+        {
+            return Reading {
+                path: path.to_path_buf(),
+                limits: limits.clone(),
+                state: ReadingState::Served(Box::new(server), deadline),
+            };
         }
-        let started = copied(path, limits).unwrap_or_else(|| {
+        let started = copy.unwrap_or_else(|| {
             let mut cmd = Command::new(exe);
             if let Some(c) = config_path {
                 cmd.arg("--config").arg(c);
@@ -1262,9 +1310,6 @@ impl Reading {
             }
         };
         let (mut stdout, mut stderr) = (pipes.stdout, pipes.stderr);
-        // The child's answer is bounded like the child itself: a workbook whose cells would
-        // not fit in half the reader's memory cap is too large, and the parent never holds more.
-        let out_cap = limits.reader_memory_mb.saturating_mul(1024 * 1024) / 2;
         // The end of the child's stdout (it exits, or closes it) wakes the parent at once: a
         // small return's read takes a few milliseconds, less than any polling interval.
         let (eof_tx, eof) = std::sync::mpsc::channel::<()>();
@@ -1290,7 +1335,7 @@ impl Reading {
                 out_thread,
                 err_thread,
                 eof,
-                deadline: Instant::now() + Duration::from_secs(limits.reader_seconds),
+                deadline,
             })),
         }
     }
@@ -1302,8 +1347,37 @@ impl Reading {
                 sha256: None,
                 result,
                 checked: None,
+                reader: None,
             },
             ReadingState::Running(running) => running.finish(&self.path, &self.limits),
+            ReadingState::Served(server, deadline) => match server.finish(deadline) {
+                server::Served::Answered { reply, reader } => {
+                    let (received, checked) = *reply;
+                    Answer {
+                        result: match received.answer {
+                            Some(result) if !received.over_cap => result,
+                            _ => Err(over_cap()),
+                        },
+                        sha256: received.sha256,
+                        checked,
+                        reader: Some(reader),
+                    }
+                }
+                server::Served::Ended {
+                    status,
+                    received,
+                    err,
+                    confined,
+                } => judge(
+                    status,
+                    received,
+                    None,
+                    &err,
+                    &confined,
+                    &self.path,
+                    &self.limits,
+                ),
+            },
             ReadingState::Finished => unreachable!("a reading is finished once"),
         }
     }
@@ -1311,13 +1385,15 @@ impl Reading {
 
 impl Drop for Reading {
     fn drop(&mut self) {
-        if let ReadingState::Running(running) =
-            std::mem::replace(&mut self.state, ReadingState::Finished)
-        {
-            let mut running = *running;
-            running.confined.kill();
-            let _ = running.out_thread.join();
-            let _ = running.err_thread.join();
+        match std::mem::replace(&mut self.state, ReadingState::Finished) {
+            ReadingState::Running(running) => {
+                let mut running = *running;
+                running.confined.kill();
+                let _ = running.out_thread.join();
+                let _ = running.err_thread.join();
+            }
+            ReadingState::Served(server, _) => server.end(),
+            _ => {}
         }
     }
 }
@@ -1328,66 +1404,97 @@ impl Running {
         let _ = self
             .eof
             .recv_timeout(self.deadline.saturating_duration_since(Instant::now()));
-        // Its stdout is closed: it is exiting (or hangs without it, until the deadline). An
-        // exit takes a fraction of a millisecond to a few: look again soon, then less often.
-        let mut pause = Duration::from_micros(20);
-        let status = loop {
-            match self.confined.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() >= self.deadline => {
-                    self.confined.kill();
-                    break None;
-                }
-                Ok(None) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(1));
-                }
-                Err(_) => break None,
-            }
-        };
+        // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
+        let status = wait_exit(&mut self.confined, self.deadline);
         let (out, checked) = self.out_thread.join().unwrap_or_default();
         let err = self.err_thread.join().unwrap_or_default();
-        let sha256 = out.sha256;
-        let refused = |f| Answer {
-            sha256: sha256.clone(),
-            result: Err(f),
-            checked: None,
-        };
-        let Some(status) = status else {
-            return refused(too_large(format!(
-                "读取该文件超过了 {} 秒的时间上限，文件过大或过于复杂。请删除无关内容后重新保存，或分文件报送。",
-                limits.reader_seconds
-            )));
-        };
-        if status.success() && out.over_cap {
-            return refused(too_large(
-                "文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。",
-            ));
-        }
-        if status.success()
-            && let Some(result) = out.answer
-        {
-            return Answer {
-                sha256,
-                result,
-                checked,
-            };
-        }
-        let stderr_text = String::from_utf8_lossy(&err);
-        tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
-        if !status.success() && self.confined.out_of_memory(&status, &stderr_text) {
-            return refused(memory_cap_exceeded(limits.reader_memory_mb));
-        }
-        if status.code() == Some(101) {
-            return refused(Finding::file(
-                Code::InternalError,
-                "系统读取此文件时发生内部错误，文件已保留。请联系区安监局处理，或用 Excel/WPS 另存为 .xlsx 后重新报送。",
-            ));
-        }
-        refused(unreadable(
-            "读取该文件时超出了内存上限或遇到损坏的数据，无法读取。请用 Excel 或 WPS 打开后另存为 .xlsx 再报送。",
-        ))
+        judge(status, out, checked, &err, &self.confined, path, limits)
     }
+}
+
+/// The exit status of a child whose answer has ended, waited for until `deadline`; None: it
+/// was still running then, and has been ended. An exit takes a fraction of a millisecond to
+/// a few: look again soon, then less often.
+fn wait_exit(confined: &mut Confined, deadline: Instant) -> Option<std::process::ExitStatus> {
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match confined.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                confined.kill();
+                return None;
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A child's answer, from how it ended (`status`; None: ended at its time limit), what it
+/// sent (`out`) and what it said (`err`).
+fn judge(
+    status: Option<std::process::ExitStatus>,
+    out: Received,
+    checked: Option<Checked>,
+    err: &[u8],
+    confined: &Confined,
+    path: &Path,
+    limits: &Limits,
+) -> Answer {
+    let sha256 = out.sha256;
+    let reader = Some(confined.id());
+    let refused = |f| Answer {
+        sha256: sha256.clone(),
+        result: Err(f),
+        checked: None,
+        reader,
+    };
+    let Some(status) = status else {
+        return refused(timed_out(limits));
+    };
+    if status.success() && out.over_cap {
+        return refused(over_cap());
+    }
+    if status.success()
+        && let Some(result) = out.answer
+    {
+        return Answer {
+            sha256,
+            result,
+            checked,
+            reader,
+        };
+    }
+    let stderr_text = String::from_utf8_lossy(err);
+    tracing::warn!(file = %path.display(), status = %status, stderr = %stderr_text.trim(), "reader child failed");
+    if !status.success() && confined.out_of_memory(&status, &stderr_text) {
+        return refused(memory_cap_exceeded(limits.reader_memory_mb));
+    }
+    if status.code() == Some(101) {
+        return refused(Finding::file(
+            Code::InternalError,
+            "系统读取此文件时发生内部错误，文件已保留。请联系区安监局处理，或用 Excel/WPS 另存为 .xlsx 后重新报送。",
+        ));
+    }
+    refused(unreadable(
+        "读取该文件时超出了内存上限或遇到损坏的数据，无法读取。请用 Excel 或 WPS 打开后另存为 .xlsx 再报送。",
+    ))
+}
+
+/// The finding of a read that ran past the time limit.
+fn timed_out(limits: &Limits) -> Finding {
+    too_large(format!(
+        "读取该文件超过了 {} 秒的时间上限，文件过大或过于复杂。请删除无关内容后重新保存，或分文件报送。",
+        limits.reader_seconds
+    ))
+}
+
+/// The finding of an answer larger than the parent takes.
+fn over_cap() -> Finding {
+    too_large("文件内容过多（读出的数据超过了内存上限），请删除无关的工作表或分文件报送。")
 }
 
 #[cfg(test)]
@@ -1542,6 +1649,16 @@ mod tests {
         assert!(found(&[b"<me", b"r", b"g", b"eCe", b"ll"]));
         assert!(!found(&[b"<x><merg", b"<eCells>"]));
         assert!(!found(&[b"mergeCel"]));
+    }
+
+    #[test]
+    fn injected_faults_apply_to_every_file_or_to_the_named_ones() {
+        let a = Path::new("/w/单位/crash-a.xlsx");
+        let b = Path::new("/w/单位/b.xlsx");
+        assert_eq!(fault_for("panic", a), Some("panic"));
+        assert_eq!(fault_for("panic@crash,hang@b.x", a), Some("panic"));
+        assert_eq!(fault_for("panic@crash,hang@b.x", b), Some("hang"));
+        assert_eq!(fault_for("panic@crash", b), None);
     }
 
     #[test]

@@ -31,10 +31,12 @@ enum Process {
     },
 }
 
-/// The child's stdout (its answer) and stderr (what it said when it failed).
+/// The child's stdout (its answer) and stderr (what it said when it failed), and its stdin
+/// when it takes requests there (a reader that stays up, `crate::read`).
 pub struct Pipes {
     pub stdout: Box<dyn io::Read + Send>,
     pub stderr: Box<dyn io::Read + Send>,
+    pub stdin: Option<Box<dyn io::Write + Send>>,
 }
 
 impl Pipes {
@@ -42,6 +44,10 @@ impl Pipes {
         Pipes {
             stdout: Box::new(child.stdout.take().expect("piped")),
             stderr: Box::new(child.stderr.take().expect("piped")),
+            stdin: child
+                .stdin
+                .take()
+                .map(|s| Box::new(s) as Box<dyn io::Write + Send>),
         }
     }
 }
@@ -50,6 +56,20 @@ impl Confined {
     /// Spawn `cmd` confined to `memory_mb` MiB. Its stdin is the parent's "go" signal on
     /// Windows (closed once the child is in its job); stdout and stderr are piped.
     pub fn spawn(cmd: &mut Command, memory_mb: u64) -> io::Result<(Confined, Pipes)> {
+        Self::spawn_with(cmd, memory_mb, false)
+    }
+
+    /// [`Confined::spawn`] a child that takes requests on its stdin, piped too (Unix).
+    #[cfg(unix)]
+    pub fn spawn_serving(cmd: &mut Command, memory_mb: u64) -> io::Result<(Confined, Pipes)> {
+        Self::spawn_with(cmd, memory_mb, true)
+    }
+
+    fn spawn_with(
+        cmd: &mut Command,
+        memory_mb: u64,
+        requests: bool,
+    ) -> io::Result<(Confined, Pipes)> {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         #[cfg(unix)]
         {
@@ -58,7 +78,11 @@ impl Confined {
             // file, then stops. The child caps its own address space (`child_start`).
             let _ = memory_mb;
             std::os::unix::process::CommandExt::process_group(cmd, 0);
-            cmd.stdin(Stdio::null());
+            cmd.stdin(if requests {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
             let mut child = cmd.spawn()?;
             let pipes = Pipes::of(&mut child);
             Ok((
@@ -70,6 +94,7 @@ impl Confined {
         }
         #[cfg(windows)]
         {
+            let _ = requests;
             use std::os::windows::process::CommandExt;
             // Its own process group (a console Ctrl-C or Ctrl-Break for the daemon does not
             // reach it), and no console window when the daemon runs as a service.
@@ -158,12 +183,22 @@ impl Confined {
                         Pipes {
                             stdout: Box::new(std::fs::File::from(out_r)),
                             stderr: Box::new(std::fs::File::from(err_r)),
+                            stdin: None,
                         },
                     ))
                 }
             }
         })();
         Some(started)
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        match &self.process {
+            Process::Spawned(child) => child.id(),
+            #[cfg(unix)]
+            Process::Forked { pid, .. } => *pid as u32,
+        }
     }
 
     /// The child's exit status, if it has exited (without waiting).

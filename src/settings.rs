@@ -25,7 +25,9 @@ pub mod env {
     /// Test hook: `enospc` or `panic` injected into the daemon's rounds, or `locked:MARKER`
     /// (every drop counts as still locked by its writer while the file MARKER exists).
     pub const FAULT_WATCH: &str = "TALLY_FAULT_WATCH";
-    /// Test hook: `panic` injected into the reader child, or `hang` (it never finishes).
+    /// Test hook: `panic` injected into the reader child, or `hang` (it never finishes); for
+    /// every file, or as `panic@NAME` for the files whose name contains NAME (a list,
+    /// comma-separated).
     pub const FAULT_READER: &str = "TALLY_FAULT_READER";
 }
 

@@ -158,6 +158,49 @@ fn every_finding_code_fires_somewhere() {
     }
 }
 
+/// Readers that stay up for the next files (a burst) give every fixture the answer a read
+/// of its own gives, each file's SHA-256 too: read one after another, twice over, good files
+/// after damaged, encrypted and bomb ones. On Linux (where small files go to such readers)
+/// one reader reads many files, and one that refused a file reads no other.
+#[test]
+fn readers_that_stay_up_answer_every_fixture_as_a_read_of_its_own() {
+    use tally::read::{Limits, Reading, read_in_process};
+    let limits = Limits::default();
+    let mut files_by_reader = std::collections::HashMap::<u32, usize>::new();
+    let mut refused_by = None;
+    for _ in 0..2 {
+        for f in manifest().fixture {
+            let path = fixtures_dir().join(&f.file);
+            let bytes = std::fs::read(&path).unwrap();
+            // This test runs beside others (threads): never a copy of this process.
+            let answer = Reading::start(Path::new(BIN), None, &path, &limits).finish();
+            assert_eq!(
+                answer.result,
+                read_in_process(&bytes, &limits),
+                "{}",
+                f.file
+            );
+            let sha = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+            assert_eq!(answer.sha256, Some(hex::encode(sha)), "{}", f.file);
+            let reader = answer.reader.expect("read in a child");
+            assert_ne!(
+                Some(reader),
+                refused_by,
+                "{}: read by the reader that refused the file before",
+                f.file
+            );
+            *files_by_reader.entry(reader).or_default() += 1;
+            refused_by = answer.result.is_err().then_some(reader);
+        }
+    }
+    if cfg!(target_os = "linux") {
+        assert!(
+            files_by_reader.values().any(|&n| n >= 5),
+            "no reader read five files: {files_by_reader:?}"
+        );
+    }
+}
+
 #[test]
 fn a_reader_crash_becomes_internal_error() {
     let w = Workdir::new();

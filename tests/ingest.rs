@@ -674,3 +674,56 @@ fn take_prechecked(
         SubmissionStatus::Accepted
     );
 }
+
+/// `tally ingest` of many returns reads them in readers that stay up for the next ones. A
+/// return that crashes its reader, or holds it past the time limit, is judged alone: it is
+/// refused with its own finding, and the returns after it are read anew and counted.
+#[test]
+fn a_return_that_fails_its_reader_in_a_burst_fails_alone() {
+    assert!(REFERENCE_PLAN.contains("reader_seconds = 60"));
+    let w =
+        Workdir::with_plan(&REFERENCE_PLAN.replace("reader_seconds = 60", "reader_seconds = 2"));
+    let dir = w.join("incoming");
+    let files: Vec<String> = (1..=8u32)
+        .map(|m| {
+            let month = format!("2020-{m:02}");
+            let name = format!("m{m:02}.xlsx");
+            let people = [Person::new(100 + m, P, &format!("{month}-06"))];
+            drop_return(&dir, &name, &return_xlsx("西兴街道", &month, &people))
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut args = vec!["-v", "--now", "2020-09-02", "ingest"];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--unit", "西兴街道"]);
+    let out = w
+        .command(&args)
+        .env("TALLY_FAULT_READER", "panic@m03,hang@m06")
+        .env("RUST_LOG", "tally=debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let s = w.json(&["--now", "2020-09-02", "status", "--json"], 0);
+    assert_eq!(completed(&s, "西兴街道", P), 6, "{stderr}");
+    let ledger = rusqlite::Connection::open(w.join("state/tally.db")).unwrap();
+    let codes = |file: &str| -> Vec<String> {
+        let mut stmt = ledger
+            .prepare("SELECT f.code FROM findings f JOIN submissions s ON s.id = f.submission_id WHERE s.file_name = ?1")
+            .unwrap();
+        stmt.query_map([file], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(codes("m03.xlsx"), ["internal-error"]);
+    assert_eq!(codes("m06.xlsx"), ["too-large"]);
+    // At most three at once (the return taken and the two read ahead), and one more after
+    // each failed read: never one for each return.
+    let started = stderr.matches("reader started, to stay up").count();
+    assert!(
+        (1..=5).contains(&started),
+        "{started} readers for 8 files: {stderr}"
+    );
+}

@@ -87,7 +87,16 @@ pub enum Command {
     /// Internal: read a return in a sandboxed child process.
     #[command(name = "__read", hide = true)]
     Read {
-        file: PathBuf,
+        /// The file; without it (`--serve`), the files asked for on stdin.
+        file: Option<PathBuf>,
+        /// Stay up: read each file asked for on stdin, until it ends.
+        #[arg(
+            long,
+            hide = true,
+            conflicts_with = "file",
+            required_unless_present = "file"
+        )]
+        serve: bool,
         /// Windows: wait until the parent has put this process in its Job Object.
         #[arg(long, hide = true)]
         confined: bool,
@@ -121,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         }
         Command::Read {
             file,
+            serve,
             confined,
             limits,
         } => {
@@ -131,7 +141,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 .and_then(crate::read::Limits::from_arg)
                 .unwrap_or_else(|| Config::reader_limits(&global.config));
             let fault = Environment::read().fault_reader;
-            let code = crate::read::child_main(file, &limits, fault.as_deref(), *confined);
+            let code = match file {
+                Some(file) if !serve => {
+                    crate::read::child_main(file, &limits, fault.as_deref(), *confined)
+                }
+                _ => crate::read::server::serve_main(&limits, fault.as_deref()),
+            };
             return Ok(if code == 0 {
                 ExitStatus::Success
             } else {

@@ -480,8 +480,12 @@ impl<'a> Daemon<'a> {
                 break;
             }
         }
-        // Reads started for files left for later (a stop, a burst held long enough) end.
+        // Reads started for files left for later (a stop, a burst held long enough) end, and
+        // so do the readers that stayed up for these files.
         self.ahead.clear();
+        if taken > 0 {
+            crate::read::server::end_idle();
+        }
         self.maybe_end_burst(Instant::now());
         if !self.opts.once && self.burst.mail_due(Instant::now()) {
             self.burst.mail_ran(Instant::now());
