@@ -1405,8 +1405,27 @@ impl Running {
             .eof
             .recv_timeout(self.deadline.saturating_duration_since(Instant::now()));
         // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
+        let (mut out, checked) = self.out_thread.join().unwrap_or_default();
+        if !out.over_cap
+            && let Some(result) = out.answer.take()
+        {
+            // A whole answer stands on its own: the child's exit (a few tenths of a
+            // millisecond for a copy of this process to be torn down) is waited for aside.
+            let reader = Some(self.confined.id());
+            let (mut confined, err_thread, deadline) =
+                (self.confined, self.err_thread, self.deadline);
+            std::thread::spawn(move || {
+                let _ = wait_exit(&mut confined, deadline);
+                let _ = err_thread.join();
+            });
+            return Answer {
+                sha256: out.sha256,
+                result,
+                checked,
+                reader,
+            };
+        }
         let status = wait_exit(&mut self.confined, self.deadline);
-        let (out, checked) = self.out_thread.join().unwrap_or_default();
         let err = self.err_thread.join().unwrap_or_default();
         judge(status, out, checked, &err, &self.confined, path, limits)
     }
@@ -1458,8 +1477,8 @@ fn judge(
     if status.success() && out.over_cap {
         return refused(over_cap());
     }
-    if status.success()
-        && let Some(result) = out.answer
+    if let Some(result) = out.answer
+        && !out.over_cap
     {
         return Answer {
             sha256,

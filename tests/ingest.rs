@@ -572,9 +572,10 @@ fn take_read_ahead(
     let unit = ctx.config.plan.find_unit("西兴街道").unwrap();
     let read_ahead = |path: &std::path::Path| {
         let r = Reading::start(ctx.exe, Some(ctx.config_path), path, &ctx.config.limits);
-        // Let the child finish its read of what is there now.
+        let ahead = intake::Ahead::start(ctx.config, path, r);
+        // Let the child finish its read of what is there now, and the staging its copy.
         std::thread::sleep(std::time::Duration::from_millis(300));
-        r
+        ahead
     };
 
     // Unchanged: the answer read ahead is the return taken in.
@@ -659,6 +660,7 @@ fn take_prechecked(
                 max_rows: 0,
             },
         );
+        let ahead = intake::Ahead::start(ctx.config, &path, ahead);
         intake::ingest_read_ahead(ctx, ledger, xixing, &path, ahead)
             .unwrap()
             .submission

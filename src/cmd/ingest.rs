@@ -56,7 +56,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     let bar = crate::bars::bar(args.files.len() as u64, "接收报表");
     // Reader children started on the next files while one is taken (not with a shared
     // ledger: there a file is read only under its claim).
-    let mut ahead: std::collections::HashMap<usize, crate::read::Reading> = Default::default();
+    let mut ahead: std::collections::HashMap<usize, intake::Ahead> = Default::default();
     // The plan, shared with the threads that check the files read ahead.
     let plan = std::sync::Arc::new(config.plan.clone());
     for (i, file) in args.files.iter().enumerate() {
@@ -69,7 +69,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                 .take(intake::READ_AHEAD)
             {
                 ahead.entry(j).or_insert_with(|| {
-                    crate::read::Reading::start_checked(
+                    let reading = crate::read::Reading::start_checked(
                         &exe,
                         Some(&settings.config_path),
                         next,
@@ -80,7 +80,8 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                             now: ctx.now,
                             max_rows: config.limits.max_rows,
                         },
-                    )
+                    );
+                    intake::Ahead::start(config, next, reading)
                 });
             }
         }

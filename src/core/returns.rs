@@ -241,15 +241,14 @@ fn number_of(cell: &Cell) -> Option<f64> {
 
 /// Check a workbook's cells against the plan.
 pub fn check(wb: &Workbook, ctx: &Context<'_>) -> Return {
-    check_on(
-        wb,
-        ctx,
-        std::thread::available_parallelism().map_or(1, usize::from),
-    )
+    check_on(wb, ctx, || {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    })
 }
 
-/// [`check`], a large roster's rows checked on up to `cores` threads.
-fn check_on(wb: &Workbook, ctx: &Context<'_>, cores: usize) -> Return {
+/// [`check`], a large roster's rows checked on up to `cores()` threads (asked only for a
+/// large roster: finding out reads the system's settings).
+fn check_on(wb: &Workbook, ctx: &Context<'_>, cores: fn() -> usize) -> Return {
     let mut ret = Return::default();
     let mut out: Vec<Finding> = Vec::new();
 
@@ -465,7 +464,7 @@ fn check_roster(
     sheet: &Sheet,
     header_row: u32,
     ctx: &Context<'_>,
-    cores: usize,
+    cores: fn() -> usize,
     ret: &mut Return,
     out: &mut Vec<Finding>,
 ) {
@@ -696,7 +695,7 @@ fn check_rows(
     ctx: &Context<'_>,
     month: Option<YearMonth>,
     labels: &Labels,
-    cores: usize,
+    cores: fn() -> usize,
 ) -> Vec<Vec<CheckedRow>> {
     let run = |rows: &[u32]| {
         let mut labels = labels.clone();
@@ -718,7 +717,12 @@ fn check_rows(
             })
             .collect::<Vec<_>>()
     };
-    if data_rows.len() < PARALLEL_ROWS || cores < 2 {
+    let cores = if data_rows.len() < PARALLEL_ROWS {
+        1
+    } else {
+        cores()
+    };
+    if cores < 2 {
         return vec![run(data_rows)];
     }
     let size = data_rows.len().div_ceil(cores);
@@ -1376,8 +1380,8 @@ mod tests {
             now,
             max_rows: 100_000,
         };
-        let one = check_on(&wb, &ctx, 1);
-        let three = check_on(&wb, &ctx, 3);
+        let one = check_on(&wb, &ctx, || 1);
+        let three = check_on(&wb, &ctx, || 3);
         assert_eq!(one.rows, three.rows);
         assert_eq!(one.findings, three.findings);
         assert_eq!(one.category_rows, three.category_rows);

@@ -140,18 +140,25 @@ pub fn copy_durable(src: &Path, dst: &Path) -> Result<(), IntakeError> {
 
 /// Make the staged copy the archive copy at `dest`: made durable, then renamed into place (the
 /// staging folder is in the archive, on the same file system), so a return is written to the
-/// archive once, not copied a second time. False when the very same archive copy is there
-/// already (`dest` names the bytes' hash and the second they came in); the staged copy goes.
-fn archive_staged(staged: tempfile::TempPath, dest: &Path) -> Result<bool, IntakeError> {
+/// archive once, not copied a second time (`synced`: it was fsync'd when staged). False when
+/// the very same archive copy is there already (`dest` names the bytes' hash and the second
+/// they came in); the staged copy goes.
+fn archive_staged(
+    staged: tempfile::TempPath,
+    synced: bool,
+    dest: &Path,
+) -> Result<bool, IntakeError> {
     // The archive holds full 身份证号: its unit and month folders are owner-only.
     let dir = dest.parent().unwrap_or(Path::new("."));
     crate::private::create_dir(dir).map_err(io(dir, "cannot create folder"))?;
-    // Opened for writing: Windows flushes only a handle that may write.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&staged)
-        .and_then(|f| f.sync_all())
-        .map_err(io(&staged, "cannot fsync"))?;
+    if !synced {
+        // Opened for writing: Windows flushes only a handle that may write.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&staged)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&staged, "cannot fsync"))?;
+    }
     match staged.persist_noclobber(dest) {
         Ok(()) => {
             sync_dir(dir);
@@ -250,17 +257,88 @@ pub fn ingest(
 /// about as long as recording one.
 pub const READ_AHEAD: usize = 2;
 
-/// [`ingest`], with a reader child already started on the dropped file (the daemon starts the
-/// next files' while it records one). Its answer is used only when the child read the very
-/// bytes that were staged; otherwise the staged copy is read as usual.
+/// [`ingest`], with the dropped file read ahead (the daemon starts the next files' reads while
+/// it records one). The read's answer is used only when the child read the very bytes that
+/// were staged; otherwise the staged copy is read as usual.
 pub fn ingest_read_ahead(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
     unit: &Unit,
     path: &Path,
-    ahead: Reading,
+    ahead: Ahead,
 ) -> Result<Outcome, IntakeError> {
     take(ctx, ledger, unit, path, None, Some(ahead))
+}
+
+/// A dropped file read ahead: its reader child ([`Reading`]) and its staged copy, made
+/// meanwhile on a thread of its own (copied, hashed and fsync'd while the file before it is
+/// recorded). Dropped unused, the child is ended and the staged copy removed.
+pub struct Ahead {
+    reading: Reading,
+    staging: Option<std::thread::JoinHandle<Result<Staged, IntakeError>>>,
+}
+
+impl Ahead {
+    /// Stage `path` ahead beside its `reading`.
+    pub fn start(config: &Config, path: &Path, reading: Reading) -> Ahead {
+        let (archive, path) = (config.archive_dir(), path.to_path_buf());
+        let staging = std::thread::spawn(move || {
+            let path = std::path::absolute(&path).map_err(io(&path, "cannot resolve"))?;
+            stage(&archive, &path, true)
+        });
+        Ahead {
+            reading,
+            staging: Some(staging),
+        }
+    }
+}
+
+/// A private copy of a dropped file in the archive's staging folder, and its SHA-256.
+struct Staged {
+    path: tempfile::TempPath,
+    sha: String,
+    /// fsync'd already.
+    synced: bool,
+}
+
+/// Copy the dropped file at `path` into `archive`'s staging folder, hashing it as it is
+/// written; fsync'd when `sync` (else by [`archive_staged`] when it is kept).
+fn stage(archive: &Path, path: &Path, sync: bool) -> Result<Staged, IntakeError> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "return.xlsx".into());
+    let staging_dir = archive.join(STAGING_DIR);
+    crate::private::create_dir(&staging_dir).map_err(io(&staging_dir, "cannot create folder"))?;
+    let mut staging = tempfile::Builder::new()
+        .prefix("intake-")
+        .suffix(&format!("-{file_name}"))
+        .tempfile_in(&staging_dir)
+        .map_err(io(&staging_dir, "cannot create a staging file"))?;
+    let staged_path = staging.path().to_path_buf();
+    let mut hasher = Sha256::new();
+    let mut input = std::fs::File::open(path).map_err(io(path, "cannot open"))?;
+    let out = staging.as_file_mut();
+    // Not io::copy: a failed write (the staging disk full) must be told from a failed read
+    // (the drop), as they are different folders' faults.
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = input.read(&mut buf).map_err(io(path, "cannot read"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(io(&staged_path, "cannot write"))?;
+    }
+    if sync {
+        out.sync_all().map_err(io(&staged_path, "cannot fsync"))?;
+    }
+    Ok(Staged {
+        path: staging.into_temp_path(),
+        sha: hex::encode(hasher.finalize()),
+        synced: sync,
+    })
 }
 
 /// Reject a file as `internal-error` without reading it: taking it in panicked, or killed
@@ -285,7 +363,7 @@ fn take(
     unit: &Unit,
     path: &Path,
     unread: Option<Finding>,
-    ahead: Option<Reading>,
+    mut ahead: Option<Ahead>,
 ) -> Result<Outcome, IntakeError> {
     let config = ctx.config;
     let path = std::path::absolute(path).map_err(io(path, "cannot resolve"))?;
@@ -296,36 +374,33 @@ fn take(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "return.xlsx".into());
 
-    let staging_dir = config.archive_dir().join(STAGING_DIR);
-    crate::private::create_dir(&staging_dir).map_err(io(&staging_dir, "cannot create folder"))?;
-    let mut staging = tempfile::Builder::new()
-        .prefix("intake-")
-        .suffix(&format!("-{file_name}"))
-        .tempfile_in(&staging_dir)
-        .map_err(io(&staging_dir, "cannot create a staging file"))?;
-    let staged_path = staging.path().to_path_buf();
-    // Hashed as it is written: the hash is of the staged bytes.
-    let mut hasher = Sha256::new();
-    {
-        let mut input = std::fs::File::open(path).map_err(io(path, "cannot open"))?;
-        let out = staging.as_file_mut();
-        // Not io::copy: a failed write (the staging disk full) must be told from a failed
-        // read (the drop), as they are different folders' faults.
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = input.read(&mut buf).map_err(io(path, "cannot read"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(io(&staged_path, "cannot write"))?;
+    // Staged ahead (while the file before it was recorded) when the drop still holds those
+    // bytes, else now: what is taken is what the folder holds now.
+    let staged_ahead = ahead
+        .as_mut()
+        .and_then(|a| a.staging.take())
+        .and_then(|h| h.join().ok())
+        .and_then(|r| {
+            r.inspect_err(|e| tracing::debug!(error = %e, "staging ahead failed; staging again"))
+                .ok()
+        });
+    let staged_ahead = match staged_ahead {
+        Some(s) if hash_file(path)? == s.sha => Some(s),
+        Some(_) => {
+            tracing::debug!(file = %path.display(), "the file changed after it was staged ahead; staging it again");
+            None
         }
-        // Not fsync'd yet: a staged copy that is not kept never needs to be; one that becomes
-        // the archive copy is made durable first (`archive_staged`).
-    }
-    let sha = hex::encode(hasher.finalize());
-    let staged = staging.into_temp_path();
+        None => None,
+    };
+    let Staged {
+        path: staged,
+        sha,
+        synced,
+    } = match staged_ahead {
+        Some(s) => s,
+        None => stage(&config.archive_dir(), path, false)?,
+    };
+    let ahead = ahead.map(|a| a.reading);
 
     // An interrupted intake of these very bytes from this very path: finish it.
     if let Some(s) = ledger
@@ -461,7 +536,7 @@ fn take(
         drop(staged);
         false
     } else {
-        archive_staged(staged, &archive_abs)?
+        archive_staged(staged, synced, &archive_abs)?
     };
 
     let (dest, feedback) = if accepted {

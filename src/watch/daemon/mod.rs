@@ -121,7 +121,7 @@ pub struct Daemon<'a> {
     /// This burst has marked the master stale in the ledger already (see `take.rs`).
     stale_noted: bool,
     /// Reader children started on the next settled files while one is taken (see `take.rs`).
-    ahead: HashMap<PathBuf, crate::read::Reading>,
+    ahead: HashMap<PathBuf, crate::intake::Ahead>,
     /// The plan, shared with the threads that check the files read ahead.
     plan: std::sync::Arc<crate::core::plan::Plan>,
     _lock: StateLock,

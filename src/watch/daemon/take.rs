@@ -32,7 +32,8 @@ fn claim_clock() -> i64 {
 impl Daemon<'_> {
     /// Start reader children on the first [`intake::READ_AHEAD`] of `next` (the files to take
     /// after the one about to be taken) that have none yet: each reads in its own process on
-    /// the other core while this one records, and its check runs there too, once it is read.
+    /// the other core while this one records, and its check runs there too, once it is read;
+    /// its staged copy is made meanwhile too ([`intake::Ahead`]).
     /// Intake uses the answer only when the child read the bytes it then stages. Not with a
     /// shared ledger, where a file is read only under its claim.
     pub(super) fn read_ahead<'r>(&mut self, next: impl Iterator<Item = &'r Ready>) {
@@ -60,7 +61,8 @@ impl Daemon<'_> {
                 &self.config.limits,
                 precheck,
             );
-            self.ahead.insert(r.path.clone(), reading);
+            let ahead = intake::Ahead::start(self.config, &r.path, reading);
+            self.ahead.insert(r.path.clone(), ahead);
         }
     }
 
