@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 pub mod server;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest return file accepted, in bytes.

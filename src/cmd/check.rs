@@ -3,6 +3,7 @@
 
 use crate::core::findings::{Finding, Severity};
 use crate::core::returns::{self, Context, Return};
+use crate::read::{Limits, Reading};
 use crate::settings::{ExitStatus, Settings};
 use clap::Args;
 use serde::Serialize;
@@ -32,19 +33,35 @@ pub struct CheckReport<'a> {
     pub findings: &'a [Finding],
 }
 
-/// Read and check one file as the daemon would, for a given folder unit.
+/// A read of `file` started before the plan is loaded, under the plan file's `[limits]`
+/// read on their own ([`check_file`] takes it when they are the plan's). None: no such file.
+pub fn start_reading(config_path: &Path, file: &Path) -> Option<(Limits, Reading)> {
+    if !file.is_file() {
+        return None;
+    }
+    let limits = crate::config::Config::reader_limits(config_path);
+    let exe = std::env::current_exe().unwrap_or_else(|_| "tally".into());
+    let reading = Reading::start(&exe, Some(config_path), file, &limits);
+    Some((limits, reading))
+}
+
+/// Read and check one file as the daemon would, for a given folder unit; `early`, a read of
+/// it started already ([`start_reading`]).
 pub fn check_file(
     settings: &Settings,
     file: &Path,
     unit: Option<&crate::core::plan::Unit>,
+    early: Option<(Limits, Reading)>,
 ) -> Return {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "tally".into());
-    match crate::read::read_sandboxed(
-        &exe,
-        Some(&settings.config_path),
-        file,
-        &settings.config.limits,
-    ) {
+    let limits = &settings.config.limits;
+    let read = match early {
+        Some((early_limits, reading)) if early_limits == *limits => reading.finish().result,
+        _ => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| "tally".into());
+            crate::read::read_sandboxed(&exe, Some(&settings.config_path), file, limits)
+        }
+    };
+    match read {
         Ok(wb) => {
             let ret = returns::check(
                 &wb,
@@ -66,7 +83,11 @@ pub fn check_file(
     }
 }
 
-pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> {
+pub fn run(
+    settings: &Settings,
+    args: &CheckArgs,
+    early: Option<(Limits, Reading)>,
+) -> anyhow::Result<ExitStatus> {
     let unit = match &args.unit {
         Some(u) => Some(settings.unit_arg(u)?),
         None => settings.unit_of_folder(&args.file),
@@ -76,7 +97,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> anyhow::Result<ExitStatus> 
             crate::settings::UsageError(format!("{}：文件不存在", args.file.display())).into(),
         );
     }
-    let ret = check_file(settings, &args.file, unit);
+    let ret = check_file(settings, &args.file, unit, early);
     let accepted = ret.accepted();
     let report = CheckReport {
         file: args.file.display().to_string(),

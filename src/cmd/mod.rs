@@ -155,13 +155,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         }
         _ => {}
     }
+    // `check` starts reading its file before the plan is loaded: the reader child reads while
+    // this process parses the plan (both cores).
+    let early = match &cli.command {
+        Command::Check(args) => check::start_reading(&global.config, &args.file),
+        _ => None,
+    };
     let settings = Settings::load(&global.config, global.now.as_deref())?;
     match &cli.command {
         Command::Init(_) | Command::Targets(_) | Command::Service(_) | Command::Read { .. } => {
             unreachable!("run above")
         }
         Command::Template(args) => template::run(&settings, args),
-        Command::Check(args) => check::run(&settings, args),
+        Command::Check(args) => check::run(&settings, args, early),
         Command::Ingest(args) => ingest::run(&settings, args),
         Command::Status(args) => status::run(&settings, args),
         Command::Watch(args) => watch::run(&settings, global.verbosity(), args),

@@ -146,10 +146,17 @@ impl Ledger {
     /// The server (or the outbox folder) took the message at `at`: it is sent, never again.
     /// Durable before it returns: a message is never sent twice, power cut or not.
     pub fn mark_sent(&mut self, id: i64, at: &str) -> Result<(), LedgerError> {
-        self.durably(|me| me.update_message(
+        self.durably(|me| me.mark_sent_lazily(id, at))
+    }
+
+    /// [`Ledger::mark_sent`] without waiting for the disk, for a delivery that tells by itself
+    /// that it was made (a message written to the outbox folder, durably, under a name of its
+    /// own, is not written again): a power cut that undoes the mark only has it found again.
+    pub fn mark_sent_lazily(&mut self, id: i64, at: &str) -> Result<(), LedgerError> {
+        self.update_message(
             "UPDATE outbox SET status = 'sent', sent_at = ?1, last_error = NULL, next_attempt_at = NULL, lease_until = NULL WHERE id = ?2",
             args![at, id],
-        ))
+        )
     }
 
     /// This attempt failed but another may succeed: the message stays queued (for the next

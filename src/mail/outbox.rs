@@ -179,7 +179,11 @@ pub fn send_due_with(
         };
         match outcome {
             Ok(()) => {
-                ledger.mark_sent(row.id, &stamp(now))?;
+                if transport.finds_its_deliveries() {
+                    ledger.mark_sent_lazily(row.id, &stamp(now))?;
+                } else {
+                    ledger.mark_sent(row.id, &stamp(now))?;
+                }
                 tracing::info!(id = row.id, kind = %row.kind, unit = row.unit.as_deref().unwrap_or(""), "mail sent");
                 report.sent.push(row.id);
             }

@@ -122,6 +122,13 @@ impl Failure {
 }
 
 impl Transport {
+    /// Whether a delivery already made is found again and not made twice (the outbox folder:
+    /// a message's file is written durably under a name of its own, and one that is there is
+    /// not written again), so that its sent mark need not be on disk before the next message.
+    pub fn finds_its_deliveries(&self) -> bool {
+        matches!(self, Transport::Files(_))
+    }
+
     /// Deliver one built message. Over SMTP it goes to all its recipients in one
     /// transaction; when the server refuses that (lettre gives up on the first recipient it
     /// refuses, so nobody gets the message) and there are several recipients, it goes to each
