@@ -333,6 +333,10 @@ mod windows {
         port: HANDLE,
     }
 
+    // SAFETY: the two are kernel handles, valid in every thread of the process; `Job` owns
+    // them alone (closed once, on drop), and every call on them is thread-safe in Win32.
+    unsafe impl Send for Job {}
+
     impl Job {
         pub fn new(memory_mb: u64) -> io::Result<Job> {
             // SAFETY: plain Win32 calls; every handle is checked and owned by `Job` from here.

@@ -13,7 +13,7 @@ use super::{Checked, Limits, Precheck, Received};
 use crate::sandbox::Confined;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -40,6 +40,8 @@ static IDLE: Mutex<Vec<Server>> = Mutex::new(Vec::new());
 /// Longest request path the child takes.
 const MAX_REQUEST: u32 = 64 * 1024;
 
+// Taken by the thread of a reader that stays up, which only Unix starts.
+#[cfg_attr(not(unix), allow(dead_code))]
 struct Request {
     path: PathBuf,
     cap: u64,
@@ -72,7 +74,7 @@ pub(super) enum Served {
         status: Option<ExitStatus>,
         received: Received,
         err: Vec<u8>,
-        confined: Confined,
+        confined: Box<Confined>,
     },
 }
 
@@ -143,7 +145,7 @@ impl Server {
         config_path: Option<&Path>,
         limits: &Limits,
     ) -> std::io::Result<Server> {
-        let mut cmd = Command::new(exe);
+        let mut cmd = std::process::Command::new(exe);
         if let Some(c) = config_path {
             cmd.arg("--config").arg(c);
         }
@@ -256,7 +258,7 @@ impl Server {
             status,
             received,
             err,
-            confined: self.confined,
+            confined: Box::new(self.confined),
         }
     }
 
@@ -284,6 +286,7 @@ pub fn end_idle() {
     }
 }
 
+#[cfg_attr(not(unix), allow(dead_code))]
 fn write_request(stdin: &mut impl Write, path: &Path) -> std::io::Result<()> {
     let path = path.to_str().unwrap_or_default().as_bytes();
     let len = u32::try_from(path.len()).map_err(std::io::Error::other)?;
