@@ -1401,9 +1401,17 @@ impl Drop for Reading {
 impl Running {
     fn finish(mut self, path: &Path, limits: &Limits) -> Answer {
         // Nothing is ever sent: the channel closes when the stdout thread ends.
-        let _ = self
+        let ended = self
             .eof
-            .recv_timeout(self.deadline.saturating_duration_since(Instant::now()));
+            .recv_timeout(self.deadline.saturating_duration_since(Instant::now()))
+            == Err(std::sync::mpsc::RecvTimeoutError::Disconnected);
+        if !ended {
+            // Still answering at its time limit: ended (its stdout closes), then judged.
+            let status = wait_exit(&mut self.confined, self.deadline);
+            let (out, checked) = self.out_thread.join().unwrap_or_default();
+            let err = self.err_thread.join().unwrap_or_default();
+            return judge(status, out, checked, &err, &self.confined, path, limits);
+        }
         // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
         let (mut out, checked) = self.out_thread.join().unwrap_or_default();
         if !out.over_cap
