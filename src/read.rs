@@ -1,6 +1,7 @@
 //! Reading untrusted return files (DESIGN.md §7): size check, zip container check, then
-//! calamine — all in a child process (`tally` re-invoked, or on Linux a copy of a caller that
-//! runs no other thread) with a memory cap and a time limit, so a hostile file becomes a
+//! calamine — all in a child process (`tally` re-invoked, on Linux a copy of a caller that
+//! runs no other thread, or for the small files of a burst a reader that stays up for the
+//! next ones, [`server`]) with a memory cap and a time limit, so a hostile file becomes a
 //! finding, never a crash of the caller. calamine's types stop here.
 
 use crate::core::findings::{Code, Finding};
