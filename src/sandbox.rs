@@ -59,8 +59,8 @@ impl Confined {
         Self::spawn_with(cmd, memory_mb, false)
     }
 
-    /// [`Confined::spawn`] a child that takes requests on its stdin, piped too (Unix).
-    #[cfg(unix)]
+    /// [`Confined::spawn`] a child that takes requests on its stdin, piped too. On Windows it
+    /// reads nothing before its first request, which comes once it is in its job.
     pub fn spawn_serving(cmd: &mut Command, memory_mb: u64) -> io::Result<(Confined, Pipes)> {
         Self::spawn_with(cmd, memory_mb, true)
     }
@@ -94,7 +94,6 @@ impl Confined {
         }
         #[cfg(windows)]
         {
-            let _ = requests;
             use std::os::windows::process::CommandExt;
             // Its own process group (a console Ctrl-C or Ctrl-Break for the daemon does not
             // reach it), and no console window when the daemon runs as a service.
@@ -109,9 +108,11 @@ impl Confined {
                 let _ = child.wait();
                 return Err(e);
             }
-            // The child waits for its stdin to close before it reads anything, so nothing of
-            // the file is parsed outside the job.
-            drop(child.stdin.take());
+            // The child waits for its stdin to close (or, taking requests there, for its first
+            // request) before it reads anything, so nothing of a file is parsed outside the job.
+            if !requests {
+                drop(child.stdin.take());
+            }
             let pipes = Pipes::of(&mut child);
             Ok((
                 Confined {

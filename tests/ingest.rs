@@ -677,8 +677,8 @@ fn take_prechecked(
     );
 }
 
-/// `tally ingest` of many returns reads them in readers that stay up for the next ones (Unix).
-/// A return that crashes its reader, or holds it past the time limit, is judged alone: it is
+/// `tally ingest` of many returns reads them in readers that stay up for the next ones. A
+/// return that crashes its reader, or holds it past the time limit, is judged alone: it is
 /// refused with its own finding, and the returns after it are read anew and counted.
 #[test]
 fn a_return_that_fails_its_reader_in_a_burst_fails_alone() {
@@ -721,15 +721,11 @@ fn a_return_that_fails_its_reader_in_a_burst_fails_alone() {
     };
     assert_eq!(codes("m03.xlsx"), ["internal-error"]);
     assert_eq!(codes("m06.xlsx"), ["too-large"]);
-    // Unix: at most three at once (the return taken and the two read ahead), and one more
-    // after each failed read: never one for each return. Windows starts a child for each.
+    // At most three at once (the return taken and the two read ahead), and one more after
+    // each failed read: never one for each return.
     let started = stderr.matches("reader started, to stay up").count();
-    if cfg!(unix) {
-        assert!(
-            (1..=5).contains(&started),
-            "{started} readers for 8 files: {stderr}"
-        );
-    } else {
-        assert_eq!(started, 0, "{stderr}");
-    }
+    assert!(
+        (1..=5).contains(&started),
+        "{started} readers for 8 files: {stderr}"
+    );
 }

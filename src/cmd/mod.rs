@@ -145,7 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 Some(file) if !serve => {
                     crate::read::child_main(file, &limits, fault.as_deref(), *confined)
                 }
-                _ => crate::read::server::serve_main(&limits, fault.as_deref()),
+                _ => crate::read::server::serve_main(&limits, fault.as_deref(), *confined),
             };
             return Ok(if code == 0 {
                 ExitStatus::Success

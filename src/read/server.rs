@@ -1,5 +1,5 @@
-//! A reader child that stays up for the next files (Unix): a burst of small returns pays for
-//! one process start, not one per file. Each file is still read in a child, under the same
+//! A reader child that stays up for the next files: a burst of small returns pays for one
+//! process start, not one per file. Each file is still read in a child, under the same
 //! memory cap and time limit, and judged as a child of its own would be. A reader that
 //! failed, refused a file, read a large one or has read many is ended; the next file gets a
 //! new one. Only small files are sent to one: a large file's read dwarfs the start.
@@ -40,8 +40,6 @@ static IDLE: Mutex<Vec<Server>> = Mutex::new(Vec::new());
 /// Longest request path the child takes.
 const MAX_REQUEST: u32 = 64 * 1024;
 
-// Taken by the thread of a reader that stays up, which only Unix starts.
-#[cfg_attr(not(unix), allow(dead_code))]
 struct Request {
     path: PathBuf,
     cap: u64,
@@ -81,8 +79,8 @@ pub(super) enum Served {
 impl Server {
     /// Send `path` to a reader started with these arguments: an idle one, else a new one;
     /// the `precheck` goes with it. None when the file is not for a reader that stays up (too
-    /// large, a path not in UTF-8, not Unix) or no reader could be started: a child of its own
-    /// reads it then, and the precheck is left in place.
+    /// large, a path not in UTF-8) or no reader could be started: a child of its own reads it
+    /// then, and the precheck is left in place.
     pub(super) fn send(
         exe: &Path,
         config_path: Option<&Path>,
@@ -92,7 +90,7 @@ impl Server {
         cap: u64,
         precheck: &mut Option<Precheck>,
     ) -> Option<Server> {
-        if !cfg!(unix) || size > SERVED_MAX_BYTES || path.to_str().is_none() {
+        if size > SERVED_MAX_BYTES || path.to_str().is_none() {
             return None;
         }
         let key = format!(
@@ -138,7 +136,6 @@ impl Server {
         }
     }
 
-    #[cfg(unix)]
     fn start(
         key: String,
         exe: &Path,
@@ -201,11 +198,6 @@ impl Server {
             err_thread: Some(err_thread),
             files: 0,
         })
-    }
-
-    #[cfg(not(unix))]
-    fn start(_: String, _: &Path, _: Option<&Path>, _: &Limits) -> std::io::Result<Server> {
-        Err(std::io::Error::other("a reader that stays up is for Unix"))
     }
 
     /// Wait for the answer to the file sent, until `deadline`. A reader that answered whole
@@ -286,7 +278,6 @@ pub fn end_idle() {
     }
 }
 
-#[cfg_attr(not(unix), allow(dead_code))]
 fn write_request(stdin: &mut impl Write, path: &Path) -> std::io::Result<()> {
     let path = path.to_str().unwrap_or_default().as_bytes();
     let len = u32::try_from(path.len()).map_err(std::io::Error::other)?;
@@ -309,9 +300,12 @@ fn read_request(stdin: &mut impl Read) -> Option<PathBuf> {
 }
 
 /// Entry point of a reader that stays up: confine itself, then answer each file asked for,
-/// until its stdin ends. The exit code.
-pub fn serve_main(limits: &Limits, fault: Option<&str>) -> i32 {
-    crate::sandbox::child_start(limits.reader_memory_mb, false);
+/// until its stdin ends. The exit code. `confined`: the parent puts it in a Job Object
+/// (Windows) before it sends the first request.
+pub fn serve_main(limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
+    if !(cfg!(windows) && confined) {
+        crate::sandbox::child_start(limits.reader_memory_mb, false);
+    }
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     while let Some(path) = read_request(&mut stdin) {
