@@ -1400,43 +1400,48 @@ impl Drop for Reading {
 }
 
 impl Running {
-    fn finish(mut self, path: &Path, limits: &Limits) -> Answer {
+    fn finish(self, path: &Path, limits: &Limits) -> Answer {
+        let Running {
+            mut confined,
+            out_thread,
+            err_thread,
+            eof,
+            deadline,
+        } = self;
         // Nothing is ever sent: the channel closes when the stdout thread ends.
-        let ended = self
-            .eof
-            .recv_timeout(self.deadline.saturating_duration_since(Instant::now()))
+        let ended = eof.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             == Err(std::sync::mpsc::RecvTimeoutError::Disconnected);
-        if !ended {
-            // Still answering at its time limit: ended (its stdout closes), then judged.
-            let status = wait_exit(&mut self.confined, self.deadline);
-            let (out, checked) = self.out_thread.join().unwrap_or_default();
-            let err = self.err_thread.join().unwrap_or_default();
-            return judge(status, out, checked, &err, &self.confined, path, limits);
+        // Its stdout is closed: the answer is all there. A child still answering at its time
+        // limit is ended first (its stdout closes then), below.
+        let mut out_thread = Some(out_thread);
+        let mut answered = None;
+        if ended && let Some(thread) = out_thread.take() {
+            let (mut out, checked) = thread.join().unwrap_or_default();
+            if !out.over_cap
+                && let Some(result) = out.answer.take()
+            {
+                // A whole answer stands on its own: the child's exit (a few tenths of a
+                // millisecond for a copy of this process to be torn down) is waited for aside.
+                let reader = Some(confined.id());
+                std::thread::spawn(move || {
+                    let _ = wait_exit(&mut confined, deadline);
+                    let _ = err_thread.join();
+                });
+                return Answer {
+                    sha256: out.sha256,
+                    result,
+                    checked,
+                    reader,
+                };
+            }
+            answered = Some((out, checked));
         }
-        // Its stdout is closed: it is exiting (or hangs without it, until the deadline).
-        let (mut out, checked) = self.out_thread.join().unwrap_or_default();
-        if !out.over_cap
-            && let Some(result) = out.answer.take()
-        {
-            // A whole answer stands on its own: the child's exit (a few tenths of a
-            // millisecond for a copy of this process to be torn down) is waited for aside.
-            let reader = Some(self.confined.id());
-            let (mut confined, err_thread, deadline) =
-                (self.confined, self.err_thread, self.deadline);
-            std::thread::spawn(move || {
-                let _ = wait_exit(&mut confined, deadline);
-                let _ = err_thread.join();
-            });
-            return Answer {
-                sha256: out.sha256,
-                result,
-                checked,
-                reader,
-            };
-        }
-        let status = wait_exit(&mut self.confined, self.deadline);
-        let err = self.err_thread.join().unwrap_or_default();
-        judge(status, out, checked, &err, &self.confined, path, limits)
+        let status = wait_exit(&mut confined, deadline);
+        let (out, checked) = answered
+            .or_else(|| out_thread.and_then(|t| t.join().ok()))
+            .unwrap_or_default();
+        let err = err_thread.join().unwrap_or_default();
+        judge(status, out, checked, &err, &confined, path, limits)
     }
 }
 

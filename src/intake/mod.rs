@@ -275,7 +275,7 @@ pub fn ingest_read_ahead(
 /// recorded). Dropped unused, the child is ended and the staged copy removed.
 pub struct Ahead {
     reading: Reading,
-    staging: Option<std::thread::JoinHandle<Result<Staged, IntakeError>>>,
+    staging: std::thread::JoinHandle<Result<Staged, IntakeError>>,
 }
 
 impl Ahead {
@@ -286,10 +286,7 @@ impl Ahead {
             let path = std::path::absolute(&path).map_err(io(&path, "cannot resolve"))?;
             stage(&archive, &path, true)
         });
-        Ahead {
-            reading,
-            staging: Some(staging),
-        }
+        Ahead { reading, staging }
     }
 }
 
@@ -363,7 +360,7 @@ fn take(
     unit: &Unit,
     path: &Path,
     unread: Option<Finding>,
-    mut ahead: Option<Ahead>,
+    ahead: Option<Ahead>,
 ) -> Result<Outcome, IntakeError> {
     let config = ctx.config;
     let path = std::path::absolute(path).map_err(io(path, "cannot resolve"))?;
@@ -376,14 +373,14 @@ fn take(
 
     // Staged ahead (while the file before it was recorded) when the drop still holds those
     // bytes, else now: what is taken is what the folder holds now.
-    let staged_ahead = ahead
-        .as_mut()
-        .and_then(|a| a.staging.take())
-        .and_then(|h| h.join().ok())
-        .and_then(|r| {
-            r.inspect_err(|e| tracing::debug!(error = %e, "staging ahead failed; staging again"))
-                .ok()
-        });
+    let (ahead, staging) = match ahead {
+        Some(Ahead { reading, staging }) => (Some(reading), Some(staging)),
+        None => (None, None),
+    };
+    let staged_ahead = staging.and_then(|h| h.join().ok()).and_then(|r| {
+        r.inspect_err(|e| tracing::debug!(error = %e, "staging ahead failed; staging again"))
+            .ok()
+    });
     let staged_ahead = match staged_ahead {
         Some(s) if hash_file(path)? == s.sha => Some(s),
         Some(_) => {
@@ -400,7 +397,6 @@ fn take(
         Some(s) => s,
         None => stage(&config.archive_dir(), path, false)?,
     };
-    let ahead = ahead.map(|a| a.reading);
 
     // An interrupted intake of these very bytes from this very path: finish it.
     if let Some(s) = ledger
