@@ -1130,24 +1130,17 @@ pub fn read_sandboxed(
 
 /// A reader child made by copying this process, when it runs no other thread (Unix): no
 /// program to load and no settings to parse again. None: start `tally __read` instead.
+#[cfg(unix)]
 fn copied(
     path: &Path,
     limits: &Limits,
-) -> Option<std::io::Result<(Confined, crate::sandbox::Pipes)>> {
-    #[cfg(unix)]
-    {
-        let (path, limits) = (path.to_path_buf(), limits.clone());
-        Confined::fork(move |out| {
-            crate::sandbox::child_start(limits.reader_memory_mb, false);
-            let fault = crate::settings::Environment::read().fault_reader;
-            answer(&path, &limits, fault.as_deref(), out)
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (path, limits);
-        None
-    }
+) -> Option<std::io::Result<(Confined, crate::sandbox::Polled)>> {
+    let (path, limits) = (path.to_path_buf(), limits.clone());
+    Confined::fork(move |out| {
+        crate::sandbox::child_start(limits.reader_memory_mb, false);
+        let fault = crate::settings::Environment::read().fault_reader;
+        answer(&path, &limits, fault.as_deref(), out)
+    })
 }
 
 /// What a reader child answered.
@@ -1215,6 +1208,10 @@ enum ReadingState {
     /// Answered before any child was needed (too large, cannot start one).
     Done(Result<Workbook, Finding>),
     Running(Box<Running>),
+    /// A copy of this process at work ([`copied`]): its answer is taken on the thread that
+    /// finishes the reading.
+    #[cfg(unix)]
+    Copied(Box<Copied>),
     /// Sent to a reader that stays up ([`server`]), answering until the deadline.
     Served(Box<server::Server>, Instant),
     Finished,
@@ -1275,11 +1272,28 @@ impl Reading {
         let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
         // A copy of this process when it runs no other thread; else a small file goes to a
         // reader that stays up for the next files; else a child of its own.
-        let copy = copied(path, limits);
+        #[cfg(unix)]
+        let precheck = match copied(path, limits) {
+            Some(Ok((confined, mut pipes))) => {
+                pipes.until(deadline);
+                return Reading {
+                    path: path.to_path_buf(),
+                    limits: limits.clone(),
+                    state: ReadingState::Copied(Box::new(Copied {
+                        confined,
+                        pipes,
+                        out_cap,
+                        deadline,
+                        precheck,
+                    })),
+                };
+            }
+            Some(Err(e)) => return done(Err(cannot_start(path, &e))),
+            None => precheck,
+        };
         let mut precheck = precheck;
-        if copy.is_none()
-            && let Some(server) =
-                server::Server::send(exe, config_path, path, size, limits, out_cap, &mut precheck)
+        if let Some(server) =
+            server::Server::send(exe, config_path, path, size, limits, out_cap, &mut precheck)
         {
             return Reading {
                 path: path.to_path_buf(),
@@ -1287,7 +1301,7 @@ impl Reading {
                 state: ReadingState::Served(Box::new(server), deadline),
             };
         }
-        let started = copy.unwrap_or_else(|| {
+        let started = {
             let mut cmd = Command::new(exe);
             if let Some(c) = config_path {
                 cmd.arg("--config").arg(c);
@@ -1299,16 +1313,10 @@ impl Reading {
                 .arg(limits.to_arg())
                 .arg(path);
             Confined::spawn(&mut cmd, limits.reader_memory_mb)
-        });
+        };
         let (confined, pipes) = match started {
             Ok(c) => c,
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "cannot start the reader child in its sandbox");
-                return done(Err(Finding::file(
-                    Code::InternalError,
-                    format!("系统无法启动读取程序（{e}），文件已保留，请联系区安监局处理。"),
-                )));
-            }
+            Err(e) => return done(Err(cannot_start(path, &e))),
         };
         let (mut stdout, mut stderr) = (pipes.stdout, pipes.stderr);
         // The end of the child's stdout (it exits, or closes it) wakes the parent at once: a
@@ -1351,6 +1359,8 @@ impl Reading {
                 reader: None,
             },
             ReadingState::Running(running) => running.finish(&self.path, &self.limits),
+            #[cfg(unix)]
+            ReadingState::Copied(copied) => copied.finish(&self.path, &self.limits),
             ReadingState::Served(server, deadline) => match server.finish(deadline) {
                 server::Served::Answered { reply, reader } => {
                     let (received, checked) = *reply;
@@ -1393,9 +1403,84 @@ impl Drop for Reading {
                 let _ = running.out_thread.join();
                 let _ = running.err_thread.join();
             }
+            #[cfg(unix)]
+            ReadingState::Copied(mut copied) => copied.confined.kill(),
             ReadingState::Served(server, _) => server.end(),
             _ => {}
         }
+    }
+}
+
+/// The finding for a reader child that could not be started.
+fn cannot_start(path: &Path, e: &std::io::Error) -> Finding {
+    tracing::error!(file = %path.display(), error = %e, "cannot start the reader child in its sandbox");
+    Finding::file(
+        Code::InternalError,
+        format!("系统无法启动读取程序（{e}），文件已保留，请联系区安监局处理。"),
+    )
+}
+
+/// A reader child made by copying this process ([`copied`]): no thread takes its pipes; the
+/// one that finishes the reading does, watching both until the deadline.
+#[cfg(unix)]
+struct Copied {
+    confined: Confined,
+    pipes: crate::sandbox::Polled,
+    out_cap: u64,
+    deadline: Instant,
+    precheck: Option<Precheck>,
+}
+
+#[cfg(unix)]
+impl Copied {
+    fn finish(self, path: &Path, limits: &Limits) -> Answer {
+        let Copied {
+            mut confined,
+            mut pipes,
+            out_cap,
+            deadline,
+            precheck,
+        } = self;
+        // Past the deadline a read fails: the answer so far is not whole, and the child is
+        // ended below.
+        let mut out = receive(&mut pipes, out_cap);
+        let checked = match (&out.answer, precheck) {
+            (Some(Ok(wb)), Some(precheck)) => precheck.run(wb),
+            _ => None,
+        };
+        if !out.over_cap
+            && let Some(result) = out.answer.take()
+        {
+            // A whole answer stands on its own: the copy's exit (its teardown takes a few
+            // tenths of a millisecond) is collected later, not waited for.
+            let reader = Some(confined.id());
+            reap_later(confined);
+            return Answer {
+                sha256: out.sha256,
+                result,
+                checked,
+                reader,
+            };
+        }
+        let status = wait_exit(&mut confined, deadline);
+        let err = pipes.said();
+        judge(status, out, checked, &err, &confined, path, limits)
+    }
+}
+
+/// Copied children whose answer was whole but which had not exited yet: each is collected
+/// once it has, at a later reading (or with this process).
+#[cfg(unix)]
+static UNREAPED: std::sync::Mutex<Vec<Confined>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(unix)]
+fn reap_later(mut confined: Confined) {
+    let mut unreaped = UNREAPED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    unreaped.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+    if matches!(confined.try_wait(), Ok(None)) {
+        unreaped.push(confined);
     }
 }
 

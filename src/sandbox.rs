@@ -128,10 +128,13 @@ impl Confined {
     /// `tally ingest`): run `child` in a copy of this process, its stdout and stderr piped,
     /// in a process group of its own, and it ends with the code `child` returns (101 when it
     /// panics). The copy skips loading the program and its settings again, a few milliseconds
-    /// a small return. None: another thread runs (a copy could inherit a lock it holds), or
+    /// a small return. Its pipes are taken on the calling thread ([`Polled`]): no thread to
+    /// start either. None: another thread runs (a copy could inherit a lock it holds), or
     /// this is not Linux: spawn instead.
     #[cfg(unix)]
-    pub fn fork(child: impl FnOnce(std::fs::File) -> i32) -> Option<io::Result<(Confined, Pipes)>> {
+    pub fn fork(
+        child: impl FnOnce(std::fs::File) -> i32,
+    ) -> Option<io::Result<(Confined, Polled)>> {
         use std::os::fd::{FromRawFd, OwnedFd};
         if !single_threaded() {
             return None;
@@ -181,10 +184,11 @@ impl Confined {
                         Confined {
                             process: Process::Forked { pid, status: None },
                         },
-                        Pipes {
-                            stdout: Box::new(std::fs::File::from(out_r)),
-                            stderr: Box::new(std::fs::File::from(err_r)),
-                            stdin: None,
+                        Polled {
+                            out: std::fs::File::from(out_r),
+                            err: Some(std::fs::File::from(err_r)),
+                            said: Vec::new(),
+                            deadline: None,
                         },
                     ))
                 }
@@ -266,6 +270,96 @@ fn single_threaded() -> bool {
             .find_map(|l| l.strip_prefix("Threads:"))
             .is_some_and(|n| n.trim() == "1")
     })
+}
+
+/// A copied child's stdout, read on the calling thread while its stderr is taken aside (up
+/// to [`SAID_MAX`] bytes) as it comes, both watched with `poll` until a deadline: past it a
+/// read fails with `TimedOut`. (A child started anew has a thread for each pipe instead.)
+#[cfg(unix)]
+pub struct Polled {
+    out: std::fs::File,
+    /// None once it has ended.
+    err: Option<std::fs::File>,
+    said: Vec<u8>,
+    deadline: Option<std::time::Instant>,
+}
+
+/// What is kept of a child's stderr.
+pub const SAID_MAX: usize = 64 * 1024;
+
+#[cfg(unix)]
+impl Polled {
+    /// Reads fail with `TimedOut` from `deadline` on.
+    pub fn until(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// Wait until stdout or stderr has something (or has ended); take what stderr has.
+    /// False: the deadline passed first.
+    fn wait(&mut self, watch_out: bool) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        loop {
+            let left = self
+                .deadline
+                .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                return Ok(false);
+            }
+            let pollfd = |fd: Option<i32>| libc::pollfd {
+                // A negative descriptor is skipped by poll.
+                fd: fd.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let mut fds = [
+                pollfd(watch_out.then(|| self.out.as_raw_fd())),
+                pollfd(self.err.as_ref().map(AsRawFd::as_raw_fd)),
+            ];
+            // Whole milliseconds, rounded up: poll never returns before the deadline.
+            let ms = left.map_or(-1, |l| {
+                i32::try_from(l.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            });
+            // SAFETY: `fds` is two initialised pollfd structs that live across the call.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if fds[1].revents != 0
+                && let Some(err) = &mut self.err
+            {
+                let mut buf = [0u8; 4096];
+                match io::Read::read(err, &mut buf) {
+                    Ok(0) | Err(_) => self.err = None,
+                    Ok(n) => {
+                        let keep = n.min(SAID_MAX.saturating_sub(self.said.len()));
+                        self.said.extend_from_slice(&buf[..keep]);
+                    }
+                }
+            }
+            if fds[0].revents != 0 || (!watch_out && self.err.is_none()) {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// What the child said on stderr, to its end (or to the deadline).
+    pub fn said(mut self) -> Vec<u8> {
+        while self.err.is_some() && self.wait(false).unwrap_or(false) {}
+        self.said
+    }
+}
+
+#[cfg(unix)]
+impl io::Read for Polled {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.wait(true)? {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.out.read(buf)
+    }
 }
 
 /// First thing the child does: confine itself where the parent has not (Unix: the rlimit;

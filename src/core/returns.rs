@@ -214,10 +214,14 @@ fn text_in(cell: &Cell) -> std::borrow::Cow<'_, str> {
 /// upper case. ASCII, as nearly every one is, is its own NFKC form.
 fn normalized_code(raw: &str) -> String {
     if raw.is_ascii() {
-        raw.chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| c.to_ascii_uppercase())
-            .collect()
+        // As `char::is_whitespace` has it for ASCII (U+000B included).
+        let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+        if raw.bytes().any(|b| space(&b)) {
+            let kept: Vec<u8> = raw.bytes().filter(|b| !space(b)).collect();
+            String::from_utf8_lossy(&kept).to_ascii_uppercase()
+        } else {
+            raw.to_ascii_uppercase()
+        }
     } else {
         unicode_normalization::UnicodeNormalization::nfkc(raw)
             .filter(|c| !c.is_whitespace())
@@ -1414,6 +1418,7 @@ mod tests {
             "３３０１０６１９８５０１０１００１ｘ",
             "91330108ma00000026",
             "91330108MA\u{3000}00000026",
+            "\u{b}3301\u{c}06198501\r\n01001x\u{1f}",
             "",
         ] {
             assert_eq!(normalized_code(raw), slow(raw), "{raw:?}");
