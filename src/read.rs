@@ -1273,6 +1273,8 @@ impl Reading {
         // A copy of this process when it runs no other thread; else a small file goes to a
         // reader that stays up for the next files; else a child of its own.
         #[cfg(unix)]
+        reap_later(None);
+        #[cfg(unix)]
         let precheck = match copied(path, limits) {
             Some(Ok((confined, mut pipes))) => {
                 pipes.until(deadline);
@@ -1454,7 +1456,7 @@ impl Copied {
             // A whole answer stands on its own: the copy's exit (its teardown takes a few
             // tenths of a millisecond) is collected later, not waited for.
             let reader = Some(confined.id());
-            reap_later(confined);
+            reap_later(Some(confined));
             return Answer {
                 sha256: out.sha256,
                 result,
@@ -1469,19 +1471,18 @@ impl Copied {
 }
 
 /// Copied children whose answer was whole but which had not exited yet: each is collected
-/// once it has, at a later reading (or with this process).
+/// once it has, when the next reading starts or ends (or with this process).
 #[cfg(unix)]
 static UNREAPED: std::sync::Mutex<Vec<Confined>> = std::sync::Mutex::new(Vec::new());
 
+/// Keep `confined` (when it still runs) to be collected later; collect those that exited.
 #[cfg(unix)]
-fn reap_later(mut confined: Confined) {
+fn reap_later(confined: Option<Confined>) {
     let mut unreaped = UNREAPED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    unreaped.extend(confined);
     unreaped.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
-    if matches!(confined.try_wait(), Ok(None)) {
-        unreaped.push(confined);
-    }
 }
 
 impl Running {
