@@ -272,8 +272,8 @@ fn single_threaded() -> bool {
     })
 }
 
-/// A copied child's stdout, read on the calling thread while its stderr is taken aside (up
-/// to [`SAID_MAX`] bytes) as it comes, both watched with `poll` until a deadline: past it a
+/// A copied child's stdout, read on the calling thread while its stderr is taken aside (its
+/// last [`SAID_MAX`] bytes at least) as it comes, both watched with `poll` until a deadline: past it a
 /// read fails with `TimedOut`. (A child started anew has a thread for each pipe instead.)
 #[cfg(unix)]
 pub struct Polled {
@@ -284,7 +284,7 @@ pub struct Polled {
     deadline: Option<std::time::Instant>,
 }
 
-/// What is kept of a child's stderr.
+/// How much of the end of a child's stderr is kept, at least.
 pub const SAID_MAX: usize = 64 * 1024;
 
 #[cfg(unix)]
@@ -334,8 +334,11 @@ impl Polled {
                 match io::Read::read(err, &mut buf) {
                     Ok(0) | Err(_) => self.err = None,
                     Ok(n) => {
-                        let keep = n.min(SAID_MAX.saturating_sub(self.said.len()));
-                        self.said.extend_from_slice(&buf[..keep]);
+                        // Its tail is kept: an allocation failure is said last.
+                        self.said.extend_from_slice(&buf[..n]);
+                        if self.said.len() > 2 * SAID_MAX {
+                            self.said.drain(..self.said.len() - SAID_MAX);
+                        }
                     }
                 }
             }
@@ -533,6 +536,76 @@ mod windows {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    /// Two pipes as a copied child's stdout and stderr: (the parent's side, the child's ends).
+    fn pipes() -> (Polled, std::fs::File, std::fs::File) {
+        use std::os::fd::FromRawFd;
+        let pipe = || {
+            let mut fds = [0; 2];
+            // SAFETY: pipe writes two descriptors into `fds`, owned from here on.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: both were just opened and are owned by nothing else.
+            unsafe {
+                (
+                    std::fs::File::from_raw_fd(fds[0]),
+                    std::fs::File::from_raw_fd(fds[1]),
+                )
+            }
+        };
+        let ((out, out_w), (err, err_w)) = (pipe(), pipe());
+        let polled = Polled {
+            out,
+            err: Some(err),
+            said: Vec::new(),
+            deadline: None,
+        };
+        (polled, out_w, err_w)
+    }
+
+    /// The answer is read to its end while far more than a pipe holds is said on stderr
+    /// meanwhile (the child never blocks on it), and the end of what was said is kept.
+    #[test]
+    fn stdout_is_read_while_stderr_is_drained_and_its_tail_kept() {
+        let (mut polled, mut out_w, mut err_w) = pipes();
+        polled.until(Instant::now() + Duration::from_secs(30));
+        let child = std::thread::spawn(move || {
+            err_w.write_all(&vec![b'x'; 5 * SAID_MAX]).unwrap();
+            err_w
+                .write_all(b"memory allocation of 8 bytes failed")
+                .unwrap();
+            drop(err_w);
+            out_w.write_all(&vec![7u8; 3 * SAID_MAX]).unwrap();
+        });
+        let mut answer = Vec::new();
+        polled.read_to_end(&mut answer).unwrap();
+        child.join().unwrap();
+        assert_eq!(answer, vec![7u8; 3 * SAID_MAX]);
+        let said = polled.said();
+        assert!(
+            said.len() >= SAID_MAX && said.len() <= 2 * SAID_MAX,
+            "{}",
+            said.len()
+        );
+        assert!(said.ends_with(b"memory allocation of 8 bytes failed"));
+    }
+
+    /// A child that says nothing and never closes its stdout: the read fails at the deadline,
+    /// not before, and what it said is taken without waiting past it.
+    #[test]
+    fn a_read_past_the_deadline_fails_as_timed_out() {
+        let (mut polled, _out_w, mut err_w) = pipes();
+        err_w.write_all(b"still here").unwrap();
+        let started = Instant::now();
+        polled.until(started + Duration::from_millis(200));
+        let mut buf = [0u8; 16];
+        let e = polled.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(polled.said(), b"still here");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
 
     /// A copy of a process made while another thread runs could hold a lock that thread
     /// took, forever: such a process starts a new program instead.

@@ -180,7 +180,7 @@ impl Server {
         });
         // Drained to its end, so the child never blocks on a full pipe; its tail is kept.
         let err_thread = std::thread::spawn(move || {
-            const KEEP: usize = 64 * 1024;
+            const KEEP: usize = crate::sandbox::SAID_MAX;
             let (mut tail, mut buf) = (Vec::new(), [0u8; 4096]);
             while let Ok(n @ 1..) = stderr.read(&mut buf) {
                 tail.extend_from_slice(&buf[..n]);
