@@ -1272,7 +1272,6 @@ impl Reading {
         let deadline = Instant::now() + Duration::from_secs(limits.reader_seconds);
         // A copy of this process when it runs no other thread; else a small file goes to a
         // reader that stays up for the next files; else a child of its own.
-        #[cfg(unix)]
         reap_later(None);
         #[cfg(unix)]
         let precheck = match copied(path, limits) {
@@ -1453,16 +1452,7 @@ impl Copied {
         if !out.over_cap
             && let Some(result) = out.answer.take()
         {
-            // A whole answer stands on its own: the copy's exit (its teardown takes a few
-            // tenths of a millisecond) is collected later, not waited for.
-            let reader = Some(confined.id());
-            reap_later(Some(confined));
-            return Answer {
-                sha256: out.sha256,
-                result,
-                checked,
-                reader,
-            };
+            return answered(confined, out.sha256, result, checked);
         }
         let status = wait_exit(&mut confined, deadline);
         let err = pipes.said();
@@ -1470,13 +1460,29 @@ impl Copied {
     }
 }
 
-/// Copied children whose answer was whole but which had not exited yet: each is collected
-/// once it has, when the next reading starts or ends (or with this process).
-#[cfg(unix)]
+/// A child's whole answer: it stands on its own, and the child's exit (a few tenths of a
+/// millisecond for its teardown) is collected later ([`reap_later`]), not waited for.
+fn answered(
+    confined: Confined,
+    sha256: Option<String>,
+    result: Result<Workbook, Finding>,
+    checked: Option<Checked>,
+) -> Answer {
+    let reader = Some(confined.id());
+    reap_later(Some(confined));
+    Answer {
+        sha256,
+        result,
+        checked,
+        reader,
+    }
+}
+
+/// Reader children whose answer was whole but which had not exited yet: each is collected
+/// once it has, when a later reading starts or ends (or with this process).
 static UNREAPED: std::sync::Mutex<Vec<Confined>> = std::sync::Mutex::new(Vec::new());
 
 /// Keep `confined` (when it still runs) to be collected later; collect those that exited.
-#[cfg(unix)]
 fn reap_later(confined: Option<Confined>) {
     let mut unreaped = UNREAPED
         .lock()
@@ -1500,30 +1506,20 @@ impl Running {
         // Its stdout is closed: the answer is all there. A child still answering at its time
         // limit is ended first (its stdout closes then), below.
         let mut out_thread = Some(out_thread);
-        let mut answered = None;
+        let mut taken = None;
         if ended && let Some(thread) = out_thread.take() {
             let (mut out, checked) = thread.join().unwrap_or_default();
             if !out.over_cap
                 && let Some(result) = out.answer.take()
             {
-                // A whole answer stands on its own: the child's exit (a few tenths of a
-                // millisecond for a copy of this process to be torn down) is waited for aside.
-                let reader = Some(confined.id());
-                std::thread::spawn(move || {
-                    let _ = wait_exit(&mut confined, deadline);
-                    let _ = err_thread.join();
-                });
-                return Answer {
-                    sha256: out.sha256,
-                    result,
-                    checked,
-                    reader,
-                };
+                // Its stderr thread ends with the child's stderr, unwaited for.
+                drop(err_thread);
+                return answered(confined, out.sha256, result, checked);
             }
-            answered = Some((out, checked));
+            taken = Some((out, checked));
         }
         let status = wait_exit(&mut confined, deadline);
-        let (out, checked) = answered
+        let (out, checked) = taken
             .or_else(|| out_thread.and_then(|t| t.join().ok()))
             .unwrap_or_default();
         let err = err_thread.join().unwrap_or_default();
