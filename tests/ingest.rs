@@ -452,6 +452,47 @@ fn take_replaced_before_move(
 }
 
 #[test]
+fn a_group_of_files_is_moved_only_once_its_records_are_durable() {
+    // A burst records several files, then makes their records durable with one wait and
+    // moves them; a stop before the moves loses none and counts none twice.
+    let w = Workdir::new();
+    in_process(&w, |ctx, ledger| {
+        use tally::intake;
+        ledger.defer_durability();
+        let unit = ctx.config.plan.find_unit("西兴街道").unwrap();
+        let mut group = Vec::new();
+        for (i, month) in ["2020-03", "2020-04", "2020-05"].into_iter().enumerate() {
+            let drop = w.unit_dir("西兴街道").join(format!("{month}.xlsx"));
+            let day = format!("{month}-06");
+            std::fs::write(
+                &drop,
+                return_xlsx("西兴街道", month, &[Person::new(i as u32 + 1, P, &day)]),
+            )
+            .unwrap();
+            let recorded = intake::record(ctx, ledger, unit, &drop, None).unwrap();
+            assert!(drop.exists(), "recorded, not moved yet");
+            assert!(!ledger.records_durable(), "the record waits for its group");
+            group.push((drop, recorded));
+        }
+        assert_eq!(ledger.unmoved().unwrap().len(), 3);
+        // The last is left as a stop before its move would leave it.
+        let (last_drop, last) = group.pop().unwrap();
+        for (drop, recorded) in group {
+            let out = intake::complete(ctx, ledger, recorded).unwrap();
+            assert!(ledger.records_durable(), "made durable before the move");
+            assert!(!drop.exists());
+            assert!(std::path::Path::new(&out.submission.destination).exists());
+        }
+        std::mem::drop(last);
+        assert!(last_drop.exists());
+        intake::resume_pending(ctx, ledger, None).unwrap();
+        assert!(!last_drop.exists(), "the next start moves it");
+        assert!(ledger.unmoved().unwrap().is_empty());
+        assert_eq!(ledger.counted_rows().unwrap().len(), 3, "each counted once");
+    });
+}
+
+#[test]
 fn the_feedback_workbook_marks_the_offending_cell() {
     use calamine::Reader;
     let w = Workdir::new();

@@ -32,6 +32,8 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     // Temporary files of a killed run (the lock says none is running).
     intake::remove_stale_temps(config);
     let mut ledger = Ledger::open_at(&config.ledger_location())?;
+    // Several files' records wait for the disk together, as in the daemon's burst.
+    ledger.defer_durability();
     let exe = std::env::current_exe().context("cannot locate the tally binary")?;
     // Receipts, rejection notices and alerts are stored with each submission.
     let compose = crate::mail::messages::composer(config);
@@ -53,12 +55,47 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     )?;
     let mut status = ExitStatus::Success;
     let mut failed = 0;
+    // Files another process was taking (with a shared ledger).
+    let mut skipped = 0;
     let bar = crate::bars::bar(args.files.len() as u64, "接收报表");
     // Reader children started on the next files while one is taken (not with a shared
     // ledger: there a file is read only under its claim).
     let mut ahead: std::collections::HashMap<usize, intake::Ahead> = Default::default();
     // The plan, shared with the threads that check the files read ahead.
     let plan = std::sync::Arc::new(config.plan.clone());
+    // Files recorded and still in place, moved together once their records are durable.
+    let mut group: Vec<(&PathBuf, intake::Recorded)> = Vec::new();
+    // Lines for the user go to stdout with the bar (on stderr) out of their way.
+    let mut report = |file: &PathBuf, taken: Result<intake::Outcome, intake::IntakeError>| {
+        bar.inc(1);
+        bar.suspend(|| match taken {
+            Ok(outcome) => {
+                let s = &outcome.submission;
+                println!(
+                    "{}：{}（{}）— 台账 {} 行，错误 {} 处，提醒 {} 处 → {}",
+                    file.display(),
+                    s.status.as_str(),
+                    s.status.label_zh(),
+                    s.rows,
+                    s.errors,
+                    s.warnings,
+                    s.destination
+                );
+                if let Some(fb) = &s.feedback_path {
+                    println!("  错误说明：{fb}");
+                }
+                if (s.status == SubmissionStatus::Rejected || s.feedback_path.is_some())
+                    && status == ExitStatus::Success
+                {
+                    status = ExitStatus::Failure;
+                }
+            }
+            Err(e) => {
+                eprintln!("tally: {}：未能处理（文件留在原处）：{e}", file.display());
+                failed += 1;
+            }
+        });
+    };
     for (i, file) in args.files.iter().enumerate() {
         if !shared {
             for (j, next) in args
@@ -101,50 +138,42 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
                         file.display()
                     )
                 });
-                failed += 1;
+                skipped += 1;
                 continue;
             }
-        }
-        if shared {
+            // Under its claim, a file is taken whole.
             ledger.under_claim(Some((&unit.name, &name, &owner)));
-        }
-        let taken = match read {
-            Some(read) => intake::ingest_read_ahead(&ctx, &mut ledger, unit, file, read),
-            None => intake::ingest(&ctx, &mut ledger, unit, file),
-        };
-        if shared {
+            let taken = match read {
+                Some(read) => intake::ingest_read_ahead(&ctx, &mut ledger, unit, file, read),
+                None => intake::ingest(&ctx, &mut ledger, unit, file),
+            };
             ledger.under_claim(None);
             ledger.release_file(&unit.name, &name, &owner)?;
+            report(file, taken);
+            continue;
         }
-        bar.inc(1);
-        // Lines for the user go to stdout with the bar (on stderr) out of their way.
-        bar.suspend(|| match taken {
-            Ok(outcome) => {
-                let s = &outcome.submission;
-                println!(
-                    "{}：{}（{}）— 台账 {} 行，错误 {} 处，提醒 {} 处 → {}",
-                    file.display(),
-                    s.status.as_str(),
-                    s.status.label_zh(),
-                    s.rows,
-                    s.errors,
-                    s.warnings,
-                    s.destination
-                );
-                if let Some(fb) = &s.feedback_path {
-                    println!("  错误说明：{fb}");
-                }
-                if (s.status == SubmissionStatus::Rejected || s.feedback_path.is_some())
-                    && status == ExitStatus::Success
-                {
-                    status = ExitStatus::Failure;
+        match intake::record(&ctx, &mut ledger, unit, file, read) {
+            Ok(recorded) => {
+                let large = recorded.is_large();
+                group.push((file, recorded));
+                let last = i + 1 == args.files.len();
+                if large || last || group.len() >= intake::GROUP_FILES {
+                    for (file, recorded) in group.drain(..) {
+                        report(file, intake::complete(&ctx, &mut ledger, recorded));
+                    }
                 }
             }
             Err(e) => {
-                eprintln!("tally: {}：未能处理（文件留在原处）：{e}", file.display());
-                failed += 1;
+                // The files recorded before it are moved first: their lines come in order.
+                for (file, recorded) in group.drain(..) {
+                    report(file, intake::complete(&ctx, &mut ledger, recorded));
+                }
+                report(file, Err(e));
             }
-        });
+        }
+    }
+    for (file, recorded) in group.drain(..) {
+        report(file, intake::complete(&ctx, &mut ledger, recorded));
     }
     bar.finish_and_clear();
     // The master follows the ledger (a failure is logged; `tally rebuild` retries).
@@ -155,7 +184,7 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
         Ok(r) => println!("{}", r.summary()),
         Err(e) => eprintln!("tally: 邮件暂留在发件箱：{e}"),
     }
-    if failed > 0 {
+    if failed + skipped > 0 {
         return Ok(ExitStatus::Error);
     }
     Ok(status)

@@ -249,13 +249,20 @@ pub fn ingest(
     unit: &Unit,
     path: &Path,
 ) -> Result<Outcome, IntakeError> {
-    take(ctx, ledger, unit, path, None, None)
+    let recorded = take(ctx, ledger, unit, path, None, None)?;
+    complete(ctx, ledger, recorded)
 }
 
 /// How many of the next files are read ahead while one is taken (the daemon's burst, `tally
 /// ingest` of several files): two keep the other core busy when reading a small return takes
 /// about as long as recording one.
 pub const READ_AHEAD: usize = 2;
+
+/// How many files of a burst are recorded before their records are made durable together and
+/// they are moved ([`record`], [`complete`]): one wait for the disk instead of one each. A
+/// unit's file waits in its folder for at most the others of its group (a few milliseconds
+/// each for a small return).
+pub const GROUP_FILES: usize = 16;
 
 /// [`ingest`], with the dropped file read ahead (the daemon starts the next files' reads while
 /// it records one). The read's answer is used only when the child read the very bytes that
@@ -267,7 +274,99 @@ pub fn ingest_read_ahead(
     path: &Path,
     ahead: Ahead,
 ) -> Result<Outcome, IntakeError> {
-    take(ctx, ledger, unit, path, None, Some(ahead))
+    let recorded = take(ctx, ledger, unit, path, None, Some(ahead))?;
+    complete(ctx, ledger, recorded)
+}
+
+/// [`ingest`] up to the ledger record, for a burst whose files are recorded a group at a time
+/// ([`Ledger::defer_durability`]): the file stays in its folder until [`complete`] moves it.
+pub fn record(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    unit: &Unit,
+    path: &Path,
+    ahead: Option<Ahead>,
+) -> Result<Recorded, IntakeError> {
+    take(ctx, ledger, unit, path, None, ahead)
+}
+
+/// A file on record in the ledger and still in its drop folder: [`complete`] writes its
+/// feedback and moves it. Dropped without that (tally stopped), the next start finishes it
+/// ([`resume_pending`]).
+pub struct Recorded {
+    submission: Submission,
+    findings: Vec<Finding>,
+    resumed: bool,
+    /// A rejection's feedback workbook: where it goes and the cells it shows.
+    feedback: Option<(PathBuf, Option<Workbook>)>,
+    /// A large accepted return's cells being freed on a thread of their own.
+    freeing: Option<std::thread::JoinHandle<()>>,
+    /// It held this many rows or more ([`LARGE_RETURN_ROWS`]).
+    large: bool,
+    /// For the log line of a file read and checked: its unit, when its intake began, and
+    /// its steps.
+    log: Option<(String, std::time::Instant, Phases)>,
+}
+
+impl Recorded {
+    /// A large return: completed at once rather than held with a group.
+    pub fn is_large(&self) -> bool {
+        self.large
+    }
+}
+
+/// Finish a recorded file: its record made durable (with every record since the last wait),
+/// then its feedback written and the file moved to 已接收/ or 退回/.
+pub fn complete(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    recorded: Recorded,
+) -> Result<Outcome, IntakeError> {
+    ledger.make_durable()?;
+    let Recorded {
+        submission,
+        findings,
+        resumed,
+        feedback,
+        freeing,
+        large,
+        log,
+    } = recorded;
+    if let Some((path, workbook)) = &feedback {
+        write_feedback(
+            &ctx.config.plan.title,
+            &submission,
+            workbook.as_ref(),
+            &findings,
+            path,
+        )?;
+    }
+    let s = finish(ctx, ledger, submission)?;
+    drop(feedback);
+    if let Some(freeing) = freeing {
+        let _ = freeing.join();
+    }
+    if large {
+        release_free_memory();
+    }
+    if let Some((unit, started, phases)) = log {
+        tracing::info!(
+            unit = %unit,
+            file = %s.file_name,
+            result = s.status.as_str(),
+            rows = s.rows,
+            errors = s.errors,
+            warnings = s.warnings,
+            ms = started.elapsed().as_millis() as u64,
+            phases = %phases,
+            "return processed"
+        );
+    }
+    Ok(Outcome {
+        submission: s,
+        findings,
+        resumed,
+    })
 }
 
 /// A dropped file read ahead: its reader child ([`Reading`]) and its staged copy, made
@@ -350,10 +449,12 @@ pub fn reject_internal_error(
     path: &Path,
 ) -> Result<Outcome, IntakeError> {
     let finding = Finding::file(Code::InternalError, INTERNAL_ERROR_MESSAGE);
-    take(ctx, ledger, unit, path, Some(finding), None)
+    let recorded = take(ctx, ledger, unit, path, Some(finding), None)?;
+    complete(ctx, ledger, recorded)
 }
 
-/// [`ingest`], or with `unread` the rejection of the file with that one finding.
+/// [`ingest`] up to its record, or with `unread` the rejection of the file with that one
+/// finding.
 fn take(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
@@ -361,7 +462,7 @@ fn take(
     path: &Path,
     unread: Option<Finding>,
     ahead: Option<Ahead>,
-) -> Result<Outcome, IntakeError> {
+) -> Result<Recorded, IntakeError> {
     let config = ctx.config;
     let path = std::path::absolute(path).map_err(io(path, "cannot resolve"))?;
     let path = path.as_path();
@@ -407,12 +508,7 @@ fn take(
         // Not read again: a read started ahead is ended before the file is moved.
         drop(ahead);
         let findings = ledger.findings(s.id)?;
-        let s = finish(ctx, ledger, s)?;
-        return Ok(Outcome {
-            submission: s,
-            findings,
-            resumed: true,
-        });
+        return Ok(Recorded::done(s, findings, true));
     }
 
     let unit_dir = config.unit_dir(unit);
@@ -439,13 +535,8 @@ fn take(
             ..original.clone()
         };
         let new = NewSubmission::new(duplicate, Vec::new(), Vec::new());
-        let s = record(ctx, ledger, &new)?;
-        let s = finish(ctx, ledger, s)?;
-        return Ok(Outcome {
-            submission: s,
-            findings: Vec::new(),
-            resumed: false,
-        });
+        let s = record_new(ctx, ledger, &new)?;
+        return Ok(Recorded::done(s, Vec::new(), false));
     }
 
     // Read and check.
@@ -579,7 +670,7 @@ fn take(
     };
     let new = NewSubmission::new(submission, counted, ret.findings.clone());
     phases.archived = started.elapsed();
-    let s = match record(ctx, ledger, &new) {
+    let s = match record_new(ctx, ledger, &new) {
         Ok(s) => s,
         Err(e) => {
             // Not on record (the ledger's disk full, say): no archive copy without its
@@ -595,39 +686,30 @@ fn take(
         }
     };
     phases.recorded = started.elapsed();
-    if let Some(fb) = &feedback {
-        write_feedback(
-            &ctx.config.plan.title,
-            &s,
-            workbook.as_ref(),
-            &ret.findings,
-            fb,
-        )?;
-    }
-    let s = finish(ctx, ledger, s)?;
-    drop(workbook);
-    if let Some(freeing) = freeing {
-        let _ = freeing.join();
-    }
-    if large {
-        release_free_memory();
-    }
-    tracing::info!(
-        unit = %unit.name,
-        file = %s.file_name,
-        result = s.status.as_str(),
-        rows = s.rows,
-        errors = s.errors,
-        warnings = s.warnings,
-        ms = started.elapsed().as_millis() as u64,
-        phases = %phases,
-        "return processed"
-    );
-    Ok(Outcome {
+    Ok(Recorded {
         submission: s,
         findings: ret.findings,
         resumed: false,
+        feedback: feedback.map(|fb| (fb, workbook)),
+        freeing,
+        large,
+        log: Some((unit.name.clone(), started, phases)),
     })
+}
+
+impl Recorded {
+    /// A record with nothing left but the move (a duplicate, an interrupted intake).
+    fn done(submission: Submission, findings: Vec<Finding>, resumed: bool) -> Recorded {
+        Recorded {
+            submission,
+            findings,
+            resumed,
+            feedback: None,
+            freeing: None,
+            large: false,
+            log: None,
+        }
+    }
 }
 
 /// The staged copy's workbook: the answer of the read started ahead when that child read the
@@ -691,7 +773,7 @@ fn release_free_memory() {
     }
 }
 
-fn record(
+fn record_new(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
     new: &NewSubmission,
@@ -789,6 +871,10 @@ fn finish(
             .unwrap_or_default();
         dest = free_name(&dir, &name, |p| p.exists());
     }
+    debug_assert!(
+        ledger.records_durable(),
+        "a dropped file is moved only once its record is durable"
+    );
     move_file(&src, &dest)?;
     ledger.mark_moved(s.id, &dest.to_string_lossy(), &at)?;
     Ok(ledger.submission(s.id)?.unwrap_or(s))

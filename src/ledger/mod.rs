@@ -314,6 +314,10 @@ pub struct Ledger {
     /// How errors name it (see [`Location::shown`]).
     path: PathBuf,
     location: Location,
+    /// Records wait for the disk per group, not per file ([`Ledger::defer_durability`]).
+    deferred: bool,
+    /// A record was committed since the write-ahead log was last made durable.
+    undurable: bool,
 }
 
 impl Ledger {
@@ -356,6 +360,8 @@ impl Ledger {
             claim: None,
             path,
             location: location.clone(),
+            deferred: false,
+            undurable: false,
         };
         ledger.setup()?;
         if let Location::Sqlite(path) = location {
@@ -441,6 +447,8 @@ impl Ledger {
             claim: None,
             path: location.shown(),
             location: location.clone(),
+            deferred: false,
+            undurable: false,
         })
     }
 
@@ -528,6 +536,54 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Let records wait for the disk together: from now on [`Ledger::record`] commits
+    /// without waiting, and [`Ledger::make_durable`] (which intake's `complete` calls before
+    /// it moves a file) waits once for every record since — one wait per group of files in a
+    /// burst, not one per file. Only an SQLite ledger in write-ahead-log mode defers (its
+    /// log is one file: made durable, it makes every commit in it durable); PostgreSQL
+    /// commits are durable each.
+    pub fn defer_durability(&mut self) {
+        self.deferred = self.db.sqlite().is_some_and(|conn| {
+            conn.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+                .is_ok_and(|mode| mode.eq_ignore_ascii_case("wal"))
+        });
+    }
+
+    /// Every record committed so far is on disk (none is waiting for [`Ledger::make_durable`]).
+    pub fn records_durable(&self) -> bool {
+        !self.undurable
+    }
+
+    /// Every record committed so far on disk, power cut or not (see
+    /// [`Ledger::defer_durability`]): the write-ahead log fsync'd, once for all of them.
+    pub fn make_durable(&mut self) -> Result<(), LedgerError> {
+        if !self.undurable {
+            return Ok(());
+        }
+        let Location::Sqlite(path) = &self.location else {
+            self.undurable = false;
+            return Ok(());
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        // Opened for writing: Windows flushes only a handle that may write. SQLite writes
+        // each commit's pages to the log before the commit returns; only the wait for the
+        // disk was left out.
+        let synced = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&wal)
+            .and_then(|f| f.sync_all());
+        match synced {
+            Ok(()) => {}
+            // No log: every commit is in the database file, which a checkpoint syncs.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(LedgerError::Io { path: wal, source }),
+        }
+        self.undurable = false;
+        Ok(())
+    }
+
     /// Run `f` in one transaction: committed when it returns Ok, undone otherwise.
     fn in_transaction<T>(
         &self,
@@ -575,8 +631,10 @@ impl Ledger {
         // Two writers of one server take turns at recording, as SQLite's writers do.
         let fence = self.claim.clone().filter(|_| self.location.shared());
         let mut lost = false;
-        // Durable: the dropped file is moved, and the unit told, once this returns.
-        let id = self.durably(|me| me.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
+        // Durable before the dropped file is moved and the unit told: here, or with its
+        // group in `make_durable`.
+        let deferred = self.deferred;
+        let mut record = |me: &mut Self| me.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
             // The claim is still ours (and held until the commit): a watcher that stalled
             // past its claim's end never records a file another has taken over.
             if let Some((unit, name, owner)) = &fence {
@@ -634,7 +692,14 @@ impl Ledger {
                 queue_message(db, m, &new.received_at)?;
             }
             Ok(id)
-        }))?;
+        });
+        let id = if deferred {
+            let id = record(self)?;
+            self.undurable = true;
+            id
+        } else {
+            self.durably(record)?
+        };
         if lost {
             let (unit, name, _) = fence.unwrap_or_default();
             return Err(LedgerError::ClaimLost {

@@ -122,6 +122,9 @@ pub struct Daemon<'a> {
     stale_noted: bool,
     /// Reader children started on the next settled files while one is taken (see `take.rs`).
     ahead: HashMap<PathBuf, crate::intake::Ahead>,
+    /// Files recorded and waiting in their folders for their group's records to be made
+    /// durable together (see `take.rs`).
+    group: Vec<take::Recorded<'a>>,
     /// The plan, shared with the threads that check the files read ahead.
     plan: std::sync::Arc<crate::core::plan::Plan>,
     _lock: StateLock,
@@ -144,7 +147,9 @@ impl<'a> Daemon<'a> {
             }
             Err(e) => return Err(e.into()),
         };
-        let ledger = Ledger::open_at(&config.ledger_location())?;
+        let mut ledger = Ledger::open_at(&config.ledger_location())?;
+        // A burst's records wait for the disk a group at a time (see `take.rs`).
+        ledger.defer_durability();
         let alarms = ledger.storage_alarms()?.into_iter().collect();
         // A bad SMTP setting is the user's to fix before the daemon runs for months.
         let transport = Transport::configured(config, &opts.env).map_err(|e| match e {
@@ -232,6 +237,7 @@ impl<'a> Daemon<'a> {
             stale_noted: false,
             plan: std::sync::Arc::new(config.plan.clone()),
             ahead: HashMap::new(),
+            group: Vec::new(),
             _lock: lock,
         })
     }
@@ -471,6 +477,11 @@ impl<'a> Daemon<'a> {
                 }
                 self.read_ahead(ready.iter());
                 self.take(r);
+                // A group waits for the disk once: it ends with the files ready now, or
+                // at its size.
+                if ready.is_empty() || self.group.len() >= intake::GROUP_FILES {
+                    self.complete_group();
+                }
                 taken += 1;
                 self.drain();
                 // Looks that fell due while the file was processed.
@@ -480,6 +491,7 @@ impl<'a> Daemon<'a> {
                 break;
             }
         }
+        self.complete_group();
         // Reads started for files left for later (a stop, a burst held long enough) end, and
         // so do the readers that stayed up for these files.
         self.ahead.clear();

@@ -21,6 +21,21 @@ const MAX_CRASHES: u32 = 3;
 /// away, is looked at again this soon.
 const CLAIMED_RETRY: Duration = Duration::from_secs(2);
 
+/// What intake made of a file: taken whole, or recorded and waiting for its group.
+enum Step {
+    Taken(intake::Outcome),
+    Recorded(intake::Recorded),
+}
+
+/// A file recorded and still in its folder, waiting for its group to be made durable.
+pub(super) struct Recorded<'a> {
+    path: std::path::PathBuf,
+    unit: &'a Unit,
+    stat: Stat,
+    started: Instant,
+    recorded: intake::Recorded,
+}
+
 /// The clock of file claims: unix seconds of the real clock (never `--now`), which every
 /// watcher sharing a server reads alike.
 fn claim_clock() -> i64 {
@@ -154,35 +169,105 @@ impl Daemon<'_> {
         let result = if crashes >= MAX_CRASHES {
             tracing::error!(unit = %unit.name, file = %path.display(), crashes, "tally stopped abruptly while taking this file before; rejecting it unread");
             catch_unwind(AssertUnwindSafe(|| {
-                intake::reject_internal_error(&ctx, ledger, unit, &path)
+                intake::reject_internal_error(&ctx, ledger, unit, &path).map(Step::Taken)
             }))
         } else {
             let first = catch_unwind(AssertUnwindSafe(|| {
                 if self.opts.env.fault_watch.as_deref() == Some("panic") {
                     panic!("fault injected by {}", crate::settings::env::FAULT_WATCH);
                 }
-                match ahead {
-                    Some(ahead) => intake::ingest_read_ahead(&ctx, ledger, unit, &path, ahead),
-                    None => intake::ingest(&ctx, ledger, unit, &path),
+                // With a ledger of this watcher's own, the file waits in its folder for its
+                // group's records to be made durable together ([`Daemon::complete_group`]);
+                // with a shared one, under its claim, it is taken whole.
+                if shared {
+                    intake::ingest(&ctx, ledger, unit, &path).map(Step::Taken)
+                } else {
+                    intake::record(&ctx, ledger, unit, &path, ahead).map(Step::Recorded)
                 }
             }));
             match first {
                 Err(panic) => {
                     tracing::error!(unit = %unit.name, file = %path.display(), panic = panic_text(&*panic), "panic while taking a file; rejecting it as internal-error");
                     catch_unwind(AssertUnwindSafe(|| {
-                        intake::reject_internal_error(&ctx, ledger, unit, &path)
+                        intake::reject_internal_error(&ctx, ledger, unit, &path).map(Step::Taken)
                     }))
                 }
                 ok => ok,
             }
         };
+        self.settler.forget(&path);
+        let result = match result {
+            Ok(Ok(Step::Recorded(recorded))) => {
+                let large = recorded.is_large();
+                self.group.push(Recorded {
+                    path,
+                    unit,
+                    stat: ready.stat,
+                    started,
+                    recorded,
+                });
+                if large {
+                    // Its cells go now, not after the files that join its group.
+                    self.complete_group();
+                }
+                return;
+            }
+            Ok(Ok(Step::Taken(outcome))) => Ok(Ok(outcome)),
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(panic) => Err(panic),
+        };
+        self.note_taken(&path, unit, ready.stat, started, result);
+        if shared {
+            self.ledger.under_claim(None);
+            self.release(unit, &name);
+        }
+    }
+
+    /// Finish the files recorded since the last group: their records made durable with one
+    /// wait for the disk, then each moved (a panic is the file's internal-error rejection,
+    /// as in [`Daemon::take`]).
+    pub(super) fn complete_group(&mut self) {
+        for r in std::mem::take(&mut self.group) {
+            let ctx = IntakeContext {
+                config: self.config,
+                config_path: self.config_path,
+                exe: &self.exe,
+                now: self.opts.clock.now(),
+                compose: &*self.compose,
+            };
+            let ledger = &mut self.ledger;
+            let result = match catch_unwind(AssertUnwindSafe(|| {
+                intake::complete(&ctx, ledger, r.recorded)
+            })) {
+                Err(panic) => {
+                    tracing::error!(unit = %r.unit.name, file = %r.path.display(), panic = panic_text(&*panic), "panic while taking a file; rejecting it as internal-error");
+                    catch_unwind(AssertUnwindSafe(|| {
+                        intake::reject_internal_error(&ctx, ledger, r.unit, &r.path)
+                    }))
+                }
+                ok => ok,
+            };
+            self.note_taken(&r.path, r.unit, r.stat, r.started, result);
+        }
+    }
+
+    /// What became of a file intake took (or failed to): counted, logged, its listing
+    /// updated, or its failure noted for a retry.
+    fn note_taken(
+        &mut self,
+        path: &Path,
+        unit: &Unit,
+        stat: Stat,
+        started: Instant,
+        result: std::thread::Result<Result<intake::Outcome, intake::IntakeError>>,
+    ) {
+        let shared = self.config.ledger_location().shared();
+        let path = path.to_path_buf();
         let ms = started.elapsed().as_millis() as u64;
-        let file = ready
-            .path
+        let file = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.settler.forget(&path);
         match result {
             Ok(Ok(outcome)) => {
                 let s = &outcome.submission;
@@ -218,23 +303,19 @@ impl Daemon<'_> {
                 }
             }
             Ok(Err(e)) => {
-                self.fail(&path, unit, &file, ready.stat, ms, &e.to_string());
+                self.fail(&path, unit, &file, stat, ms, &e.to_string());
                 if e.ledger_unavailable() {
                     // The server is back soon (the next statement waits for it): no need to
                     // wait the usual retry.
                     self.failed
-                        .insert(path.clone(), (ready.stat, Instant::now() + CLAIMED_RETRY));
+                        .insert(path.clone(), (stat, Instant::now() + CLAIMED_RETRY));
                 }
                 self.storage_alarm(&e, &format!("接收“{file}”"), true);
             }
             Err(panic) => {
                 let msg = panic_text(&*panic);
-                self.fail(&path, unit, &file, ready.stat, ms, &format!("panic: {msg}"));
+                self.fail(&path, unit, &file, stat, ms, &format!("panic: {msg}"));
             }
-        }
-        if shared {
-            self.ledger.under_claim(None);
-            self.release(unit, &name);
         }
     }
 
