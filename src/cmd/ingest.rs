@@ -152,28 +152,26 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
             report(file, taken);
             continue;
         }
-        match intake::record(&ctx, &mut ledger, unit, file, read) {
+        // A group waits for the disk once. It ends at the last file, at a large return (its
+        // cells go at once), at its size, or at a failure (whose line comes after those of
+        // the files recorded before it).
+        let (ends, failure) = match intake::record(&ctx, &mut ledger, unit, file, read) {
             Ok(recorded) => {
                 let large = recorded.is_large();
                 group.push((file, recorded));
                 let last = i + 1 == args.files.len();
-                if large || last || group.len() >= intake::GROUP_FILES {
-                    for (file, recorded) in group.drain(..) {
-                        report(file, intake::complete(&ctx, &mut ledger, recorded));
-                    }
-                }
+                (large || last || group.len() >= intake::GROUP_FILES, None)
             }
-            Err(e) => {
-                // The files recorded before it are moved first: their lines come in order.
-                for (file, recorded) in group.drain(..) {
-                    report(file, intake::complete(&ctx, &mut ledger, recorded));
-                }
-                report(file, Err(e));
+            Err(e) => (true, Some(e)),
+        };
+        if ends {
+            for (file, recorded) in group.drain(..) {
+                report(file, intake::complete(&ctx, &mut ledger, recorded));
             }
         }
-    }
-    for (file, recorded) in group.drain(..) {
-        report(file, intake::complete(&ctx, &mut ledger, recorded));
+        if let Some(e) = failure {
+            report(file, Err(e));
+        }
     }
     bar.finish_and_clear();
     // The master follows the ledger (a failure is logged; `tally rebuild` retries).
