@@ -634,7 +634,8 @@ impl Ledger {
         // Durable before the dropped file is moved and the unit told: here, or with its
         // group in `make_durable`.
         let deferred = self.deferred;
-        let mut record = |me: &mut Self| me.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
+        let mut record = |me: &mut Self| {
+            me.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
             // The claim is still ours (and held until the commit): a watcher that stalled
             // past its claim's end never records a file another has taken over.
             if let Some((unit, name, owner)) = &fence {
@@ -692,7 +693,8 @@ impl Ledger {
                 queue_message(db, m, &new.received_at)?;
             }
             Ok(id)
-        });
+        })
+        };
         let id = if deferred {
             let id = record(self)?;
             self.undurable = true;
