@@ -636,64 +636,64 @@ impl Ledger {
         let deferred = self.deferred;
         let mut record = |me: &mut Self| {
             me.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
-            // The claim is still ours (and held until the commit): a watcher that stalled
-            // past its claim's end never records a file another has taken over.
-            if let Some((unit, name, owner)) = &fence {
-                let held = db
-                    .query_opt(
-                        "SELECT 1 FROM file_claims WHERE unit = ?1 AND name = ?2 AND owner = ?3 FOR UPDATE",
-                        args![unit, name, owner],
-                        |_| Ok(()),
-                    )?
-                    .is_some();
-                if !held {
-                    lost = true;
-                    return Ok(0);
+                // The claim is still ours (and held until the commit): a watcher that stalled
+                // past its claim's end never records a file another has taken over.
+                if let Some((unit, name, owner)) = &fence {
+                    let held = db
+                        .query_opt(
+                            "SELECT 1 FROM file_claims WHERE unit = ?1 AND name = ?2 AND owner = ?3 FOR UPDATE",
+                            args![unit, name, owner],
+                            |_| Ok(()),
+                        )?
+                        .is_some();
+                    if !held {
+                        lost = true;
+                        return Ok(0);
+                    }
                 }
-            }
-            let id = insert_submission(db, new)?;
-            insert_event(db, id, &new.received_at, "received", &new.source_path)?;
-            let verdict = format!(
-                "{} rows, {} errors, {} warnings",
-                new.rows,
-                new.findings.iter().filter(|f| f.is_error()).count(),
-                new.findings.iter().filter(|f| !f.is_error()).count()
-            );
-            insert_event(db, id, &new.received_at, "checked", &verdict)?;
-            insert_event(
-                db,
-                id,
-                &new.received_at,
-                new.status.as_str(),
-                &new.destination,
-            )?;
-            if new.status == SubmissionStatus::Accepted {
-                let month = new.month.map(|m| m.to_string());
-                let older: Vec<i64> = db.query(
-                    "SELECT id FROM submissions WHERE unit = ?1 AND month = ?2 AND status = 'accepted' AND id != ?3",
-                    args![&new.unit, &month, id],
-                    |r| r.get(0),
+                let id = insert_submission(db, new)?;
+                insert_event(db, id, &new.received_at, "received", &new.source_path)?;
+                let verdict = format!(
+                    "{} rows, {} errors, {} warnings",
+                    new.rows,
+                    new.findings.iter().filter(|f| f.is_error()).count(),
+                    new.findings.iter().filter(|f| !f.is_error()).count()
+                );
+                insert_event(db, id, &new.received_at, "checked", &verdict)?;
+                insert_event(
+                    db,
+                    id,
+                    &new.received_at,
+                    new.status.as_str(),
+                    &new.destination,
                 )?;
-                for &old in &older {
-                    db.execute(
-                        "UPDATE submissions SET status = 'superseded', superseded_by = ?1 WHERE id = ?2",
-                        args![id, old],
+                if new.status == SubmissionStatus::Accepted {
+                    let month = new.month.map(|m| m.to_string());
+                    let older: Vec<i64> = db.query(
+                        "SELECT id FROM submissions WHERE unit = ?1 AND month = ?2 AND status = 'accepted' AND id != ?3",
+                        args![&new.unit, &month, id],
+                        |r| r.get(0),
                     )?;
-                    insert_event(
-                        db,
-                        old,
-                        &new.received_at,
-                        "superseded",
-                        &format!("by submission {id}"),
-                    )?;
+                    for &old in &older {
+                        db.execute(
+                            "UPDATE submissions SET status = 'superseded', superseded_by = ?1 WHERE id = ?2",
+                            args![id, old],
+                        )?;
+                        insert_event(
+                            db,
+                            old,
+                            &new.received_at,
+                            "superseded",
+                            &format!("by submission {id}"),
+                        )?;
+                    }
+                    tallies::after_accept(db, plan, id, &new.unit, &new.counted_rows, &older)?;
                 }
-                tallies::after_accept(db, plan, id, &new.unit, &new.counted_rows, &older)?;
-            }
-            for m in messages {
-                queue_message(db, m, &new.received_at)?;
-            }
-            Ok(id)
-        })
+                for m in messages {
+                    queue_message(db, m, &new.received_at)?;
+                }
+                Ok(id)
+            })
         };
         let id = if deferred {
             let id = record(self)?;
