@@ -313,6 +313,19 @@ impl Recorded {
     pub fn is_large(&self) -> bool {
         self.large
     }
+
+    /// A record with nothing left but the move (a duplicate, an interrupted intake).
+    fn done(submission: Submission, findings: Vec<Finding>, resumed: bool) -> Recorded {
+        Recorded {
+            submission,
+            findings,
+            resumed,
+            feedback: None,
+            freeing: None,
+            large: false,
+            log: None,
+        }
+    }
 }
 
 /// Finish a recorded file: its record made durable (with every record since the last wait),
@@ -695,21 +708,6 @@ fn take(
         large,
         log: Some((unit.name.clone(), started, phases)),
     })
-}
-
-impl Recorded {
-    /// A record with nothing left but the move (a duplicate, an interrupted intake).
-    fn done(submission: Submission, findings: Vec<Finding>, resumed: bool) -> Recorded {
-        Recorded {
-            submission,
-            findings,
-            resumed,
-            feedback: None,
-            freeing: None,
-            large: false,
-            log: None,
-        }
-    }
 }
 
 /// The staged copy's workbook: the answer of the read started ahead when that child read the
