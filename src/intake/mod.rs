@@ -178,8 +178,16 @@ fn archive_staged(
     }
 }
 
-/// Write bytes durably (temp file, fsync, rename).
+/// Write bytes durably (temp file, fsync, rename, the folder fsync'd).
 pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
+    write_synced(dst, bytes)?;
+    sync_dir(dst.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// [`write_durable`] but for the folder: the file's bytes are on disk before its name
+/// appears, and the caller fsyncs the folder once for several files ([`sync_dir`]).
+pub fn write_synced(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
     let dir = dst.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir, "cannot create folder"))?;
     let mut tmp =
@@ -191,7 +199,6 @@ pub fn write_durable(dst: &Path, bytes: &[u8]) -> Result<(), IntakeError> {
         what: "cannot rename into place",
         source: e.error,
     })?;
-    sync_dir(dir);
     Ok(())
 }
 

@@ -134,6 +134,10 @@ pub fn send_due_with(
     let queued = ledger.queued_messages()?;
     let retry = &config.mail.retry;
     let mut stop = false;
+    // Messages written to the outbox folder, marked sent once the folder is fsync'd for all
+    // of them (one wait for the disk, not one each). Killed before, they are found there
+    // and marked by the next round; a power cut undoes only unmarked writes.
+    let mut written: Vec<i64> = Vec::new();
     for row in queued {
         if row.sending() {
             report.sending_elsewhere.push(row.id);
@@ -180,7 +184,7 @@ pub fn send_due_with(
         match outcome {
             Ok(()) => {
                 if transport.finds_its_deliveries() {
-                    ledger.mark_sent_lazily(row.id, &stamp(now))?;
+                    written.push(row.id);
                 } else {
                     ledger.mark_sent(row.id, &stamp(now))?;
                 }
@@ -208,6 +212,12 @@ pub fn send_due_with(
                     stop = true;
                 }
             }
+        }
+    }
+    if !written.is_empty() {
+        transport.settle();
+        for id in written {
+            ledger.mark_sent_lazily(id, &stamp(now))?;
         }
     }
     Ok(report)
@@ -244,7 +254,9 @@ pub fn send_unrecorded(
     let eight_bit = matches!(transport, Transport::Files(_));
     build(config, &row, now, eight_bit)
         .and_then(|m| transport.deliver(&row, &m, &mut |_| Ok(())))
-        .map_err(|f| one_line(f.text()))
+        .map_err(|f| one_line(f.text()))?;
+    transport.settle();
+    Ok(())
 }
 
 /// Receipts are stored with the submission, before its rows count; the progress section is

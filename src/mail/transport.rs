@@ -129,6 +129,15 @@ impl Transport {
         matches!(self, Transport::Files(_))
     }
 
+    /// The deliveries made so far on disk: the outbox folder's new names fsync'd, once for
+    /// all the messages written into it (each message's bytes were before its name was
+    /// made). A message is marked sent only after this.
+    pub(super) fn settle(&self) {
+        if let Transport::Files(dir) = self {
+            crate::durable::sync_dir(dir);
+        }
+    }
+
     /// Deliver one built message. Over SMTP it goes to all its recipients in one
     /// transaction; when the server refuses that (lettre gives up on the first recipient it
     /// refuses, so nobody gets the message) and there are several recipients, it goes to each
@@ -216,7 +225,8 @@ impl Transport {
                     // Written before a crash kept it from being marked: delivered already.
                     return Ok(());
                 }
-                crate::intake::write_durable(&path, &message.formatted())
+                // Its name is made durable with the others' by `settle`.
+                crate::intake::write_synced(&path, &message.formatted())
                     .map_err(|e| Failure::Unreachable(e.to_string()))
             }
         }
