@@ -1319,7 +1319,7 @@ impl Reading {
             Ok(c) => c,
             Err(e) => return done(Err(cannot_start(path, &e))),
         };
-        let (mut stdout, mut stderr) = (pipes.stdout, pipes.stderr);
+        let (mut stdout, stderr) = (pipes.stdout, pipes.stderr);
         // The end of the child's stdout (it exits, or closes it) wakes the parent at once: a
         // small return's read takes a few milliseconds, less than any polling interval.
         let (eof_tx, eof) = std::sync::mpsc::channel::<()>();
@@ -1332,11 +1332,8 @@ impl Reading {
             };
             (received, checked)
         });
-        let err_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf);
-            buf
-        });
+        // Drained to its end, so the child never blocks on a full pipe; its tail is kept.
+        let err_thread = std::thread::spawn(move || crate::sandbox::said_by(stderr));
         Reading {
             path: path.to_path_buf(),
             limits: limits.clone(),

@@ -135,22 +135,14 @@ impl Confined {
     pub fn fork(
         child: impl FnOnce(std::fs::File) -> i32,
     ) -> Option<io::Result<(Confined, Polled)>> {
-        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::fd::FromRawFd;
         if !single_threaded() {
             return None;
         }
-        let pipe = || -> io::Result<(OwnedFd, OwnedFd)> {
-            let mut fds = [0; 2];
-            // SAFETY: pipe2 writes two descriptors into `fds`, owned from here on.
-            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: both were just opened and are owned by nothing else.
-            Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-        };
         let started = (|| {
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
+            // Both ends close on exec.
+            let (out_r, out_w) = io::pipe()?;
+            let (err_r, err_w) = io::pipe()?;
             // SAFETY: no other thread runs (checked above), so the copy holds no lock another
             // thread took; it runs `child` and leaves by `_exit`, never returning here.
             match unsafe { libc::fork() } {
@@ -184,12 +176,7 @@ impl Confined {
                         Confined {
                             process: Process::Forked { pid, status: None },
                         },
-                        Polled {
-                            out: std::fs::File::from(out_r),
-                            err: Some(std::fs::File::from(err_r)),
-                            said: Vec::new(),
-                            deadline: None,
-                        },
+                        Polled::new(out_r, err_r),
                     ))
                 }
             }
@@ -277,18 +264,47 @@ fn single_threaded() -> bool {
 /// read fails with `TimedOut`. (A child started anew has a thread for each pipe instead.)
 #[cfg(unix)]
 pub struct Polled {
-    out: std::fs::File,
+    out: io::PipeReader,
     /// None once it has ended.
-    err: Option<std::fs::File>,
+    err: Option<io::PipeReader>,
     said: Vec<u8>,
     deadline: Option<std::time::Instant>,
 }
 
-/// How much of the end of a child's stderr is kept, at least.
+/// How much of the end of a child's stderr is kept, at least: an allocation failure is said
+/// last.
 pub const SAID_MAX: usize = 64 * 1024;
+
+/// Add `more` of what a child says on stderr to `said`, keeping its last [`SAID_MAX`] bytes
+/// at least.
+fn keep_said(said: &mut Vec<u8>, more: &[u8]) {
+    said.extend_from_slice(more);
+    if said.len() > 2 * SAID_MAX {
+        said.drain(..said.len() - SAID_MAX);
+    }
+}
+
+/// Everything a child says on `stderr`, read to its end so that the child never blocks on a
+/// full pipe; its last [`SAID_MAX`] bytes at least are kept (for a thread of its own).
+pub fn said_by(mut stderr: impl io::Read) -> Vec<u8> {
+    let (mut said, mut buf) = (Vec::new(), [0u8; 4096]);
+    while let Ok(n @ 1..) = stderr.read(&mut buf) {
+        keep_said(&mut said, &buf[..n]);
+    }
+    said
+}
 
 #[cfg(unix)]
 impl Polled {
+    fn new(out: io::PipeReader, err: io::PipeReader) -> Polled {
+        Polled {
+            out,
+            err: Some(err),
+            said: Vec::new(),
+            deadline: None,
+        }
+    }
+
     /// Reads fail with `TimedOut` from `deadline` on.
     pub fn until(&mut self, deadline: std::time::Instant) {
         self.deadline = Some(deadline);
@@ -333,13 +349,7 @@ impl Polled {
                 let mut buf = [0u8; 4096];
                 match io::Read::read(err, &mut buf) {
                     Ok(0) | Err(_) => self.err = None,
-                    Ok(n) => {
-                        // Its tail is kept: an allocation failure is said last.
-                        self.said.extend_from_slice(&buf[..n]);
-                        if self.said.len() > 2 * SAID_MAX {
-                            self.said.drain(..self.said.len() - SAID_MAX);
-                        }
-                    }
+                    Ok(n) => keep_said(&mut self.said, &buf[..n]),
                 }
             }
             if fds[0].revents != 0 || (!watch_out && self.err.is_none()) {
@@ -540,28 +550,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     /// Two pipes as a copied child's stdout and stderr: (the parent's side, the child's ends).
-    fn pipes() -> (Polled, std::fs::File, std::fs::File) {
-        use std::os::fd::FromRawFd;
-        let pipe = || {
-            let mut fds = [0; 2];
-            // SAFETY: pipe writes two descriptors into `fds`, owned from here on.
-            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-            // SAFETY: both were just opened and are owned by nothing else.
-            unsafe {
-                (
-                    std::fs::File::from_raw_fd(fds[0]),
-                    std::fs::File::from_raw_fd(fds[1]),
-                )
-            }
-        };
-        let ((out, out_w), (err, err_w)) = (pipe(), pipe());
-        let polled = Polled {
-            out,
-            err: Some(err),
-            said: Vec::new(),
-            deadline: None,
-        };
-        (polled, out_w, err_w)
+    fn pipes() -> (Polled, io::PipeWriter, io::PipeWriter) {
+        let ((out, out_w), (err, err_w)) = (io::pipe().unwrap(), io::pipe().unwrap());
+        (Polled::new(out, err), out_w, err_w)
     }
 
     /// The answer is read to its end while far more than a pipe holds is said on stderr

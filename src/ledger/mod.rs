@@ -366,10 +366,9 @@ impl Ledger {
         ledger.setup()?;
         if let Location::Sqlite(path) = location {
             for suffix in ["-wal", "-shm"] {
-                let mut side = path.as_os_str().to_owned();
-                side.push(suffix);
-                if let Err(e) = crate::private::restrict_path(Path::new(&side)) {
-                    tracing::warn!(file = %Path::new(&side).display(), error = %e, "cannot make the ledger owner-only");
+                let side = beside(path, suffix);
+                if let Err(e) = crate::private::restrict_path(&side) {
+                    tracing::warn!(file = %side.display(), error = %e, "cannot make the ledger owner-only");
                 }
             }
         }
@@ -564,9 +563,7 @@ impl Ledger {
             self.undurable = false;
             return Ok(());
         };
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
+        let wal = beside(path, "-wal");
         // Opened for writing: Windows flushes only a handle that may write. SQLite writes
         // each commit's pages to the log before the commit returns; only the wait for the
         // disk was left out.
@@ -1139,6 +1136,13 @@ fn finding_at(r: &DbRow<'_, '_>, at: usize) -> Result<Finding, DbError> {
         value: r.get(at + 4)?,
         message: r.get(at + 5)?,
     })
+}
+
+/// A file SQLite keeps beside the database at `path`: its name with `suffix` (`-wal`, `-shm`).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {

@@ -152,8 +152,7 @@ impl Server {
             .arg(limits.to_arg())
             .arg(SERVE_FLAG);
         let (confined, pipes) = Confined::spawn_serving(&mut cmd, limits.reader_memory_mb)?;
-        let (Some(mut stdin), stdout, mut stderr) = (pipes.stdin, pipes.stdout, pipes.stderr)
-        else {
+        let (Some(mut stdin), stdout, stderr) = (pipes.stdin, pipes.stdout, pipes.stderr) else {
             return Err(std::io::Error::other("the reader's stdin is not piped"));
         };
         tracing::debug!(pid = confined.id(), "reader started, to stay up");
@@ -179,17 +178,7 @@ impl Server {
             }
         });
         // Drained to its end, so the child never blocks on a full pipe; its tail is kept.
-        let err_thread = std::thread::spawn(move || {
-            const KEEP: usize = crate::sandbox::SAID_MAX;
-            let (mut tail, mut buf) = (Vec::new(), [0u8; 4096]);
-            while let Ok(n @ 1..) = stderr.read(&mut buf) {
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * KEEP {
-                    tail.drain(..tail.len() - KEEP);
-                }
-            }
-            tail
-        });
+        let err_thread = std::thread::spawn(move || crate::sandbox::said_by(stderr));
         Ok(Server {
             key,
             confined,

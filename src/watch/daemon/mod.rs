@@ -124,7 +124,7 @@ pub struct Daemon<'a> {
     ahead: HashMap<PathBuf, crate::intake::Ahead>,
     /// Files recorded and waiting in their folders for their group's records to be made
     /// durable together (see `take.rs`).
-    group: Vec<take::Recorded<'a>>,
+    group: Vec<take::InGroup<'a>>,
     /// The plan, shared with the threads that check the files read ahead.
     plan: std::sync::Arc<crate::core::plan::Plan>,
     _lock: StateLock,

@@ -28,7 +28,7 @@ enum Step {
 }
 
 /// A file recorded and still in its folder, waiting for its group to be made durable.
-pub(super) struct Recorded<'a> {
+pub(super) struct InGroup<'a> {
     path: std::path::PathBuf,
     unit: &'a Unit,
     stat: Stat,
@@ -199,7 +199,7 @@ impl Daemon<'_> {
         let result = match result {
             Ok(Ok(Step::Recorded(recorded))) => {
                 let large = recorded.is_large();
-                self.group.push(Recorded {
+                self.group.push(InGroup {
                     path,
                     unit,
                     stat: ready.stat,
