@@ -15,6 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub mod server;
+mod unpack;
+
+pub use unpack::check_zip;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -244,18 +247,28 @@ struct Received {
     taken: u64,
 }
 
-/// Take a child's answer from `out` as it comes, putting the workbook together meanwhile:
-/// at most `cap` bytes, and cells worth at most `cap` bytes of memory. Everything past the
-/// answer (or past the cap) is read and dropped, so the child is never blocked on a full pipe.
-fn receive(mut out: impl Read, cap: u64) -> Received {
-    let received = receive_answer(&mut out, cap);
+/// Take a child's answer from `out` as it comes, putting the workbook together meanwhile
+/// (and with a `precheck`, checking its roster's rows as they come, then the rest): at most
+/// `cap` bytes, and cells worth at most `cap` bytes of memory. Everything past the answer (or
+/// past the cap) is read and dropped, so the child is never blocked on a full pipe.
+fn receive(
+    mut out: impl Read,
+    cap: u64,
+    precheck: Option<Precheck>,
+) -> (Received, Option<Checked>) {
+    let received = receive_answer(&mut out, cap, precheck);
     let _ = std::io::copy(&mut out, &mut std::io::sink());
     received
 }
 
 /// [`receive`] up to the end of one answer (or the cap, or the end of `out`), nothing past
 /// it: a reader that stays up sends the next file's answer after it ([`server`]).
-fn receive_answer(mut out: impl Read, cap: u64) -> Received {
+fn receive_answer(
+    mut out: impl Read,
+    cap: u64,
+    precheck: Option<Precheck>,
+) -> (Received, Option<Checked>) {
+    let mut precheck = precheck.map(Prechecking::new);
     let mut received = Received::default();
     let mut sha = [0u8; NO_SHA.len()];
     if out.read_exact(&mut sha).is_ok() {
@@ -292,6 +305,9 @@ fn receive_answer(mut out: impl Read, cap: u64) -> Received {
                     for (row, col, cell) in cells {
                         wb.cell(row, col, cell);
                     }
+                    if let Some(p) = &mut precheck {
+                        p.observe(&wb);
+                    }
                 }
                 Frame::EndSheet(merged) => wb.end_sheet(&merged),
                 Frame::Done => {
@@ -306,7 +322,11 @@ fn receive_answer(mut out: impl Read, cap: u64) -> Received {
         }
         received.taken = taken;
     }
-    received
+    let checked = match (&received.answer, precheck) {
+        (Some(Ok(wb)), Some(precheck)) if !received.over_cap => precheck.run(wb),
+        _ => None,
+    };
+    (received, checked)
 }
 
 /// How the bytes are packaged.
@@ -354,235 +374,6 @@ fn unsupported(method: &str) -> Finding {
     ))
 }
 
-/// Check a zip container before any XML is parsed: entry count, declared and real inflated
-/// sizes, inflate ratio. Inflates each entry into a sink, never into memory.
-pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), Finding> {
-    inflate_checked(bytes, limits, &mut Counted)
-}
-
-/// [`check_zip`], keeping what it inflates: the same container with every entry stored
-/// (uncompressed), for calamine to read without inflating it a second time (one inflate per
-/// entry, not two). The inflated bytes are bounded by `zip_max_inflated_bytes` and only ever
-/// held in the reader child.
-fn check_and_store(bytes: &[u8], limits: &Limits) -> Result<Stored, Finding> {
-    let mut store = Store {
-        zip: None,
-        merges: false,
-        finder: memchr::memmem::Finder::new(MERGE_TAG),
-        tail: Vec::with_capacity(MERGE_TAG.len()),
-    };
-    inflate_checked(bytes, limits, &mut store)?;
-    let merges = store.merges;
-    let bytes = store
-        .zip
-        .unwrap_or_else(|| zip::ZipWriter::new(Cursor::new(Vec::new())))
-        .finish()
-        .map(Cursor::into_inner)
-        .map_err(|e| damaged(&e))?;
-    Ok(Stored { bytes, merges })
-}
-
-/// What every element of merged cells has in its name (`<mergeCells>`, `<mergeCell ref=…>`, with
-/// any namespace prefix); element names are never escaped in XML.
-const MERGE_TAG: &[u8] = b"mergeCell";
-
-/// A zip container with every entry stored, from [`check_and_store`].
-struct Stored {
-    bytes: Vec<u8>,
-    /// Some entry names merged cells ([`MERGE_TAG`]). When none does, no sheet has any and
-    /// calamine need not parse each sheet a second time to look for them.
-    merges: bool,
-}
-
-/// Where [`inflate_checked`] puts each entry's bytes as they are inflated.
-trait Entries {
-    /// Before the first entry: how many there are and the bytes they declare in all (within
-    /// the limits, checked already).
-    fn declared(&mut self, _entries: usize, _bytes: u64) {}
-    /// The entry `name` begins.
-    fn start(&mut self, name: &str) -> Result<(), Finding>;
-    /// More of its bytes.
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<()>;
-}
-
-/// Entries only counted and checked ([`check_zip`]).
-struct Counted;
-
-impl Entries for Counted {
-    fn start(&mut self, _: &str) -> Result<(), Finding> {
-        Ok(())
-    }
-    fn write(&mut self, _: &[u8]) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Entries written, as they are inflated, into a container of stored ones, looking for
-/// [`MERGE_TAG`] on the way (also across two pieces of an entry).
-struct Store<'f> {
-    /// Made once the entries' declared size is known ([`Entries::declared`]).
-    zip: Option<zip::ZipWriter<Cursor<Vec<u8>>>>,
-    merges: bool,
-    finder: memchr::memmem::Finder<'f>,
-    /// The end of the entry's last piece, too short to hold the tag.
-    tail: Vec<u8>,
-}
-
-impl Store<'_> {
-    /// The stored container, made with room for `bytes` if it is not there yet.
-    fn writer(&mut self, bytes: usize) -> &mut zip::ZipWriter<Cursor<Vec<u8>>> {
-        self.zip
-            .get_or_insert_with(|| zip::ZipWriter::new(Cursor::new(Vec::with_capacity(bytes))))
-    }
-}
-
-impl Entries for Store<'_> {
-    /// Room for what the entries declare and their headers: the copy is written once, never
-    /// moved to a larger buffer.
-    fn declared(&mut self, entries: usize, bytes: u64) {
-        self.writer(bytes as usize + entries * 128 + 1024);
-    }
-
-    fn start(&mut self, name: &str) -> Result<(), Finding> {
-        let stored = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
-        self.tail.clear();
-        let zip = self.writer(0);
-        if name.ends_with('/') {
-            zip.add_directory(name, stored)
-        } else {
-            zip.start_file(name, stored)
-        }
-        .map_err(|e| damaged(&e))
-    }
-
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if !self.merges {
-            // The tag may begin in the last piece and end in this one.
-            let keep = MERGE_TAG.len() - 1;
-            self.tail.extend_from_slice(&buf[..buf.len().min(keep)]);
-            self.merges = self.finder.find(&self.tail).is_some() || self.finder.find(buf).is_some();
-            // What is kept for the next piece: the last `keep` bytes so far.
-            if buf.len() >= keep {
-                self.tail.clear();
-                self.tail.extend_from_slice(&buf[buf.len() - keep..]);
-            } else {
-                let excess = self.tail.len().saturating_sub(keep);
-                self.tail.drain(..excess);
-            }
-        }
-        std::io::Write::write_all(self.writer(0), buf)
-    }
-}
-
-/// Where an entry is inflated to: its CRC-32 taken on the way to `out`.
-struct Inflated<'o> {
-    crc: crc32fast::Hasher,
-    out: &'o mut dyn Entries,
-}
-
-impl std::io::Write for Inflated<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.crc.update(buf);
-        self.out.write(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The checks of [`check_zip`]. Each entry is inflated once into `out`, counted against the
-/// budget and its CRC-32 checked.
-fn inflate_checked(bytes: &[u8], limits: &Limits, out: &mut dyn Entries) -> Result<(), Finding> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
-        unreadable(format!(
-            "文件已损坏，无法作为 Excel 文件打开（{e}）。请用 Excel 或 WPS 重新另存为 .xlsx 后再报送。"
-        ))
-    })?;
-    if archive.len() > limits.zip_max_entries {
-        return Err(too_large(format!(
-            "文件内部包含 {} 个部件，超过上限 {}，不像正常的报表文件。请用模板重新填写后报送。",
-            archive.len(),
-            limits.zip_max_entries
-        )));
-    }
-    let mut declared_total: u64 = 0;
-    for i in 0..archive.len() {
-        let entry = archive.by_index_raw(i).map_err(|e| {
-            unreadable(format!(
-                "文件已损坏（第 {} 个部件无法读取：{e}），请重新保存后报送。",
-                i + 1
-            ))
-        })?;
-        declared_total = declared_total.saturating_add(entry.size());
-        let compressed = entry.compressed_size().max(1);
-        if entry.size() > 1024 * 1024 && entry.size() / compressed > limits.zip_max_ratio {
-            return Err(too_large(format!(
-                "文件内部部件“{}”解压后达 {} 字节（压缩比 {}:1），超过安全上限，不像正常的报表文件，未予读取。",
-                entry.name().map(|n| n.into_owned()).unwrap_or_default(),
-                entry.size(),
-                entry.size() / compressed
-            )));
-        }
-    }
-    if declared_total > limits.zip_max_inflated_bytes {
-        return Err(too_large(format!(
-            "文件解压后共 {declared_total} 字节，超过上限 {} 字节，未予读取。请删除无关的工作表或分文件报送。",
-            limits.zip_max_inflated_bytes
-        )));
-    }
-    out.declared(archive.len(), declared_total);
-    // Declared sizes can lie: inflate for real, counting, with the same budget. The raw
-    // (still compressed) entry is inflated here, so that an entry that inflates past its
-    // declared size is recognised by our own count, not by the text of the zip crate's error.
-    let mut budget = limits.zip_max_inflated_bytes;
-    for i in 0..archive.len() {
-        let entry = archive.by_index_raw(i).map_err(|e| damaged(&e))?;
-        let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
-        let (declared, crc) = (entry.size(), entry.crc32());
-        let method = entry.compression();
-        if entry.encrypted() {
-            return Err(unsupported("encrypted"));
-        }
-        let inflated: Box<dyn Read + '_> = match method {
-            zip::CompressionMethod::Stored => Box::new(entry),
-            zip::CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(entry)),
-            other => return Err(unsupported(&format!("{other:?}"))),
-        };
-        out.start(&name)?;
-        let mut sink = Inflated {
-            crc: crc32fast::Hasher::new(),
-            out: &mut *out,
-        };
-        let n = std::io::copy(&mut inflated.take(declared.min(budget) + 1), &mut sink).map_err(
-            |e| {
-                unreadable(format!(
-                    "文件已损坏（部件“{name}”无法解压：{e}），请重新保存后报送。"
-                ))
-            },
-        )?;
-        if n > declared {
-            return Err(too_large(format!(
-                "文件内部部件“{name}”解压后超过了它声明的大小，不像正常的报表文件，未予读取。"
-            )));
-        }
-        if n > budget {
-            return Err(too_large(format!(
-                "文件解压后超过上限 {} 字节，未予读取。",
-                limits.zip_max_inflated_bytes
-            )));
-        }
-        if n < declared || sink.crc.finalize() != crc {
-            return Err(unreadable(format!(
-                "文件已损坏（部件“{name}”校验失败），请重新保存后报送。"
-            )));
-        }
-        budget -= n;
-    }
-    Ok(())
-}
-
 /// Read a workbook in this process. Call only where a crash cannot hurt (the child).
 pub fn read_in_process(bytes: &[u8], limits: &Limits) -> Result<Workbook, Finding> {
     let mut wb = Assembly::new(u64::MAX);
@@ -600,33 +391,43 @@ fn read_into(bytes: &[u8], limits: &Limits, sink: &mut dyn CellSink) -> Result<(
         )));
     }
     match container(bytes) {
-        Container::Zip => {
-            let stored = check_and_store(bytes, limits)?;
-            if is_ods(bytes) {
-                let mut wb: calamine::Ods<_> =
-                    calamine::open_workbook_from_rs(Cursor::new(stored.bytes)).map_err(|e| {
+        // Inflated on a thread of its own while calamine parses (for a large file), every
+        // entry checked: a refusal of the unpacking is the answer, whatever calamine made of
+        // the rest.
+        Container::Zip => std::thread::scope(|scope| {
+            let unpacking = unpack::unpack(scope, bytes, limits)?;
+            let reader = unpacking.reader.clone();
+            let read = if is_ods(bytes) {
+                calamine::open_workbook_from_rs::<calamine::Ods<_>, _>(reader)
+                    .map_err(|e| {
                         unreadable(format!(
                             "无法读取 .ods 文件（{e}），请另存为 .xlsx 后报送。"
                         ))
-                    })?;
-                // calamine does not report merged cells in .ods: find them in content.xml.
-                let merges = ods_merges(bytes);
-                collect(
-                    &mut wb,
-                    limits,
-                    |_, name| Ok(merges.get(name).cloned().unwrap_or_default()),
-                    sink,
-                )
+                    })
+                    .and_then(|mut wb| {
+                        // calamine does not report merged cells in .ods: find them in
+                        // content.xml.
+                        let merges = ods_merges(bytes);
+                        collect(
+                            &mut wb,
+                            limits,
+                            |_, name| Ok(merges.get(name).cloned().unwrap_or_default()),
+                            sink,
+                        )
+                    })
             } else {
-                let mut wb: calamine::Xlsx<_> =
-                    calamine::open_workbook_from_rs(Cursor::new(stored.bytes)).map_err(|e| {
+                calamine::open_workbook_from_rs::<calamine::Xlsx<_>, _>(reader)
+                    .map_err(|e| {
                         unreadable(format!(
                             "文件不是有效的 Excel 工作簿（{e}）。请用 Excel 或 WPS 另存为 .xlsx 后报送。"
                         ))
-                    })?;
-                collect_xlsx(&mut wb, limits, stored.merges, sink)
-            }
-        }
+                    })
+                    .and_then(|mut wb| {
+                        collect_xlsx(&mut wb, limits, &|| unpacking.reader.merges(), sink)
+                    })
+            };
+            unpacking.finish().and(read)
+        }),
         Container::Cfb => {
             if is_encrypted_ooxml(bytes) {
                 return Err(unreadable(
@@ -825,6 +626,11 @@ struct Assembly {
     over_budget: bool,
     /// The budget, in bytes of cells.
     budget: u64,
+    /// Every cell of each sheet so far came in the order of its rows: the rows before the
+    /// last one begun are whole.
+    ordered: bool,
+    /// The row of the last cell placed in the current sheet.
+    last_row: u32,
 }
 
 impl Assembly {
@@ -835,6 +641,8 @@ impl Assembly {
                 .unwrap_or(usize::MAX),
             over_budget: false,
             budget,
+            ordered: true,
+            last_row: 0,
         }
     }
 
@@ -858,12 +666,15 @@ impl CellSink for Assembly {
             name: name.to_string(),
             ..Sheet::default()
         });
+        self.last_row = 0;
     }
 
     fn cell(&mut self, row: u32, col: u32, cell: Cell) {
         let Some(sheet) = self.sheets.last_mut() else {
             return;
         };
+        self.ordered &= row >= self.last_row;
+        self.last_row = row;
         // Columns past Excel's are never placed (the reader refuses them first).
         if self.over_budget || col >= u32::from(crate::excel::MAX_COLS) {
             return;
@@ -916,11 +727,12 @@ fn ranges(merged: Vec<calamine::Dimensions>) -> Vec<Range> {
 }
 
 /// Every sheet of an .xlsx, streamed cell by cell from its XML (no dense range in between).
-/// `merges`: some part of the file may hold merged cells (else none is looked for).
+/// `merges`: some part of the file read so far may hold merged cells (else none is looked
+/// for in the sheet just read).
 fn collect_xlsx<RS: Read + Seek>(
     wb: &mut calamine::Xlsx<RS>,
     limits: &Limits,
-    merges: bool,
+    merges: &dyn Fn() -> bool,
     sink: &mut dyn CellSink,
 ) -> Result<(), Finding> {
     for name in wb.sheet_names() {
@@ -941,7 +753,7 @@ fn collect_xlsx<RS: Read + Seek>(
             Err(e) => return Err(unreadable_sheet(&name, &e)),
         }
         bounds.finish(&name)?;
-        let merged = if merges {
+        let merged = if merges() {
             wb.merge_cells_by_sheet_name(&name).unwrap_or_default()
         } else {
             Vec::new()
@@ -1171,25 +983,57 @@ pub struct Checked {
     pub ret: crate::core::returns::Return,
 }
 
+/// A [`Precheck`] at work while the child's answer comes: the roster's rows checked as they
+/// arrive ([`RowsAhead`](crate::core::returns::RowsAhead)), the rest once the workbook is whole.
+struct Prechecking {
+    precheck: Precheck,
+    ahead: Option<crate::core::returns::RowsAhead>,
+}
+
 impl Precheck {
+    fn context(&self) -> crate::core::returns::Context<'_> {
+        crate::core::returns::Context {
+            plan: &self.plan,
+            unit: Some(&self.unit),
+            now: self.now,
+            max_rows: self.max_rows,
+        }
+    }
+}
+
+impl Prechecking {
+    fn new(precheck: Precheck) -> Self {
+        Prechecking {
+            precheck,
+            ahead: Some(Default::default()),
+        }
+    }
+
+    /// Check the rows that can be of the workbook read so far. A panic drops what was
+    /// checked ahead (the check of the whole workbook then meets it again).
+    fn observe(&mut self, wb: &Assembly) {
+        let Some(mut ahead) = self.ahead.take() else {
+            return;
+        };
+        let ctx = self.precheck.context();
+        let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ahead.observe(&wb.sheets, wb.ordered, &ctx);
+            ahead
+        }));
+        self.ahead = observed.ok();
+    }
+
     /// The check, or None when it panicked (intake then checks again where a panic is
     /// handled as always: the file's internal-error rejection).
     fn run(self, wb: &Workbook) -> Option<Checked> {
+        let Prechecking { precheck, ahead } = self;
         let ret = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::core::returns::check(
-                wb,
-                &crate::core::returns::Context {
-                    plan: &self.plan,
-                    unit: Some(&self.unit),
-                    now: self.now,
-                    max_rows: self.max_rows,
-                },
-            )
+            crate::core::returns::check_with(wb, &precheck.context(), ahead)
         }))
         .ok()?;
         Some(Checked {
-            unit: self.unit.name,
-            now: self.now,
+            unit: precheck.unit.name,
+            now: precheck.now,
             ret,
         })
     }
@@ -1324,13 +1168,9 @@ impl Reading {
         // small return's read takes a few milliseconds, less than any polling interval.
         let (eof_tx, eof) = std::sync::mpsc::channel::<()>();
         let out_thread = std::thread::spawn(move || {
-            let received = receive(&mut stdout, out_cap);
+            let answer = receive(&mut stdout, out_cap, precheck);
             drop(eof_tx);
-            let checked = match (&received.answer, precheck) {
-                (Some(Ok(wb)), Some(precheck)) => precheck.run(wb),
-                _ => None,
-            };
-            (received, checked)
+            answer
         });
         // Drained to its end, so the child never blocks on a full pipe; its tail is kept.
         let err_thread = std::thread::spawn(move || crate::sandbox::said_by(stderr));
@@ -1441,11 +1281,7 @@ impl Copied {
         } = self;
         // Past the deadline a read fails: the answer so far is not whole, and the child is
         // ended below.
-        let mut out = receive(&mut pipes, out_cap);
-        let checked = match (&out.answer, precheck) {
-            (Some(Ok(wb)), Some(precheck)) => precheck.run(wb),
-            _ => None,
-        };
+        let (mut out, checked) = receive(&mut pipes, out_cap, precheck);
         if !out.over_cap
             && let Some(result) = out.answer.take()
         {
@@ -1706,22 +1542,22 @@ mod tests {
             out
         };
         let out = sent(Ok(()), &wb);
-        let received = receive(out.as_slice(), u64::MAX);
+        let received = receive(out.as_slice(), u64::MAX, None).0;
         assert_eq!(received.sha256, None);
         assert_eq!(received.answer.unwrap().unwrap(), wb);
         // A refusal voids the cells sent before it.
         let f = too_large("过大");
-        let received = receive(sent(Err(f.clone()), &wb).as_slice(), u64::MAX);
+        let received = receive(sent(Err(f.clone()), &wb).as_slice(), u64::MAX, None).0;
         assert_eq!(received.answer.unwrap().unwrap_err(), f);
         // More than the parent takes: cut off, no answer.
-        let received = receive(out.as_slice(), 1000);
+        let received = receive(out.as_slice(), 1000, None).0;
         assert!(received.over_cap && received.answer.is_none());
         // Cut short (the child died): no answer.
-        let received = receive(&out[..out.len() - 3], u64::MAX);
+        let received = receive(&out[..out.len() - 3], u64::MAX, None).0;
         assert!(!received.over_cap && received.answer.is_none());
         // Cells that would take more memory than allowed (each number sent in ~12 bytes takes
         // a 32-byte cell, and the empty cell before it another): too large.
-        let received = receive(out.as_slice(), 100_000);
+        let received = receive(out.as_slice(), 100_000, None).0;
         assert_eq!(received.answer.unwrap().unwrap_err().code, Code::TooLarge);
     }
 
@@ -1737,30 +1573,6 @@ mod tests {
                 format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
             );
         }
-    }
-
-    /// The merge tag is found whole in one piece of an entry, across two pieces, across
-    /// pieces shorter than itself, and not where there is none.
-    #[test]
-    fn the_merge_tag_is_found_across_pieces() {
-        let found = |pieces: &[&[u8]]| {
-            let mut store = Store {
-                zip: None,
-                merges: false,
-                finder: memchr::memmem::Finder::new(MERGE_TAG),
-                tail: Vec::new(),
-            };
-            store.start("xl/worksheets/sheet1.xml").unwrap();
-            for p in pieces {
-                store.write(p).unwrap();
-            }
-            store.merges
-        };
-        assert!(found(&[b"<x><mergeCells count=\"1\">"]));
-        assert!(found(&[b"<x><merg", b"eCells>"]));
-        assert!(found(&[b"<me", b"r", b"g", b"eCe", b"ll"]));
-        assert!(!found(&[b"<x><merg", b"<eCells>"]));
-        assert!(!found(&[b"mergeCel"]));
     }
 
     #[test]
@@ -1836,19 +1648,23 @@ mod tests {
     #[test]
     fn a_stored_copy_reads_like_the_original() {
         let bytes = template();
-        let stored = check_and_store(&bytes, &limits()).unwrap();
-        let mut a: calamine::Xlsx<_> =
-            calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
-        let mut b: calamine::Xlsx<_> =
-            calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
-        assert_eq!(a.sheet_names(), b.sheet_names());
-        for name in a.sheet_names() {
-            assert_eq!(
-                a.worksheet_range(&name).unwrap(),
-                b.worksheet_range(&name).unwrap(),
-                "{name}"
-            );
-        }
+        let limits = limits();
+        std::thread::scope(|scope| {
+            let unpacking = unpack::unpack(scope, &bytes, &limits).unwrap();
+            let mut a: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
+            let mut b: calamine::Xlsx<_> =
+                calamine::open_workbook_from_rs(unpacking.reader.clone()).unwrap();
+            assert_eq!(a.sheet_names(), b.sheet_names());
+            for name in a.sheet_names() {
+                assert_eq!(
+                    a.worksheet_range(&name).unwrap(),
+                    b.worksheet_range(&name).unwrap(),
+                    "{name}"
+                );
+            }
+            unpacking.finish().unwrap();
+        });
     }
 
     /// The streamed .xlsx reader gives the cells and merged ranges calamine's ranges give, and
@@ -1869,17 +1685,24 @@ mod tests {
         ws.write_string(4, 0, "下面").unwrap();
         let merged = merged.save_to_buffer().unwrap();
         for (bytes, has_merges) in [(template, None), (plain, Some(false)), (merged, Some(true))] {
-            let stored = check_and_store(&bytes, &limits()).unwrap();
+            let l = limits();
+            let (streamed, merges) = std::thread::scope(|scope| {
+                let unpacking = unpack::unpack(scope, &bytes, &l).unwrap();
+                let mut wb: calamine::Xlsx<_> =
+                    calamine::open_workbook_from_rs(unpacking.reader.clone()).unwrap();
+                let mut streamed = Assembly::new(u64::MAX);
+                let merges = || unpacking.reader.merges();
+                collect_xlsx(&mut wb, &limits(), &merges, &mut streamed).unwrap();
+                let merges = unpacking.reader.merges();
+                unpacking.finish().unwrap();
+                (streamed, merges)
+            });
             if let Some(m) = has_merges {
-                assert_eq!(stored.merges, m);
+                assert_eq!(merges, m);
             }
-            let mut wb: calamine::Xlsx<_> =
-                calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
-            let mut streamed = Assembly::new(u64::MAX);
-            collect_xlsx(&mut wb, &limits(), stored.merges, &mut streamed).unwrap();
             let streamed = streamed.finish().unwrap();
             let mut wb: calamine::Xlsx<_> =
-                calamine::open_workbook_from_rs(Cursor::new(&stored.bytes)).unwrap();
+                calamine::open_workbook_from_rs(Cursor::new(&bytes)).unwrap();
             let mut ranged = Assembly::new(u64::MAX);
             collect(
                 &mut wb,

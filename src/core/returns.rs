@@ -156,8 +156,11 @@ fn find_summary_header(sheet: &Sheet) -> Option<(u32, u32, u32)> {
     None
 }
 
-/// Position of the value cell for each cover label found: label → (row, col of value).
-fn find_cover(sheet: &Sheet) -> HashMap<&'static str, (u32, u32)> {
+/// Where each cover label's value sits: label → (row, column of the value).
+type CoverLabels = HashMap<&'static str, (u32, u32)>;
+
+/// The cover labels found in `sheet`, each with where its value sits.
+fn find_cover(sheet: &Sheet) -> CoverLabels {
     let mut found = HashMap::new();
     for r in 0..sheet.height().min(40) {
         for c in 0..sheet.width(r).min(10) {
@@ -179,13 +182,12 @@ fn find_cover(sheet: &Sheet) -> HashMap<&'static str, (u32, u32)> {
 /// Pick the sheet for a role: among the sheets that match by content, prefer the one whose
 /// name folds to the expected name.
 fn pick<'w, T>(
-    wb: &'w Workbook,
+    sheets: &'w [Sheet],
     name: &str,
     mut probe: impl FnMut(&Sheet) -> Option<T>,
     exclude: Option<&str>,
 ) -> Option<(&'w Sheet, T)> {
-    let mut hits: Vec<(&Sheet, T)> = wb
-        .sheets
+    let mut hits: Vec<(&Sheet, T)> = sheets
         .iter()
         .filter(|s| Some(s.name.as_str()) != exclude)
         .filter_map(|s| probe(s).map(|t| (s, t)))
@@ -245,29 +247,49 @@ fn number_of(cell: &Cell) -> Option<f64> {
 
 /// Check a workbook's cells against the plan.
 pub fn check(wb: &Workbook, ctx: &Context<'_>) -> Return {
-    check_on(wb, ctx, || {
+    check_with(wb, ctx, None)
+}
+
+/// [`check`], taking the rows of the roster checked while the workbook was read
+/// ([`RowsAhead`]) where they stand.
+pub fn check_with(wb: &Workbook, ctx: &Context<'_>, ahead: Option<RowsAhead>) -> Return {
+    check_on(wb, ctx, ahead, || {
         std::thread::available_parallelism().map_or(1, usize::from)
     })
 }
 
-/// [`check`], a large roster's rows checked on up to `cores()` threads (asked only for a
-/// large roster: finding out reads the system's settings).
-fn check_on(wb: &Workbook, ctx: &Context<'_>, cores: fn() -> usize) -> Return {
-    let mut ret = Return::default();
-    let mut out: Vec<Finding> = Vec::new();
-
-    let roster = pick(wb, form::ROSTER_SHEET, find_roster_header, None);
-    let cover = pick(
-        wb,
+/// The cover sheet among `sheets`: the one named so, else the first with a 填报单位 label; never
+/// the roster.
+fn pick_cover<'w>(
+    sheets: &'w [Sheet],
+    roster: Option<&str>,
+) -> Option<(&'w Sheet, CoverLabels)> {
+    pick(
+        sheets,
         form::COVER_SHEET,
         |s| {
             let f = find_cover(s);
             f.contains_key(form::COVER_UNIT).then_some(f)
         },
-        roster.as_ref().map(|(s, _)| s.name.as_str()),
-    );
+        roster,
+    )
+}
+
+/// [`check_with`], a large roster's rows checked on up to `cores()` threads (asked only for a
+/// large roster: finding out reads the system's settings).
+fn check_on(
+    wb: &Workbook,
+    ctx: &Context<'_>,
+    ahead: Option<RowsAhead>,
+    cores: fn() -> usize,
+) -> Return {
+    let mut ret = Return::default();
+    let mut out: Vec<Finding> = Vec::new();
+
+    let roster = pick(&wb.sheets, form::ROSTER_SHEET, find_roster_header, None);
+    let cover = pick_cover(&wb.sheets, roster.as_ref().map(|(s, _)| s.name.as_str()));
     let summary = pick(
-        wb,
+        &wb.sheets,
         form::RETURN_SUMMARY_SHEET,
         find_summary_header,
         roster.as_ref().map(|(s, _)| s.name.as_str()),
@@ -294,7 +316,7 @@ fn check_on(wb: &Workbook, ctx: &Context<'_>, cores: fn() -> usize) -> Return {
         Some((sheet, header_row)) => {
             ret.layout.roster = Some(sheet.name.clone());
             ret.layout.header_row = Some(*header_row);
-            check_roster(sheet, *header_row, ctx, cores, &mut ret, &mut out);
+            check_roster(sheet, *header_row, ctx, ahead, cores, &mut ret, &mut out);
         }
         None => out.push(Finding::new(
             Code::SheetMissing,
@@ -468,6 +490,7 @@ fn check_roster(
     sheet: &Sheet,
     header_row: u32,
     ctx: &Context<'_>,
+    ahead: Option<RowsAhead>,
     cores: fn() -> usize,
     ret: &mut Return,
     out: &mut Vec<Finding>,
@@ -513,59 +536,7 @@ fn check_roster(
     }
 
     // Header.
-    let mut columns: BTreeMap<Column, u32> = BTreeMap::new();
-    let mut extra: Vec<u32> = Vec::new();
-    for c in 0..sheet.width(header_row) {
-        let cell = sheet.get(header_row, c);
-        if cell.is_blank() {
-            continue;
-        }
-        let label = text_of(cell);
-        match column_of(&label) {
-            Some(col) => {
-                if let Some(first) = columns.get(&col) {
-                    out.push(Finding::new(
-                        Code::HeaderDuplicate,
-                        name,
-                        a1(header_row, c),
-                        label.clone(),
-                        format!(
-                            "表头“{label}”出现了两次（另一处在 {}），请删除多余的一列。",
-                            a1(header_row, *first)
-                        ),
-                    ));
-                } else {
-                    columns.insert(col, c);
-                }
-            }
-            None => {
-                extra.push(c);
-                out.push(Finding::new(
-                    Code::ExtraColumn,
-                    name,
-                    a1(header_row, c),
-                    label.clone(),
-                    format!(
-                        "表头“{label}”不是模板中的栏目，该列内容不会被统计；如无必要请删除该列。"
-                    ),
-                ));
-            }
-        }
-    }
-    for col in Column::ALL {
-        if col.header_required() && !columns.contains_key(&col) {
-            out.push(Finding::new(
-                Code::HeaderMissing,
-                name,
-                "",
-                col.header(),
-                format!(
-                    "培训台账缺少“{}”一列，请按模板在表头加上该列并逐行填写。",
-                    col.header()
-                ),
-            ));
-        }
-    }
+    let (columns, extra) = roster_columns(sheet, header_row, Some(&mut *out));
     ret.layout.columns = columns
         .iter()
         .map(|(k, v)| (k.header().to_string(), *v))
@@ -611,13 +582,29 @@ fn check_roster(
                 && (m.first_row, m.first_col) != (r, c)
         })
     };
-    let checked = check_rows(
-        sheet, &data_rows, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
-    );
+    // Rows checked while the workbook was read stand when they were checked on this very
+    // basis (and no merged range hides a cell); the rest are checked now.
+    let basis = Basis {
+        sheet: name.clone(),
+        header_row,
+        columns: columns.clone(),
+        extra: extra.clone(),
+        month: ret.month,
+    };
+    let ahead =
+        ahead.filter(|a| merged_below.is_empty() && !a.spoiled && a.basis.as_ref() == Some(&basis));
+    let (ahead, from) = match ahead {
+        Some(a) => (a.rows, a.next),
+        None => (Vec::new(), header_row + 1),
+    };
+    let rest = &data_rows[data_rows.partition_point(|&r| r < from)..];
+    let checked = std::iter::once(ahead).chain(check_rows(
+        sheet, rest, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
+    ));
     let mut seen = SeenIds::new(ctx.plan, data_rows.len());
     ret.rows.reserve(data_rows.len());
     // Run by run: each run's list is freed once taken, so the rows are held about once.
-    for (r, row, findings) in checked.into_iter().flatten() {
+    for (r, row, findings) in checked.flatten() {
         out.extend(findings);
         if let Some(row) = row {
             if let Some(first) = seen.first(&row, r + 1) {
@@ -635,6 +622,172 @@ fn check_roster(
             }
             ret.rows.push(row);
         }
+    }
+}
+
+/// The roster's known columns (by their header) and its other headed columns, from its
+/// header row; the header's findings to `out`, when given.
+fn roster_columns(
+    sheet: &Sheet,
+    header_row: u32,
+    mut out: Option<&mut Vec<Finding>>,
+) -> (BTreeMap<Column, u32>, Vec<u32>) {
+    let name = &sheet.name;
+    let mut push = |f: Finding| {
+        if let Some(out) = out.as_deref_mut() {
+            out.push(f);
+        }
+    };
+    let mut columns: BTreeMap<Column, u32> = BTreeMap::new();
+    let mut extra: Vec<u32> = Vec::new();
+    for c in 0..sheet.width(header_row) {
+        let cell = sheet.get(header_row, c);
+        if cell.is_blank() {
+            continue;
+        }
+        let label = text_of(cell);
+        match column_of(&label) {
+            Some(col) => {
+                if let Some(first) = columns.get(&col) {
+                    push(Finding::new(
+                        Code::HeaderDuplicate,
+                        name,
+                        a1(header_row, c),
+                        label.clone(),
+                        format!(
+                            "表头“{label}”出现了两次（另一处在 {}），请删除多余的一列。",
+                            a1(header_row, *first)
+                        ),
+                    ));
+                } else {
+                    columns.insert(col, c);
+                }
+            }
+            None => {
+                extra.push(c);
+                push(Finding::new(
+                    Code::ExtraColumn,
+                    name,
+                    a1(header_row, c),
+                    label.clone(),
+                    format!(
+                        "表头“{label}”不是模板中的栏目，该列内容不会被统计；如无必要请删除该列。"
+                    ),
+                ));
+            }
+        }
+    }
+    for col in Column::ALL {
+        if col.header_required() && !columns.contains_key(&col) {
+            push(Finding::new(
+                Code::HeaderMissing,
+                name,
+                "",
+                col.header(),
+                format!(
+                    "培训台账缺少“{}”一列，请按模板在表头加上该列并逐行填写。",
+                    col.header()
+                ),
+            ));
+        }
+    }
+    (columns, extra)
+}
+
+/// What a roster's rows are checked on: its sheet, header row, columns and the return's month.
+#[derive(Debug, Clone, PartialEq)]
+struct Basis {
+    sheet: String,
+    header_row: u32,
+    columns: BTreeMap<Column, u32>,
+    extra: Vec<u32>,
+    month: Option<YearMonth>,
+}
+
+/// A roster's rows checked while the workbook is still being read (the reader's answer comes
+/// cell by cell, [`RowsAhead::observe`]): once the cover has been read whole and a sheet's
+/// roster header is there, each row is checked as soon as the next one begins. [`check_with`]
+/// takes those rows where the whole workbook checks on the same basis (the same roster
+/// sheet, header, columns and month, no merged range below the header), else checks every
+/// row again: the return is the same either way.
+#[derive(Default)]
+pub struct RowsAhead {
+    basis: Option<Basis>,
+    /// The place of the basis's sheet in the workbook.
+    sheet: usize,
+    /// Every non-blank row from the header's next up to `next`, checked, in order.
+    rows: Vec<CheckedRow>,
+    next: u32,
+    labels: Labels,
+    /// Cells came out of order: nothing checked ahead is taken.
+    spoiled: bool,
+}
+
+impl RowsAhead {
+    /// Check what can be of the workbook read so far: `sheets`, the last one still being read
+    /// (its last row may be incomplete); `ordered`, every cell so far came in the order of
+    /// rows of its sheet.
+    pub fn observe(&mut self, sheets: &[Sheet], ordered: bool, ctx: &Context<'_>) {
+        if self.spoiled || !ordered {
+            self.spoiled = true;
+            self.rows = Vec::new();
+            return;
+        }
+        let Some(last) = sheets.len().checked_sub(1) else {
+            return;
+        };
+        if self.basis.is_none() {
+            let sheet = &sheets[last];
+            // A header row is whole once a row after it has begun.
+            let Some(header_row) = find_roster_header(sheet).filter(|&h| h + 1 < sheet.height())
+            else {
+                return;
+            };
+            let month = pick_cover(&sheets[..last], Some(&sheet.name)).and_then(|(s, labels)| {
+                let mut ret = Return::default();
+                check_cover(s, &labels, ctx, &mut ret, &mut Vec::new());
+                ret.month
+            });
+            let (columns, extra) = roster_columns(sheet, header_row, None);
+            self.basis = Some(Basis {
+                sheet: sheet.name.clone(),
+                header_row,
+                columns,
+                extra,
+                month,
+            });
+            self.sheet = last;
+            self.next = header_row + 1;
+        }
+        let Some(basis) = &self.basis else {
+            return;
+        };
+        let sheet = &sheets[self.sheet];
+        // Rows before the last one begun are whole; all of them once the sheet has ended.
+        let whole = if self.sheet == last {
+            sheet.height().saturating_sub(1)
+        } else {
+            sheet.height()
+        };
+        for r in self.next..whole {
+            if is_blank_row(sheet, r, &basis.columns, &basis.extra) {
+                continue;
+            }
+            let mut findings = Vec::new();
+            let row = check_row(
+                sheet,
+                r,
+                &basis.columns,
+                &basis.extra,
+                &|_, _| false,
+                ctx,
+                basis.month,
+                &mut self.labels,
+                &mut findings,
+            );
+            self.rows.push((r, row, findings));
+        }
+        self.next = self.next.max(whole);
     }
 }
 
@@ -1384,8 +1537,8 @@ mod tests {
             now,
             max_rows: 100_000,
         };
-        let one = check_on(&wb, &ctx, || 1);
-        let three = check_on(&wb, &ctx, || 3);
+        let one = check_on(&wb, &ctx, None, || 1);
+        let three = check_on(&wb, &ctx, None, || 3);
         assert_eq!(one.rows, three.rows);
         assert_eq!(one.findings, three.findings);
         assert_eq!(one.category_rows, three.category_rows);
@@ -1402,6 +1555,73 @@ mod tests {
             );
         }
         assert_eq!(three.rows.len(), PARALLEL_ROWS + 1_000 - 3, "{found:?}");
+    }
+
+    /// The workbook as a reader hands it over, row by row: every sheet up to `upto` (sheet,
+    /// rows), the last of them with its rows so far.
+    fn read_so_far(wb: &Workbook, sheet: usize, rows: usize) -> Vec<Sheet> {
+        let mut sheets = wb.sheets[..sheet].to_vec();
+        let mut partial = wb.sheets[sheet].clone();
+        partial.rows.truncate(rows);
+        sheets.push(partial);
+        sheets
+    }
+
+    /// Rows checked as the workbook is read give the return a check of the whole gives: when
+    /// they are taken (cover first), and when they are not (the roster read before the cover,
+    /// merged cells below the header, cells out of order).
+    #[test]
+    fn rows_checked_ahead_give_the_same_return() {
+        let mut rows: Vec<Vec<Cell>> = (0..300).map(person).collect();
+        rows[10][2] = t("33010819900101000X");
+        rows[40][2] = t(&id(20));
+        rows[41] = vec![];
+        rows[77][6] = Cell::Error("#REF!".into());
+        rows[90][7] = t("八小时");
+        let c = plan();
+        let now = crate::core::calendar::parse_now("2020-07-01", c.tz).unwrap();
+        let unit = c.find_unit("西兴街道").cloned();
+        let ctx = Context {
+            plan: &c,
+            unit: unit.as_ref(),
+            now,
+            max_rows: 100_000,
+        };
+        let cover_first = workbook("西兴街道", t("2020-05"), rows);
+        let mut roster_first = cover_first.clone();
+        roster_first.sheets.reverse();
+        let mut merged = cover_first.clone();
+        merged.sheets[1].merged.push(crate::core::workbook::Range {
+            first_row: 5,
+            first_col: 1,
+            last_row: 6,
+            last_col: 1,
+        });
+        for (wb, taken, ordered) in [
+            (&cover_first, true, true),
+            (&roster_first, false, true),
+            (&merged, false, true),
+            (&cover_first, false, false),
+        ] {
+            let mut ahead = RowsAhead::default();
+            for sheet in 0..wb.sheets.len() {
+                for rows in (0..=wb.sheets[sheet].rows.len()).step_by(7) {
+                    ahead.observe(&read_so_far(wb, sheet, rows), ordered, &ctx);
+                }
+                ahead.observe(&wb.sheets[..=sheet], ordered, &ctx);
+            }
+            let checked_ahead = ahead.rows.len();
+            let ahead_taken = taken.then_some(ahead.next);
+            let whole = check_on(wb, &ctx, None, || 1);
+            let with = check_on(wb, &ctx, Some(ahead), || 1);
+            assert_eq!(with, whole);
+            assert_eq!(whole.rows.len(), 300 - 3 - 1, "{:?}", codes(&whole));
+            if let Some(next) = ahead_taken {
+                // All but the last row, which may not be whole until the workbook ends.
+                assert_eq!(checked_ahead, 298, "rows checked ahead");
+                assert_eq!(next, 300);
+            }
+        }
     }
 
     #[test]

@@ -570,7 +570,7 @@ fn take(
                 ..Return::default()
             },
         ),
-        None => match read_staged(ctx, &staged, &sha, ahead) {
+        None => match read_staged(ctx, unit, &staged, &sha, ahead) {
             Ok((wb, checked)) => {
                 phases.read = started.elapsed();
                 // From here on tally itself handles what the file held: a stop before the file
@@ -717,10 +717,12 @@ fn take(
     })
 }
 
-/// The staged copy's workbook: the answer of the read started ahead when that child read the
-/// same bytes (`sha`), else a read of the staged copy now.
+/// The staged copy's workbook and its check for `unit`: the answer of the read started ahead
+/// when that child read the same bytes (`sha`), else a read of the staged copy now, checked
+/// as it comes.
 fn read_staged(
     ctx: &IntakeContext<'_>,
+    unit: &Unit,
     staged: &Path,
     sha: &str,
     ahead: Option<Reading>,
@@ -732,8 +734,16 @@ fn read_staged(
         }
         tracing::debug!(file = %staged.display(), "the file changed after it was read ahead; reading it again");
     }
-    crate::read::read_sandboxed(ctx.exe, Some(ctx.config_path), staged, &ctx.config.limits)
-        .map(|wb| (wb, None))
+    let limits = &ctx.config.limits;
+    let precheck = crate::read::Precheck {
+        plan: std::sync::Arc::new(ctx.config.plan.clone()),
+        unit: unit.clone(),
+        now: ctx.now,
+        max_rows: limits.max_rows,
+    };
+    let answer =
+        Reading::start_checked(ctx.exe, Some(ctx.config_path), staged, limits, precheck).finish();
+    answer.result.map(|wb| (wb, answer.checked))
 }
 
 /// When each step of one intake ended, from the start of its read: logged with the result,

@@ -163,15 +163,11 @@ impl Server {
         std::thread::spawn(move || {
             let mut out = std::io::BufReader::with_capacity(1 << 16, stdout);
             for request in take {
-                let received = match write_request(&mut stdin, &request.path) {
-                    Ok(()) => super::receive_answer(&mut out, request.cap),
-                    Err(_) => Received::default(),
+                let (received, checked) = match write_request(&mut stdin, &request.path) {
+                    Ok(()) => super::receive_answer(&mut out, request.cap, request.precheck),
+                    Err(_) => (Received::default(), None),
                 };
                 let whole = received.answer.is_some() && !received.over_cap;
-                let checked = match (&received.answer, request.precheck) {
-                    (Some(Ok(wb)), Some(precheck)) => precheck.run(wb),
-                    _ => None,
-                };
                 if answer.send(Box::new((received, checked))).is_err() || !whole {
                     break;
                 }
