@@ -260,10 +260,7 @@ pub fn check_with(wb: &Workbook, ctx: &Context<'_>, ahead: Option<RowsAhead>) ->
 
 /// The cover sheet among `sheets`: the one named so, else the first with a 填报单位 label; never
 /// the roster.
-fn pick_cover<'w>(
-    sheets: &'w [Sheet],
-    roster: Option<&str>,
-) -> Option<(&'w Sheet, CoverLabels)> {
+fn pick_cover<'w>(sheets: &'w [Sheet], roster: Option<&str>) -> Option<(&'w Sheet, CoverLabels)> {
     pick(
         sheets,
         form::COVER_SHEET,

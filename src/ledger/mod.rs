@@ -5,6 +5,7 @@
 //! so that a second backend can implement the same API. Every change that belongs together is
 //! one transaction. Lives on local disk only (DESIGN.md §7).
 
+mod checkpoint;
 pub mod db;
 mod files;
 pub mod lock;
@@ -347,10 +348,13 @@ impl Ledger {
                 if let Err(e) = crate::private::touch_file(path) {
                     tracing::warn!(file = %path.display(), error = %e, "cannot make the ledger owner-only");
                 }
-                Db::Sqlite(Connection::open(path).map_err(|source| LedgerError::Sql {
+                let sql = |source: rusqlite::Error| LedgerError::Sql {
                     path: path.to_path_buf(),
                     error: source.into(),
-                })?)
+                };
+                let mut conn = Connection::open(path).map_err(sql)?;
+                checkpoint::install(&mut conn, path.clone()).map_err(sql)?;
+                Db::Sqlite(conn)
             }
             Location::Postgres { .. } => Ledger::connect(location)?,
         };
@@ -1316,6 +1320,41 @@ mod durability_tests {
         let failed: Result<(), _> = ledger.durably(|l| Err(l.err(rusqlite::Error::InvalidQuery)));
         assert!(failed.is_err());
         assert_eq!(level(&ledger), 1);
+    }
+
+    /// A commit that fills the log past its threshold wakes the ledger's checkpointer, which
+    /// copies the log back into the database file with its own connection while this one
+    /// stays open; reopened, the ledger holds everything.
+    #[test]
+    fn a_full_log_is_copied_back_by_the_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let ledger = Ledger::open(&path).unwrap();
+        let conn = ledger.db.sqlite().unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        conn.execute_batch(
+            "BEGIN; CREATE TABLE filler (x BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO filler SELECT randomblob(2000) FROM n; COMMIT;",
+        )
+        .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::metadata(&path).unwrap().len() < before + 6_000_000 {
+            assert!(
+                std::time::Instant::now() < until,
+                "the log was not copied back"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(ledger);
+        let again = Ledger::open(&path).unwrap();
+        let n: i64 = again
+            .db
+            .sqlite()
+            .unwrap()
+            .query_row("SELECT count(*) FROM filler", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3000);
     }
 
     /// Probing the ledger for a return's people (a transaction rolled back) leaves the
