@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod logging;
 pub mod mail;
 pub mod master;
+pub mod memory;
 pub mod private;
 pub mod progress;
 pub mod read;

@@ -349,7 +349,7 @@ pub fn complete(
         resumed,
         feedback,
         freeing,
-        large,
+        large: _,
         log,
     } = recorded;
     if let Some((path, workbook)) = &feedback {
@@ -365,9 +365,6 @@ pub fn complete(
     drop(feedback);
     if let Some(freeing) = freeing {
         let _ = freeing.join();
-    }
-    if large {
-        release_free_memory();
     }
     if let Some((unit, started, phases)) = log {
         tracing::info!(
@@ -772,21 +769,10 @@ impl std::fmt::Display for Phases {
     }
 }
 
-/// A return of this many rows or more is large: the memory it took is handed back after it
-/// ([`release_free_memory`]; for small ones the allocator's own reuse is cheaper).
+/// A return of this many rows or more is large: its cells are freed on a thread of their own,
+/// and it ends a group at once. The memory it took goes back to the system after the burst
+/// (`memory::hand_back`), not here: the master rebuilt next reuses it.
 const LARGE_RETURN_ROWS: usize = 5_000;
-
-/// Hand the memory freed after a large return back to the system. The allocator keeps freed
-/// blocks for reuse (and, after one large block is freed, serves later large ones from its
-/// heap rather than afresh); without this the master rebuilt next, and a daemon for months,
-/// would carry the largest return's footprint.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 fn record_new(
     ctx: &IntakeContext<'_>,

@@ -298,24 +298,10 @@ pub fn serve_main(limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
         if code != 0 {
             return code;
         }
-        hand_back_free_memory();
+        // A large workbook's memory goes back before the next file; a small one's is kept.
+        crate::memory::hand_back();
     }
     0
-}
-
-/// Memory a file left free goes back to the system before the next file when it is much (a
-/// large workbook's). A small return's is kept for the next one, which would otherwise take
-/// every page of it back from the system, one page fault each (~100 a file).
-fn hand_back_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallinfo2 only reads the allocator's counts; malloc_trim only returns free
-    // memory of the allocator's arenas.
-    unsafe {
-        const KEPT_FREE: usize = 16 << 20;
-        if libc::mallinfo2().fordblks > KEPT_FREE {
-            libc::malloc_trim(0);
-        }
-    }
 }
 
 #[cfg(test)]

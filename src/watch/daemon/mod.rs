@@ -616,6 +616,8 @@ impl<'a> Daemon<'a> {
         // Whether or not the master could be written: receipts and notices must not wait.
         self.mail_work();
         self.refresh_forms();
+        // The burst's returns and the master are done with: a large one's memory goes back.
+        crate::memory::hand_back();
         match rebuilt {
             Ok(report) => {
                 self.summary.bursts += 1;
