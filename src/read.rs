@@ -1761,6 +1761,40 @@ mod tests {
         assert_eq!(f.code, Code::TooLarge, "{}", f.message);
     }
 
+    /// A sheet large enough to be inflated on a thread of its own while calamine parses it
+    /// keeps its merged cells (they follow its cells, maybe in a piece inflated later).
+    #[test]
+    fn a_large_sheets_merged_cells_are_found() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let ws = book.add_worksheet();
+        for r in 0..30_000u32 {
+            for c in 0..4u16 {
+                ws.write_string(r, c, format!("第{r}行第{c}列")).unwrap();
+            }
+        }
+        ws.merge_range(
+            30_001,
+            1,
+            30_002,
+            2,
+            "合并",
+            &rust_xlsxwriter::Format::new(),
+        )
+        .unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let wb = read_in_process(&bytes, &limits()).unwrap();
+        assert_eq!(wb.sheets[0].rows.len(), 30_002);
+        assert_eq!(
+            wb.sheets[0].merged,
+            vec![Range {
+                first_row: 30_001,
+                first_col: 1,
+                last_row: 30_002,
+                last_col: 2
+            }]
+        );
+    }
+
     #[test]
     fn too_many_entries_are_refused() {
         let mut buf = Cursor::new(Vec::new());

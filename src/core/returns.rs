@@ -123,15 +123,18 @@ const HEADER_SCAN_ROWS: u32 = 20;
 /// Zero-based row of the roster header in `sheet`, if any: the first row in the first 20 with
 /// at least three known headers, 姓名 or 身份证号 among them.
 fn find_roster_header(sheet: &Sheet) -> Option<u32> {
-    (0..sheet.height().min(HEADER_SCAN_ROWS)).find(|&r| {
-        let cols: Vec<Column> = (0..sheet.width(r))
-            .filter_map(|c| match sheet.get(r, c) {
-                Cell::Text(s) => column_of(s),
-                _ => None,
-            })
-            .collect();
-        cols.len() >= 3 && (cols.contains(&Column::Name) || cols.contains(&Column::Id))
-    })
+    (0..sheet.height().min(HEADER_SCAN_ROWS)).find(|&r| is_roster_header(sheet, r))
+}
+
+/// Row `r` of `sheet` heads a roster: three known headers or more, 姓名 or 身份证号 among them.
+fn is_roster_header(sheet: &Sheet, r: u32) -> bool {
+    let cols: Vec<Column> = (0..sheet.width(r))
+        .filter_map(|c| match sheet.get(r, c) {
+            Cell::Text(s) => column_of(s),
+            _ => None,
+        })
+        .collect();
+    cols.len() >= 3 && (cols.contains(&Column::Name) || cols.contains(&Column::Id))
 }
 
 /// (row, category col, count col) of a summary header.
@@ -702,8 +705,9 @@ struct Basis {
 }
 
 /// A roster's rows checked while the workbook is still being read (the reader's answer comes
-/// cell by cell, [`RowsAhead::observe`]): once the cover has been read whole and a sheet's
-/// roster header is there, each row is checked as soon as the next one begins. [`check_with`]
+/// cell by cell, [`RowsAhead::observe`]): once a sheet's roster header is there (the month
+/// taken from a cover read whole before it, if any), each row is checked as soon as the next
+/// one begins. [`check_with`]
 /// takes those rows where the whole workbook checks on the same basis (the same roster
 /// sheet, header, columns and month, no merged range below the header), else checks every
 /// row again: the return is the same either way.
@@ -712,6 +716,9 @@ pub struct RowsAhead {
     basis: Option<Basis>,
     /// The place of the basis's sheet in the workbook.
     sheet: usize,
+    /// The sheet (by place) looked at for a header, and its rows looked at so far: each row
+    /// once, and none past the first 20 (a sheet of a thousand columns costs no more).
+    looked: (usize, u32),
     /// Every non-blank row from the header's next up to `next`, checked, in order.
     rows: Vec<CheckedRow>,
     next: u32,
@@ -735,9 +742,15 @@ impl RowsAhead {
         };
         if self.basis.is_none() {
             let sheet = &sheets[last];
-            // A header row is whole once a row after it has begun.
-            let Some(header_row) = find_roster_header(sheet).filter(|&h| h + 1 < sheet.height())
-            else {
+            if self.looked.0 != last {
+                self.looked = (last, 0);
+            }
+            // The first header among the first rows, as `find_roster_header`; a row is whole
+            // once a row after it has begun.
+            let whole = sheet.height().saturating_sub(1).min(HEADER_SCAN_ROWS);
+            let from = self.looked.1;
+            self.looked.1 = self.looked.1.max(whole);
+            let Some(header_row) = (from..whole).find(|&r| is_roster_header(sheet, r)) else {
                 return;
             };
             let month = pick_cover(&sheets[..last], Some(&sheet.name)).and_then(|(s, labels)| {

@@ -9,7 +9,7 @@ use super::{damaged, too_large, unreadable, unsupported};
 use crate::core::findings::Finding;
 use crate::read::Limits;
 use std::io::{Cursor, Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// One entry of the container as its central directory declares it.
@@ -220,14 +220,27 @@ struct Shared {
     /// Some entry inflated so far names merged cells ([`MERGE_TAG`]). When none does, no
     /// sheet has any and calamine need not parse a sheet a second time to look for them.
     merges: AtomicBool,
+    /// The entry read last (by its index in the container).
+    reading: AtomicUsize,
 }
 
-#[derive(Default)]
 struct Fill {
     /// Per entry (by its index in the container), its inflated pieces so far.
     pieces: Vec<Vec<Arc<Vec<u8>>>>,
+    /// Per entry, inflated whole and checked.
+    whole: Vec<bool>,
     /// The inflating ended: whole and checked (true), or not.
     ended: Option<bool>,
+}
+
+impl Fill {
+    fn new(entries: usize) -> Fill {
+        Fill {
+            pieces: vec![Vec::new(); entries],
+            whole: vec![false; entries],
+            ended: None,
+        }
+    }
 }
 
 /// The stored container's bytes: local headers, entries' data and the central directory, at
@@ -236,6 +249,11 @@ struct Layout {
     /// Each region's start, in order; a region ends where the next begins.
     regions: Vec<(u64, Region)>,
     len: u64,
+}
+
+/// `n` as a 32-bit zip field: below the value that means "see the zip64 fields".
+fn field32(n: u64) -> Option<u32> {
+    u32::try_from(n).ok().filter(|&n| n != u32::MAX)
 }
 
 enum Region {
@@ -258,11 +276,9 @@ impl Layout {
         for i in order {
             let Declared { name, size, crc } = &declared[i];
             let name = name.as_bytes();
-            let (Ok(size32), Ok(name_len), Ok(at)) = (
-                u32::try_from(*size),
-                u16::try_from(name.len()),
-                u32::try_from(offset),
-            ) else {
+            let (Some(size32), Ok(name_len), Some(at)) =
+                (field32(*size), u16::try_from(name.len()), field32(offset))
+            else {
                 return Err(too_large(
                     "文件过大，未予读取。请删除无关的工作表或分文件报送。",
                 ));
@@ -293,11 +309,12 @@ impl Layout {
             regions.push((offset + local_len, Region::Entry(i)));
             offset += local_len + size;
         }
-        let (Ok(count), Ok(central_len), Ok(central_at)) = (
-            u16::try_from(declared.len()),
-            u32::try_from(central.len()),
-            u32::try_from(offset),
-        ) else {
+        let count = u16::try_from(declared.len())
+            .ok()
+            .filter(|&n| n != u16::MAX);
+        let (Some(count), Some(central_len), Some(central_at)) =
+            (count, field32(central.len() as u64), field32(offset))
+        else {
             return Err(too_large(
                 "文件过大，未予读取。请删除无关的工作表或分文件报送。",
             ));
@@ -348,39 +365,56 @@ pub(super) fn unpack<'scope, 'env>(
     bytes: &'env [u8],
     limits: &'env Limits,
 ) -> Result<Unpacking<'scope>, Finding> {
-    let declared = declared(bytes, limits)?;
+    let declared: Arc<[Declared]> = declared(bytes, limits)?.into();
     let total: u64 = declared.iter().map(|d| d.size).sum();
     let shared = Arc::new(Shared {
         layout: Layout::of(&declared)?,
-        fill: Mutex::new(Fill {
-            pieces: vec![Vec::new(); declared.len()],
-            ended: None,
-        }),
+        fill: Mutex::new(Fill::new(declared.len())),
         more: Condvar::new(),
         merges: AtomicBool::new(false),
+        reading: AtomicUsize::new(0),
     });
     let reader = Unpacked {
         shared: Arc::clone(&shared),
         pos: 0,
     };
-    let fill = move || {
-        let mut out = Filler::new(&shared, &declared);
-        let result = inflate_all(bytes, &declared, limits, &mut out);
+    let fill = |shared: &Shared, declared: &[Declared]| {
+        let mut out = Filler::new(shared, declared);
+        let result = inflate_all(bytes, declared, limits, &mut out);
         out.ended(result.is_ok());
         result
     };
     let inflating = if total < ON_A_THREAD {
-        Inflating::Done(fill())
+        Inflating::Done(fill(&shared, &declared))
     } else {
-        Inflating::OnThread(scope.spawn(fill))
+        let on_thread = {
+            let (shared, declared) = (Arc::clone(&shared), Arc::clone(&declared));
+            move || fill(&shared, &declared)
+        };
+        match std::thread::Builder::new().spawn_scoped(scope, on_thread) {
+            Ok(handle) => Inflating::OnThread(handle),
+            // No thread to be had: unpacked whole here, before calamine opens it.
+            Err(_) => Inflating::Done(fill(&shared, &declared)),
+        }
     };
     Ok(Unpacking { reader, inflating })
 }
 
 impl Unpacked {
-    /// Whether some entry inflated so far names merged cells: asked at the end of a sheet,
-    /// whose own entry has been inflated whole by then.
+    /// Whether some entry names merged cells, asked at the end of a sheet: once the entry read
+    /// last (the sheet's) has been inflated whole. calamine stops reading a sheet at the end
+    /// of its cells; its merged cells come after them, maybe in a piece not inflated yet.
     pub fn merges(&self) -> bool {
+        let entry = self.shared.reading.load(Ordering::Acquire);
+        if let Ok(mut fill) = self.shared.fill.lock() {
+            while !fill.whole.get(entry).copied().unwrap_or(true) && fill.ended.is_none() {
+                match self.shared.more.wait(fill) {
+                    Ok(f) => fill = f,
+                    // The inflating failed: its finding is the answer, not this.
+                    Err(_) => return true,
+                }
+            }
+        }
         self.shared.merges.load(Ordering::Acquire)
     }
 
@@ -425,9 +459,16 @@ impl Read for Unpacked {
                 n
             }
             Region::Entry(index) => {
+                self.shared.reading.store(*index, Ordering::Release);
                 let piece = self.piece(*index, (offset / PIECE) as usize)?;
+                // Never past the entry's declared end (an entry that inflates past it is
+                // refused, but its last piece may be handed over first).
+                let end = layout
+                    .regions
+                    .get(at + 1)
+                    .map_or(layout.len, |(next, _)| *next);
                 let from = &piece[(offset % PIECE) as usize..];
-                let n = from.len().min(buf.len());
+                let n = from.len().min(buf.len()).min((end - self.pos) as usize);
                 buf[..n].copy_from_slice(&from[..n]);
                 n
             }
@@ -541,6 +582,10 @@ impl Entries for Filler<'_> {
         if !self.piece.is_empty() {
             self.hand_over();
         }
+        if let Ok(mut fill) = self.shared.fill.lock() {
+            fill.whole[self.entry] = true;
+        }
+        self.shared.more.notify_all();
     }
 }
 
@@ -572,12 +617,10 @@ mod tests {
             }];
             let shared = Shared {
                 layout: Layout::of(&declared).unwrap(),
-                fill: Mutex::new(Fill {
-                    pieces: vec![Vec::new()],
-                    ended: None,
-                }),
+                fill: Mutex::new(Fill::new(1)),
                 more: Condvar::new(),
                 merges: AtomicBool::new(false),
+                reading: AtomicUsize::new(0),
             };
             let mut filler = Filler::new(&shared, &declared);
             filler.start(0);
@@ -592,6 +635,44 @@ mod tests {
         assert!(found(&[b"<me", b"r", b"g", b"eCe", b"ll"]));
         assert!(!found(&[b"<x><merg", b"<eCells>"]));
         assert!(!found(&[b"mergeCel"]));
+    }
+
+    /// Asked at the end of a sheet's cells, whether it has merged cells waits for the rest of
+    /// its entry: the merged cells come after the cells, maybe not inflated yet.
+    #[test]
+    fn merged_cells_after_the_cells_are_waited_for() {
+        let cells = vec![b'x'; PIECE as usize];
+        let tail = b"</sheetData><mergeCells count=\"1\"><mergeCell ref=\"A2:A3\"/></mergeCells>";
+        let declared = [Declared {
+            name: "xl/worksheets/sheet1.xml".into(),
+            size: (cells.len() + tail.len()) as u64,
+            crc: 0,
+        }];
+        let shared = Arc::new(Shared {
+            layout: Layout::of(&declared).unwrap(),
+            fill: Mutex::new(Fill::new(1)),
+            more: Condvar::new(),
+            merges: AtomicBool::new(false),
+            reading: AtomicUsize::new(0),
+        });
+        let reader = Unpacked {
+            shared: Arc::clone(&shared),
+            pos: 0,
+        };
+        std::thread::scope(|scope| {
+            let mut filler = Filler::new(&shared, &declared);
+            filler.start(0);
+            // The cells' piece is there; the merged cells come later.
+            filler.write(&cells);
+            assert_eq!(shared.fill.lock().unwrap().pieces[0].len(), 1);
+            scope.spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                filler.write(tail);
+                filler.end();
+                filler.ended(true);
+            });
+            assert!(reader.merges());
+        });
     }
 
     /// A container of many entries, one of them larger than a piece and than the threshold
