@@ -291,6 +291,7 @@ pub fn serve_main(limits: &Limits, fault: Option<&str>, confined: bool) -> i32 {
     if !(cfg!(windows) && confined) {
         crate::sandbox::child_start(limits.reader_memory_mb, false);
     }
+    crate::memory::keep_for_reuse();
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     while let Some(path) = read_request(&mut stdin) {
