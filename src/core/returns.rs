@@ -1449,19 +1449,26 @@ mod tests {
         }
     }
 
-    fn check_wb(wb: &Workbook) -> Return {
+    /// The plan, 西兴街道 and the day the tests check on.
+    fn xixing() -> (Plan, Option<Unit>, DateTime<Tz>) {
         let c = plan();
         let now = crate::core::calendar::parse_now("2020-07-01", c.tz).unwrap();
         let unit = c.find_unit("西兴街道").cloned();
-        check(
-            wb,
-            &Context {
-                plan: &c,
-                unit: unit.as_ref(),
-                now,
-                max_rows: 100_000,
-            },
-        )
+        (c, unit, now)
+    }
+
+    fn context<'a>(plan: &'a Plan, unit: Option<&'a Unit>, now: DateTime<Tz>) -> Context<'a> {
+        Context {
+            plan,
+            unit,
+            now,
+            max_rows: 100_000,
+        }
+    }
+
+    fn check_wb(wb: &Workbook) -> Return {
+        let (c, unit, now) = xixing();
+        check(wb, &context(&c, unit.as_ref(), now))
     }
 
     fn codes(r: &Return) -> Vec<(&'static str, String)> {
@@ -1538,15 +1545,8 @@ mod tests {
         rows[4_600][5] = t("企業主要負責人");
         rows[5_000][6] = Cell::Error("#REF!".into());
         let wb = workbook("西兴街道", t("2020-05"), rows);
-        let c = plan();
-        let now = crate::core::calendar::parse_now("2020-07-01", c.tz).unwrap();
-        let unit = c.find_unit("西兴街道").cloned();
-        let ctx = Context {
-            plan: &c,
-            unit: unit.as_ref(),
-            now,
-            max_rows: 100_000,
-        };
+        let (c, unit, now) = xixing();
+        let ctx = context(&c, unit.as_ref(), now);
         let one = check_on(&wb, &ctx, None, || 1);
         let three = check_on(&wb, &ctx, None, || 3);
         assert_eq!(one.rows, three.rows);
@@ -1588,15 +1588,8 @@ mod tests {
         rows[41] = vec![];
         rows[77][6] = Cell::Error("#REF!".into());
         rows[90][7] = t("八小时");
-        let c = plan();
-        let now = crate::core::calendar::parse_now("2020-07-01", c.tz).unwrap();
-        let unit = c.find_unit("西兴街道").cloned();
-        let ctx = Context {
-            plan: &c,
-            unit: unit.as_ref(),
-            now,
-            max_rows: 100_000,
-        };
+        let (c, unit, now) = xixing();
+        let ctx = context(&c, unit.as_ref(), now);
         let cover_first = workbook("西兴街道", t("2020-05"), rows);
         let mut roster_first = cover_first.clone();
         roster_first.sheets.reverse();

@@ -224,6 +224,19 @@ struct Shared {
     reading: AtomicUsize,
 }
 
+impl Shared {
+    /// Nothing inflated yet of the container of these entries.
+    fn new(declared: &[Declared]) -> Result<Shared, Finding> {
+        Ok(Shared {
+            layout: Layout::of(declared)?,
+            fill: Mutex::new(Fill::new(declared.len())),
+            more: Condvar::new(),
+            merges: AtomicBool::new(false),
+            reading: AtomicUsize::new(0),
+        })
+    }
+}
+
 struct Fill {
     /// Per entry (by its index in the container), its inflated pieces so far.
     pieces: Vec<Vec<Arc<Vec<u8>>>>,
@@ -367,13 +380,7 @@ pub(super) fn unpack<'scope, 'env>(
 ) -> Result<Unpacking<'scope>, Finding> {
     let declared: Arc<[Declared]> = declared(bytes, limits)?.into();
     let total: u64 = declared.iter().map(|d| d.size).sum();
-    let shared = Arc::new(Shared {
-        layout: Layout::of(&declared)?,
-        fill: Mutex::new(Fill::new(declared.len())),
-        more: Condvar::new(),
-        merges: AtomicBool::new(false),
-        reading: AtomicUsize::new(0),
-    });
+    let shared = Arc::new(Shared::new(&declared)?);
     let reader = Unpacked {
         shared: Arc::clone(&shared),
         pos: 0,
@@ -615,13 +622,7 @@ mod tests {
                 size: pieces.iter().map(|p| p.len() as u64).sum(),
                 crc: 0,
             }];
-            let shared = Shared {
-                layout: Layout::of(&declared).unwrap(),
-                fill: Mutex::new(Fill::new(1)),
-                more: Condvar::new(),
-                merges: AtomicBool::new(false),
-                reading: AtomicUsize::new(0),
-            };
+            let shared = Shared::new(&declared).unwrap();
             let mut filler = Filler::new(&shared, &declared);
             filler.start(0);
             for p in pieces {
@@ -648,13 +649,7 @@ mod tests {
             size: (cells.len() + tail.len()) as u64,
             crc: 0,
         }];
-        let shared = Arc::new(Shared {
-            layout: Layout::of(&declared).unwrap(),
-            fill: Mutex::new(Fill::new(1)),
-            more: Condvar::new(),
-            merges: AtomicBool::new(false),
-            reading: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(&declared).unwrap());
         let reader = Unpacked {
             shared: Arc::clone(&shared),
             pos: 0,
