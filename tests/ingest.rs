@@ -400,6 +400,7 @@ fn in_process(
                    _: &[tally::core::findings::Finding]| Vec::new();
     let ctx = tally::intake::IntakeContext {
         config: &config,
+        plan: &std::sync::Arc::new(config.plan.clone()),
         config_path: &config_path,
         exe: std::path::Path::new(BIN),
         now: tally::core::calendar::parse_now("2020-06-02", config.plan.tz).unwrap(),

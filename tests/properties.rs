@@ -70,6 +70,7 @@ fn run(drops: &[Drop], times: usize) -> Outcome {
     let now = tally::core::calendar::parse_now("2020-07-01", config.plan.tz).unwrap();
     let ctx = IntakeContext {
         config: &config,
+        plan: &std::sync::Arc::new(config.plan.clone()),
         config_path: &config_path,
         exe: std::path::Path::new(BIN),
         now,

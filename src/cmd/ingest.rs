@@ -37,8 +37,11 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     let exe = std::env::current_exe().context("cannot locate the tally binary")?;
     // Receipts, rejection notices and alerts are stored with each submission.
     let compose = crate::mail::messages::composer(config);
+    // The plan, shared with the threads that check the files as they are read.
+    let plan = std::sync::Arc::new(config.plan.clone());
     let ctx = IntakeContext {
         config,
+        plan: &plan,
         config_path: &settings.config_path,
         exe: &exe,
         now: settings.now,
@@ -61,8 +64,6 @@ pub fn run(settings: &Settings, args: &IngestArgs) -> anyhow::Result<ExitStatus>
     // Reader children started on the next files while one is taken (not with a shared
     // ledger: there a file is read only under its claim).
     let mut ahead: std::collections::HashMap<usize, intake::Ahead> = Default::default();
-    // The plan, shared with the threads that check the files read ahead.
-    let plan = std::sync::Arc::new(config.plan.clone());
     // Files recorded and still in place, moved together once their records are durable.
     let mut group: Vec<(&PathBuf, intake::Recorded)> = Vec::new();
     // Lines for the user go to stdout with the bar (on stderr) out of their way.

@@ -1606,13 +1606,17 @@ mod tests {
             (&merged, false, true),
             (&cover_first, false, false),
         ] {
-            let mut ahead = RowsAhead::default();
-            for sheet in 0..wb.sheets.len() {
-                for rows in (0..=wb.sheets[sheet].rows.len()).step_by(7) {
-                    ahead.observe(&read_so_far(wb, sheet, rows), ordered, &ctx);
+            let observed = || {
+                let mut ahead = RowsAhead::default();
+                for sheet in 0..wb.sheets.len() {
+                    for rows in (0..=wb.sheets[sheet].rows.len()).step_by(7) {
+                        ahead.observe(&read_so_far(wb, sheet, rows), ordered, &ctx);
+                    }
+                    ahead.observe(&wb.sheets[..=sheet], ordered, &ctx);
                 }
-                ahead.observe(&wb.sheets[..=sheet], ordered, &ctx);
-            }
+                ahead
+            };
+            let ahead = observed();
             let checked_ahead = ahead.rows.len();
             let ahead_taken = taken.then_some(ahead.next);
             let whole = check_on(wb, &ctx, None, || 1);
@@ -1624,6 +1628,14 @@ mod tests {
                 assert_eq!(checked_ahead, 298, "rows checked ahead");
                 assert_eq!(next, 300);
             }
+            // A mark on a row checked ahead shows whether those rows were taken.
+            let mut marked = observed();
+            if let Some((_, _, findings)) = marked.rows.first_mut() {
+                findings.push(Finding::file(Code::InternalError, "checked ahead"));
+            }
+            let with = check_on(wb, &ctx, Some(marked), || 1);
+            let mark = with.findings.iter().any(|f| f.message == "checked ahead");
+            assert_eq!(mark, taken, "rows checked ahead taken: {mark}");
         }
     }
 

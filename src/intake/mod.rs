@@ -58,6 +58,8 @@ fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> 
 /// Everything intake needs besides the ledger.
 pub struct IntakeContext<'a> {
     pub config: &'a Config,
+    /// `config`'s plan, shared with the threads that check files as they are read.
+    pub plan: &'a std::sync::Arc<crate::core::plan::Plan>,
     pub config_path: &'a Path,
     /// The `tally` binary, re-invoked to read untrusted files.
     pub exe: &'a Path,
@@ -733,7 +735,7 @@ fn read_staged(
     }
     let limits = &ctx.config.limits;
     let precheck = crate::read::Precheck {
-        plan: std::sync::Arc::new(ctx.config.plan.clone()),
+        plan: std::sync::Arc::clone(ctx.plan),
         unit: unit.clone(),
         now: ctx.now,
         max_rows: limits.max_rows,

@@ -242,8 +242,8 @@ struct Fill {
     pieces: Vec<Vec<Arc<Vec<u8>>>>,
     /// Per entry, inflated whole and checked.
     whole: Vec<bool>,
-    /// The inflating ended: whole and checked (true), or not.
-    ended: Option<bool>,
+    /// The inflating ended (whole or not: its result says).
+    ended: bool,
 }
 
 impl Fill {
@@ -251,7 +251,7 @@ impl Fill {
         Fill {
             pieces: vec![Vec::new(); entries],
             whole: vec![false; entries],
-            ended: None,
+            ended: false,
         }
     }
 }
@@ -386,10 +386,8 @@ pub(super) fn unpack<'scope, 'env>(
         pos: 0,
     };
     let fill = |shared: &Shared, declared: &[Declared]| {
-        let mut out = Filler::new(shared, declared);
-        let result = inflate_all(bytes, declared, limits, &mut out);
-        out.ended(result.is_ok());
-        result
+        // Dropped at the end, the filler ends the unpacking.
+        inflate_all(bytes, declared, limits, &mut Filler::new(shared, declared))
     };
     let inflating = if total < ON_A_THREAD {
         Inflating::Done(fill(&shared, &declared))
@@ -414,7 +412,7 @@ impl Unpacked {
     pub fn merges(&self) -> bool {
         let entry = self.shared.reading.load(Ordering::Acquire);
         if let Ok(mut fill) = self.shared.fill.lock() {
-            while !fill.whole.get(entry).copied().unwrap_or(true) && fill.ended.is_none() {
+            while !fill.whole.get(entry).copied().unwrap_or(true) && !fill.ended {
                 match self.shared.more.wait(fill) {
                     Ok(f) => fill = f,
                     // The inflating failed: its finding is the answer, not this.
@@ -434,7 +432,7 @@ impl Unpacked {
             if let Some(piece) = fill.pieces[index].get(k) {
                 return Ok(Arc::clone(piece));
             }
-            if fill.ended.is_some() {
+            if fill.ended {
                 return Err(std::io::Error::other(
                     "this part of the file could not be unpacked",
                 ));
@@ -500,8 +498,8 @@ impl Seek for Unpacked {
 }
 
 /// The inflating's side: each entry's bytes cut into pieces and handed over as they come,
-/// looking for [`MERGE_TAG`] on the way (also across two pieces). Dropped before it ended
-/// (a panic), it ends the unpacking as failed, so no reader waits for ever.
+/// looking for [`MERGE_TAG`] on the way (also across two pieces). Dropped, it ends the
+/// unpacking, whether the inflating finished, failed or panicked: no reader waits for ever.
 struct Filler<'s> {
     shared: &'s Shared,
     declared: &'s [Declared],
@@ -512,7 +510,6 @@ struct Filler<'s> {
     finder: memchr::memmem::Finder<'static>,
     /// The end of the entry's last bytes, too short to hold the tag.
     tail: Vec<u8>,
-    ended: bool,
 }
 
 impl<'s> Filler<'s> {
@@ -525,7 +522,6 @@ impl<'s> Filler<'s> {
             piece: Vec::new(),
             finder: memchr::memmem::Finder::new(MERGE_TAG),
             tail: Vec::with_capacity(MERGE_TAG.len()),
-            ended: false,
         }
     }
 
@@ -536,14 +532,6 @@ impl<'s> Filler<'s> {
         let piece = Arc::new(std::mem::replace(&mut self.piece, next));
         if let Ok(mut fill) = self.shared.fill.lock() {
             fill.pieces[self.entry].push(piece);
-        }
-        self.shared.more.notify_all();
-    }
-
-    fn ended(&mut self, whole: bool) {
-        self.ended = true;
-        if let Ok(mut fill) = self.shared.fill.lock() {
-            fill.ended = Some(whole);
         }
         self.shared.more.notify_all();
     }
@@ -598,9 +586,10 @@ impl Entries for Filler<'_> {
 
 impl Drop for Filler<'_> {
     fn drop(&mut self) {
-        if !self.ended {
-            self.ended(false);
+        if let Ok(mut fill) = self.shared.fill.lock() {
+            fill.ended = true;
         }
+        self.shared.more.notify_all();
     }
 }
 
@@ -664,7 +653,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 filler.write(tail);
                 filler.end();
-                filler.ended(true);
+                drop(filler);
             });
             assert!(reader.merges());
         });

@@ -355,6 +355,7 @@ impl<'a> Daemon<'a> {
     fn finish_interrupted(&mut self) -> Vec<crate::ledger::Submission> {
         let ctx = IntakeContext {
             config: self.config,
+            plan: &self.plan,
             config_path: self.config_path,
             exe: &self.exe,
             now: self.opts.clock.now(),

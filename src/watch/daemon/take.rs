@@ -160,6 +160,7 @@ impl Daemon<'_> {
         let now = self.opts.clock.now();
         let ctx = IntakeContext {
             config: self.config,
+            plan: &self.plan,
             config_path: self.config_path,
             exe: &self.exe,
             now,
@@ -230,6 +231,7 @@ impl Daemon<'_> {
         for r in std::mem::take(&mut self.group) {
             let ctx = IntakeContext {
                 config: self.config,
+                plan: &self.plan,
                 config_path: self.config_path,
                 exe: &self.exe,
                 now: self.opts.clock.now(),
