@@ -254,7 +254,7 @@ struct Received {
 fn receive(
     mut out: impl Read,
     cap: u64,
-    precheck: Option<Precheck>,
+    precheck: Option<Prechecking>,
 ) -> (Received, Option<Checked>) {
     let received = receive_answer(&mut out, cap, precheck);
     let _ = std::io::copy(&mut out, &mut std::io::sink());
@@ -266,9 +266,8 @@ fn receive(
 fn receive_answer(
     mut out: impl Read,
     cap: u64,
-    precheck: Option<Precheck>,
+    mut precheck: Option<Prechecking>,
 ) -> (Received, Option<Checked>) {
-    let mut precheck = precheck.map(Prechecking::new);
     let mut received = Received::default();
     let mut sha = [0u8; NO_SHA.len()];
     if out.read_exact(&mut sha).is_ok() {
@@ -321,6 +320,10 @@ fn receive_answer(
             }
         }
         received.taken = taken;
+    }
+    if let Some(p) = &mut precheck {
+        // No more rows are handed out: the rest come with the answer.
+        p.counting = None;
     }
     let checked = match (&received.answer, precheck) {
         (Some(Ok(wb)), Some(precheck)) if !received.over_cap => precheck.run(wb),
@@ -988,7 +991,16 @@ pub struct Checked {
 struct Prechecking {
     precheck: Precheck,
     ahead: Option<crate::core::returns::RowsAhead>,
+    /// Where rows checked ahead go as they stand, in runs of [`ROWS_AHEAD_RUN`], while each
+    /// counts ([`Reading::finish_with`]); None once one does not.
+    counting: Option<std::sync::mpsc::Sender<Vec<crate::core::returns::Row>>>,
+    /// How many rows checked ahead were sent there.
+    sent: usize,
 }
+
+/// Rows checked ahead are handed out in runs of this many ([`Reading::finish_with`]): a
+/// return of fewer rows is handed out whole with its answer, as before.
+pub const ROWS_AHEAD_RUN: usize = 2_048;
 
 impl Precheck {
     fn context(&self) -> crate::core::returns::Context<'_> {
@@ -1002,10 +1014,15 @@ impl Precheck {
 }
 
 impl Prechecking {
-    fn new(precheck: Precheck) -> Self {
+    fn new(
+        precheck: Precheck,
+        counting: std::sync::mpsc::Sender<Vec<crate::core::returns::Row>>,
+    ) -> Self {
         Prechecking {
             precheck,
             ahead: Some(Default::default()),
+            counting: Some(counting),
+            sent: 0,
         }
     }
 
@@ -1021,12 +1038,30 @@ impl Prechecking {
             ahead
         }));
         self.ahead = observed.ok();
+        let (Some(ahead), Some(counting)) = (&self.ahead, &self.counting) else {
+            self.counting = None;
+            return;
+        };
+        if ahead.checked() < self.sent + ROWS_AHEAD_RUN {
+            return;
+        }
+        match ahead.counting_from(self.sent) {
+            Some(rows) => {
+                self.sent += rows.len();
+                if counting.send(rows).is_err() {
+                    self.counting = None;
+                }
+            }
+            None => self.counting = None,
+        }
     }
 
     /// The check, or None when it panicked (intake then checks again where a panic is
     /// handled as always: the file's internal-error rejection).
     fn run(self, wb: &Workbook) -> Option<Checked> {
-        let Prechecking { precheck, ahead } = self;
+        let Prechecking {
+            precheck, ahead, ..
+        } = self;
         let ret = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             crate::core::returns::check_with(wb, &precheck.context(), ahead)
         }))
@@ -1046,7 +1081,12 @@ pub struct Reading {
     path: PathBuf,
     limits: Limits,
     state: ReadingState,
+    /// Rows checked ahead, in runs, while each counts (a checked reading).
+    counting: Option<CountingRows>,
 }
+
+/// Where the rows checked ahead come, in runs ([`Reading::finish_with`]).
+type CountingRows = std::sync::mpsc::Receiver<Vec<crate::core::returns::Row>>;
 
 enum ReadingState {
     /// Answered before any child was needed (too large, cannot start one).
@@ -1098,6 +1138,14 @@ impl Reading {
             path: path.to_path_buf(),
             limits: limits.clone(),
             state: ReadingState::Done(r),
+            counting: None,
+        };
+        let (precheck, counting) = match precheck {
+            Some(p) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                (Some(Prechecking::new(p, tx)), Some(rx))
+            }
+            None => (None, None),
         };
         let size = match std::fs::metadata(path) {
             Ok(m) if m.len() > limits.max_file_bytes => {
@@ -1131,6 +1179,7 @@ impl Reading {
                         deadline,
                         precheck,
                     })),
+                    counting,
                 };
             }
             Some(Err(e)) => return done(Err(cannot_start(path, &e))),
@@ -1144,6 +1193,7 @@ impl Reading {
                 path: path.to_path_buf(),
                 limits: limits.clone(),
                 state: ReadingState::Served(Box::new(server), deadline),
+                counting,
             };
         }
         let started = {
@@ -1184,12 +1234,43 @@ impl Reading {
                 eof,
                 deadline,
             })),
+            counting,
         }
     }
 
     /// Wait for the child's answer (until its time limit at most).
-    pub fn finish(mut self) -> Answer {
-        match std::mem::replace(&mut self.state, ReadingState::Finished) {
+    pub fn finish(self) -> Answer {
+        self.finish_with(|_| {})
+    }
+
+    /// [`Reading::finish`], handing `counting` the rows checked ahead as they come, in runs
+    /// of [`ROWS_AHEAD_RUN`] (on this thread, while the child still reads): the first rows of
+    /// the return as it will count, should it be accepted with them ([`Precheck`]; the
+    /// answer's check says). None come once a row does not count, nor for a return of fewer
+    /// rows than a run.
+    pub fn finish_with(
+        mut self,
+        mut counting: impl FnMut(Vec<crate::core::returns::Row>),
+    ) -> Answer {
+        let rows = self.counting.take();
+        let state = std::mem::replace(&mut self.state, ReadingState::Finished);
+        // Each run as it comes: until the rows end, or the reading's time limit.
+        let mut hand_out = |deadline: Instant| {
+            let Some(rows) = &rows else {
+                return;
+            };
+            while let Ok(run) =
+                rows.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                counting(run);
+            }
+        };
+        match &state {
+            ReadingState::Running(running) => hand_out(running.deadline),
+            ReadingState::Served(_, deadline) => hand_out(*deadline),
+            _ => {}
+        }
+        match state {
             ReadingState::Done(result) => Answer {
                 sha256: None,
                 result,
@@ -1198,7 +1279,9 @@ impl Reading {
             },
             ReadingState::Running(running) => running.finish(&self.path, &self.limits),
             #[cfg(unix)]
-            ReadingState::Copied(copied) => copied.finish(&self.path, &self.limits),
+            ReadingState::Copied(copied) => {
+                copied.finish(&self.path, &self.limits, rows, &mut counting)
+            }
             ReadingState::Served(server, deadline) => match server.finish(deadline) {
                 server::Served::Answered { reply, reader } => {
                     let (received, checked) = *reply;
@@ -1266,12 +1349,20 @@ struct Copied {
     pipes: crate::sandbox::Polled,
     out_cap: u64,
     deadline: Instant,
-    precheck: Option<Precheck>,
+    precheck: Option<Prechecking>,
 }
 
 #[cfg(unix)]
 impl Copied {
-    fn finish(self, path: &Path, limits: &Limits) -> Answer {
+    /// The answer, taken on this thread; with `rows`, on a thread of its own while this one
+    /// hands the rows checked ahead to `counting` as they come.
+    fn finish(
+        self,
+        path: &Path,
+        limits: &Limits,
+        rows: Option<CountingRows>,
+        counting: &mut dyn FnMut(Vec<crate::core::returns::Row>),
+    ) -> Answer {
         let Copied {
             mut confined,
             mut pipes,
@@ -1280,8 +1371,27 @@ impl Copied {
             precheck,
         } = self;
         // Past the deadline a read fails: the answer so far is not whole, and the child is
-        // ended below.
-        let (mut out, checked) = receive(&mut pipes, out_cap, precheck);
+        // ended below. Rows checked ahead are handed out here while a thread of its own takes
+        // the answer; they end with it.
+        let taken = match (rows, precheck) {
+            (Some(rows), Some(precheck)) => std::thread::scope(|scope| {
+                let pipes = &mut pipes;
+                let taking = std::thread::Builder::new()
+                    .spawn_scoped(scope, move || receive(pipes, out_cap, Some(precheck)))
+                    .ok()?;
+                for run in rows {
+                    counting(run);
+                }
+                Some(
+                    taking
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                )
+            }),
+            (_, precheck) => Some(receive(&mut pipes, out_cap, precheck)),
+        };
+        // No thread to be had: taken here, unchecked (intake checks the whole workbook).
+        let (mut out, checked) = taken.unwrap_or_else(|| receive(&mut pipes, out_cap, None));
         if !out.over_cap
             && let Some(result) = out.answer.take()
         {

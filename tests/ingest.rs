@@ -771,3 +771,55 @@ fn a_return_that_fails_its_reader_in_a_burst_fails_alone() {
         "{started} readers for 8 files: {stderr}"
     );
 }
+
+/// A large return's rows are written to the ledger while it is still being read (in runs of
+/// 2,048): accepted, every row counts once; rejected by its last row, none of the rows
+/// written before it stays; corrected, it counts in full.
+#[test]
+fn a_large_return_counts_once_and_a_late_error_leaves_none_of_its_rows() {
+    let w = Workdir::new();
+    let people = |from: u32| -> Vec<Person> {
+        (from..from + 5_000)
+            .map(|s| Person::new(s, O, "2020-05-06"))
+            .collect()
+    };
+    let out = ingest(
+        &w,
+        "西兴街道",
+        "2020-05.xlsx",
+        &return_xlsx("西兴街道", "2020-05", &people(0)),
+        "2020-06-02",
+        0,
+    );
+    assert!(out.contains("accepted"), "{out}");
+
+    let mut late = people(5_000);
+    let last = late.last_mut().unwrap();
+    last.id
+        .replace_range(17..18, if last.id.ends_with('1') { "2" } else { "1" });
+    let out = ingest(
+        &w,
+        "长河街道",
+        "2020-05.xlsx",
+        &return_xlsx("长河街道", "2020-05", &late),
+        "2020-06-02",
+        1,
+    );
+    assert!(out.contains("rejected"), "{out}");
+    let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
+    assert_eq!(completed(&s, "西兴街道", O), 5_000);
+    assert_eq!(completed(&s, "长河街道", O), 0);
+
+    let out = ingest(
+        &w,
+        "长河街道",
+        "2020-05 更正.xlsx",
+        &return_xlsx("长河街道", "2020-05", &people(5_000)),
+        "2020-06-03",
+        0,
+    );
+    assert!(out.contains("accepted"), "{out}");
+    let s = w.json(&["--now", "2020-06-03", "status", "--json"], 0);
+    assert_eq!(completed(&s, "西兴街道", O), 5_000);
+    assert_eq!(completed(&s, "长河街道", O), 5_000);
+}

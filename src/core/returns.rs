@@ -799,6 +799,25 @@ impl RowsAhead {
         }
         self.next = self.next.max(whole);
     }
+
+    /// How many rows are checked so far.
+    pub fn checked(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The rows checked so far from the `from`th on, as each counts, or None when one of them
+    /// does not (an error found in it: the return will not be accepted). Should the return be
+    /// accepted with these rows taken ([`check_with`]), they are its rows in this order.
+    pub fn counting_from(&self, from: usize) -> Option<Vec<Row>> {
+        self.rows
+            .get(from..)?
+            .iter()
+            .map(|(_, row, findings)| {
+                row.clone()
+                    .filter(|_| !findings.iter().any(Finding::is_error))
+            })
+            .collect()
+    }
 }
 
 /// The persons of a return seen so far, per category: where each was first reported. An ID

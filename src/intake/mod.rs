@@ -473,8 +473,23 @@ pub fn reject_internal_error(
 }
 
 /// [`ingest`] up to its record, or with `unread` the rejection of the file with that one
-/// finding.
+/// finding. Rows written ahead of the record and not taken by it are undone, whatever
+/// happened (an earlier intake that panicked, this one failing).
 fn take(
+    ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
+    unit: &Unit,
+    path: &Path,
+    unread: Option<Finding>,
+    ahead: Option<Ahead>,
+) -> Result<Recorded, IntakeError> {
+    ledger.discard_ahead();
+    let taken = take_in(ctx, ledger, unit, path, unread, ahead);
+    ledger.discard_ahead();
+    taken
+}
+
+fn take_in(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
     unit: &Unit,
@@ -569,13 +584,11 @@ fn take(
                 ..Return::default()
             },
         ),
-        None => match read_staged(ctx, unit, &staged, &sha, ahead) {
-            Ok((wb, checked)) => {
+        None => match read_staged(ctx, ledger, unit, path, &staged, &sha, ahead) {
+            Ok((wb, checked, marked)) => {
                 phases.read = started.elapsed();
-                // From here on tally itself handles what the file held: a stop before the file
-                // is recorded counts against it (the daemon's guard against a killing file).
-                if let Err(e) = ledger.file_read(path) {
-                    tracing::warn!(error = %e, "cannot record the listing");
+                if !marked {
+                    mark_read(ledger, path);
                 }
                 // Checked already beside the recording of the file before it, for this very
                 // unit and day (the check reads no more of the clock than the day).
@@ -716,22 +729,42 @@ fn take(
     })
 }
 
-/// The staged copy's workbook and its check for `unit`: the answer of the read started ahead
-/// when that child read the same bytes (`sha`), else a read of the staged copy now, checked
-/// as it comes.
+/// From here on tally itself handles what the dropped file at `path` held: a stop before the
+/// file is recorded counts against it (the daemon's guard against a killing file).
+fn mark_read(ledger: &mut Ledger, path: &Path) {
+    if let Err(e) = ledger.file_read(path) {
+        tracing::warn!(error = %e, "cannot record the listing");
+    }
+}
+
+/// The staged copy (of the file dropped at `path`) read: its workbook and its check for
+/// `unit`. The answer of the read started ahead when that child read the same bytes (`sha`),
+/// else a read of the staged copy now, checked as it comes. A large return's rows are written
+/// to the ledger as they are checked ([`Ledger::write_ahead`]); whether its read was marked
+/// then (before the first).
 fn read_staged(
     ctx: &IntakeContext<'_>,
+    ledger: &mut Ledger,
     unit: &Unit,
+    path: &Path,
     staged: &Path,
     sha: &str,
     ahead: Option<Reading>,
-) -> Result<(Workbook, Option<Checked>), Finding> {
+) -> Result<(Workbook, Option<Checked>, bool), Finding> {
+    let mut writer = WriterAhead {
+        ledger,
+        path,
+        marked: false,
+        writing: true,
+    };
     if let Some(ahead) = ahead {
-        let answer = ahead.finish();
+        let answer = ahead.finish_with(|rows| writer.write(&rows));
         if answer.sha256.as_deref() == Some(sha) {
-            return answer.result.map(|wb| (wb, answer.checked));
+            return answer.result.map(|wb| (wb, answer.checked, writer.marked));
         }
         tracing::debug!(file = %staged.display(), "the file changed after it was read ahead; reading it again");
+        writer.ledger.discard_ahead();
+        writer.writing = true;
     }
     let limits = &ctx.config.limits;
     let precheck = crate::read::Precheck {
@@ -740,9 +773,35 @@ fn read_staged(
         now: ctx.now,
         max_rows: limits.max_rows,
     };
-    let answer =
-        Reading::start_checked(ctx.exe, Some(ctx.config_path), staged, limits, precheck).finish();
-    answer.result.map(|wb| (wb, answer.checked))
+    let answer = Reading::start_checked(ctx.exe, Some(ctx.config_path), staged, limits, precheck)
+        .finish_with(|rows| writer.write(&rows));
+    answer.result.map(|wb| (wb, answer.checked, writer.marked))
+}
+
+/// Rows checked ahead on their way to the ledger ([`Ledger::write_ahead`]): the file's read is
+/// marked before the first ([`mark_read`]). Rows the ledger could not take end the writing;
+/// the record writes them.
+struct WriterAhead<'a> {
+    ledger: &'a mut Ledger,
+    path: &'a Path,
+    marked: bool,
+    writing: bool,
+}
+
+impl WriterAhead<'_> {
+    fn write(&mut self, rows: &[crate::core::returns::Row]) {
+        if !self.writing {
+            return;
+        }
+        if !self.marked {
+            mark_read(self.ledger, self.path);
+            self.marked = true;
+        }
+        if let Err(e) = self.ledger.write_ahead(rows) {
+            tracing::warn!(error = %e, "cannot write rows ahead; they are written with the record");
+            self.writing = false;
+        }
+    }
 }
 
 /// When each step of one intake ended, from the start of its read: logged with the result,

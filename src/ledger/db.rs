@@ -731,6 +731,14 @@ impl Db {
         })
     }
 
+    /// The transaction [`Tx::keep`] left open, to go on with.
+    pub fn resume(&self) -> Tx<'_> {
+        Tx {
+            db: self,
+            done: false,
+        }
+    }
+
     fn end(&self, how: &str) -> Result<(), DbError> {
         match self {
             Db::Sqlite(c) => Ok(c.execute_batch(how)?),
@@ -766,6 +774,12 @@ impl Tx<'_> {
     pub fn rollback(mut self) -> Result<(), DbError> {
         self.done = true;
         self.db.end("ROLLBACK")
+    }
+
+    /// Leave the transaction open, neither committed nor undone: [`Db::resume`] goes on
+    /// with it.
+    pub fn keep(mut self) {
+        self.done = true;
     }
 }
 

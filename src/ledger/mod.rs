@@ -5,6 +5,7 @@
 //! so that a second backend can implement the same API. Every change that belongs together is
 //! one transaction. Lives on local disk only (DESIGN.md §7).
 
+mod ahead;
 mod checkpoint;
 pub mod db;
 mod files;
@@ -319,6 +320,12 @@ pub struct Ledger {
     deferred: bool,
     /// A record was committed since the write-ahead log was last made durable.
     undurable: bool,
+    /// The rows of a return being read, written ahead of its record in a transaction left
+    /// open ([`Ledger::write_ahead`]).
+    ahead: Option<ahead::WrittenAhead>,
+    /// How rows written ahead are told from others (a fast hash, its seed drawn once per
+    /// ledger: foldhash, already built for hashbrown).
+    fingerprints: foldhash::fast::RandomState,
 }
 
 impl Ledger {
@@ -366,6 +373,8 @@ impl Ledger {
             location: location.clone(),
             deferred: false,
             undurable: false,
+            ahead: None,
+            fingerprints: Default::default(),
         };
         ledger.setup()?;
         if let Location::Sqlite(path) = location {
@@ -452,6 +461,8 @@ impl Ledger {
             location: location.clone(),
             deferred: false,
             undurable: false,
+            ahead: None,
+            fingerprints: Default::default(),
         })
     }
 
@@ -546,10 +557,15 @@ impl Ledger {
     /// log is one file: made durable, it makes every commit in it durable); PostgreSQL
     /// commits are durable each.
     pub fn defer_durability(&mut self) {
-        self.deferred = self.db.sqlite().is_some_and(|conn| {
+        self.deferred = self.in_wal_mode();
+    }
+
+    /// An SQLite ledger in write-ahead-log mode.
+    fn in_wal_mode(&self) -> bool {
+        self.db.sqlite().is_some_and(|conn| {
             conn.pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
                 .is_ok_and(|mode| mode.eq_ignore_ascii_case("wal"))
-        });
+        })
     }
 
     /// Every record committed so far is on disk (none is waiting for [`Ledger::make_durable`]).
@@ -591,7 +607,25 @@ impl Ledger {
         how: Begin,
         f: impl FnOnce(&Db) -> Result<T, DbError>,
     ) -> Result<T, LedgerError> {
-        let tx = self.db.begin(how).map_err(|e| self.err(e))?;
+        self.in_transaction_of(Some(how), f)
+    }
+
+    /// [`Ledger::in_transaction`], begun `how`, or (None) the one left open for it.
+    fn in_transaction_of<T>(
+        &self,
+        how: Option<Begin>,
+        f: impl FnOnce(&Db) -> Result<T, DbError>,
+    ) -> Result<T, LedgerError> {
+        let tx = match how {
+            Some(how) => {
+                debug_assert!(
+                    self.ahead.is_none(),
+                    "rows written ahead hold a transaction"
+                );
+                self.db.begin(how).map_err(|e| self.err(e))?
+            }
+            None => self.db.resume(),
+        };
         let out = f(&self.db).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(out)
@@ -635,8 +669,17 @@ impl Ledger {
         // Durable before the dropped file is moved and the unit told: here, or with its
         // group in `make_durable`.
         let deferred = self.deferred;
+        // Its first rows written while it was read: their transaction goes on.
+        let ahead = self.take_ahead(new).map(|a| (a.id, a.rows));
+        if let Some((id, rows)) = ahead {
+            tracing::debug!(submission = id, rows, "recording with the rows written ahead");
+        }
         let mut record = |me: &mut Self| {
-            me.in_transaction(Begin::Immediate(RECORD_LOCK), |db| {
+            let how = match ahead {
+                Some(_) => None,
+                None => Some(Begin::Immediate(RECORD_LOCK)),
+            };
+            me.in_transaction_of(how, |db| {
                 // The claim is still ours (and held until the commit): a watcher that stalled
                 // past its claim's end never records a file another has taken over.
                 if let Some((unit, name, owner)) = &fence {
@@ -652,7 +695,7 @@ impl Ledger {
                         return Ok(0);
                     }
                 }
-                let id = insert_submission(db, new)?;
+                let id = insert_submission(db, new, ahead)?;
                 insert_event(db, id, &new.received_at, "received", &new.source_path)?;
                 let verdict = format!(
                     "{} rows, {} errors, {} warnings",
@@ -699,6 +742,13 @@ impl Ledger {
         let id = if deferred {
             let id = record(self)?;
             self.undurable = true;
+            id
+        } else if ahead.is_some() {
+            // Its transaction began before the level of durability could be raised: the log
+            // is fsync'd after the commit instead (write-ahead-log mode, as a group's is).
+            let id = record(self)?;
+            self.undurable = true;
+            self.make_durable()?;
             id
         } else {
             self.durably(record)?
@@ -933,8 +983,13 @@ impl Ledger {
         // database), in a transaction that is rolled back: nothing of the ledger is written.
         // The table itself is made outside it, once: made inside, each rollback would undo it
         // and SQLite would parse every prepared statement of the connection again.
+        // Rows written ahead hold a transaction open already: the IDs go with it (temporary,
+        // they are never part of the ledger).
         create_temp_ids(&self.db, "probe_ids").map_err(|e| self.err(e))?;
-        let tx = self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?;
+        let tx = match self.ahead {
+            Some(_) => None,
+            None => Some(self.db.begin(Begin::Deferred).map_err(|e| self.err(e))?),
+        };
         let found = (|| -> Result<Vec<(String, String, String, String)>, DbError> {
             // A ledger where nothing counts yet (a new one) has no reports to find.
             if !tallies::counts_other_than(&self.db, 0)? {
@@ -956,7 +1011,9 @@ impl Ledger {
             )
         })()
         .map_err(|e| self.err(e))?;
-        tx.rollback().map_err(|e| self.err(e))?;
+        if let Some(tx) = tx {
+            tx.rollback().map_err(|e| self.err(e))?;
+        }
         let mut out: ReportsById = std::collections::HashMap::new();
         for (id, u, m, c) in found {
             if let Some(m) = YearMonth::parse(&m) {
@@ -1149,34 +1206,9 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {
-    let errors = s.findings.iter().filter(|f| f.is_error()).count() as i64;
-    let warnings = s.findings.len() as i64 - errors;
-    let month = s.month.map(|m| m.to_string());
-    let id: i64 = db.value(
-        "INSERT INTO submissions (sha256, unit, month, file_name, source_path, archive_path, received_at, status, duplicate_of, rows, errors, warnings, reporter, phone, destination, feedback_path)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING id",
-        args![
-            &s.sha256,
-            &s.unit,
-            &month,
-            &s.file_name,
-            &s.source_path,
-            &s.archive_path,
-            &s.received_at,
-            s.status.as_str(),
-            s.duplicate_of,
-            s.rows,
-            errors,
-            warnings,
-            &s.reporter,
-            &s.phone,
-            &s.destination,
-            &s.feedback_path,
-        ],
-    )?;
-    let dates: Vec<String> = s
-        .counted_rows
+/// Insert `rows` of submission `id`.
+fn insert_rows(db: &Db, id: i64, rows: &[Row]) -> Result<(), DbError> {
+    let dates: Vec<String> = rows
         .iter()
         .map(|r| crate::core::dates::iso(r.date))
         .collect();
@@ -1195,7 +1227,7 @@ fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {
             "passed",
             "certificate",
         ],
-        s.counted_rows.iter().zip(&dates).map(|(r, date)| {
+        rows.iter().zip(&dates).map(|(r, date)| {
             vec![
                 Value::from(id),
                 r.line.into(),
@@ -1210,7 +1242,56 @@ fn insert_submission(db: &Db, s: &NewSubmission) -> Result<i64, DbError> {
                 (&r.certificate).into(),
             ]
         }),
-    )?;
+    )
+}
+
+/// Insert submission `s` with its rows and findings; with `ahead` (its id, and how many of its
+/// first rows are in already, [`Ledger::write_ahead`]), under that id and with the other rows.
+fn insert_submission(
+    db: &Db,
+    s: &NewSubmission,
+    ahead: Option<(i64, usize)>,
+) -> Result<i64, DbError> {
+    let errors = s.findings.iter().filter(|f| f.is_error()).count() as i64;
+    let warnings = s.findings.len() as i64 - errors;
+    let month = s.month.map(|m| m.to_string());
+    let (given_id, written) = match ahead {
+        Some((id, rows)) => (Some(id), rows),
+        None => (None, 0),
+    };
+    let values = args![
+        &s.sha256,
+        &s.unit,
+        &month,
+        &s.file_name,
+        &s.source_path,
+        &s.archive_path,
+        &s.received_at,
+        s.status.as_str(),
+        s.duplicate_of,
+        s.rows,
+        errors,
+        warnings,
+        &s.reporter,
+        &s.phone,
+        &s.destination,
+        &s.feedback_path,
+        given_id,
+    ];
+    let id: i64 = match given_id {
+        Some(_) => db.value(
+            "INSERT INTO submissions (sha256, unit, month, file_name, source_path, archive_path, received_at, status, duplicate_of, rows, errors, warnings, reporter, phone, destination, feedback_path, id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) RETURNING id",
+            values,
+        )?,
+        // The next id.
+        None => db.value(
+            "INSERT INTO submissions (sha256, unit, month, file_name, source_path, archive_path, received_at, status, duplicate_of, rows, errors, warnings, reporter, phone, destination, feedback_path)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING id",
+            &values[..16],
+        )?,
+    };
+    insert_rows(db, id, &s.counted_rows[written..])?;
     db.insert_many(
         "findings",
         &[

@@ -9,7 +9,7 @@
 //! as a child of its own does (the SHA-256, then frames up to `Done` or `Refused`). The end
 //! of its stdin ends it.
 
-use super::{Checked, Limits, Precheck, Received};
+use super::{Checked, Limits, Prechecking, Received};
 use crate::sandbox::Confined;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ const MAX_REQUEST: u32 = 64 * 1024;
 struct Request {
     path: PathBuf,
     cap: u64,
-    precheck: Option<Precheck>,
+    precheck: Option<Prechecking>,
 }
 
 /// A reader that stays up, between two files or reading one.
@@ -88,7 +88,7 @@ impl Server {
         size: u64,
         limits: &Limits,
         cap: u64,
-        precheck: &mut Option<Precheck>,
+        precheck: &mut Option<Prechecking>,
     ) -> Option<Server> {
         if size > SERVED_MAX_BYTES || path.to_str().is_none() {
             return None;

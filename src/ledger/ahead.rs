@@ -1,0 +1,127 @@
+//! A large return's rows written while the return is still being read (issue 11). Intake
+//! hands the ledger the rows checked ahead as they come ([`Ledger::write_ahead`], in runs of
+//! thousands); the first run opens the recording's transaction and the rows go in under the
+//! id the submission will take. [`Ledger::record`] goes on with that transaction when the
+//! return is accepted with exactly those rows first, and writes only the rest; otherwise
+//! (rejected, checked on another basis, another record) it is undone first and the record
+//! made as always. Nothing is committed before the record, so a stop meanwhile leaves no
+//! trace of the rows.
+//!
+//! SQLite in write-ahead-log mode only: a PostgreSQL transaction held across a read would keep
+//! every other watcher from recording meanwhile, and elsewhere the rows are written by the
+//! record as before.
+
+use super::db::{Begin, DbError, args};
+use super::{Ledger, LedgerError, NewSubmission, RECORD_LOCK, SubmissionStatus, insert_rows};
+use crate::core::returns::Row;
+use std::hash::{BuildHasher, Hasher};
+
+/// The rows of one return written ahead, in the open transaction.
+pub(super) struct WrittenAhead {
+    /// The submission's id to be: the next one (nobody else writes while this transaction
+    /// holds the write lock).
+    pub(super) id: i64,
+    /// How many rows are written: the return's first.
+    pub(super) rows: usize,
+    /// What they hold ([`feed`]).
+    fingerprint: foldhash::fast::FoldHasher<'static>,
+}
+
+/// Feed each of `rows`, field by field, to `h`: two lists of rows feed the same bytes only
+/// when they are the same (a text ends with 0xff, a byte no UTF-8 text holds).
+fn feed(h: &mut impl Hasher, rows: &[Row]) {
+    for r in rows {
+        h.write_u32(r.line);
+        for text in [
+            &r.name,
+            &r.id,
+            &r.enterprise,
+            &r.credit_code,
+            &r.category,
+            &r.certificate,
+        ] {
+            h.write(text.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.write_i32(chrono::Datelike::num_days_from_ce(&r.date));
+        h.write_u64(r.hours.to_bits());
+        h.write_u8(u8::from(r.passed));
+    }
+}
+
+impl Ledger {
+    /// Write `rows`, the next rows of a return still being read, ahead of its record (see the
+    /// module). A ledger that does not write ahead takes them as a no-op. On an error nothing
+    /// is left written ahead; the record writes every row then.
+    pub fn write_ahead(&mut self, rows: &[Row]) -> Result<(), LedgerError> {
+        if self.ahead.is_none() {
+            if self.db.sqlite().is_none() || !self.in_wal_mode() {
+                return Ok(());
+            }
+            let begun = self.db.begin(Begin::Immediate(RECORD_LOCK)).and_then(|tx| {
+                // The rows go in before their submission: its key is checked at the commit
+                // (SQLite ends this with the transaction).
+                self.db.batch("PRAGMA defer_foreign_keys = ON")?;
+                let id = next_submission_id(&self.db)?;
+                tx.keep();
+                Ok(id)
+            });
+            let id = begun.map_err(|e| self.err(e))?;
+            tracing::debug!(submission = id, "writing a return's rows while it is read");
+            self.ahead = Some(WrittenAhead {
+                id,
+                rows: 0,
+                fingerprint: self.fingerprints.build_hasher(),
+            });
+        }
+        let Some(ahead) = &mut self.ahead else {
+            unreachable!("begun above")
+        };
+        match insert_rows(&self.db, ahead.id, rows) {
+            Ok(()) => {
+                feed(&mut ahead.fingerprint, rows);
+                ahead.rows += rows.len();
+                Ok(())
+            }
+            Err(e) => {
+                self.discard_ahead();
+                Err(self.err(e))
+            }
+        }
+    }
+
+    /// Rows of a return are written ahead, in a transaction left open for its record.
+    pub fn writing_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+
+    /// Undo the rows written ahead, if any (the return is not recorded with them).
+    pub fn discard_ahead(&mut self) {
+        if self.ahead.take().is_some()
+            && let Err(e) = self.db.resume().rollback()
+        {
+            tracing::warn!(error = %e, "could not undo the rows written ahead");
+        }
+    }
+
+    /// The rows written ahead, when `new` is accepted with exactly them first: its record goes
+    /// on with their transaction. Otherwise they are undone.
+    pub(super) fn take_ahead(&mut self, new: &NewSubmission) -> Option<WrittenAhead> {
+        let ahead = self.ahead.as_ref()?;
+        let same =
+            new.status == SubmissionStatus::Accepted && new.counted_rows.len() >= ahead.rows && {
+                let mut h = self.fingerprints.build_hasher();
+                feed(&mut h, &new.counted_rows[..ahead.rows]);
+                h.finish() == ahead.fingerprint.finish()
+            };
+        if !same {
+            self.discard_ahead();
+        }
+        self.ahead.take()
+    }
+}
+
+/// The id the next submission takes.
+fn next_submission_id(db: &super::db::Db) -> Result<i64, DbError> {
+    db.value("SELECT COALESCE(MAX(id), 0) + 1 FROM submissions", args![])
+}
