@@ -634,6 +634,9 @@ struct Assembly {
     ordered: bool,
     /// The row of the last cell placed in the current sheet.
     last_row: u32,
+    /// How many cells the row before held: a new row is given room for as many at once
+    /// (a roster's rows are alike), not grown cell by cell.
+    width: usize,
 }
 
 impl Assembly {
@@ -646,6 +649,7 @@ impl Assembly {
             budget,
             ordered: true,
             last_row: 0,
+            width: 0,
         }
     }
 
@@ -670,6 +674,7 @@ impl CellSink for Assembly {
             ..Sheet::default()
         });
         self.last_row = 0;
+        self.width = 0;
     }
 
     fn cell(&mut self, row: u32, col: u32, cell: Cell) {
@@ -701,9 +706,13 @@ impl CellSink for Assembly {
         }
         let cells = &mut sheet.rows[r];
         if cells.len() <= c {
+            if cells.capacity() == 0 {
+                cells.reserve_exact(self.width.max(c + 1));
+            }
             cells.resize(c + 1, Cell::Empty);
         }
         cells[c] = cell;
+        self.width = cells.len();
     }
 
     fn end_sheet(&mut self, merged: &[Range]) {

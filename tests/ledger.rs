@@ -703,9 +703,8 @@ fn rows_written_ahead_go_only_with_their_return(l: &mut Ledger) {
         c.sort();
         c
     };
-    let accepted = |n, unit, month, rows| {
-        submission(n, unit, month, SubmissionStatus::Accepted, rows, vec![])
-    };
+    let accepted =
+        |n, unit, month, rows| submission(n, unit, month, SubmissionStatus::Accepted, rows, vec![]);
     l.record(&plan, &accepted(1, "西兴街道", 1, rows(0..4, 1)), &[])
         .unwrap();
 
@@ -714,14 +713,21 @@ fn rows_written_ahead_go_only_with_their_return(l: &mut Ledger) {
     l.write_ahead(&b[..3]).unwrap();
     l.write_ahead(&b[3..6]).unwrap();
     // The ledger is read meanwhile (the doubles of the return).
-    let reports = l.reports_of_ids(["33010819800101000 7"].into_iter()).unwrap();
+    let reports = l
+        .reports_of_ids(["33010819800101000 7"].into_iter())
+        .unwrap();
     assert!(reports.is_empty());
-    let s = l.record(&plan, &accepted(2, "长河街道", 2, b.clone()), &[]).unwrap();
+    let s = l
+        .record(&plan, &accepted(2, "长河街道", 2, b.clone()), &[])
+        .unwrap();
     assert_eq!(s.rows, 10);
     let mut want: Vec<_> = rows(0..4, 1)
         .into_iter()
         .map(|r| ("西兴街道".to_string(), r.line, r.id))
-        .chain(b.iter().map(|r| ("长河街道".to_string(), r.line, r.id.clone())))
+        .chain(
+            b.iter()
+                .map(|r| ("长河街道".to_string(), r.line, r.id.clone())),
+        )
         .collect();
     want.sort();
     assert_eq!(counted(l), want);
@@ -739,7 +745,8 @@ fn rows_written_ahead_go_only_with_their_return(l: &mut Ledger) {
     let mut c = rows(30..35, 3);
     l.write_ahead(&c[..3]).unwrap();
     c[1].name = "另一人".into();
-    l.record(&plan, &accepted(3, "浦沿街道", 3, c.clone()), &[]).unwrap();
+    l.record(&plan, &accepted(3, "浦沿街道", 3, c.clone()), &[])
+        .unwrap();
     let of_c: Vec<Row> = l
         .unit_counted_rows("浦沿街道")
         .unwrap()

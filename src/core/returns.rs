@@ -542,9 +542,29 @@ fn check_roster(
         .map(|(k, v)| (k.header().to_string(), *v))
         .collect();
 
-    // Rows.
-    let data_rows: Vec<u32> = (header_row + 1..sheet.height())
-        .filter(|&r| !is_blank_row(sheet, r, &columns, &extra))
+    // Rows checked while the workbook was read stand when they were checked on this very
+    // basis (and no merged range hides a cell); the rest are checked now.
+    let merged_below: Vec<&crate::core::workbook::Range> = sheet
+        .merged
+        .iter()
+        .filter(|m| m.last_row > header_row)
+        .collect();
+    let basis = Basis {
+        sheet: name.clone(),
+        header_row,
+        columns: columns.clone(),
+        extra: extra.clone(),
+        month: ret.month,
+    };
+    let ahead =
+        ahead.filter(|a| merged_below.is_empty() && !a.spoiled && a.basis.as_ref() == Some(&basis));
+    let from = ahead.as_ref().map_or(header_row + 1, |a| a.next);
+
+    // Rows: those checked ahead are the non-blank ones before `from`.
+    let data_rows: Vec<u32> = ahead
+        .iter()
+        .flat_map(|a| a.rows.iter().map(|(r, _, _)| *r))
+        .chain((from..sheet.height()).filter(|&r| !is_blank_row(sheet, r, &columns, &extra)))
         .collect();
     ret.row_count = data_rows.len();
     if data_rows.len() > ctx.max_rows {
@@ -559,22 +579,22 @@ fn check_roster(
         return;
     }
 
-    // A column holds a handful of distinct labels: fold each once, not once per row.
+    // A column holds a handful of distinct labels: fold each once, not once per row (those
+    // checked ahead were counted then).
     let mut labels = Labels::default();
+    let mut categories = ahead
+        .as_ref()
+        .map(|a| a.categories.clone())
+        .unwrap_or_default();
     if let Some(c) = columns.get(&Column::Category) {
-        for &r in &data_rows {
-            if let Some(cat) = labels.category(ctx.plan, &text_in(sheet.get(r, *c))) {
-                *ret.category_rows.entry(cat.to_string()).or_default() += 1;
-            }
+        let rest = &data_rows[data_rows.partition_point(|&r| r < from)..];
+        for &r in rest {
+            labels.count_category(ctx.plan, &text_in(sheet.get(r, *c)), &mut categories);
         }
     }
+    ret.category_rows = categories.into_iter().collect();
     // Cells hidden under a merged range (all but its top-left) are reported once, as
     // merged-cells, not again as blank: looked up only for blank required cells.
-    let merged_below: Vec<&crate::core::workbook::Range> = sheet
-        .merged
-        .iter()
-        .filter(|m| m.last_row > header_row)
-        .collect();
     let covered = |r: u32, c: u32| {
         merged_below.iter().any(|m| {
             (m.first_row..=m.last_row).contains(&r)
@@ -582,21 +602,7 @@ fn check_roster(
                 && (m.first_row, m.first_col) != (r, c)
         })
     };
-    // Rows checked while the workbook was read stand when they were checked on this very
-    // basis (and no merged range hides a cell); the rest are checked now.
-    let basis = Basis {
-        sheet: name.clone(),
-        header_row,
-        columns: columns.clone(),
-        extra: extra.clone(),
-        month: ret.month,
-    };
-    let ahead =
-        ahead.filter(|a| merged_below.is_empty() && !a.spoiled && a.basis.as_ref() == Some(&basis));
-    let (ahead, from) = match ahead {
-        Some(a) => (a.rows, a.next),
-        None => (Vec::new(), header_row + 1),
-    };
+    let ahead = ahead.map_or_else(Vec::new, |a| a.rows);
     let rest = &data_rows[data_rows.partition_point(|&r| r < from)..];
     let checked = std::iter::once(ahead).chain(check_rows(
         sheet, rest, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
@@ -723,6 +729,8 @@ pub struct RowsAhead {
     rows: Vec<CheckedRow>,
     next: u32,
     labels: Labels,
+    /// Those rows per canonical category named, valid or not (`Return::category_rows`).
+    categories: FastMap<String, u64>,
     /// Cells came out of order: nothing checked ahead is taken.
     spoiled: bool,
 }
@@ -783,6 +791,13 @@ impl RowsAhead {
             if is_blank_row(sheet, r, &basis.columns, &basis.extra) {
                 continue;
             }
+            if let Some(c) = basis.columns.get(&Column::Category) {
+                self.labels.count_category(
+                    ctx.plan,
+                    &text_in(sheet.get(r, *c)),
+                    &mut self.categories,
+                );
+            }
             let mut findings = Vec::new();
             let row = check_row(
                 sheet,
@@ -825,9 +840,9 @@ impl RowsAhead {
 /// the plan's own by its place: no text is copied or hashed per row.
 struct SeenIds<'p> {
     categories: HashMap<&'p str, u16>,
-    packed: HashMap<(u64, u16), u32>,
+    packed: FastMap<(u64, u16), u32>,
     /// What cannot be packed (never, for a checked ID), by its text.
-    other: HashMap<(String, String), u32>,
+    other: FastMap<(String, String), u32>,
 }
 
 impl<'p> SeenIds<'p> {
@@ -839,8 +854,8 @@ impl<'p> SeenIds<'p> {
                 .enumerate()
                 .map(|(i, c)| (c.name.as_str(), i as u16))
                 .collect(),
-            packed: HashMap::with_capacity(rows),
-            other: HashMap::new(),
+            packed: FastMap::with_capacity_and_hasher(rows, Default::default()),
+            other: FastMap::default(),
         }
     }
 
@@ -859,6 +874,9 @@ impl<'p> SeenIds<'p> {
         (first != line).then_some(first)
     }
 }
+
+/// A map looked up once or more per row: a fast hash (foldhash, seeded per map), not SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One data row checked: its number (0-based), what it counts as, its findings.
 type CheckedRow = (u32, Option<Row>, Vec<Finding>);
@@ -957,8 +975,8 @@ fn is_blank_row(sheet: &Sheet, r: u32, columns: &BTreeMap<Column, u32>, extra: &
 /// holds a handful of distinct values over thousands of rows.
 #[derive(Default, Clone)]
 struct Labels {
-    categories: HashMap<String, Option<String>>,
-    results: HashMap<String, Option<bool>>,
+    categories: FastMap<String, Option<String>>,
+    results: FastMap<String, Option<bool>>,
 }
 
 impl Labels {
@@ -969,6 +987,19 @@ impl Labels {
             self.categories.insert(written.to_string(), found);
         }
         self.categories.get(written).and_then(|c| c.as_deref())
+    }
+
+    /// Count a row under the canonical category its label names, if any.
+    fn count_category(&mut self, plan: &Plan, written: &str, counts: &mut FastMap<String, u64>) {
+        let Some(cat) = self.category(plan, written) else {
+            return;
+        };
+        match counts.get_mut(cat) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(cat.to_string(), 1);
+            }
+        }
     }
 
     /// 合格 → true, 不合格 → false, anything else → None.

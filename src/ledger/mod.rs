@@ -672,7 +672,11 @@ impl Ledger {
         // Its first rows written while it was read: their transaction goes on.
         let ahead = self.take_ahead(new).map(|a| (a.id, a.rows));
         if let Some((id, rows)) = ahead {
-            tracing::debug!(submission = id, rows, "recording with the rows written ahead");
+            tracing::debug!(
+                submission = id,
+                rows,
+                "recording with the rows written ahead"
+            );
         }
         let mut record = |me: &mut Self| {
             let how = match ahead {
