@@ -562,6 +562,15 @@ fn a_panic_while_taking_a_file_becomes_its_internal_error_rejection() {
 /// A file left "being taken" with `crashes` stops counted against it, and `read` whether the
 /// reader child had read it when tally stopped again; then `watch --once`.
 fn left_being_taken(crashes: u32, read: bool) -> Workdir {
+    left_being_taken_and(crashes, read, |_, _| {})
+}
+
+/// [`left_being_taken`], with `also` done to the work folder and the file's path first.
+fn left_being_taken_and(
+    crashes: u32,
+    read: bool,
+    also: impl FnOnce(&Workdir, &std::path::Path),
+) -> Workdir {
     let w = workdir();
     w.stdout(&["--now", NOW, "status"], 0); // creates the ledger
     let path = drop_return(
@@ -576,6 +585,7 @@ fn left_being_taken(crashes: u32, read: bool) -> Workdir {
             rusqlite::params![abs.to_string_lossy(), XX, crashes, read],
         )
         .unwrap();
+    also(&w, &abs);
     let out = w.run(&["--now", NOW, "watch", "--once", "--settle", "0.3"]);
     assert_eq!(
         out.status.code(),
@@ -591,6 +601,24 @@ fn a_file_whose_content_killed_tally_three_times_is_rejected_unread() {
     let w = left_being_taken(2, true);
     assert_eq!(findings_of(&w, "poison.xlsx"), ["internal-error"]);
     assert!(w.unit_dir(XX).join("退回/poison.xlsx").is_file());
+}
+
+#[test]
+fn a_stop_while_a_read_files_rows_were_written_ahead_counts_against_it() {
+    // A large return's rows go into the ledger while it is read, in a transaction that a stop
+    // undoes, its read mark with it: the mark waited beside the ledger (`tally.db-read`).
+    let w = left_being_taken_and(2, false, |w, abs| {
+        std::fs::write(
+            w.join("state/tally.db-read"),
+            abs.to_string_lossy().as_bytes(),
+        )
+        .unwrap()
+    });
+    assert_eq!(findings_of(&w, "poison.xlsx"), ["internal-error"]);
+    assert!(
+        !w.join("state/tally.db-read").exists(),
+        "the mark is carried into the ledger"
+    );
 }
 
 #[test]

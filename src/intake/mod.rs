@@ -584,11 +584,13 @@ fn take_in(
                 ..Return::default()
             },
         ),
-        None => match read_staged(ctx, ledger, unit, path, &staged, &sha, ahead) {
-            Ok((wb, checked, marked)) => {
+        None => match read_staged(ctx, ledger, unit, &staged, &sha, ahead) {
+            Ok((wb, checked)) => {
                 phases.read = started.elapsed();
-                if !marked {
-                    mark_read(ledger, path);
+                // From here on tally itself handles what the file held: a stop before the file
+                // is recorded counts against it (the daemon's guard against a killing file).
+                if let Err(e) = ledger.file_read(path) {
+                    tracing::warn!(error = %e, "cannot record the listing");
                 }
                 // Checked already beside the recording of the file before it, for this very
                 // unit and day (the check reads no more of the clock than the day).
@@ -729,38 +731,26 @@ fn take_in(
     })
 }
 
-/// From here on tally itself handles what the dropped file at `path` held: a stop before the
-/// file is recorded counts against it (the daemon's guard against a killing file).
-fn mark_read(ledger: &mut Ledger, path: &Path) {
-    if let Err(e) = ledger.file_read(path) {
-        tracing::warn!(error = %e, "cannot record the listing");
-    }
-}
-
-/// The staged copy (of the file dropped at `path`) read: its workbook and its check for
-/// `unit`. The answer of the read started ahead when that child read the same bytes (`sha`),
-/// else a read of the staged copy now, checked as it comes. A large return's rows are written
-/// to the ledger as they are checked ([`Ledger::write_ahead`]); whether its read was marked
-/// then (before the first).
+/// The staged copy read: its workbook and its check for `unit`. The answer of the read started
+/// ahead when that child read the same bytes (`sha`), else a read of the staged copy now,
+/// checked as it comes. A large return's rows are written to the ledger as they are checked
+/// ([`Ledger::write_ahead`]).
 fn read_staged(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
     unit: &Unit,
-    path: &Path,
     staged: &Path,
     sha: &str,
     ahead: Option<Reading>,
-) -> Result<(Workbook, Option<Checked>, bool), Finding> {
+) -> Result<(Workbook, Option<Checked>), Finding> {
     let mut writer = WriterAhead {
         ledger,
-        path,
-        marked: false,
         writing: true,
     };
     if let Some(ahead) = ahead {
         let answer = ahead.finish_with(|rows| writer.write(&rows));
         if answer.sha256.as_deref() == Some(sha) {
-            return answer.result.map(|wb| (wb, answer.checked, writer.marked));
+            return answer.result.map(|wb| (wb, answer.checked));
         }
         tracing::debug!(file = %staged.display(), "the file changed after it was read ahead; reading it again");
         writer.ledger.discard_ahead();
@@ -775,16 +765,13 @@ fn read_staged(
     };
     let answer = Reading::start_checked(ctx.exe, Some(ctx.config_path), staged, limits, precheck)
         .finish_with(|rows| writer.write(&rows));
-    answer.result.map(|wb| (wb, answer.checked, writer.marked))
+    answer.result.map(|wb| (wb, answer.checked))
 }
 
-/// Rows checked ahead on their way to the ledger ([`Ledger::write_ahead`]): the file's read is
-/// marked before the first ([`mark_read`]). Rows the ledger could not take end the writing;
-/// the record writes them.
+/// Rows checked ahead on their way to the ledger ([`Ledger::write_ahead`]). Rows the ledger
+/// could not take end the writing; the record writes them.
 struct WriterAhead<'a> {
     ledger: &'a mut Ledger,
-    path: &'a Path,
-    marked: bool,
     writing: bool,
 }
 
@@ -792,10 +779,6 @@ impl WriterAhead<'_> {
     fn write(&mut self, rows: &[crate::core::returns::Row]) {
         if !self.writing {
             return;
-        }
-        if !self.marked {
-            mark_read(self.ledger, self.path);
-            self.marked = true;
         }
         if let Err(e) = self.ledger.write_ahead(rows) {
             tracing::warn!(error = %e, "cannot write rows ahead; they are written with the record");

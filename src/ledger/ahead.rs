@@ -10,11 +10,21 @@
 //! SQLite in write-ahead-log mode only: a PostgreSQL transaction held across a read would keep
 //! every other watcher from recording meanwhile, and elsewhere the rows are written by the
 //! record as before.
+//!
+//! The file's read mark ([`Ledger::file_read`], the guard against a file that stops tally)
+//! keeps its moment: once the whole return is read. With the transaction open it goes into
+//! the transaction and, until the commit, into a small file beside the ledger (`-read`), which
+//! the next [`Ledger::begin_taking`] (after a stop) or the end of this transaction (undone)
+//! carries into the ledger ([`Ledger::settle_read_mark`]).
 
 use super::db::{Begin, DbError, args};
-use super::{Ledger, LedgerError, NewSubmission, RECORD_LOCK, SubmissionStatus, insert_rows};
+use super::{
+    Ledger, LedgerError, Location, NewSubmission, RECORD_LOCK, SubmissionStatus, beside,
+    insert_rows,
+};
 use crate::core::returns::Row;
 use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
 
 /// The rows of one return written ahead, in the open transaction.
 pub(super) struct WrittenAhead {
@@ -95,13 +105,47 @@ impl Ledger {
         self.ahead.is_some()
     }
 
-    /// Undo the rows written ahead, if any (the return is not recorded with them).
+    /// Undo the rows written ahead, if any (the return is not recorded with them); a read
+    /// mark noted meanwhile goes into the ledger.
     pub fn discard_ahead(&mut self) {
         if self.ahead.take().is_some()
             && let Err(e) = self.db.resume().rollback()
         {
             tracing::warn!(error = %e, "could not undo the rows written ahead");
         }
+        if let Err(e) = self.settle_read_mark() {
+            tracing::warn!(error = %e, "cannot record the listing");
+        }
+    }
+
+    /// Where a read mark waits while rows written ahead hold the transaction open.
+    fn read_mark(&self) -> Option<PathBuf> {
+        match &self.location {
+            Location::Sqlite(path) => Some(beside(path, "-read")),
+            Location::Postgres { .. } => None,
+        }
+    }
+
+    /// Note beside the ledger that the file at `key` was read (rows are written ahead).
+    pub(super) fn note_read_mark(&self, key: &str) -> Result<(), LedgerError> {
+        let Some(mark) = self.read_mark() else {
+            return Ok(());
+        };
+        std::fs::write(&mark, key).map_err(|source| LedgerError::Io { path: mark, source })
+    }
+
+    /// Carry a read mark noted beside the ledger into it (no transaction open), and remove it.
+    pub(super) fn settle_read_mark(&mut self) -> Result<(), LedgerError> {
+        let Some(mark) = self.read_mark() else {
+            return Ok(());
+        };
+        let key = match std::fs::read_to_string(&mark) {
+            Ok(key) => key,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(LedgerError::Io { path: mark, source }),
+        };
+        self.mark_read(&key)?;
+        std::fs::remove_file(&mark).map_err(|source| LedgerError::Io { path: mark, source })
     }
 
     /// The rows written ahead, when `new` is accepted with exactly them first: its record goes

@@ -116,6 +116,9 @@ impl Ledger {
         stat: Stat,
         at: &str,
     ) -> Result<u32, LedgerError> {
+        // A read marked while the rows were written ahead, and tally stopped before their
+        // commit: it counts as any other.
+        self.settle_read_mark()?;
         self.db
             .value(
                 "INSERT INTO watch_files (path, unit, state, size, mtime_ns, first_seen, updated_at) VALUES (?1, ?2, 'taking', ?3, ?4, ?5, ?5)
@@ -132,10 +135,19 @@ impl Ledger {
     /// a stop before the file is done counts against the file. No-op for a file the watcher
     /// is not taking (`tally ingest`).
     pub fn file_read(&mut self, path: &Path) -> Result<(), LedgerError> {
+        // Rows written ahead hold the recording's transaction open: the mark goes in it and,
+        // until its commit, beside the ledger (see `ledger::ahead`).
+        if self.writing_ahead() {
+            self.note_read_mark(&key(path))?;
+        }
+        self.mark_read(&key(path))
+    }
+
+    pub(super) fn mark_read(&mut self, key: &str) -> Result<(), LedgerError> {
         self.db
             .execute(
                 "UPDATE watch_files SET read = 1 WHERE path = ?1 AND state = 'taking'",
-                args![&key(path)],
+                args![key],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))

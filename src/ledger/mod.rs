@@ -757,6 +757,10 @@ impl Ledger {
         } else {
             self.durably(record)?
         };
+        if ahead.is_some() {
+            // The read mark is in the ledger now.
+            self.settle_read_mark()?;
+        }
         if lost {
             let (unit, name, _) = fence.unwrap_or_default();
             return Err(LedgerError::ClaimLost {
