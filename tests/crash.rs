@@ -68,8 +68,8 @@ fn long_crash_run() {
     report(&tally, started);
 }
 
-/// One trial again, by kind and seed: `CRASH_KIND=mail CRASH_SEED=… cargo test --test crash
-/// -- --ignored one_trial --nocapture`.
+/// One trial again, by kind (watch, rebuild, targets, mail, smtp, large) and seed:
+/// `CRASH_KIND=mail CRASH_SEED=… cargo test --test crash -- --ignored one_trial --nocapture`.
 #[test]
 #[ignore = "reruns one trial of a failure report"]
 fn one_trial() {
@@ -81,6 +81,7 @@ fn one_trial() {
         "targets" => trial::targets_trial(seed, kills, &fixtures()),
         "mail" => trial::mail_trial(seed, kills),
         "smtp" => trial::smtp_trial(seed, kills),
+        "large" => trial::large_trial(seed, kills),
         _ => trial::watch_trial(seed, kills),
     };
     println!("{kind} seed {seed}: {result:?}");

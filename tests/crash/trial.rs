@@ -432,6 +432,29 @@ impl Tally {
     }
 }
 
+/// Start `tally watch` `kills` times, each killed after `from` + a random part of `span`
+/// milliseconds; then `watch --once` to the end. How many kills found it running.
+fn kill_daemon_then_finish(
+    w: &Workdir,
+    rng: &mut Rng,
+    kills: usize,
+    (from, span): (u64, u64),
+) -> Outcome<usize> {
+    let mut killed = 0;
+    for _ in 0..kills {
+        let after = Duration::from_millis(from + rng.below(span));
+        if kill_after(w, &["--now", NOW, "watch", "--settle", "0.2"], after) {
+            killed += 1;
+        }
+    }
+    run(
+        w,
+        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
+        &[0],
+    )?;
+    Ok(killed)
+}
+
 /// Drop a batch, kill `tally watch` `kills` times at random moments, finish with
 /// `watch --once`, and check it against an unkilled run of the same batch.
 pub fn watch_trial(seed: u64, kills: usize) -> Outcome<usize> {
@@ -449,18 +472,7 @@ pub fn watch_trial(seed: u64, kills: usize) -> Outcome<usize> {
     let w = Workdir::with_plan(&plan());
     drop_all(&w, &drops);
     let mut rng = Rng::new(seed ^ 0xC0FFEE);
-    let mut killed = 0;
-    for _ in 0..kills {
-        let after = Duration::from_millis(20 + rng.below(1000));
-        if kill_after(&w, &["--now", NOW, "watch", "--settle", "0.2"], after) {
-            killed += 1;
-        }
-    }
-    run(
-        &w,
-        &["--now", NOW, "watch", "--once", "--settle", "0.2"],
-        &[0],
-    )?;
+    let killed = kill_daemon_then_finish(&w, &mut rng, kills, (20, 1000))?;
     let got = check_run(&w, &drops)?;
     // The daemon rejects a file unread as internal-error when tally stopped abruptly three
     // times while handling its content; kills from outside must not make an honest return
@@ -668,8 +680,61 @@ pub fn smtp_trial(seed: u64, kills: usize) -> Outcome<usize> {
     Ok(killed)
 }
 
+/// Kill the daemon while it takes a large return (20,000 rows), whose rows go into the ledger while it is
+/// read (in runs of 2,048, in a transaction the record goes on with): it counts once and
+/// whole, nothing of an undone transaction stays, and no read mark is left beside the ledger.
+/// Two kills at most: three stops after its read would reject it unread, by design.
+pub fn large_trial(seed: u64, kills: usize) -> Outcome<usize> {
+    const ROWS: u32 = 20_000;
+    let mut rng = Rng::new(seed ^ 0x1A46E);
+    let w = Workdir::with_plan(&plan());
+    let unit = UNITS[rng.below(UNITS.len() as u64) as usize];
+    let people: Vec<Person> = (0..ROWS).map(|i| Person::new(i, O, "2020-05-06")).collect();
+    std::fs::write(
+        w.unit_dir(unit).join("大表.xlsx"),
+        return_xlsx(unit, "2020-05", &people),
+    )
+    .unwrap();
+    // Alone on the machine, a release build writes its rows ~0.3–0.4 s after the start.
+    let killed = kill_daemon_then_finish(&w, &mut rng, kills.min(2), (150, 600))?;
+    let subs = submissions(&w)?;
+    let accepted: Vec<_> = subs
+        .iter()
+        .filter(|s| s.status == tally::ledger::SubmissionStatus::Accepted)
+        .collect();
+    ensure!(
+        accepted.len() == 1 && accepted[0].rows == i64::from(ROWS),
+        "the large return is not on record once, whole: {subs:?}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&run(&w, &["--now", NOW, "status", "--json"], &[0])?)
+            .map_err(|e| e.to_string())?;
+    let completed = status["units"]
+        .as_array()
+        .and_then(|us| us.iter().find(|u| u["unit"] == unit))
+        .and_then(|u| u["categories"].as_array())
+        .and_then(|cs| cs.iter().find(|c| c["category"] == O))
+        .and_then(|c| c["completed"].as_u64());
+    ensure!(
+        completed == Some(u64::from(ROWS)),
+        "{unit} completed {completed:?} of {O}, not {ROWS}"
+    );
+    ensure!(
+        w.unit_dir(unit).join("已接收/大表.xlsx").is_file(),
+        "the large return is not in 已接收"
+    );
+    ensure!(
+        !w.join("state/tally.db-read").exists(),
+        "a read mark is left beside the ledger"
+    );
+    let litter = litter(&w);
+    ensure!(litter.is_empty(), "litter: {litter:?}");
+    Ok(killed)
+}
+
 /// Trial `i` of a run from `seed`: most kill the daemon; of every eight, one kills a rebuild,
-/// one an import, one the mail written to files and one the mail sent over SMTP.
+/// one an import, one the mail written to files, one the mail sent over SMTP and one the
+/// daemon taking a large return.
 pub fn one(
     i: usize,
     seed: u64,
@@ -682,6 +747,7 @@ pub fn one(
         2 => ("targets import", s, targets_trial(s, kills, fixtures)),
         3 => ("mail", s, mail_trial(s, kills)),
         4 => ("smtp", s, smtp_trial(s, kills)),
+        5 => ("large return", s, large_trial(s, kills)),
         _ => ("watch", s, watch_trial(s, kills)),
     }
 }
