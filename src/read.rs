@@ -634,9 +634,6 @@ struct Assembly {
     ordered: bool,
     /// The row of the last cell placed in the current sheet.
     last_row: u32,
-    /// How many cells the row before held: a new row is given room for as many at once
-    /// (a roster's rows are alike), not grown cell by cell.
-    width: usize,
 }
 
 impl Assembly {
@@ -649,7 +646,6 @@ impl Assembly {
             budget,
             ordered: true,
             last_row: 0,
-            width: 0,
         }
     }
 
@@ -674,7 +670,6 @@ impl CellSink for Assembly {
             ..Sheet::default()
         });
         self.last_row = 0;
-        self.width = 0;
     }
 
     fn cell(&mut self, row: u32, col: u32, cell: Cell) {
@@ -706,13 +701,9 @@ impl CellSink for Assembly {
         }
         let cells = &mut sheet.rows[r];
         if cells.len() <= c {
-            if cells.capacity() == 0 {
-                cells.reserve_exact(self.width.max(c + 1));
-            }
             cells.resize(c + 1, Cell::Empty);
         }
         cells[c] = cell;
-        self.width = cells.len();
     }
 
     fn end_sheet(&mut self, merged: &[Range]) {
@@ -1097,6 +1088,28 @@ pub struct Reading {
 /// Where the rows checked ahead come, in runs ([`Reading::finish_with`]).
 type CountingRows = std::sync::mpsc::Receiver<Vec<crate::core::returns::Row>>;
 
+/// A run handed out empty: no rows came for this long ([`Reading::finish_with`]).
+pub const ROWS_AHEAD_QUIET: Duration = Duration::from_secs(1);
+
+/// Hand each run from `rows` to `counting` until they end or `deadline`; an empty run after
+/// each [`ROWS_AHEAD_QUIET`] without one.
+fn hand_out_until(
+    rows: &CountingRows,
+    deadline: Instant,
+    counting: &mut dyn FnMut(Vec<crate::core::returns::Row>),
+) {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rows.recv_timeout(left.min(ROWS_AHEAD_QUIET)) {
+            Ok(run) => counting(run),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {
+                counting(Vec::new())
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 enum ReadingState {
     /// Answered before any child was needed (too large, cannot start one).
     Done(Result<Workbook, Finding>),
@@ -1256,7 +1269,7 @@ impl Reading {
     /// of [`ROWS_AHEAD_RUN`] (on this thread, while the child still reads): the first rows of
     /// the return as it will count, should it be accepted with them ([`Precheck`]; the
     /// answer's check says). None come once a row does not count, nor for a return of fewer
-    /// rows than a run.
+    /// rows than a run. An empty run says that none came for [`ROWS_AHEAD_QUIET`].
     pub fn finish_with(
         mut self,
         mut counting: impl FnMut(Vec<crate::core::returns::Row>),
@@ -1265,13 +1278,8 @@ impl Reading {
         let state = std::mem::replace(&mut self.state, ReadingState::Finished);
         // Each run as it comes: until the rows end, or the reading's time limit.
         let mut hand_out = |deadline: Instant| {
-            let Some(rows) = &rows else {
-                return;
-            };
-            while let Ok(run) =
-                rows.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                counting(run);
+            if let Some(rows) = &rows {
+                hand_out_until(rows, deadline, &mut counting);
             }
         };
         match &state {
@@ -1388,9 +1396,7 @@ impl Copied {
                 let taking = std::thread::Builder::new()
                     .spawn_scoped(scope, move || receive(pipes, out_cap, Some(precheck)))
                     .ok()?;
-                for run in rows {
-                    counting(run);
-                }
+                hand_out_until(&rows, deadline, counting);
                 Some(
                     taking
                         .join()

@@ -783,15 +783,29 @@ fn a_large_return_counts_once_and_a_late_error_leaves_none_of_its_rows() {
             .map(|s| Person::new(s, O, "2020-05-06"))
             .collect()
     };
-    let out = ingest(
-        &w,
-        "西兴街道",
+    let dropped = drop_return(
+        &w.join("incoming"),
         "2020-05.xlsx",
         &return_xlsx("西兴街道", "2020-05", &people(0)),
-        "2020-06-02",
-        0,
     );
-    assert!(out.contains("accepted"), "{out}");
+    let out = w
+        .command(&[
+            "--now",
+            "2020-06-02",
+            "ingest",
+            dropped.to_str().unwrap(),
+            "--unit",
+            "西兴街道",
+        ])
+        .env("RUST_LOG", "tally=debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("recording with the rows written ahead"),
+        "the rows were written while the return was read: {log}"
+    );
 
     let mut late = people(5_000);
     let last = late.last_mut().unwrap();
@@ -809,6 +823,14 @@ fn a_large_return_counts_once_and_a_late_error_leaves_none_of_its_rows() {
     let s = w.json(&["--now", "2020-06-02", "status", "--json"], 0);
     assert_eq!(completed(&s, "西兴街道", O), 5_000);
     assert_eq!(completed(&s, "长河街道", O), 0);
+    let rows: i64 = rusqlite::Connection::open(w.join("state/tally.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM rows", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        rows, 5_000,
+        "no row of the rejected return is in the ledger"
+    );
 
     let out = ingest(
         &w,

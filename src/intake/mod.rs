@@ -746,6 +746,7 @@ fn read_staged(
     let mut writer = WriterAhead {
         ledger,
         writing: true,
+        since: None,
     };
     if let Some(ahead) = ahead {
         let answer = ahead.finish_with(|rows| writer.write(&rows));
@@ -755,6 +756,7 @@ fn read_staged(
         tracing::debug!(file = %staged.display(), "the file changed after it was read ahead; reading it again");
         writer.ledger.discard_ahead();
         writer.writing = true;
+        writer.since = None;
     }
     let limits = &ctx.config.limits;
     let precheck = crate::read::Precheck {
@@ -769,17 +771,38 @@ fn read_staged(
 }
 
 /// Rows checked ahead on their way to the ledger ([`Ledger::write_ahead`]). Rows the ledger
-/// could not take end the writing; the record writes them.
+/// could not take end the writing; the record writes them. So does a read that goes quiet
+/// ([`crate::read::ROWS_AHEAD_QUIET`]) or runs long ([`WRITING_AHEAD_AT_MOST`]): the rows'
+/// transaction holds the ledger's write lock, which the mailer and the other commands wait
+/// for (SQLite's busy timeout), so it is never held for a slow file.
 struct WriterAhead<'a> {
     ledger: &'a mut Ledger,
     writing: bool,
+    /// When the first run was written.
+    since: Option<std::time::Instant>,
 }
+
+/// Rows are written ahead for this long at most after the first run (a 50,000-row return
+/// takes well under a second): the write lock is then let go, and the record writes the rest.
+const WRITING_AHEAD_AT_MOST: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl WriterAhead<'_> {
     fn write(&mut self, rows: &[crate::core::returns::Row]) {
         if !self.writing {
             return;
         }
+        let long = self
+            .since
+            .is_some_and(|t| t.elapsed() > WRITING_AHEAD_AT_MOST);
+        if rows.is_empty() || long {
+            if self.ledger.writing_ahead() {
+                tracing::debug!("the read is slow; its rows are written with the record");
+                self.ledger.discard_ahead();
+            }
+            self.writing = false;
+            return;
+        }
+        self.since.get_or_insert_with(std::time::Instant::now);
         if let Err(e) = self.ledger.write_ahead(rows) {
             tracing::warn!(error = %e, "cannot write rows ahead; they are written with the record");
             self.writing = false;
@@ -935,8 +958,10 @@ pub fn resume_pending(
     ledger: &mut Ledger,
     claim: Option<(&str, i64)>,
 ) -> Result<Vec<Submission>, IntakeError> {
-    // Staging copies left by a crash (see `clear_staging`).
+    // Staging copies left by a crash (see `clear_staging`); a read mark left beside the
+    // ledger by a stop (see `ledger::ahead`) goes into it.
     clear_staging(ctx.config);
+    ledger.discard_ahead();
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
         let (id, file) = (s.id, s.source_path.clone());
@@ -1023,4 +1048,55 @@ fn double_reported(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::returns::Row;
+
+    fn row(line: u32) -> Row {
+        Row {
+            line,
+            name: format!("员工{line}"),
+            id: format!("33010819800101{line:03}7"),
+            enterprise: "杭州某某科技有限公司".into(),
+            credit_code: "91330108MA27XXXX1X".into(),
+            category: "其他从业人员".into(),
+            date: chrono::NaiveDate::from_ymd_opt(2020, 5, 6).unwrap(),
+            hours: 8.0,
+            passed: true,
+            certificate: String::new(),
+        }
+    }
+
+    /// A read that goes quiet (an empty run) or runs long lets the ledger's write lock go:
+    /// the rows written so far are undone and no more are written; the record writes them all.
+    #[test]
+    fn a_slow_read_lets_the_write_lock_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("tally.db")).unwrap();
+        let mut w = WriterAhead {
+            ledger: &mut ledger,
+            writing: true,
+            since: None,
+        };
+        w.write(&[row(2), row(3)]);
+        assert!(w.ledger.writing_ahead());
+        w.write(&[]);
+        assert!(!w.ledger.writing_ahead(), "quiet: undone");
+        w.write(&[row(4)]);
+        assert!(!w.ledger.writing_ahead(), "nothing more is written");
+
+        let mut w = WriterAhead {
+            ledger: &mut ledger,
+            writing: true,
+            since: None,
+        };
+        w.write(&[row(2)]);
+        assert!(w.ledger.writing_ahead());
+        w.since = Some(std::time::Instant::now() - WRITING_AHEAD_AT_MOST * 2);
+        w.write(&[row(3)]);
+        assert!(!w.ledger.writing_ahead(), "long: undone");
+    }
 }

@@ -64,6 +64,14 @@ impl Ledger {
     /// module). A ledger that does not write ahead takes them as a no-op. On an error nothing
     /// is left written ahead; the record writes every row then.
     pub fn write_ahead(&mut self, rows: &[Row]) -> Result<(), LedgerError> {
+        if self.ahead.is_some() && !self.transaction_open() {
+            // SQLite undid it (a full disk, an I/O error): nothing is written ahead any more.
+            self.ahead = None;
+            return Err(self.err(DbError::Value {
+                column: 0,
+                message: "the transaction of the rows written ahead was undone".into(),
+            }));
+        }
         if self.ahead.is_none() {
             if self.db.sqlite().is_none() || !self.in_wal_mode() {
                 return Ok(());
@@ -118,6 +126,11 @@ impl Ledger {
         }
     }
 
+    /// A transaction is open on the connection (SQLite; PostgreSQL never writes ahead).
+    fn transaction_open(&self) -> bool {
+        self.db.sqlite().is_some_and(|c| !c.is_autocommit())
+    }
+
     /// Where a read mark waits while rows written ahead hold the transaction open.
     fn read_mark(&self) -> Option<PathBuf> {
         match &self.location {
@@ -151,6 +164,12 @@ impl Ledger {
     /// The rows written ahead, when `new` is accepted with exactly them first: its record goes
     /// on with their transaction. Otherwise they are undone.
     pub(super) fn take_ahead(&mut self, new: &NewSubmission) -> Option<WrittenAhead> {
+        if self.ahead.is_some() && !self.transaction_open() {
+            // SQLite undid the transaction (a full disk, an I/O error): nothing of it stands,
+            // and the record writes every row in one of its own.
+            tracing::warn!("the rows written ahead were undone by the ledger; writing them all");
+            self.ahead = None;
+        }
         let ahead = self.ahead.as_ref()?;
         let same =
             new.status == SubmissionStatus::Accepted && new.counted_rows.len() >= ahead.rows && {

@@ -117,8 +117,10 @@ impl Ledger {
         at: &str,
     ) -> Result<u32, LedgerError> {
         // A read marked while the rows were written ahead, and tally stopped before their
-        // commit: it counts as any other.
-        self.settle_read_mark()?;
+        // commit: it counts as any other. Failing that, this file is still taken and counted.
+        if let Err(e) = self.settle_read_mark() {
+            tracing::warn!(error = %e, "cannot carry a read mark into the ledger");
+        }
         self.db
             .value(
                 "INSERT INTO watch_files (path, unit, state, size, mtime_ns, first_seen, updated_at) VALUES (?1, ?2, 'taking', ?3, ?4, ?5, ?5)
@@ -138,7 +140,15 @@ impl Ledger {
         // Rows written ahead hold the recording's transaction open: the mark goes in it and,
         // until its commit, beside the ledger (see `ledger::ahead`).
         if self.writing_ahead() {
-            self.note_read_mark(&key(path))?;
+            let noted = self.note_read_mark(&key(path));
+            let marked = self.mark_read(&key(path));
+            if noted.is_err() || marked.is_err() {
+                // The rows' transaction may be gone with the error: undone, and the mark
+                // written on its own (from beside the ledger, when it got there).
+                self.discard_ahead();
+                self.mark_read(&key(path))?;
+            }
+            return noted;
         }
         self.mark_read(&key(path))
     }

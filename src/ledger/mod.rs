@@ -757,9 +757,11 @@ impl Ledger {
         } else {
             self.durably(record)?
         };
-        if ahead.is_some() {
-            // The read mark is in the ledger now.
-            self.settle_read_mark()?;
+        if ahead.is_some()
+            && let Err(e) = self.settle_read_mark()
+        {
+            // The mark is in the ledger already (committed with the rows).
+            tracing::warn!(error = %e, "cannot remove the read mark beside the ledger");
         }
         if lost {
             let (unit, name, _) = fence.unwrap_or_default();
