@@ -961,7 +961,9 @@ pub fn resume_pending(
     // Staging copies left by a crash (see `clear_staging`); a read mark left beside the
     // ledger by a stop (see `ledger::ahead`) goes into it.
     clear_staging(ctx.config);
-    ledger.discard_ahead();
+    if let Err(e) = ledger.settle_read_mark() {
+        tracing::warn!(error = %e, "cannot carry a read mark into the ledger");
+    }
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
         let (id, file) = (s.id, s.source_path.clone());

@@ -13,8 +13,8 @@
 //!
 //! The file's read mark ([`Ledger::file_read`], the guard against a file that stops tally)
 //! keeps its moment: once the whole return is read. With the transaction open it goes into
-//! the transaction and, until the commit, into a small file beside the ledger (`-read`), which
-//! the next [`Ledger::begin_taking`] (after a stop) or the end of this transaction (undone)
+//! the transaction and, until the transaction ends, into a small file beside the ledger
+//! (`-read`), which the end of the transaction or (after a stop) the next start of intake
 //! carries into the ledger ([`Ledger::settle_read_mark`]).
 
 use super::db::{Begin, DbError, args};
@@ -64,9 +64,7 @@ impl Ledger {
     /// module). A ledger that does not write ahead takes them as a no-op. On an error nothing
     /// is left written ahead; the record writes every row then.
     pub fn write_ahead(&mut self, rows: &[Row]) -> Result<(), LedgerError> {
-        if self.ahead.is_some() && !self.transaction_open() {
-            // SQLite undid it (a full disk, an I/O error): nothing is written ahead any more.
-            self.ahead = None;
+        if self.ahead_undone() {
             return Err(self.err(DbError::Value {
                 column: 0,
                 message: "the transaction of the rows written ahead was undone".into(),
@@ -116,19 +114,31 @@ impl Ledger {
     /// Undo the rows written ahead, if any (the return is not recorded with them); a read
     /// mark noted meanwhile goes into the ledger.
     pub fn discard_ahead(&mut self) {
-        if self.ahead.take().is_some()
-            && let Err(e) = self.db.resume().rollback()
-        {
+        if self.ahead.take().is_none() {
+            return;
+        }
+        if let Err(e) = self.db.resume().rollback() {
             tracing::warn!(error = %e, "could not undo the rows written ahead");
         }
+        self.settle_read_mark_or_warn();
+    }
+
+    /// [`Ledger::settle_read_mark`], a failure only logged: the mark stays beside the ledger
+    /// for the next start.
+    pub(super) fn settle_read_mark_or_warn(&mut self) {
         if let Err(e) = self.settle_read_mark() {
-            tracing::warn!(error = %e, "cannot record the listing");
+            tracing::warn!(error = %e, "cannot carry a read mark into the ledger");
         }
     }
 
-    /// A transaction is open on the connection (SQLite; PostgreSQL never writes ahead).
-    fn transaction_open(&self) -> bool {
-        self.db.sqlite().is_some_and(|c| !c.is_autocommit())
+    /// Whether SQLite undid the rows' transaction by itself (a full disk, an I/O error): then
+    /// nothing of it stands, and nothing is written ahead any more.
+    fn ahead_undone(&mut self) -> bool {
+        let undone = self.ahead.is_some() && self.db.sqlite().is_some_and(|c| c.is_autocommit());
+        if undone {
+            self.ahead = None;
+        }
+        undone
     }
 
     /// Where a read mark waits while rows written ahead hold the transaction open.
@@ -147,8 +157,9 @@ impl Ledger {
         std::fs::write(&mark, key).map_err(|source| LedgerError::Io { path: mark, source })
     }
 
-    /// Carry a read mark noted beside the ledger into it (no transaction open), and remove it.
-    pub(super) fn settle_read_mark(&mut self) -> Result<(), LedgerError> {
+    /// Carry a read mark noted beside the ledger into it (no transaction open), and remove it:
+    /// after the rows' transaction ends, and at the start of intake (a mark a stop left).
+    pub fn settle_read_mark(&mut self) -> Result<(), LedgerError> {
         let Some(mark) = self.read_mark() else {
             return Ok(());
         };
@@ -164,11 +175,9 @@ impl Ledger {
     /// The rows written ahead, when `new` is accepted with exactly them first: its record goes
     /// on with their transaction. Otherwise they are undone.
     pub(super) fn take_ahead(&mut self, new: &NewSubmission) -> Option<WrittenAhead> {
-        if self.ahead.is_some() && !self.transaction_open() {
-            // SQLite undid the transaction (a full disk, an I/O error): nothing of it stands,
-            // and the record writes every row in one of its own.
+        if self.ahead_undone() {
+            // The record writes every row, in a transaction of its own.
             tracing::warn!("the rows written ahead were undone by the ledger; writing them all");
-            self.ahead = None;
         }
         let ahead = self.ahead.as_ref()?;
         let same =

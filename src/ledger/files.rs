@@ -116,11 +116,6 @@ impl Ledger {
         stat: Stat,
         at: &str,
     ) -> Result<u32, LedgerError> {
-        // A read marked while the rows were written ahead, and tally stopped before their
-        // commit: it counts as any other. Failing that, this file is still taken and counted.
-        if let Err(e) = self.settle_read_mark() {
-            tracing::warn!(error = %e, "cannot carry a read mark into the ledger");
-        }
         self.db
             .value(
                 "INSERT INTO watch_files (path, unit, state, size, mtime_ns, first_seen, updated_at) VALUES (?1, ?2, 'taking', ?3, ?4, ?5, ?5)

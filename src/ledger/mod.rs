@@ -743,26 +743,25 @@ impl Ledger {
                 Ok(id)
             })
         };
-        let id = if deferred {
-            let id = record(self)?;
+        let id = if deferred || ahead.is_some() {
+            let id = record(self);
+            if ahead.is_some() {
+                // The read mark noted beside the ledger while the rows' transaction was open
+                // goes in, committed or not.
+                self.settle_read_mark_or_warn();
+            }
+            let id = id?;
             self.undurable = true;
-            id
-        } else if ahead.is_some() {
-            // Its transaction began before the level of durability could be raised: the log
-            // is fsync'd after the commit instead (write-ahead-log mode, as a group's is).
-            let id = record(self)?;
-            self.undurable = true;
-            self.make_durable()?;
+            if !deferred {
+                // The rows' transaction began before the level of durability could be raised:
+                // the log is fsync'd after the commit instead (write-ahead-log mode, as a
+                // group's is).
+                self.make_durable()?;
+            }
             id
         } else {
             self.durably(record)?
         };
-        if ahead.is_some()
-            && let Err(e) = self.settle_read_mark()
-        {
-            // The mark is in the ledger already (committed with the rows).
-            tracing::warn!(error = %e, "cannot remove the read mark beside the ledger");
-        }
         if lost {
             let (unit, name, _) = fence.unwrap_or_default();
             return Err(LedgerError::ClaimLost {
