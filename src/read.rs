@@ -125,13 +125,16 @@ pub const CHILD_COMMAND: &str = "__read";
 /// it read: frames, each a length (u32, little-endian) and that many bytes of postcard
 /// (compact binary; the parent decodes them with the same types, so the framing never leaves
 /// this file). The cells go out as they are read, so the parent puts the workbook together
-/// while the child is still reading (both cores). A read started ahead on the dropped file
+/// while the child is still reading (both cores); each cell is encoded into its frame as it
+/// comes, its text straight from the reader's own. A read started ahead on the dropped file
 /// itself stands only for the very bytes intake then stages.
 #[derive(Debug, Serialize)]
 enum FrameOut<'a> {
     /// A sheet begins: its name.
     Sheet(&'a str),
-    /// Cells of the sheet begun last, as (row, column, value), in the order read.
+    /// Cells of the sheet begun last, as (row, column, value), in the order read. Never made
+    /// whole: [`FrameWriter::flush_cells`] writes its encoding from cells encoded one by one.
+    #[allow(dead_code)]
     Cells(&'a [(u32, u32, Cell)]),
     /// That sheet ends: its merged ranges.
     EndSheet(&'a [Range]),
@@ -158,16 +161,24 @@ const FRAME_CELLS: usize = 4096;
 /// that fails (the parent went away) ends the sending; [`FrameWriter::finish`] says so.
 struct FrameWriter<W: std::io::Write> {
     out: W,
-    cells: Vec<(u32, u32, Cell)>,
+    /// The cells of the frame being made, each encoded as it came.
+    cells: Vec<u8>,
+    /// How many.
+    count: usize,
     buf: Vec<u8>,
     failed: bool,
 }
+
+/// The place of [`FrameOut::Cells`] among the variants of [`FrameOut`]: the first thing in
+/// its frame (postcard writes a variant's place, then a slice's length, as varints).
+const CELLS_VARIANT: u32 = 1;
 
 impl<W: std::io::Write> FrameWriter<W> {
     fn new(out: W) -> Self {
         FrameWriter {
             out,
-            cells: Vec::with_capacity(FRAME_CELLS),
+            cells: Vec::new(),
+            count: 0,
             buf: Vec::new(),
             failed: false,
         }
@@ -191,13 +202,27 @@ impl<W: std::io::Write> FrameWriter<W> {
         }
     }
 
+    /// Send the cells encoded so far as one [`FrameOut::Cells`] frame: the variant's place
+    /// and the count, then the cells as they were encoded.
     fn flush_cells(&mut self) {
-        if !self.cells.is_empty() {
-            let cells = std::mem::take(&mut self.cells);
-            self.send(&FrameOut::Cells(&cells));
-            self.cells = cells;
-            self.cells.clear();
+        if self.count == 0 || self.failed {
+            return;
         }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.extend_from_slice(&[0; 4]);
+        match postcard::to_extend(&(CELLS_VARIANT, self.count as u64), buf) {
+            Ok(mut buf) => {
+                buf.extend_from_slice(&self.cells);
+                let len = u32::try_from(buf.len() - 4).unwrap_or(u32::MAX);
+                buf[..4].copy_from_slice(&len.to_le_bytes());
+                self.failed = self.out.write_all(&buf).is_err();
+                self.buf = buf;
+            }
+            Err(_) => self.failed = true,
+        }
+        self.cells.clear();
+        self.count = 0;
     }
 
     /// Send the end (`Done`, or the finding that refuses the file); whether everything was
@@ -221,9 +246,14 @@ impl<W: std::io::Write> CellSink for FrameWriter<W> {
         self.send(&FrameOut::Sheet(name));
     }
 
-    fn cell(&mut self, row: u32, col: u32, cell: Cell) {
-        self.cells.push((row, col, cell));
-        if self.cells.len() >= FRAME_CELLS {
+    fn cell(&mut self, row: u32, col: u32, cell: CellRef<'_>) {
+        let cells = std::mem::take(&mut self.cells);
+        match postcard::to_extend(&(row, col, cell), cells) {
+            Ok(cells) => self.cells = cells,
+            Err(_) => self.failed = true,
+        }
+        self.count += 1;
+        if self.count >= FRAME_CELLS {
             self.flush_cells();
         }
     }
@@ -251,11 +281,9 @@ struct Received {
 /// (and with a `precheck`, checking its roster's rows as they come, then the rest): at most
 /// `cap` bytes, and cells worth at most `cap` bytes of memory. Everything past the answer (or
 /// past the cap) is read and dropped, so the child is never blocked on a full pipe.
-fn receive(
-    mut out: impl Read,
-    cap: u64,
-    precheck: Option<Prechecking>,
-) -> (Received, Option<Checked>) {
+fn receive(out: impl Read, cap: u64, precheck: Option<Prechecking>) -> (Received, Option<Checked>) {
+    // Taken a pipe's worth at a time, not frame by frame: the answer is all this pipe holds.
+    let mut out = std::io::BufReader::with_capacity(64 * 1024, out);
     let received = receive_answer(&mut out, cap, precheck);
     let _ = std::io::copy(&mut out, &mut std::io::sink());
     received
@@ -302,7 +330,7 @@ fn receive_answer(
                 Frame::Sheet(name) => wb.sheet(&name),
                 Frame::Cells(cells) => {
                     for (row, col, cell) in cells {
-                        wb.cell(row, col, cell);
+                        wb.place(row, col, cell);
                     }
                     if let Some(p) = &mut precheck {
                         p.observe(&wb);
@@ -574,7 +602,7 @@ fn is_encrypted_ooxml(bytes: &[u8]) -> bool {
 /// cells are never given; every cell given is inside the limits ([`Bounds`]).
 trait CellSink {
     fn sheet(&mut self, name: &str);
-    fn cell(&mut self, row: u32, col: u32, cell: Cell);
+    fn cell(&mut self, row: u32, col: u32, cell: CellRef<'_>);
     fn end_sheet(&mut self, merged: &[Range]);
 }
 
@@ -672,7 +700,20 @@ impl CellSink for Assembly {
         self.last_row = 0;
     }
 
-    fn cell(&mut self, row: u32, col: u32, cell: Cell) {
+    fn cell(&mut self, row: u32, col: u32, cell: CellRef<'_>) {
+        self.place(row, col, cell.to_cell());
+    }
+
+    fn end_sheet(&mut self, merged: &[Range]) {
+        if let Some(sheet) = self.sheets.last_mut() {
+            sheet.merged = merged.to_vec();
+        }
+    }
+}
+
+impl Assembly {
+    /// Put `cell` at (`row`, `col`) of the sheet begun last.
+    fn place(&mut self, row: u32, col: u32, cell: Cell) {
         let Some(sheet) = self.sheets.last_mut() else {
             return;
         };
@@ -705,12 +746,6 @@ impl CellSink for Assembly {
         }
         cells[c] = cell;
     }
-
-    fn end_sheet(&mut self, merged: &[Range]) {
-        if let Some(sheet) = self.sheets.last_mut() {
-            sheet.merged = merged.to_vec();
-        }
-    }
 }
 
 fn unreadable_sheet(name: &str, e: &dyn std::fmt::Display) -> Finding {
@@ -738,15 +773,16 @@ fn collect_xlsx<RS: Read + Seek>(
     merges: &dyn Fn() -> bool,
     sink: &mut dyn CellSink,
 ) -> Result<(), Finding> {
+    let mut scratch = String::new();
     for name in wb.sheet_names() {
         sink.sheet(&name);
         let mut bounds = Bounds::new(limits);
         match wb.worksheet_cells_reader(&name) {
             Ok(mut cells) => {
                 while let Some(cell) = cells.next_cell().map_err(|e| unreadable_sheet(&name, &e))? {
-                    let value = convert_ref(cell.get_value());
+                    let value = cell_of_ref(cell.get_value(), &mut scratch);
                     let (row, col) = cell.get_position();
-                    if value != Cell::Empty && bounds.admit(&name, (row, col))? {
+                    if value != CellRef::Empty && bounds.admit(&name, (row, col))? {
                         sink.cell(row, col, value);
                     }
                 }
@@ -785,10 +821,11 @@ where
         let mut bounds = Bounds::new(limits);
         // `used_cells` counts from the range's first cell.
         let (r0, c0) = range.start().unwrap_or((0, 0));
+        let mut scratch = String::new();
         for (row, col, data) in range.used_cells() {
-            let value = convert(data);
+            let value = cell_of_data(data, &mut scratch);
             let at = (r0 + row as u32, c0 + col as u32);
-            if value != Cell::Empty && bounds.admit(&name, at)? {
+            if value != CellRef::Empty && bounds.admit(&name, at)? {
                 sink.cell(at.0, at.1, value);
             }
         }
@@ -798,53 +835,105 @@ where
     Ok(())
 }
 
-fn convert(data: &Data) -> Cell {
-    match data {
-        Data::Empty => Cell::Empty,
-        Data::Int(i) => Cell::Number(*i as f64),
-        Data::Float(f) => Cell::Number(*f),
-        Data::String(s) => Cell::Text(s.clone()),
-        Data::Bool(b) => Cell::Bool(*b),
-        Data::DateTime(dt) => date_time(dt),
-        Data::DateTimeIso(s) => Cell::Date(s.clone()),
-        Data::DurationIso(s) => Cell::Text(s.clone()),
-        Data::Error(e) => Cell::Error(e.to_string()),
+/// A cell as a reader gives it, its text borrowed (from calamine's, or from a scratch
+/// `String` for a date or an error value): the child encodes it into its frame without a copy
+/// of its own. The same variants in the same order as [`Cell`], so it is encoded as that
+/// `Cell` would be, and the parent takes it as one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+enum CellRef<'a> {
+    Empty,
+    Text(&'a str),
+    Number(f64),
+    Bool(bool),
+    Date(&'a str),
+    Error(&'a str),
+}
+
+impl CellRef<'_> {
+    fn to_cell(self) -> Cell {
+        match self {
+            CellRef::Empty => Cell::Empty,
+            CellRef::Text(s) => Cell::Text(s.to_string()),
+            CellRef::Number(n) => Cell::Number(n),
+            CellRef::Bool(b) => Cell::Bool(b),
+            CellRef::Date(s) => Cell::Date(s.to_string()),
+            CellRef::Error(s) => Cell::Error(s.to_string()),
+        }
     }
 }
 
-/// [`convert`] for the cells reader's borrowed values.
-fn convert_ref(data: &calamine::DataRef<'_>) -> Cell {
+impl<'a> From<&'a Cell> for CellRef<'a> {
+    fn from(cell: &'a Cell) -> Self {
+        match cell {
+            Cell::Empty => CellRef::Empty,
+            Cell::Text(s) => CellRef::Text(s),
+            Cell::Number(n) => CellRef::Number(*n),
+            Cell::Bool(b) => CellRef::Bool(*b),
+            Cell::Date(s) => CellRef::Date(s),
+            Cell::Error(s) => CellRef::Error(s),
+        }
+    }
+}
+
+/// calamine's `Data` as a cell (a date or an error value written into `scratch`).
+fn cell_of_data<'a>(data: &'a Data, scratch: &'a mut String) -> CellRef<'a> {
+    match data {
+        Data::Empty => CellRef::Empty,
+        Data::Int(i) => CellRef::Number(*i as f64),
+        Data::Float(f) => CellRef::Number(*f),
+        Data::String(s) => CellRef::Text(s),
+        Data::Bool(b) => CellRef::Bool(*b),
+        Data::DateTime(dt) => date_time(dt, scratch),
+        Data::DateTimeIso(s) => CellRef::Date(s),
+        Data::DurationIso(s) => CellRef::Text(s),
+        Data::Error(e) => error_value(e, scratch),
+    }
+}
+
+/// [`cell_of_data`] for the cells reader's borrowed values.
+fn cell_of_ref<'a>(data: &'a calamine::DataRef<'_>, scratch: &'a mut String) -> CellRef<'a> {
     use calamine::DataRef;
     match data {
-        DataRef::Empty => Cell::Empty,
-        DataRef::Int(i) => Cell::Number(*i as f64),
-        DataRef::Float(f) => Cell::Number(*f),
-        DataRef::String(s) => Cell::Text(s.clone()),
-        DataRef::SharedString(s) => Cell::Text((*s).to_string()),
-        DataRef::Bool(b) => Cell::Bool(*b),
-        DataRef::DateTime(dt) => date_time(dt),
-        DataRef::DateTimeIso(s) => Cell::Date(s.clone()),
-        DataRef::DurationIso(s) => Cell::Text(s.clone()),
-        DataRef::Error(e) => Cell::Error(e.to_string()),
+        DataRef::Empty => CellRef::Empty,
+        DataRef::Int(i) => CellRef::Number(*i as f64),
+        DataRef::Float(f) => CellRef::Number(*f),
+        DataRef::String(s) => CellRef::Text(s),
+        DataRef::SharedString(s) => CellRef::Text(s),
+        DataRef::Bool(b) => CellRef::Bool(*b),
+        DataRef::DateTime(dt) => date_time(dt, scratch),
+        DataRef::DateTimeIso(s) => CellRef::Date(s),
+        DataRef::DurationIso(s) => CellRef::Text(s),
+        DataRef::Error(e) => error_value(e, scratch),
     }
 }
 
-fn date_time(dt: &calamine::ExcelDateTime) -> Cell {
+fn error_value<'a>(e: &calamine::CellErrorType, scratch: &'a mut String) -> CellRef<'a> {
+    scratch.clear();
+    let _ = std::fmt::Write::write_fmt(scratch, format_args!("{e}"));
+    CellRef::Error(scratch)
+}
+
+fn date_time<'a>(dt: &calamine::ExcelDateTime, scratch: &'a mut String) -> CellRef<'a> {
     if dt.is_duration() {
-        Cell::Number(dt.as_f64())
+        CellRef::Number(dt.as_f64())
     } else {
         let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-        Cell::Date(iso_date_time(y, mo, d, h, mi, s))
+        scratch.clear();
+        iso_date_time(scratch, y, mo, d, h, mi, s);
+        CellRef::Date(scratch)
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS`, as `format!("{y:04}-{mo:02}-…")` writes it, without the formatting
-/// machinery (a roster has a date in every row).
-fn iso_date_time(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> String {
+/// `YYYY-MM-DDTHH:MM:SS` into `out`, as `format!("{y:04}-{mo:02}-…")` writes it, without the
+/// formatting machinery (a roster has a date in every row).
+fn iso_date_time(out: &mut String, y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) {
     if y > 9999 || [mo, d, h, mi, s].iter().any(|&n| n > 99) {
-        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+        let _ = std::fmt::Write::write_fmt(
+            out,
+            format_args!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}"),
+        );
+        return;
     }
-    let mut out = String::with_capacity(19);
     let mut two = |n: u8, sep: Option<char>| {
         if let Some(sep) = sep {
             out.push(sep);
@@ -859,7 +948,6 @@ fn iso_date_time(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> String {
     two(h, Some('T'));
     two(mi, Some(':'));
     two(s, Some(':'));
-    out
 }
 
 /// Entry point of the child: confine itself (memory cap), read, send the answer on stdout.
@@ -1657,7 +1745,7 @@ mod tests {
                 for (r, row) in sheet.rows.iter().enumerate() {
                     for (c, cell) in row.iter().enumerate() {
                         if *cell != Cell::Empty {
-                            frames.cell(r as u32, c as u32, cell.clone());
+                            frames.cell(r as u32, c as u32, cell.into());
                         }
                     }
                 }
@@ -1666,6 +1754,12 @@ mod tests {
             assert!(frames.finish(result));
             out
         };
+        // The cells' frame begins as postcard begins `FrameOut::Cells`.
+        let empty = postcard::to_allocvec(&FrameOut::Cells(&[])).unwrap();
+        assert_eq!(
+            empty,
+            postcard::to_allocvec(&(CELLS_VARIANT, 0u64)).unwrap()
+        );
         let out = sent(Ok(()), &wb);
         let received = receive(out.as_slice(), u64::MAX, None).0;
         assert_eq!(received.sha256, None);
@@ -1693,8 +1787,10 @@ mod tests {
             (1900, 1, 1, 23, 59, 59),
             (9999, 12, 31, 7, 8, 9),
         ] {
+            let mut written = String::new();
+            iso_date_time(&mut written, y, mo, d, h, mi, s);
             assert_eq!(
-                iso_date_time(y, mo, d, h, mi, s),
+                written,
                 format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}")
             );
         }
