@@ -1081,7 +1081,7 @@ struct Prechecking {
     ahead: Option<crate::core::returns::RowsAhead>,
     /// Where rows checked ahead go as they stand, in runs of [`ROWS_AHEAD_RUN`], while each
     /// counts ([`Reading::finish_with`]); None once one does not.
-    counting: Option<std::sync::mpsc::Sender<Vec<crate::core::returns::Row>>>,
+    counting: Option<std::sync::mpsc::Sender<Run>>,
     /// How many rows checked ahead were sent there.
     sent: usize,
 }
@@ -1104,7 +1104,7 @@ impl Precheck {
 impl Prechecking {
     fn new(
         precheck: Precheck,
-        counting: std::sync::mpsc::Sender<Vec<crate::core::returns::Row>>,
+        counting: std::sync::mpsc::Sender<Run>,
     ) -> Self {
         Prechecking {
             precheck,
@@ -1126,14 +1126,14 @@ impl Prechecking {
             ahead
         }));
         self.ahead = observed.ok();
-        let (Some(ahead), Some(counting)) = (&self.ahead, &self.counting) else {
+        let (Some(ahead), Some(counting)) = (&mut self.ahead, &self.counting) else {
             self.counting = None;
             return;
         };
         if ahead.checked() < self.sent + ROWS_AHEAD_RUN {
             return;
         }
-        match ahead.counting_from(self.sent) {
+        match ahead.hand_out(self.sent) {
             Some(rows) => {
                 self.sent += rows.len();
                 if counting.send(rows).is_err() {
@@ -1174,7 +1174,10 @@ pub struct Reading {
 }
 
 /// Where the rows checked ahead come, in runs ([`Reading::finish_with`]).
-type CountingRows = std::sync::mpsc::Receiver<Vec<crate::core::returns::Row>>;
+type CountingRows = std::sync::mpsc::Receiver<Run>;
+
+/// A run of rows checked ahead, shared with the check that handed it out.
+type Run = std::sync::Arc<Vec<crate::core::returns::Row>>;
 
 /// A run handed out empty: no rows came for this long ([`Reading::finish_with`]).
 pub const ROWS_AHEAD_QUIET: Duration = Duration::from_secs(1);
@@ -1184,14 +1187,14 @@ pub const ROWS_AHEAD_QUIET: Duration = Duration::from_secs(1);
 fn hand_out_until(
     rows: &CountingRows,
     deadline: Instant,
-    counting: &mut dyn FnMut(Vec<crate::core::returns::Row>),
+    counting: &mut dyn FnMut(&[crate::core::returns::Row]),
 ) {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rows.recv_timeout(left.min(ROWS_AHEAD_QUIET)) {
-            Ok(run) => counting(run),
+            Ok(run) => counting(&run),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {
-                counting(Vec::new())
+                counting(&[])
             }
             Err(_) => return,
         }
@@ -1360,7 +1363,7 @@ impl Reading {
     /// rows than a run. An empty run says that none came for [`ROWS_AHEAD_QUIET`].
     pub fn finish_with(
         mut self,
-        mut counting: impl FnMut(Vec<crate::core::returns::Row>),
+        mut counting: impl FnMut(&[crate::core::returns::Row]),
     ) -> Answer {
         let rows = self.counting.take();
         let state = std::mem::replace(&mut self.state, ReadingState::Finished);
@@ -1466,7 +1469,7 @@ impl Copied {
         path: &Path,
         limits: &Limits,
         rows: Option<CountingRows>,
-        counting: &mut dyn FnMut(Vec<crate::core::returns::Row>),
+        counting: &mut dyn FnMut(&[crate::core::returns::Row]),
     ) -> Answer {
         let Copied {
             mut confined,

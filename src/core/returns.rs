@@ -602,7 +602,7 @@ fn check_roster(
                 && (m.first_row, m.first_col) != (r, c)
         })
     };
-    let ahead = ahead.map_or_else(Vec::new, |a| a.rows);
+    let ahead = ahead.map_or_else(Vec::new, RowsAhead::into_rows);
     let rest = &data_rows[data_rows.partition_point(|&r| r < from)..];
     let checked = std::iter::once(ahead).chain(check_rows(
         sheet, rest, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
@@ -725,8 +725,12 @@ pub struct RowsAhead {
     /// The sheet (by place) looked at for a header, and its rows looked at so far: each row
     /// once, and none past the first 20 (a sheet of a thousand columns costs no more).
     looked: (usize, u32),
-    /// Every non-blank row from the header's next up to `next`, checked, in order.
+    /// Every non-blank row from the header's next up to `next`, checked, in order. The first
+    /// ones' rows are in `handed` instead.
     rows: Vec<CheckedRow>,
+    /// The first rows, in runs as they were handed out ([`RowsAhead::hand_out`]): shared with
+    /// whoever took them, not copied.
+    handed: Vec<std::sync::Arc<Vec<Row>>>,
     next: u32,
     labels: Labels,
     /// Those rows per canonical category named, valid or not (`Return::category_rows`).
@@ -743,6 +747,7 @@ impl RowsAhead {
         if self.spoiled || !ordered {
             self.spoiled = true;
             self.rows = Vec::new();
+            self.handed = Vec::new();
             return;
         }
         let Some(last) = sheets.len().checked_sub(1) else {
@@ -820,18 +825,35 @@ impl RowsAhead {
         self.rows.len()
     }
 
-    /// The rows checked so far from the `from`th on, as each counts, or None when one of them
-    /// does not (an error found in it: the return will not be accepted). Should the return be
-    /// accepted with these rows taken ([`check_with`]), they are its rows in this order.
-    pub fn counting_from(&self, from: usize) -> Option<Vec<Row>> {
-        self.rows
-            .get(from..)?
+    /// The rows checked so far from the `from`th on (none of them handed out yet), as each
+    /// counts, or None when one of them does not (an error found in it: the return will not
+    /// be accepted). Should the return be accepted with these rows taken ([`check_with`]),
+    /// they are its rows in this order. They are shared, not copied: the return takes them
+    /// back from the run (a copy only of a run still held elsewhere then).
+    pub fn hand_out(&mut self, from: usize) -> Option<std::sync::Arc<Vec<Row>>> {
+        let rest = self.rows.get_mut(from..)?;
+        let counts = rest
             .iter()
-            .map(|(_, row, findings)| {
-                row.clone()
-                    .filter(|_| !findings.iter().any(Finding::is_error))
-            })
-            .collect()
+            .all(|(_, row, findings)| row.is_some() && !findings.iter().any(Finding::is_error));
+        if !counts || rest.is_empty() {
+            return None;
+        }
+        let run: Vec<Row> = rest.iter_mut().filter_map(|(_, row, _)| row.take()).collect();
+        let run = std::sync::Arc::new(run);
+        self.handed.push(std::sync::Arc::clone(&run));
+        Some(run)
+    }
+
+    /// The rows checked, those handed out back in their places.
+    fn into_rows(self) -> Vec<CheckedRow> {
+        let mut rows = self.rows;
+        let handed = self.handed.into_iter().flat_map(|run| {
+            std::sync::Arc::try_unwrap(run).unwrap_or_else(|shared| shared.as_ref().clone())
+        });
+        for ((_, row, _), handed) in rows.iter_mut().zip(handed) {
+            *row = Some(handed);
+        }
+        rows
     }
 }
 
@@ -1686,6 +1708,49 @@ mod tests {
             let with = check_on(wb, &ctx, Some(marked), || 1);
             let mark = with.findings.iter().any(|f| f.message == "checked ahead");
             assert_eq!(mark, taken, "rows checked ahead taken: {mark}");
+        }
+    }
+
+    /// Rows handed out as they are checked are the return's first rows, shared: the return
+    /// takes them back (a copy of a run still held elsewhere). None are handed out once a row
+    /// does not count.
+    #[test]
+    fn rows_handed_out_are_the_returns_first_rows() {
+        let (c, unit, now) = xixing();
+        let ctx = context(&c, unit.as_ref(), now);
+        for bad in [None, Some(150)] {
+            let mut rows: Vec<Vec<Cell>> = (0..300).map(person).collect();
+            if let Some(r) = bad {
+                rows[r][2] = t("33010819900101000X");
+            }
+            let wb = workbook("西兴街道", t("2020-05"), rows);
+            let mut ahead = RowsAhead::default();
+            let (mut handed, mut kept) = (Vec::new(), None);
+            for sheet in 0..wb.sheets.len() {
+                for rows in (0..=wb.sheets[sheet].rows.len()).step_by(7) {
+                    ahead.observe(&read_so_far(&wb, sheet, rows), true, &ctx);
+                    let sent: usize = handed.iter().map(Vec::len).sum();
+                    if ahead.checked() >= sent + 64 {
+                        match ahead.hand_out(sent) {
+                            Some(run) => {
+                                handed.push(run.as_ref().clone());
+                                // One run still held when the return takes its rows back.
+                                kept.get_or_insert(run);
+                            }
+                            None => assert!(bad.is_some_and(|b| sent + 64 > b - 2)),
+                        }
+                    }
+                }
+            }
+            let handed: Vec<Row> = handed.into_iter().flatten().collect();
+            let whole = check_on(&wb, &ctx, None, || 1);
+            let with = check_on(&wb, &ctx, Some(ahead), || 1);
+            assert_eq!(with, whole);
+            assert!(handed.len() >= 64, "{}", handed.len());
+            // Never the row that does not count, nor one after it.
+            assert!(handed.len() < bad.unwrap_or(300), "{}", handed.len());
+            assert_eq!(handed[..], with.rows[..handed.len()]);
+            assert!(kept.is_some());
         }
     }
 

@@ -749,7 +749,7 @@ fn read_staged(
         since: None,
     };
     if let Some(ahead) = ahead {
-        let answer = ahead.finish_with(|rows| writer.write(&rows));
+        let answer = ahead.finish_with(|rows| writer.write(rows));
         if answer.sha256.as_deref() == Some(sha) {
             return answer.result.map(|wb| (wb, answer.checked));
         }
@@ -766,7 +766,7 @@ fn read_staged(
         max_rows: limits.max_rows,
     };
     let answer = Reading::start_checked(ctx.exe, Some(ctx.config_path), staged, limits, precheck)
-        .finish_with(|rows| writer.write(&rows));
+        .finish_with(|rows| writer.write(rows));
     answer.result.map(|wb| (wb, answer.checked))
 }
 
