@@ -1102,10 +1102,7 @@ impl Precheck {
 }
 
 impl Prechecking {
-    fn new(
-        precheck: Precheck,
-        counting: std::sync::mpsc::Sender<Run>,
-    ) -> Self {
+    fn new(precheck: Precheck, counting: std::sync::mpsc::Sender<Run>) -> Self {
         Prechecking {
             precheck,
             ahead: Some(Default::default()),
@@ -1193,9 +1190,7 @@ fn hand_out_until(
         let left = deadline.saturating_duration_since(Instant::now());
         match rows.recv_timeout(left.min(ROWS_AHEAD_QUIET)) {
             Ok(run) => counting(&run),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {
-                counting(&[])
-            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => counting(&[]),
             Err(_) => return,
         }
     }
@@ -1361,10 +1356,7 @@ impl Reading {
     /// the return as it will count, should it be accepted with them ([`Precheck`]; the
     /// answer's check says). None come once a row does not count, nor for a return of fewer
     /// rows than a run. An empty run says that none came for [`ROWS_AHEAD_QUIET`].
-    pub fn finish_with(
-        mut self,
-        mut counting: impl FnMut(&[crate::core::returns::Row]),
-    ) -> Answer {
+    pub fn finish_with(mut self, mut counting: impl FnMut(&[crate::core::returns::Row])) -> Answer {
         let rows = self.counting.take();
         let state = std::mem::replace(&mut self.state, ReadingState::Finished);
         // Each run as it comes: until the rows end, or the reading's time limit.

@@ -306,7 +306,7 @@ pub fn person_tallies(plan: &Plan, reports: &[PersonReport]) -> Tallies {
 /// month; the person counts once per unit and category, in the first such month.
 #[derive(Debug, Default)]
 pub struct TallySum<'r> {
-    sums: HashMap<(&'r str, &'r str, u8), TallyCounts>,
+    sums: super::FastMap<(&'r str, &'r str, u8), TallyCounts>,
 }
 
 impl<'r> TallySum<'r> {

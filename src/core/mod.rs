@@ -17,3 +17,6 @@ pub mod remind;
 pub mod returns;
 pub mod settle;
 pub mod workbook;
+
+/// A map looked up once or more per row: a fast hash (foldhash, seeded per map), not SipHash.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

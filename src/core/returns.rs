@@ -2,6 +2,7 @@
 //! found by content, labels matched after folding, every rule applied and every problem
 //! reported at once. Pure: no disk, no clock (`now` comes in the context).
 
+use crate::core::FastMap;
 use crate::core::calendar::YearMonth;
 use crate::core::dates;
 use crate::core::findings::{Code, Finding, a1};
@@ -838,7 +839,10 @@ impl RowsAhead {
         if !counts || rest.is_empty() {
             return None;
         }
-        let run: Vec<Row> = rest.iter_mut().filter_map(|(_, row, _)| row.take()).collect();
+        let run: Vec<Row> = rest
+            .iter_mut()
+            .filter_map(|(_, row, _)| row.take())
+            .collect();
         let run = std::sync::Arc::new(run);
         self.handed.push(std::sync::Arc::clone(&run));
         Some(run)
@@ -859,9 +863,10 @@ impl RowsAhead {
 
 /// The persons of a return seen so far, per category: where each was first reported. An ID
 /// that passed its check (17 digits and a digit or X) is packed in a number, the category is
-/// the plan's own by its place: no text is copied or hashed per row.
+/// the plan's own by its place (found among the plan's few by comparing): no text is copied or
+/// hashed per row.
 struct SeenIds<'p> {
-    categories: HashMap<&'p str, u16>,
+    categories: Vec<&'p str>,
     packed: FastMap<(u64, u16), u32>,
     /// What cannot be packed (never, for a checked ID), by its text.
     other: FastMap<(String, String), u32>,
@@ -870,12 +875,7 @@ struct SeenIds<'p> {
 impl<'p> SeenIds<'p> {
     fn new(plan: &'p Plan, rows: usize) -> Self {
         SeenIds {
-            categories: plan
-                .categories
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name.as_str(), i as u16))
-                .collect(),
+            categories: plan.categories.iter().map(|c| c.name.as_str()).collect(),
             packed: FastMap::with_capacity_and_hasher(rows, Default::default()),
             other: FastMap::default(),
         }
@@ -884,8 +884,12 @@ impl<'p> SeenIds<'p> {
     /// The line where `row`'s person was first reported in its category, or None when this
     /// (at `line`) is the first.
     fn first(&mut self, row: &Row, line: u32) -> Option<u32> {
-        let packed =
-            ids::pack_resident_id(&row.id).zip(self.categories.get(row.category.as_str()).copied());
+        let category = self
+            .categories
+            .iter()
+            .position(|&c| c == row.category)
+            .and_then(|i| u16::try_from(i).ok());
+        let packed = ids::pack_resident_id(&row.id).zip(category);
         let first = match packed {
             Some(key) => *self.packed.entry(key).or_insert(line),
             None => *self
@@ -896,9 +900,6 @@ impl<'p> SeenIds<'p> {
         (first != line).then_some(first)
     }
 }
-
-/// A map looked up once or more per row: a fast hash (foldhash, seeded per map), not SipHash.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One data row checked: its number (0-based), what it counts as, its findings.
 type CheckedRow = (u32, Option<Row>, Vec<Finding>);

@@ -573,7 +573,8 @@ fn take_in(
         return Ok(Recorded::done(s, Vec::new(), false));
     }
 
-    // Read and check.
+    // Read and check; a staged copy not made durable yet is made so meanwhile.
+    let mut syncing = (!synced).then_some(StagedSync::Later);
     let started = std::time::Instant::now();
     let mut phases = Phases::default();
     let (workbook, mut ret) = match unread {
@@ -584,7 +585,7 @@ fn take_in(
                 ..Return::default()
             },
         ),
-        None => match read_staged(ctx, ledger, unit, &staged, &sha, ahead) {
+        None => match read_staged(ctx, ledger, unit, &staged, &sha, ahead, &mut syncing) {
             Ok((wb, checked)) => {
                 phases.read = started.elapsed();
                 // From here on tally itself handles what the file held: a stop before the file
@@ -621,6 +622,7 @@ fn take_in(
             ),
         },
     };
+    let synced = synced || syncing.is_some_and(StagedSync::done);
     phases.checked = started.elapsed();
     if ret.accepted() {
         let doubles = double_reported(ledger, unit, &ret)?;
@@ -731,10 +733,47 @@ fn take_in(
     })
 }
 
+/// The fsync of a staged copy while the reader child reads it ([`read_staged`]): on a thread
+/// started once the child is (a copy of this process is made only while no other thread
+/// runs), waited for once the read is done.
+enum StagedSync {
+    /// To be started with the read.
+    Later,
+    Running(std::thread::JoinHandle<std::io::Result<()>>),
+}
+
+impl StagedSync {
+    /// Start the fsync of `staged` (when it is still to be started).
+    fn start(&mut self, staged: &Path) {
+        if matches!(self, StagedSync::Later) {
+            let staged = staged.to_path_buf();
+            // Opened for writing: Windows flushes only a handle that may write.
+            let sync = move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&staged)
+                    .and_then(|f| f.sync_all())
+            };
+            if let Ok(running) = std::thread::Builder::new().spawn(sync) {
+                *self = StagedSync::Running(running);
+            }
+        }
+    }
+
+    /// Whether the staged copy was made durable (else [`archive_staged`] makes it so, and
+    /// says why it cannot).
+    fn done(self) -> bool {
+        match self {
+            StagedSync::Later => false,
+            StagedSync::Running(running) => running.join().is_ok_and(|r| r.is_ok()),
+        }
+    }
+}
+
 /// The staged copy read: its workbook and its check for `unit`. The answer of the read started
 /// ahead when that child read the same bytes (`sha`), else a read of the staged copy now,
 /// checked as it comes. A large return's rows are written to the ledger as they are checked
-/// ([`Ledger::write_ahead`]).
+/// ([`Ledger::write_ahead`]). `syncing`: the staged copy's fsync, started once its reader is.
 fn read_staged(
     ctx: &IntakeContext<'_>,
     ledger: &mut Ledger,
@@ -742,6 +781,7 @@ fn read_staged(
     staged: &Path,
     sha: &str,
     ahead: Option<Reading>,
+    syncing: &mut Option<StagedSync>,
 ) -> Result<(Workbook, Option<Checked>), Finding> {
     let mut writer = WriterAhead {
         ledger,
@@ -749,6 +789,9 @@ fn read_staged(
         since: None,
     };
     if let Some(ahead) = ahead {
+        if let Some(s) = syncing {
+            s.start(staged);
+        }
         let answer = ahead.finish_with(|rows| writer.write(rows));
         if answer.sha256.as_deref() == Some(sha) {
             return answer.result.map(|wb| (wb, answer.checked));
@@ -765,8 +808,11 @@ fn read_staged(
         now: ctx.now,
         max_rows: limits.max_rows,
     };
-    let answer = Reading::start_checked(ctx.exe, Some(ctx.config_path), staged, limits, precheck)
-        .finish_with(|rows| writer.write(rows));
+    let reading = Reading::start_checked(ctx.exe, Some(ctx.config_path), staged, limits, precheck);
+    if let Some(s) = syncing {
+        s.start(staged);
+    }
+    let answer = reading.finish_with(|rows| writer.write(rows));
     answer.result.map(|wb| (wb, answer.checked))
 }
 
