@@ -352,8 +352,14 @@ pub fn complete(
         feedback,
         freeing,
         large: _,
-        log,
+        mut log,
     } = recorded;
+    let mut phase = |at: fn(&mut Phases) -> &mut std::time::Duration| {
+        if let Some((_, started, phases)) = &mut log {
+            *at(phases) = started.elapsed();
+        }
+    };
+    phase(|p| &mut p.durable);
     if let Some((path, workbook)) = &feedback {
         write_feedback(
             &ctx.config.plan.title,
@@ -364,6 +370,7 @@ pub fn complete(
         )?;
     }
     let s = finish(ctx, ledger, submission)?;
+    phase(|p| &mut p.moved);
     drop(feedback);
     if let Some(freeing) = freeing {
         let _ = freeing.join();
@@ -865,6 +872,10 @@ struct Phases {
     doubles: std::time::Duration,
     archived: std::time::Duration,
     recorded: std::time::Duration,
+    /// The record's commit waited for ([`Ledger::make_durable`]).
+    durable: std::time::Duration,
+    /// Its feedback written, the file moved.
+    moved: std::time::Duration,
 }
 
 impl std::fmt::Display for Phases {
@@ -872,12 +883,14 @@ impl std::fmt::Display for Phases {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         write!(
             f,
-            "read {:.1} checked {:.1} doubles {:.1} archived {:.1} recorded {:.1} (ms)",
+            "read {:.1} checked {:.1} doubles {:.1} archived {:.1} recorded {:.1} durable {:.1} moved {:.1} (ms)",
             ms(self.read),
             ms(self.checked),
             ms(self.doubles),
             ms(self.archived),
-            ms(self.recorded)
+            ms(self.recorded),
+            ms(self.durable),
+            ms(self.moved)
         )
     }
 }

@@ -26,6 +26,10 @@ use crate::core::returns::Row;
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;
 
+/// Rows written ahead between two flushes of the write-ahead log meanwhile (a few megabytes
+/// of it).
+const LOG_FLUSH_ROWS: usize = 8_192;
+
 /// The rows of one return written ahead, in the open transaction.
 pub(super) struct WrittenAhead {
     /// The submission's id to be: the next one (nobody else writes while this transaction
@@ -96,7 +100,12 @@ impl Ledger {
         match insert_rows(&self.db, ahead.id, rows) {
             Ok(()) => {
                 feed(&mut ahead.fingerprint, rows);
+                let flush =
+                    ahead.rows / LOG_FLUSH_ROWS != (ahead.rows + rows.len()) / LOG_FLUSH_ROWS;
                 ahead.rows += rows.len();
+                if flush {
+                    self.flush_log_meanwhile();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -104,6 +113,35 @@ impl Ledger {
                 Err(self.err(e))
             }
         }
+    }
+
+    /// Start flushing the write-ahead log to disk on a thread of its own, unless a flush is
+    /// still at it. SQLite writes the pages of a large transaction to the log as its cache
+    /// fills (ignored until their commit, should a stop come first); flushed meanwhile, they
+    /// are not waited for after the commit ([`Ledger::make_durable`] waits for this flush,
+    /// then for the rest).
+    fn flush_log_meanwhile(&mut self) {
+        if self.log_flush.as_ref().is_some_and(|f| !f.is_finished()) {
+            return;
+        }
+        let Location::Sqlite(path) = &self.location else {
+            return;
+        };
+        let wal = beside(path, "-wal");
+        let flush = move || {
+            // Opened for writing: Windows flushes only a handle that may write.
+            let flushed = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&wal)
+                .and_then(|f| f.sync_data());
+            if let Err(e) = flushed {
+                tracing::debug!(error = %e, "the write-ahead log could not be flushed meanwhile");
+            }
+        };
+        if let Some(done) = self.log_flush.take() {
+            let _ = done.join();
+        }
+        self.log_flush = std::thread::Builder::new().spawn(flush).ok();
     }
 
     /// Rows of a return are written ahead, in a transaction left open for its record.

@@ -326,6 +326,9 @@ pub struct Ledger {
     /// How rows written ahead are told from others (a fast hash, its seed drawn once per
     /// ledger: foldhash, already built for hashbrown).
     fingerprints: foldhash::fast::RandomState,
+    /// The write-ahead log being flushed to disk while rows are written ahead
+    /// ([`Ledger::write_ahead`]): the wait for the disk after their commit is then short.
+    log_flush: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Ledger {
@@ -375,6 +378,7 @@ impl Ledger {
             undurable: false,
             ahead: None,
             fingerprints: Default::default(),
+            log_flush: None,
         };
         ledger.setup()?;
         if let Location::Sqlite(path) = location {
@@ -463,6 +467,7 @@ impl Ledger {
             undurable: false,
             ahead: None,
             fingerprints: Default::default(),
+            log_flush: None,
         })
     }
 
@@ -584,6 +589,9 @@ impl Ledger {
             return Ok(());
         };
         let wal = beside(path, "-wal");
+        if let Some(flush) = self.log_flush.take() {
+            let _ = flush.join();
+        }
         // Opened for writing: Windows flushes only a handle that may write. SQLite writes
         // each commit's pages to the log before the commit returns; only the wait for the
         // disk was left out.
