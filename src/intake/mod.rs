@@ -314,7 +314,7 @@ pub struct Recorded {
     large: bool,
     /// For the log line of a file read and checked: its unit, when its intake began, and
     /// its steps.
-    log: Option<(String, std::time::Instant, Phases)>,
+    log: Option<Box<(String, std::time::Instant, Phases)>>,
 }
 
 impl Recorded {
@@ -355,7 +355,7 @@ pub fn complete(
         mut log,
     } = recorded;
     let mut phase = |at: fn(&mut Phases) -> &mut std::time::Duration| {
-        if let Some((_, started, phases)) = &mut log {
+        if let Some((_, started, phases)) = log.as_deref_mut() {
             *at(phases) = started.elapsed();
         }
     };
@@ -375,7 +375,7 @@ pub fn complete(
     if let Some(freeing) = freeing {
         let _ = freeing.join();
     }
-    if let Some((unit, started, phases)) = log {
+    if let Some((unit, started, phases)) = log.map(|l| *l) {
         tracing::info!(
             unit = %unit,
             file = %s.file_name,
@@ -736,7 +736,7 @@ fn take_in(
         feedback: feedback.map(|fb| (fb, workbook)),
         freeing,
         large,
-        log: Some((unit.name.clone(), started, phases)),
+        log: Some(Box::new((unit.name.clone(), started, phases))),
     })
 }
 
