@@ -13,6 +13,13 @@ pub fn fold(label: &str) -> String {
     simplified.nfkc().filter(|c| !c.is_whitespace()).collect()
 }
 
+/// Build the tables folding looks traditional characters up in (the first fold would build
+/// them, a few tenths of a millisecond): a caller that waits anyway (for a reader child) calls
+/// this meanwhile, so that its first fold is no slower than the next.
+pub fn prepare() {
+    let _ = fold("體");
+}
+
 /// Whether two labels are the same after folding.
 pub fn same(a: &str, b: &str) -> bool {
     fold(a) == fold(b)
