@@ -333,11 +333,14 @@ fn receive_answer(
                         wb.place(row, col, cell);
                     }
                     if let Some(p) = &mut precheck {
-                        p.observe(&wb);
+                        p.observe(&wb, false);
                     }
                 }
                 Frame::EndSheet(merged) => wb.end_sheet(&merged),
                 Frame::Done => {
+                    if let Some(p) = &mut precheck {
+                        p.observe(&wb, true);
+                    }
                     received.answer = Some(wb.finish());
                     break;
                 }
@@ -1111,15 +1114,22 @@ impl Prechecking {
         }
     }
 
-    /// Check the rows that can be of the workbook read so far. A panic drops what was
-    /// checked ahead (the check of the whole workbook then meets it again).
-    fn observe(&mut self, wb: &Assembly) {
+    /// Check the rows that can be of the workbook read so far (`ended`: all of it, read to its
+    /// end), and hand out the next run of them. Once the workbook has ended, the rows after
+    /// the last run go out too (to be written while the whole is checked), if any run went
+    /// before them. A panic drops what was checked ahead (the check of the whole workbook
+    /// then meets it again).
+    fn observe(&mut self, wb: &Assembly, ended: bool) {
         let Some(mut ahead) = self.ahead.take() else {
             return;
         };
         let ctx = self.precheck.context();
         let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ahead.observe(&wb.sheets, wb.ordered, &ctx);
+            if ended {
+                ahead.observe_ended(&wb.sheets, wb.ordered, &ctx);
+            } else {
+                ahead.observe(&wb.sheets, wb.ordered, &ctx);
+            }
             ahead
         }));
         self.ahead = observed.ok();
@@ -1127,7 +1137,12 @@ impl Prechecking {
             self.counting = None;
             return;
         };
-        if ahead.checked() < self.sent + ROWS_AHEAD_RUN {
+        let run = if ended && self.sent > 0 {
+            1
+        } else {
+            ROWS_AHEAD_RUN
+        };
+        if ahead.checked() < self.sent + run {
             return;
         }
         match ahead.hand_out(self.sent) {

@@ -745,6 +745,15 @@ impl RowsAhead {
     /// (its last row may be incomplete); `ordered`, every cell so far came in the order of
     /// rows of its sheet.
     pub fn observe(&mut self, sheets: &[Sheet], ordered: bool, ctx: &Context<'_>) {
+        self.observe_as(sheets, ordered, ctx, false);
+    }
+
+    /// [`RowsAhead::observe`] the whole workbook, read to its end: its last row is whole too.
+    pub fn observe_ended(&mut self, sheets: &[Sheet], ordered: bool, ctx: &Context<'_>) {
+        self.observe_as(sheets, ordered, ctx, true);
+    }
+
+    fn observe_as(&mut self, sheets: &[Sheet], ordered: bool, ctx: &Context<'_>, ended: bool) {
         if self.spoiled || !ordered {
             self.spoiled = true;
             self.rows = Vec::new();
@@ -788,7 +797,7 @@ impl RowsAhead {
         };
         let sheet = &sheets[self.sheet];
         // Rows before the last one begun are whole; all of them once the sheet has ended.
-        let whole = if self.sheet == last {
+        let whole = if self.sheet == last && !ended {
             sheet.height().saturating_sub(1)
         } else {
             sheet.height()
@@ -1743,13 +1752,22 @@ mod tests {
                     }
                 }
             }
+            // Read to its end: the rows after the last run go out too.
+            ahead.observe_ended(&wb.sheets, true, &ctx);
+            let sent: usize = handed.iter().map(Vec::len).sum();
+            if let Some(run) = ahead.hand_out(sent) {
+                handed.push(run.as_ref().clone());
+            }
             let handed: Vec<Row> = handed.into_iter().flatten().collect();
             let whole = check_on(&wb, &ctx, None, || 1);
             let with = check_on(&wb, &ctx, Some(ahead), || 1);
             assert_eq!(with, whole);
             assert!(handed.len() >= 64, "{}", handed.len());
-            // Never the row that does not count, nor one after it.
-            assert!(handed.len() < bad.unwrap_or(300), "{}", handed.len());
+            match bad {
+                // Never the row that does not count, nor one after it.
+                Some(bad) => assert!(handed.len() < bad, "{}", handed.len()),
+                None => assert_eq!(handed.len(), whole.rows.len()),
+            }
             assert_eq!(handed[..], with.rows[..handed.len()]);
             assert!(kept.is_some());
         }

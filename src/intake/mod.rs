@@ -308,7 +308,7 @@ pub struct Recorded {
     resumed: bool,
     /// A rejection's feedback workbook: where it goes and the cells it shows.
     feedback: Option<(PathBuf, Option<Workbook>)>,
-    /// A large accepted return's cells being freed on a thread of their own.
+    /// A large accepted return's cells and rows being freed on a thread of their own.
     freeing: Option<std::thread::JoinHandle<()>>,
     /// It held this many rows or more ([`LARGE_RETURN_ROWS`]).
     large: bool,
@@ -711,7 +711,7 @@ fn take_in(
     } else {
         Vec::new()
     };
-    let new = NewSubmission::new(submission, counted, ret.findings.clone());
+    let mut new = NewSubmission::new(submission, counted, ret.findings.clone());
     phases.archived = started.elapsed();
     let s = match record_new(ctx, ledger, &new) {
         Ok(s) => s,
@@ -729,6 +729,20 @@ fn take_in(
         }
     };
     phases.recorded = started.elapsed();
+    // A large return's rows are freed beside its cells, not here.
+    let freeing = match freeing {
+        Some(cells) => {
+            let rows = std::mem::take(&mut new.counted_rows);
+            std::thread::Builder::new()
+                .spawn(move || {
+                    drop(rows);
+                    let _ = cells.join();
+                })
+                .ok()
+        }
+        None => None,
+    };
+    drop(new);
     Ok(Recorded {
         submission: s,
         findings: ret.findings,

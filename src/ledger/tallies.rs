@@ -97,7 +97,7 @@ pub(super) fn after_accept(
     }
     // This return's own reports, person by person: row indices grouped by 身份证号.
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
+    order.sort_unstable_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
     let own: Vec<&[usize]> = order.chunk_by(|&a, &b| rows[a].id == rows[b].id).collect();
 
     // The counted reports of the same persons in other returns: one statement over a
