@@ -206,6 +206,8 @@ impl<W: std::io::Write> FrameWriter<W> {
     /// and the count, then the cells as they were encoded.
     fn flush_cells(&mut self) {
         if self.count == 0 || self.failed {
+            self.cells.clear();
+            self.count = 0;
             return;
         }
         let mut buf = std::mem::take(&mut self.buf);
@@ -247,6 +249,9 @@ impl<W: std::io::Write> CellSink for FrameWriter<W> {
     }
 
     fn cell(&mut self, row: u32, col: u32, cell: CellRef<'_>) {
+        if self.failed {
+            return;
+        }
         let cells = std::mem::take(&mut self.cells);
         match postcard::to_extend(&(row, col, cell), cells) {
             Ok(cells) => self.cells = cells,
