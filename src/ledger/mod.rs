@@ -331,6 +331,16 @@ pub struct Ledger {
     log_flush: Option<std::thread::JoinHandle<()>>,
 }
 
+impl Drop for Ledger {
+    /// A flush of the write-ahead log still at it is waited for before the connection closes
+    /// (SQLite may remove the log then; Windows removes no file another handle holds open).
+    fn drop(&mut self) {
+        if let Some(flush) = self.log_flush.take() {
+            let _ = flush.join();
+        }
+    }
+}
+
 impl Ledger {
     /// Open (creating if needed) and migrate the SQLite ledger at `path`. It holds full
     /// 身份证号: its folder is created 0700 and the database with its `-wal` and `-shm` files
