@@ -14,6 +14,15 @@ pub fn sync_dir(dir: &Path) {
     }
 }
 
+/// Flush a file's data to disk. It is opened for writing: Windows flushes only a handle that
+/// may write.
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.sync_all())
+}
+
 /// A fault of the storage under a folder tally writes, rather than of the file at hand: it
 /// lasts until someone frees space or remounts the disk, and every file would meet it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -154,12 +154,7 @@ fn archive_staged(
     let dir = dest.parent().unwrap_or(Path::new("."));
     crate::private::create_dir(dir).map_err(io(dir, "cannot create folder"))?;
     if !synced {
-        // Opened for writing: Windows flushes only a handle that may write.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&staged)
-            .and_then(|f| f.sync_all())
-            .map_err(io(&staged, "cannot fsync"))?;
+        crate::durable::sync_file(&staged).map_err(io(&staged, "cannot fsync"))?;
     }
     match staged.persist_noclobber(dest) {
         Ok(()) => {
@@ -768,13 +763,7 @@ impl StagedSync {
     fn start(&mut self, staged: &Path) {
         if matches!(self, StagedSync::Later) {
             let staged = staged.to_path_buf();
-            // Opened for writing: Windows flushes only a handle that may write.
-            let sync = move || {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&staged)
-                    .and_then(|f| f.sync_all())
-            };
+            let sync = move || crate::durable::sync_file(&staged);
             if let Ok(running) = std::thread::Builder::new().spawn(sync) {
                 *self = StagedSync::Running(running);
             }
@@ -1034,9 +1023,7 @@ pub fn resume_pending(
     // Staging copies left by a crash (see `clear_staging`); a read mark left beside the
     // ledger by a stop (see `ledger::ahead`) goes into it.
     clear_staging(ctx.config);
-    if let Err(e) = ledger.settle_read_mark() {
-        tracing::warn!(error = %e, "cannot carry a read mark into the ledger");
-    }
+    ledger.settle_read_mark_or_warn();
     let mut done = Vec::new();
     for s in ledger.unmoved()? {
         let (id, file) = (s.id, s.source_path.clone());

@@ -129,19 +129,19 @@ impl Ledger {
         };
         let wal = beside(path, "-wal");
         let flush = move || {
-            // Opened for writing: Windows flushes only a handle that may write.
-            let flushed = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&wal)
-                .and_then(|f| f.sync_data());
-            if let Err(e) = flushed {
+            if let Err(e) = crate::durable::sync_file(&wal) {
                 tracing::debug!(error = %e, "the write-ahead log could not be flushed meanwhile");
             }
         };
-        if let Some(done) = self.log_flush.take() {
-            let _ = done.join();
-        }
+        self.wait_for_log_flush();
         self.log_flush = std::thread::Builder::new().spawn(flush).ok();
+    }
+
+    /// Wait for a flush of the write-ahead log still at it ([`Ledger::flush_log_meanwhile`]).
+    pub(super) fn wait_for_log_flush(&mut self) {
+        if let Some(flush) = self.log_flush.take() {
+            let _ = flush.join();
+        }
     }
 
     /// Rows of a return are written ahead, in a transaction left open for its record.
@@ -163,7 +163,7 @@ impl Ledger {
 
     /// [`Ledger::settle_read_mark`], a failure only logged: the mark stays beside the ledger
     /// for the next start.
-    pub(super) fn settle_read_mark_or_warn(&mut self) {
+    pub fn settle_read_mark_or_warn(&mut self) {
         if let Err(e) = self.settle_read_mark() {
             tracing::warn!(error = %e, "cannot carry a read mark into the ledger");
         }
@@ -197,7 +197,7 @@ impl Ledger {
 
     /// Carry a read mark noted beside the ledger into it (no transaction open), and remove it:
     /// after the rows' transaction ends, and at the start of intake (a mark a stop left).
-    pub fn settle_read_mark(&mut self) -> Result<(), LedgerError> {
+    fn settle_read_mark(&mut self) -> Result<(), LedgerError> {
         let Some(mark) = self.read_mark() else {
             return Ok(());
         };

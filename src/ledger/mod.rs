@@ -335,9 +335,7 @@ impl Drop for Ledger {
     /// A flush of the write-ahead log still at it is waited for before the connection closes
     /// (SQLite may remove the log then; Windows removes no file another handle holds open).
     fn drop(&mut self) {
-        if let Some(flush) = self.log_flush.take() {
-            let _ = flush.join();
-        }
+        self.wait_for_log_flush();
     }
 }
 
@@ -599,17 +597,10 @@ impl Ledger {
             return Ok(());
         };
         let wal = beside(path, "-wal");
-        if let Some(flush) = self.log_flush.take() {
-            let _ = flush.join();
-        }
-        // Opened for writing: Windows flushes only a handle that may write. SQLite writes
-        // each commit's pages to the log before the commit returns; only the wait for the
-        // disk was left out.
-        let synced = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&wal)
-            .and_then(|f| f.sync_all());
-        match synced {
+        self.wait_for_log_flush();
+        // SQLite writes each commit's pages to the log before the commit returns; only the
+        // wait for the disk was left out.
+        match crate::durable::sync_file(&wal) {
             Ok(()) => {}
             // No log: every commit is in the database file, which a checkpoint syncs.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
