@@ -14,6 +14,15 @@ fn main() {
         _ => git_commit().unwrap_or_else(|| "unknown".to_string()),
     };
     println!("cargo:rustc-env=TALLY_COMMIT={commit}");
+    // On Linux the `tally` executable is linked at a fixed address (not position-independent):
+    // the loader then has no relocations to apply and no pages to copy for them at each start,
+    // which `check` of a small return and every reader child pay (~0.3 ms of 1.5 ms). The
+    // libraries, heap and stack are still placed at random.
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if os == "linux" && env == "gnu" {
+        println!("cargo:rustc-link-arg-bins=-no-pie");
+    }
 }
 
 /// The short hash of HEAD, when the package's folder is the top of a git work tree (not a

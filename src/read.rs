@@ -157,6 +157,11 @@ enum Frame {
 /// Cells sent in one frame (a few hundred kilobytes at most).
 const FRAME_CELLS: usize = 4096;
 
+/// Cells in the first frame of the answer; each next one holds twice as many, up to
+/// [`FRAME_CELLS`]. The parent takes the first cells of a small return while the child still
+/// reads the rest, instead of all of them after it.
+const FIRST_FRAME_CELLS: usize = 256;
+
 /// The child's side of the answer: frames written to the parent as the cells come. A write
 /// that fails (the parent went away) ends the sending; [`FrameWriter::finish`] says so.
 struct FrameWriter<W: std::io::Write> {
@@ -165,6 +170,8 @@ struct FrameWriter<W: std::io::Write> {
     cells: Vec<u8>,
     /// How many.
     count: usize,
+    /// How many make a frame now (from [`FIRST_FRAME_CELLS`] up to [`FRAME_CELLS`]).
+    frame_cells: usize,
     buf: Vec<u8>,
     failed: bool,
 }
@@ -179,6 +186,7 @@ impl<W: std::io::Write> FrameWriter<W> {
             out,
             cells: Vec::new(),
             count: 0,
+            frame_cells: FIRST_FRAME_CELLS,
             buf: Vec::new(),
             failed: false,
         }
@@ -195,11 +203,16 @@ impl<W: std::io::Write> FrameWriter<W> {
             Ok(mut buf) => {
                 let len = u32::try_from(buf.len() - 4).unwrap_or(u32::MAX);
                 buf[..4].copy_from_slice(&len.to_le_bytes());
-                self.failed = self.out.write_all(&buf).is_err();
+                self.failed = self.write(&buf);
                 self.buf = buf;
             }
             Err(_) => self.failed = true,
         }
+    }
+
+    /// Write one whole frame and hand it to the parent now; whether that failed.
+    fn write(&mut self, frame: &[u8]) -> bool {
+        self.out.write_all(frame).and_then(|()| self.out.flush()).is_err()
     }
 
     /// Send the cells encoded so far as one [`FrameOut::Cells`] frame: the variant's place
@@ -218,8 +231,9 @@ impl<W: std::io::Write> FrameWriter<W> {
                 buf.extend_from_slice(&self.cells);
                 let len = u32::try_from(buf.len() - 4).unwrap_or(u32::MAX);
                 buf[..4].copy_from_slice(&len.to_le_bytes());
-                self.failed = self.out.write_all(&buf).is_err();
+                self.failed = self.write(&buf);
                 self.buf = buf;
+                self.frame_cells = (self.frame_cells * 2).min(FRAME_CELLS);
             }
             Err(_) => self.failed = true,
         }
@@ -258,7 +272,7 @@ impl<W: std::io::Write> CellSink for FrameWriter<W> {
             Err(_) => self.failed = true,
         }
         self.count += 1;
-        if self.count >= FRAME_CELLS {
+        if self.count >= self.frame_cells {
             self.flush_cells();
         }
     }
