@@ -134,15 +134,16 @@ impl Config {
     /// [`Config::load`] (no plan to validate) and never an error — a file that cannot be read
     /// or parsed, or limits that cannot be used, give the defaults.
     pub fn reader_limits(path: &Path) -> Limits {
-        #[derive(Deserialize)]
-        struct OnlyLimits {
-            #[serde(default)]
-            limits: Limits,
-        }
         std::fs::read_to_string(path)
             .ok()
-            .and_then(|src| toml::from_str::<OnlyLimits>(&src).ok())
-            .map(|f| f.limits)
+            .and_then(|src| {
+                // The table's own lines when they alone say what the limits are (`check` reads
+                // them before anything else; the whole file takes ~10 times as long).
+                match limits_table(&src) {
+                    Some(table) => toml::from_str::<Limits>(table).ok(),
+                    None => limits_of_whole(&src),
+                }
+            })
             .filter(|l| l.problems().is_empty())
             .unwrap_or_default()
     }
@@ -323,6 +324,53 @@ fn line_at(src: &str, offset: usize) -> usize {
     src[..offset.min(src.len())].matches('\n').count() + 1
 }
 
+/// The `[limits]` of plan-file text, the whole text parsed (None: it does not parse).
+fn limits_of_whole(src: &str) -> Option<Limits> {
+    #[derive(Deserialize)]
+    struct OnlyLimits {
+        #[serde(default)]
+        limits: Limits,
+    }
+    toml::from_str::<OnlyLimits>(src).map(|f| f.limits).ok()
+}
+
+/// The lines of the `[limits]` table of plan-file text (empty: there is no such table), when
+/// nothing else in the text can bear on the limits: no other line names them, no multi-line
+/// string could hide that header or hold a line of the table, no escape could spell the name.
+/// None: only the whole text says.
+fn limits_table(src: &str) -> Option<&str> {
+    const NAMING: [&str; 5] = ["limits", "\"\"\"", "'''", "\\u", "\\U"];
+    const MULTI_LINE: [&str; 2] = ["\"\"\"", "'''"];
+    let mut header: Option<std::ops::Range<usize>> = None;
+    let mut end = src.len();
+    let mut at = 0;
+    for line in src.split_inclusive('\n') {
+        let t = line.trim();
+        if header.is_none() {
+            if t == "[limits]" {
+                header = Some(at..at + line.len());
+            }
+        } else if end == src.len() && t.starts_with('[') {
+            end = at;
+        }
+        at += line.len();
+    }
+    let (before, table, after) = match &header {
+        Some(h) => (&src[..h.start], &src[h.end..end], &src[end..]),
+        None => (src, "", ""),
+    };
+    let has = |text: &str, words: &[&str]| {
+        let text = text.as_bytes();
+        words
+            .iter()
+            .any(|w| memchr::memmem::find(text, w.as_bytes()).is_some())
+    };
+    if has(before, &NAMING) || has(after, &NAMING) || has(table, &MULTI_LINE) {
+        return None;
+    }
+    Some(table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +398,55 @@ mod tests {
             Config::reader_limits(&dir.path().join("missing.toml")).max_rows,
             Limits::default().max_rows
         );
+    }
+
+    #[test]
+    fn the_limits_table_alone_says_what_the_whole_file_says_or_is_not_used() {
+        let reference = include_str!("../tally.toml");
+        let limited = reference.replace("max_rows = 100000", "max_rows = 7");
+        let at_end = format!(
+            "{}\n[limits]\nmax_rows = 11\n",
+            reference.replace("[limits]", "[spare]")
+        );
+        let said_alone = [
+            reference,
+            limited.as_str(),
+            "",
+            "[plan]\nyear = 2020\n",
+            "[limits]\nmax_rows = 5\n",
+            "[limits]\r\nmax_rows = 5\r\n[mail]\r\nfrom = \"x\"\r\n",
+            at_end.as_str(),
+            "[limits]\nmax_rows = \"many\"\n",
+        ];
+        for src in said_alone {
+            let table = limits_table(src).unwrap_or_else(|| panic!("not alone: {src:?}"));
+            assert_eq!(
+                toml::from_str::<Limits>(table).ok(),
+                limits_of_whole(src),
+                "{src:?}"
+            );
+        }
+        assert_eq!(
+            limits_table(&limited).and_then(|t| toml::from_str::<Limits>(t).ok()),
+            Some(Limits {
+                max_rows: 7,
+                ..Limits::default()
+            })
+        );
+        // Where something else could bear on the limits, the whole file is parsed.
+        let not_alone = [
+            "limits = { max_rows = 5 }\n",
+            "limits.max_rows = 5\n",
+            "[limits] # caps\nmax_rows = 5\n",
+            "[limits]\nmax_rows = 5\n[limits.more]\n",
+            "note = \"\"\"\n[limits]\nmax_rows = 5\n\"\"\"\n",
+            "[limits]\nmax_rows = 5\nnote = '''\n[x]\n'''\n",
+            "\"\\u006cimits\".max_rows = 5\n",
+            "[ limits ]\nmax_rows = 5\n",
+        ];
+        for src in not_alone {
+            assert_eq!(limits_table(src), None, "{src:?}");
+        }
     }
 
     const REFERENCE: &str = include_str!("../tally.toml");

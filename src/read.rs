@@ -212,7 +212,10 @@ impl<W: std::io::Write> FrameWriter<W> {
 
     /// Write one whole frame and hand it to the parent now; whether that failed.
     fn write(&mut self, frame: &[u8]) -> bool {
-        self.out.write_all(frame).and_then(|()| self.out.flush()).is_err()
+        self.out
+            .write_all(frame)
+            .and_then(|()| self.out.flush())
+            .is_err()
     }
 
     /// Send the cells encoded so far as one [`FrameOut::Cells`] frame: the variant's place
