@@ -54,8 +54,6 @@ pub fn check_file(
     early: Option<(Limits, Reading)>,
 ) -> Return {
     let limits = &settings.config.limits;
-    // The check folds labels; its tables are built while the child reads.
-    crate::core::fold::prepare();
     let read = match early {
         Some((early_limits, reading)) if early_limits == *limits => reading.finish().result,
         _ => {

@@ -7,17 +7,30 @@ use unicode_normalization::UnicodeNormalization;
 /// Chinese, all white space removed (U+3000 included), ASCII lowercased.
 pub fn fold(label: &str) -> String {
     let nfkc: String = label.nfkc().filter(|c| !c.is_whitespace()).collect();
-    let simplified = fast2s::convert(&nfkc).to_lowercase();
+    // Only a label with a character the conversion may change is converted: the conversion's
+    // tables are built at its first use (~0.3 ms), which most processes never need.
+    let simplified = if nfkc.chars().any(is_traditional) {
+        fast2s::convert(&nfkc)
+    } else {
+        nfkc
+    };
     // Removing white space can strand a combining mark (NFKC turns ´ into space + U+0301):
     // normalize once more so that folding is idempotent.
-    simplified.nfkc().filter(|c| !c.is_whitespace()).collect()
+    simplified
+        .to_lowercase()
+        .nfkc()
+        .filter(|c| !c.is_whitespace())
+        .collect()
 }
 
-/// Build the tables folding looks traditional characters up in (the first fold would build
-/// them, a few tenths of a millisecond): a caller that waits anyway (for a reader child) calls
-/// this meanwhile, so that its first fold is no slower than the next.
-pub fn prepare() {
-    let _ = fold("體");
+mod traditional {
+    include!(concat!(env!("OUT_DIR"), "/traditional.rs"));
+}
+
+/// Whether traditional → simplified conversion may change this character (alone or in some
+/// word): the list build.rs took from the conversion itself.
+fn is_traditional(c: char) -> bool {
+    c >= '\u{800}' && traditional::TRADITIONAL.binary_search(&c).is_ok()
 }
 
 /// Whether two labels are the same after folding.
@@ -64,7 +77,48 @@ mod tests {
         assert!(same("人员类别（必填）", "人员类别(必填)"));
     }
 
+    /// `fold` as it was before it skipped the conversion: always converted.
+    fn fold_always_converted(label: &str) -> String {
+        let nfkc: String = label.nfkc().filter(|c| !c.is_whitespace()).collect();
+        let simplified = fast2s::convert(&nfkc).to_lowercase();
+        simplified.nfkc().filter(|c| !c.is_whitespace()).collect()
+    }
+
+    #[test]
+    fn skipping_the_conversion_changes_no_fold() {
+        // Every character the conversion looks at, alone and beside a traditional one.
+        for c in '\u{800}'..='\u{ffff}' {
+            for label in [c.to_string(), format!("{c}體"), format!("體{c}")] {
+                assert_eq!(fold(&label), fold_always_converted(&label), "{label:?}");
+            }
+        }
+        // The words the conversion changes only in context, and a plain simplified label.
+        for label in [
+            "藉口",
+            "憑藉",
+            "看著",
+            "苧麻",
+            "闔家",
+            "鍾書",
+            "校讎",
+            "讎定",
+            "仇讎",
+            "計畫",
+            "企畫",
+            "人员类别",
+        ] {
+            assert_eq!(fold(label), fold_always_converted(label), "{label:?}");
+        }
+        assert!(!"人员类别身份证号培训台账".chars().any(is_traditional));
+        assert!("人員類別".chars().any(is_traditional));
+    }
+
     proptest! {
+        #[test]
+        fn folding_is_as_if_always_converted(s in "\\PC{0,24}") {
+            prop_assert_eq!(fold(&s), fold_always_converted(&s));
+        }
+
         #[test]
         fn folding_is_idempotent(s in "\\PC{0,24}") {
             let once = fold(&s);
