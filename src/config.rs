@@ -138,7 +138,7 @@ impl Config {
             .ok()
             .and_then(|src| {
                 // The table's own lines when they alone say what the limits are (`check` reads
-                // them before anything else; the whole file takes ~10 times as long).
+                // them before anything else; the whole file takes ~3 times as long).
                 match limits_table(&src) {
                     Some(table) => toml::from_str::<Limits>(table).ok(),
                     None => limits_of_whole(&src),
