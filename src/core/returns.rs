@@ -605,46 +605,28 @@ fn check_roster(
     };
     let ahead = ahead.map_or_else(Vec::new, RowsAhead::into_rows);
     let rest = &data_rows[data_rows.partition_point(|&r| r < from)..];
-    let mut runs = std::iter::once(ahead)
-        .chain(check_rows(
-            sheet, rest, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
-        ))
-        .filter(|run| !run.is_empty());
+    let checked = std::iter::once(ahead).chain(check_rows(
+        sheet, rest, &columns, &extra, &covered, ctx, ret.month, &labels, cores,
+    ));
     let mut seen = SeenIds::new(ctx.plan, data_rows.len());
-    // A checked row's findings, its ID's second sighting, and the row if it counts.
-    let mut take = |(r, row, findings): CheckedRow| -> Option<Row> {
+    ret.rows.reserve(data_rows.len());
+    // Run by run: each run's list is freed once taken, so the rows are held about once.
+    for (r, row, findings) in checked.flatten() {
         out.extend(findings);
-        let row = row?;
-        if let Some(first) = seen.first(&row, r + 1) {
-            let col = columns[&Column::Id];
-            out.push(Finding::new(
-                Code::IdDuplicate,
-                name,
-                a1(r, col),
-                ids::mask_id(&row.id),
-                format!(
-                    "该身份证号在第 {first} 行已填报过（同为“{}”）。同一人在本月报表中只需填一行；如确属两次培训可保留，但按人数统计只计一次。",
-                    row.category
-                ),
-            ));
-        }
-        Some(row)
-    };
-    // The first run (for a large return, all rows checked ahead) becomes the return's rows
-    // where it lies, turned in place rather than copied; each later run is freed once taken.
-    // So the rows are held about once.
-    if let Some(first) = runs.next() {
-        let rows: Vec<Row> = first.into_iter().filter_map(&mut take).collect();
-        if ret.rows.is_empty() {
-            ret.rows = rows;
-        } else {
-            ret.rows.extend(rows);
-        }
-    }
-    ret.rows
-        .reserve(data_rows.len().saturating_sub(ret.rows.len()));
-    for checked in runs.flatten() {
-        if let Some(row) = take(checked) {
+        if let Some(row) = row {
+            if let Some(first) = seen.first(&row, r + 1) {
+                let col = columns[&Column::Id];
+                out.push(Finding::new(
+                    Code::IdDuplicate,
+                    name,
+                    a1(r, col),
+                    ids::mask_id(&row.id),
+                    format!(
+                        "该身份证号在第 {first} 行已填报过（同为“{}”）。同一人在本月报表中只需填一行；如确属两次培训可保留，但按人数统计只计一次。",
+                        row.category
+                    ),
+                ));
+            }
             ret.rows.push(row);
         }
     }
