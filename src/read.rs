@@ -984,8 +984,8 @@ pub fn child_main(path: &Path, limits: &Limits, fault: Option<&str>, confined: b
 
 /// What the child does once confined: read `path` and send its SHA-256, then the workbook or
 /// the finding, on `out`. The exit code.
-fn answer(path: &Path, limits: &Limits, fault: Option<&str>, out: impl std::io::Write) -> i32 {
-    let mut lock = std::io::BufWriter::with_capacity(1 << 16, out);
+fn answer(path: &Path, limits: &Limits, fault: Option<&str>, mut out: impl std::io::Write) -> i32 {
+    // Not buffered: each frame is made whole, then written and flushed at once (FrameWriter).
     // The bytes' SHA-256 goes out first, on its own: the parent knows which bytes this child
     // read even when it is stopped later (time limit, memory cap, crash).
     let bytes = std::fs::read(path);
@@ -993,8 +993,8 @@ fn answer(path: &Path, limits: &Limits, fault: Option<&str>, out: impl std::io::
         Ok(b) => hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b)),
         Err(_) => NO_SHA.to_string(),
     };
-    if std::io::Write::write_all(&mut lock, sha.as_bytes())
-        .and_then(|()| std::io::Write::flush(&mut lock))
+    if std::io::Write::write_all(&mut out, sha.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut out))
         .is_err()
     {
         return 3;
@@ -1010,7 +1010,7 @@ fn answer(path: &Path, limits: &Limits, fault: Option<&str>, out: impl std::io::
         },
         _ => {}
     }
-    let mut frames = FrameWriter::new(lock);
+    let mut frames = FrameWriter::new(out);
     let result = match bytes {
         Ok(bytes) => read_into(&bytes, limits, &mut frames),
         Err(e) => Err(unreadable(format!("文件无法打开（{e}）。"))),
